@@ -1,0 +1,124 @@
+"""`prefkit` console script: subcommands over the recipes.
+
+    prefkit data check PATH [--format F] [--json] [key=value ...]
+    prefkit data convert PATH --out OUT.{csv,parquet} [--format F] [key=value ...]
+    prefkit cv CONFIG [key=value ...]
+    prefkit train CONFIG [key=value ...]
+    prefkit predict --run RUN_DIR --test PATH --out FILE [key=value ...]
+    prefkit demo [key=value ...]
+
+Every `key=value` is a config override (`data.train=PATH`, `cv.n_splits=3`, `output_dir=DIR`).
+Exit codes: 0 success; 1 `data check` found rows it skipped; 2 a user error (bad file, bad config), printed
+without a traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+from prefkit.errors import PrefkitError
+
+
+def _parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="prefkit", description="Pairwise-preference competitions, from data to submission.")
+    sub = p.add_subparsers(dest="command", required=True)
+
+    data = sub.add_parser("data", help="inspect and convert preference files").add_subparsers(dest="data_command", required=True)
+    check = data.add_parser("check", help="summarise a preference file and validate every row")
+    check.add_argument("path")
+    check.add_argument("--format", default=None, help="lmsys, wsdm, hh_rlhf or generic (default: detected)")
+    check.add_argument("--json", action="store_true", help="print the summary as JSON")
+    check.add_argument("--no-tokens", action="store_true", help="skip token counts (faster)")
+    check.add_argument("overrides", nargs="*", metavar="key=value")
+    convert = data.add_parser("convert", help="write any source in competition form (LMSYS CSV or parquet)")
+    convert.add_argument("path")
+    convert.add_argument("--out", required=True, help="OUT.csv (LMSYS CSV) or OUT.parquet")
+    convert.add_argument("--format", default=None)
+    convert.add_argument("overrides", nargs="*", metavar="key=value")
+
+    for name, help_ in (("cv", "K-fold cross-validation: oof.csv, metrics.json"), ("train", "train on all rows")):
+        c = sub.add_parser(name, help=help_)
+        c.add_argument("config")
+        c.add_argument("overrides", nargs="*", metavar="key=value")
+
+    pred = sub.add_parser("predict", help="write a submission from a trained run")
+    pred.add_argument("--run", required=True, help="folder written by `prefkit train`")
+    pred.add_argument("--test", required=True)
+    pred.add_argument("--out", required=True, help="submission CSV to write")
+    pred.add_argument("overrides", nargs="*", metavar="key=value")
+
+    demo = sub.add_parser("demo", help="end to end on a sample set prefkit makes: CV, train, predict, report")
+    demo.add_argument("overrides", nargs="*", metavar="key=value")
+    return p
+
+
+def _data_command(args) -> int:
+    from prefkit.config import load_config
+    from prefkit.data import load_pairs
+
+    overrides = list(args.overrides) + ([f"data.format={args.format}"] if args.format else [])
+    cfg = load_config(None, overrides)
+    if args.data_command == "convert":
+        from prefkit.data.arena import write_lmsys_csv, write_parquet
+
+        table = load_pairs(args.path, cfg.data)
+        out = Path(args.out)
+        if out.suffix == ".parquet":
+            write_parquet(table, out)
+        elif out.suffix == ".csv":
+            write_lmsys_csv(table, out)
+        else:
+            raise PrefkitError(f"--out {out}: the name must end in .csv or .parquet")
+        if table.skipped:
+            print(table.skipped_report(), file=sys.stderr)
+        print(f"wrote {len(table)} rows -> {out}", file=sys.stderr)
+        return 0
+
+    from prefkit.data.check import format_summary, summarise
+    from prefkit.io import write_json
+    from prefkit.recipes.common import output_dir
+    from prefkit.templates import Renderer, load_tokenizer
+
+    table = load_pairs(args.path, cfg.data)
+    renderer = None if args.no_tokens else Renderer(load_tokenizer(cfg.template.tokenizer), cfg.template)
+    summary = summarise(table, renderer)
+    print(json.dumps(summary, indent=2, ensure_ascii=False) if args.json else format_summary(summary))
+    if table.skipped:
+        print(table.skipped_report(), file=sys.stderr)
+    if cfg.output_dir:
+        write_json(output_dir(cfg, "check") / "summary.json", summary)
+    return 1 if table.skipped else 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    try:
+        if args.command == "data":
+            return _data_command(args)
+        from prefkit.config import load_config
+        from prefkit.recipes import baseline
+
+        if args.command in ("cv", "train"):
+            cfg = load_config(args.config, args.overrides)
+            name = Path(args.config).stem
+            baseline.cv(cfg, name) if args.command == "cv" else baseline.train(cfg, name)
+        elif args.command == "predict":
+            baseline.predict(args.run, args.test, args.out, args.overrides)
+        elif args.command == "demo":
+            from prefkit.recipes import demo
+
+            demo.main(load_config(None, args.overrides))
+        return 0
+    except PrefkitError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

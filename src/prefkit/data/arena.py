@@ -1,0 +1,140 @@
+"""Arena-form files: LMSYS Chatbot Arena (CSV, or parquet) and WSDM Cup (parquet), and their writers.
+
+LMSYS: `id, [model_a, model_b,] prompt, response_a, response_b, [winner_model_a, winner_model_b, winner_tie]`;
+prompt and response cells are JSON-encoded lists of turns (in parquet written by prefkit: native lists).
+WSDM Cup: `id, prompt, response_a, response_b, [winner,] model_a, model_b, language`, one turn per cell as
+plain text, `winner` in {model_a, model_b}.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+from pathlib import Path
+from typing import Any
+
+from prefkit.data.readers import csv_records, parquet_columns, parquet_records, require_columns
+from prefkit.data.table import TURN_COLUMNS, PairTable, TableBuilder
+from prefkit.io import atomic_path
+
+WINNER_COLUMNS = ("winner_model_a", "winner_model_b", "winner_tie")
+_WINNER_LABEL = {(1, 0, 0): "a", (0, 1, 0): "b", (0, 0, 1): "tie"}
+_WSDM_LABEL = {"model_a": "a", "model_b": "b"}
+
+
+def _lmsys_turns(value: Any) -> Any:
+    """A JSON-encoded list (CSV) or a native list (parquet). Raises ValueError with the reason."""
+    if isinstance(value, str):
+        try:
+            value = json.loads(value)
+        except json.JSONDecodeError as e:
+            raise ValueError(f"not valid JSON ({e.msg} at character {e.pos + 1})") from None
+        if not isinstance(value, list):
+            raise ValueError(f"expected a JSON list of turns, got a JSON {type(value).__name__}")
+    elif hasattr(value, "tolist"):
+        value = value.tolist()
+    return value
+
+
+def _wsdm_turns(value: Any) -> Any:
+    return [value] if value is None or isinstance(value, str) else value
+
+
+def _lmsys_label(values: dict) -> str:
+    try:
+        key = tuple(int(str(values[c]).strip() or "x") for c in WINNER_COLUMNS)
+    except ValueError:
+        raise ValueError("winner columns must hold 0 or 1") from None
+    label = _WINNER_LABEL.get(key)
+    if label is None:
+        n = sum(key)
+        raise ValueError(f"{'no winner' if n == 0 else f'{n} winners'} marked (exactly one of the three must be 1)")
+    return label
+
+
+def load_arena(path: Path, flavour: str, skip_bad_rows: bool, limit: int | None) -> PairTable:
+    """Load an LMSYS (`flavour="lmsys"`) or WSDM Cup (`flavour="wsdm"`) file."""
+    b = TableBuilder(str(path), skip_bad_rows)
+    is_csv = path.suffix == ".csv" or path.name.endswith(".csv.gz")
+    if is_csv:
+        columns, records = csv_records(path, b, id_column="id")
+    else:
+        columns, records = parquet_columns(path, b), parquet_records(path, b, limit)
+    header_line = 1 if is_csv else None
+    require_columns(columns, ["id", *TURN_COLUMNS], b, header_line)
+    if flavour == "lmsys":
+        labelled = any(c in columns for c in WINNER_COLUMNS)
+        if labelled:
+            require_columns(columns, list(WINNER_COLUMNS), b, header_line)
+        decode_turns = _lmsys_turns
+    else:
+        labelled = "winner" in columns
+        decode_turns = _wsdm_turns
+    for row, line, v in records:
+        if limit is not None and row > limit:
+            break
+        rid = v["id"]
+        turns = {}
+        for column in TURN_COLUMNS:
+            try:
+                turns[column] = decode_turns(v[column])
+            except ValueError as e:
+                b.problem(row, line, rid, column, str(e))
+                break
+        if len(turns) < len(TURN_COLUMNS):
+            continue
+        label = None
+        if labelled:
+            if flavour == "lmsys":
+                try:
+                    label = _lmsys_label(v)
+                except ValueError as e:
+                    b.problem(row, line, rid, "/".join(WINNER_COLUMNS), str(e))
+                    continue
+            else:
+                label = _WSDM_LABEL.get(v["winner"])
+                if label is None:
+                    b.problem(row, line, rid, "winner", f"must be model_a or model_b, got {v['winner']!r}")
+                    continue
+        b.add(row, line, rid, **turns, label=label, model_a=v.get("model_a") or None,
+              model_b=v.get("model_b") or None, language=v.get("language") or None)
+    return b.build()
+
+
+# ---------------------------------------------------------------------------------------------- writers
+
+
+def _arena_rows(table: PairTable, encode_turns) -> tuple[list[str], list[list[Any]]]:
+    f = table.frame
+    meta = [c for c in ("model_a", "model_b") if f[c].notna().any()]
+    header = ["id", *meta, *TURN_COLUMNS]
+    labelled = table.has_labels
+    if labelled:
+        header += list(WINNER_COLUMNS)
+    rows = []
+    for r in f.itertuples(index=False):
+        out = [r.id, *(getattr(r, c) or "" for c in meta), *(encode_turns(getattr(r, c)) for c in TURN_COLUMNS)]
+        if labelled:
+            out += [int(r.label == "a"), int(r.label == "b"), int(r.label == "tie")]
+        rows.append(out)
+    return header, rows
+
+
+def write_lmsys_csv(table: PairTable, path: str | Path) -> None:
+    """Write the LMSYS competition CSV: turns as JSON-encoded lists, labels as three 0/1 columns."""
+    header, rows = _arena_rows(table, lambda turns: json.dumps(turns, ensure_ascii=False))
+    with atomic_path(path) as tmp, open(tmp, "w", encoding="utf-8", newline="") as fh:
+        w = csv.writer(fh)
+        w.writerow(header)
+        w.writerows(rows)
+
+
+def write_parquet(table: PairTable, path: str | Path) -> None:
+    """Write the same columns as the LMSYS CSV to parquet, turns as native lists (lossless, multi-turn)."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    header, rows = _arena_rows(table, list)
+    columns = {name: [r[i] for r in rows] for i, name in enumerate(header)}
+    with atomic_path(path) as tmp:
+        pq.write_table(pa.table(columns), tmp)

@@ -1,0 +1,108 @@
+"""`prefkit data check`: what is in a preference file, before anything trains on it."""
+
+from __future__ import annotations
+
+from collections import Counter
+from typing import Any
+
+import numpy as np
+from tqdm.auto import tqdm
+
+from prefkit.data.table import LABELS, TURN_COLUMNS, PairTable, normalise_prompt
+
+PERCENTILES = (50, 90, 99)
+
+
+def _stats(values: np.ndarray) -> dict[str, float]:
+    if len(values) == 0:
+        return {}
+    out = {f"p{q}": float(np.percentile(values, q)) for q in PERCENTILES}
+    out["max"] = float(values.max())
+    out["mean"] = float(values.mean())
+    return out
+
+
+def _is_empty(turns: list) -> bool:
+    return all(t is None or not t.strip() for t in turns)
+
+
+def token_counts(tokenizer: Any, table: PairTable, chunk_rows: int = 2048) -> dict[str, np.ndarray]:
+    """Tokens of each part (all its turns), without special tokens, counted in chunks to bound memory."""
+    f = table.frame
+    counts = {c: np.zeros(len(f), dtype=np.int64) for c in TURN_COLUMNS}
+    with tqdm(total=len(f), desc="count tokens", unit="row", leave=False, mininterval=1.0) as bar:
+        for start in range(0, len(f), chunk_rows):
+            stop = min(start + chunk_rows, len(f))
+            for c in TURN_COLUMNS:
+                texts, owner = [], []
+                for k, turns in enumerate(f[c].iloc[start:stop]):
+                    for t in turns:
+                        if t:
+                            texts.append(t)
+                            owner.append(start + k)
+                enc = tokenizer.encode_batch_fast(texts, add_special_tokens=False)
+                np.add.at(counts[c], np.array(owner, dtype=np.int64), [len(e.ids) for e in enc])
+            bar.update(stop - start)
+    return counts
+
+
+def summarise(table: PairTable, renderer: Any | None = None) -> dict:
+    """Counts and length percentiles; token lengths too when given a `templates.Renderer`."""
+    f = table.frame
+    n = len(f)
+    labels = Counter(f["label"].fillna("none"))
+    turns = f["prompt"].map(len)
+    norm = f["prompt"].map(normalise_prompt)
+    summary: dict[str, Any] = {
+        "file": table.source,
+        "rows": n,
+        "skipped_rows": len(table.skipped),
+        "skipped_ids": [p.id for p in table.skipped],
+        "repaired_surrogate_cells": table.repaired_cells,
+        "labels": {k: int(labels.get(k, 0)) for k in (*LABELS, "none")},
+        "label_share": {k: round(labels.get(k, 0) / n, 4) if n else 0.0 for k in LABELS},
+        "turns_per_row": {str(k): int(v) for k, v in sorted(Counter(turns).items())},
+        "null_turns": int(sum(t is None for c in TURN_COLUMNS for turns_ in f[c] for t in turns_)),
+        "empty_response_a": int(f["response_a"].map(_is_empty).sum()),
+        "empty_response_b": int(f["response_b"].map(_is_empty).sum()),
+        "identical_a_b": int((f["response_a"] == f["response_b"]).sum()),
+        "duplicate_ids": int(f["id"].duplicated().sum()),
+        "distinct_prompts": int(norm.nunique()),
+        "duplicate_prompt_rows": int(norm.duplicated().sum()),
+        "chars": {c: _stats(f[c].map(lambda ts: sum(len(t) for t in ts if t)).to_numpy()) for c in TURN_COLUMNS},
+    }
+    if renderer is not None:
+        counts = token_counts(renderer.tok, table)
+        summary["tokens"] = {c: _stats(v) for c, v in counts.items()}
+        total = sum(counts.values())
+        summary["tokens"]["row_total"] = _stats(total)
+        summary["max_length"] = renderer.cfg.max_length
+        summary["text_budget"] = renderer.text_budget
+        summary["rows_over_budget"] = int((total > renderer.text_budget).sum())
+    return summary
+
+
+def format_summary(s: dict) -> str:
+    lines = [f"{s['file']}: {s['rows']} rows"]
+    if s["skipped_rows"]:
+        lines.append(f"  skipped bad rows: {s['skipped_rows']}")
+    lab = s["labels"]
+    lines.append("  labels: " + "  ".join(f"{k} {lab[k]} ({s['label_share'].get(k, 0):.1%})" for k in LABELS)
+                 + (f"  unlabelled {lab['none']}" if lab["none"] else ""))
+    lines.append("  turns per row: " + "  ".join(f"{k}: {v}" for k, v in s["turns_per_row"].items()))
+    lines.append(f"  empty responses: A {s['empty_response_a']}  B {s['empty_response_b']}   null turns: {s['null_turns']}"
+                 f"   identical A/B: {s['identical_a_b']}")
+    lines.append(f"  distinct prompts: {s['distinct_prompts']}   rows repeating a prompt: {s['duplicate_prompt_rows']}"
+                 f"   duplicate ids: {s['duplicate_ids']}")
+    if s["repaired_surrogate_cells"]:
+        lines.append(f"  cells with lone UTF-16 surrogates (replaced by U+FFFD): {s['repaired_surrogate_cells']}")
+    for unit in ("chars", "tokens"):
+        if unit not in s:
+            continue
+        lines.append(f"  length in {unit}:" + "".join(f"{'':>3}{k:>8}" for k in ("p50", "p90", "p99", "max")))
+        for part, st in s[unit].items():
+            lines.append(f"    {part:<12}" + "".join(f"{st.get(k, 0):>11.0f}" for k in ("p50", "p90", "p99", "max")))
+    if "rows_over_budget" in s:
+        lines.append(f"  rows truncated at template.max_length={s['max_length']} ({s['text_budget']} text tokens): "
+                     f"{s['rows_over_budget']}")
+    return "\n".join(lines)

@@ -1,0 +1,86 @@
+"""One entry point for every source format: `load_pairs(path, data_config)`.
+
+`data.format: auto` looks at the file name and the columns: `chosen`/`rejected` JSON(L) is HH-RLHF; a CSV
+with `winner_model_*` columns or JSON-list turn cells is LMSYS; a parquet with a `winner` column or
+plain-string turns is WSDM Cup, one with list turns is LMSYS; anything else needs `data.format: generic`
+and a column mapping.
+"""
+
+from __future__ import annotations
+
+import csv
+import gzip
+import io
+import json
+from pathlib import Path
+
+from prefkit.config import DataConfig
+from prefkit.data.arena import WINNER_COLUMNS, load_arena
+from prefkit.data.generic import load_generic
+from prefkit.data.hh_rlhf import load_hh_rlhf
+from prefkit.data.table import PairTable, TableBuilder
+from prefkit.errors import PrefkitError
+
+
+def _head(path: Path, n: int = 1 << 16) -> str:
+    opener = gzip.open if path.suffix == ".gz" else open
+    try:
+        with opener(path, "rb") as fh:
+            return fh.read(n).decode("utf-8", errors="replace")
+    except IsADirectoryError:
+        raise TableBuilder(str(path)).fail(None, "is a folder, not a data file") from None
+    except (OSError, EOFError) as e:
+        raise TableBuilder(str(path)).fail(None, f"cannot read file ({getattr(e, 'strerror', None) or e})") from None
+
+
+def detect_format(path: Path) -> str:
+    name = path.name.removesuffix(".gz")
+    generic_hint = "set data.format=generic and map its columns with data.columns.<name>=<column>"
+    if name.endswith(".parquet"):
+        import pyarrow.parquet as pq
+
+        try:
+            schema = pq.read_schema(path)
+        except (OSError, ValueError) as e:
+            raise TableBuilder(str(path)).fail(None, f"not a readable parquet file ({e})") from None
+        if "winner" in schema.names:
+            return "wsdm"
+        if any(c in schema.names for c in WINNER_COLUMNS):
+            return "lmsys"
+        if "prompt" in schema.names:
+            import pyarrow as pa
+
+            return "lmsys" if pa.types.is_list(schema.field("prompt").type) else "wsdm"
+        raise PrefkitError(f"{path}: cannot tell the format of this parquet file; {generic_hint}")
+    head = _head(path)
+    if name.endswith((".jsonl", ".json")):
+        first = head.lstrip().split("\n", 1)[0]
+        try:
+            obj = json.loads(first)
+        except json.JSONDecodeError:
+            obj = None
+        if isinstance(obj, dict) and {"chosen", "rejected"} <= obj.keys():
+            return "hh_rlhf"
+        raise PrefkitError(f"{path}: not HH-RLHF (no chosen/rejected keys on line 1); {generic_hint}")
+    if name.endswith(".csv"):
+        try:
+            header = next(csv.reader(io.StringIO(head, newline="")))
+        except (StopIteration, csv.Error):
+            header = []
+        if {"prompt", "response_a", "response_b"} <= set(header):
+            return "lmsys"
+        raise PrefkitError(f"{path}: not an LMSYS CSV (no prompt/response_a/response_b header); {generic_hint}")
+    raise PrefkitError(f"{path}: unknown file type (expected .csv, .parquet, .jsonl, .json, optionally .gz)")
+
+
+def load_pairs(path: str | Path, data: DataConfig) -> PairTable:
+    """Load, validate and return a canonical table. Bad rows raise `DataError` unless skipped (and reported)."""
+    path = Path(path)
+    if not path.exists():
+        raise TableBuilder(str(path)).fail(None, "no such file")
+    fmt = data.format if data.format != "auto" else detect_format(path)
+    if fmt in ("lmsys", "wsdm"):
+        return load_arena(path, fmt, data.skip_bad_rows, data.limit)
+    if fmt == "hh_rlhf":
+        return load_hh_rlhf(path, data.skip_bad_rows, data.limit, data.seed)
+    return load_generic(path, data.columns, data.turns, data.skip_bad_rows, data.limit)

@@ -1,0 +1,182 @@
+"""The canonical table of preference pairs, and the one place where rows are validated.
+
+Every loader turns its source rows into calls of `TableBuilder.add` (or `TableBuilder.problem` for what only
+the loader can see, such as a cell that is not JSON). The builder checks each row, reports each bad row
+once with its file, row, line, id and column, and either rejects the file or, with `skip_bad_rows`, skips
+and counts the bad rows.
+
+Columns of `PairTable.frame`:
+    id          str
+    prompt      list[str | None]   one element per turn
+    response_a  list[str | None]   aligned with prompt's turns
+    response_b  list[str | None]
+    label       "a" | "b" | "tie" | None (None for test data)
+    model_a, model_b, language    str | None (optional metadata)
+    row, line   where the row came from (1-based data row, physical line or None)
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import pandas as pd
+
+from prefkit.errors import DataError, RowProblem
+
+LABELS = ("a", "b", "tie")
+TURN_COLUMNS = ("prompt", "response_a", "response_b")
+META_COLUMNS = ("model_a", "model_b", "language")
+COLUMNS = ("id", *TURN_COLUMNS, "label", *META_COLUMNS, "row", "line")
+SWAPPED_LABEL = {"a": "b", "b": "a", "tie": "tie"}
+
+
+@dataclass
+class PairTable:
+    frame: pd.DataFrame
+    source: str
+    skipped: list[RowProblem] = field(default_factory=list)
+    repaired_cells: int = 0  # cells whose lone UTF-16 surrogates were replaced by U+FFFD
+
+    def __len__(self) -> int:
+        return len(self.frame)
+
+    @property
+    def has_labels(self) -> bool:
+        return len(self.frame) > 0 and bool(self.frame["label"].notna().all())
+
+    def skipped_report(self) -> str:
+        if not self.skipped:
+            return ""
+        ids = [p.id if p.id is not None else f"row {p.row}" for p in self.skipped]
+        shown = ", ".join(map(str, ids[:20])) + (" ..." if len(ids) > 20 else "")
+        return f"{self.source}: skipped {len(self.skipped)} bad rows: {shown}"
+
+
+def _repair(text: str) -> tuple[str, bool]:
+    """Replace lone UTF-16 surrogates (valid JSON escapes, invalid Unicode) with U+FFFD."""
+    if text.isascii():
+        return text, False
+    try:
+        text.encode("utf-8")
+        return text, False
+    except UnicodeEncodeError:
+        return text.encode("utf-8", "surrogatepass").decode("utf-8", "replace"), True
+
+
+class TableBuilder:
+    def __init__(self, file: str, skip_bad_rows: bool = False):
+        self.file = file
+        self.skip_bad_rows = skip_bad_rows
+        self.problems: list[RowProblem] = []
+        self._bad_rows: set[int] = set()
+        self._rows: list[dict[str, Any]] = []
+        self._repaired = 0
+
+    # -- problems -------------------------------------------------------------------------------------
+    def problem(self, row: int | None, line: int | None, id: Any, column: str | None, message: str) -> None:
+        """Record a bad row. Only the first problem of a row is kept, so each bad row is reported once."""
+        if row is not None:
+            if row in self._bad_rows:
+                return
+            self._bad_rows.add(row)
+        self.problems.append(RowProblem(self.file, row, line, None if id is None else str(id), column, message))
+
+    def fail(self, column: str | None, message: str, row: int | None = None, line: int | None = None) -> DataError:
+        """A problem with the whole file (unreadable, a missing column): always fatal."""
+        return DataError([RowProblem(self.file, row, line, None, column, message)])
+
+    # -- rows -----------------------------------------------------------------------------------------
+    def _turns(self, value: Any, column: str, row: int, line: int | None, id: Any) -> list | None:
+        if not isinstance(value, list):
+            self.problem(row, line, id, column, f"expected a list of turns, got {type(value).__name__}")
+            return None
+        out = []
+        for i, turn in enumerate(value):
+            if turn is None:
+                out.append(None)
+            elif isinstance(turn, str):
+                turn, fixed = _repair(turn)
+                self._repaired += fixed
+                out.append(turn)
+            else:
+                self.problem(row, line, id, column, f"turn {i + 1} is a {type(turn).__name__}, not a string or null")
+                return None
+        return out
+
+    def add(
+        self,
+        row: int,
+        line: int | None,
+        id: Any,
+        prompt: Any,
+        response_a: Any,
+        response_b: Any,
+        label: str | None,
+        model_a: Any = None,
+        model_b: Any = None,
+        language: Any = None,
+    ) -> None:
+        if row in self._bad_rows:
+            return
+        if id is None or (isinstance(id, str) and not id.strip()):
+            self.problem(row, line, None, "id", "empty id")
+            return
+        turns = {}
+        for column, value in zip(TURN_COLUMNS, (prompt, response_a, response_b)):
+            turns[column] = self._turns(value, column, row, line, id)
+            if turns[column] is None:
+                return
+        n = len(turns["prompt"])
+        for column in ("response_a", "response_b"):
+            if len(turns[column]) != n:
+                self.problem(row, line, id, column, f"has {len(turns[column])} turns but prompt has {n}")
+                return
+        if label is not None and label not in LABELS:
+            raise ValueError(f"loader produced label {label!r}")  # loaders map labels; a bug if not
+        self._rows.append(
+            {
+                "id": str(id),
+                **turns,
+                "label": label,
+                "model_a": None if model_a is None else str(model_a),
+                "model_b": None if model_b is None else str(model_b),
+                "language": None if language is None else str(language),
+                "row": row,
+                "line": line,
+            }
+        )
+
+    def build(self) -> PairTable:
+        seen: dict[str, dict] = {}
+        rows = []
+        for r in self._rows:
+            first = seen.get(r["id"])
+            if first is not None:
+                where = f"row {first['row']}" + (f", line {first['line']}" if first["line"] else "")
+                self.problem(r["row"], r["line"], r["id"], "id", f"duplicate id, first seen at {where}")
+                continue
+            seen[r["id"]] = r
+            rows.append(r)
+        self.problems.sort(key=lambda p: (p.row is None, p.row or 0))
+        if self.problems and not self.skip_bad_rows:
+            raise DataError(
+                self.problems,
+                hint=f"{len(self.problems)} bad rows; set data.skip_bad_rows=true to skip them (they are reported)",
+            )
+        frame = pd.DataFrame(rows, columns=list(COLUMNS))
+        return PairTable(frame=frame, source=self.file, skipped=list(self.problems), repaired_cells=self._repaired)
+
+
+def swap_ab(table: PairTable) -> PairTable:
+    """The same pairs with A and B exchanged (and labels swapped): augmentation and test-time use."""
+    f = table.frame.copy()
+    f["response_a"], f["response_b"] = table.frame["response_b"], table.frame["response_a"]
+    f["model_a"], f["model_b"] = table.frame["model_b"], table.frame["model_a"]
+    f["label"] = [SWAPPED_LABEL.get(x) for x in table.frame["label"]]
+    return PairTable(frame=f, source=table.source, skipped=table.skipped, repaired_cells=table.repaired_cells)
+
+
+def normalise_prompt(turns: list) -> str:
+    """The grouping key of a prompt: its turns joined, lower-cased, whitespace collapsed."""
+    return " ".join(" ".join(t.split()) for t in turns if t).lower()

@@ -1,0 +1,168 @@
+"""The feature baseline: cheap text features of each response and a scikit-learn classifier.
+
+Features of a response (all its turns together): length, words, lines, markdown structure (headers,
+bullets, numbered items, code blocks, bold, tables, links), questions, refusal and apology phrases, word
+overlap with the prompt, empty and null turns. A row is `[f(A), f(B), f(A) - f(B), prompt features,
+A-B similarity]`. Swapping A and B is a permutation of those columns, so swap augmentation and swap TTA
+need no second pass over the texts.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import joblib
+import numpy as np
+from tqdm.auto import tqdm
+
+from prefkit.config import FeaturesConfig
+from prefkit.data.table import LABELS, PairTable
+from prefkit.errors import PrefkitError
+from prefkit.metrics import label_ids
+
+_WORD = re.compile(r"\w+", re.UNICODE)
+_PATTERNS = {
+    "headers": re.compile(r"^\s{0,3}#{1,6}\s", re.M),
+    "bullets": re.compile(r"^\s*[-*\u2022]\s+", re.M),
+    "numbered": re.compile(r"^\s*\d+[.)]\s+", re.M),
+    "code_blocks": re.compile(r"```"),
+    "bold": re.compile(r"\*\*[^*\n]+\*\*"),
+    "table_rows": re.compile(r"^\s*\|.*\|\s*$", re.M),
+    "links": re.compile(r"https?://"),
+    "questions": re.compile(r"\?"),
+    "refusals": re.compile(
+        r"\b(?:i\s+(?:can(?:no|')t|am\s+(?:not\s+able|unable)|won't|will\s+not)|i'm\s+(?:not\s+able|unable)"
+        r"|as\s+an\s+ai|language\s+model|not\s+appropriate|against\s+(?:my|the)\s+(?:guidelines|policy))",
+        re.I,
+    ),
+    "apologies": re.compile(r"\b(?:sorry|apologi[sz]e)\b", re.I),
+}
+RESPONSE_FEATURES = [
+    "log_chars", "log_words", "lines", *_PATTERNS, "unique_word_ratio", "prompt_overlap", "prompt_coverage",
+    "empty", "null_turns",
+]
+PROMPT_FEATURES = ["prompt_log_chars", "prompt_turns"]
+PAIR_FEATURES = ["ab_jaccard", "ab_identical"]
+
+
+def _words(text: str) -> set[str]:
+    return set(w.lower() for w in _WORD.findall(text))
+
+
+def _response_features(turns: list, prompt_words: set[str]) -> list[float]:
+    text = "\n".join(t for t in turns if t)
+    words = _WORD.findall(text)
+    wset = set(w.lower() for w in words)
+    overlap = len(wset & prompt_words)
+    return [
+        np.log1p(len(text)),
+        np.log1p(len(words)),
+        text.count("\n") + 1 if text else 0,
+        *(len(p.findall(text)) for p in _PATTERNS.values()),
+        len(wset) / len(words) if words else 0.0,
+        overlap / len(wset | prompt_words) if (wset or prompt_words) else 0.0,
+        overlap / len(prompt_words) if prompt_words else 0.0,
+        float(not text.strip()),
+        float(sum(t is None for t in turns)),
+    ]
+
+
+def table_features(table: PairTable) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(features of A, features of B, prompt and symmetric pair features), one row per table row."""
+    f = table.frame
+    fa, fb, shared = [], [], []
+    rows = zip(f["prompt"], f["response_a"], f["response_b"])
+    for prompt, a, b in tqdm(rows, total=len(f), desc="features", unit="row", leave=False, mininterval=1.0):
+        ptext = "\n".join(t for t in prompt if t)
+        pw = _words(ptext)
+        fa.append(_response_features(a, pw))
+        fb.append(_response_features(b, pw))
+        wa, wb = _words("\n".join(t for t in a if t)), _words("\n".join(t for t in b if t))
+        shared.append([
+            np.log1p(len(ptext)),
+            len(prompt),
+            len(wa & wb) / len(wa | wb) if (wa or wb) else 1.0,
+            float(a == b),
+        ])
+    return np.array(fa, dtype=np.float64), np.array(fb, dtype=np.float64), np.array(shared, dtype=np.float64)
+
+
+def design(fa: np.ndarray, fb: np.ndarray, shared: np.ndarray) -> np.ndarray:
+    return np.hstack([fa, fb, fa - fb, shared])
+
+
+def feature_names() -> list[str]:
+    return ([f"a_{n}" for n in RESPONSE_FEATURES] + [f"b_{n}" for n in RESPONSE_FEATURES]
+            + [f"diff_{n}" for n in RESPONSE_FEATURES] + PROMPT_FEATURES + PAIR_FEATURES)
+
+
+def swap_probs(p: np.ndarray) -> np.ndarray:
+    """Probabilities of the swapped row mapped back: P(A) and P(B) exchange, P(tie) stays."""
+    return p[:, [1, 0, 2]]
+
+
+class FeatureModel:
+    def __init__(self, cfg: FeaturesConfig, seed: int = 0):
+        self.cfg = cfg
+        self.seed = seed
+        self.estimator = None
+
+    def _new_estimator(self):
+        if self.cfg.estimator == "hist_gb":
+            from sklearn.ensemble import HistGradientBoostingClassifier
+
+            return HistGradientBoostingClassifier(
+                max_iter=self.cfg.max_iter, learning_rate=self.cfg.learning_rate,
+                max_leaf_nodes=self.cfg.max_leaf_nodes, l2_regularization=self.cfg.l2_regularization,
+                early_stopping=False, random_state=self.seed,
+            )
+        from sklearn.linear_model import LogisticRegression
+        from sklearn.pipeline import make_pipeline
+        from sklearn.preprocessing import StandardScaler
+
+        return make_pipeline(StandardScaler(), LogisticRegression(C=1.0 / self.cfg.l2_regularization, max_iter=self.cfg.max_iter))
+
+    def fit(self, feats: tuple[np.ndarray, np.ndarray, np.ndarray], labels, swap_augment: bool) -> "FeatureModel":
+        fa, fb, shared = feats
+        y = label_ids(labels)
+        X = design(fa, fb, shared)
+        if swap_augment:
+            X = np.vstack([X, design(fb, fa, shared)])
+            y = np.concatenate([y, np.array([1, 0, 2])[y]])
+        self.estimator = self._new_estimator().fit(X, y)
+        return self
+
+    def _proba(self, X: np.ndarray) -> np.ndarray:
+        """3 columns even when training saw only some classes (HH-RLHF has no ties)."""
+        p = np.zeros((len(X), len(LABELS)))
+        p[:, self.estimator.classes_] = self.estimator.predict_proba(X)
+        return p
+
+    def predict_proba(self, feats: tuple[np.ndarray, np.ndarray, np.ndarray], swap_tta: bool) -> np.ndarray:
+        if self.estimator is None:
+            raise RuntimeError("predict_proba before fit")
+        fa, fb, shared = feats
+        p = self._proba(design(fa, fb, shared))
+        if swap_tta:
+            p = (p + swap_probs(self._proba(design(fb, fa, shared)))) / 2
+        return p
+
+    def save(self, path: str | Path) -> None:
+        from prefkit.io import atomic_path
+
+        with atomic_path(path) as tmp:
+            joblib.dump({"cfg": self.cfg, "seed": self.seed, "estimator": self.estimator,
+                         "features": feature_names()}, tmp)
+
+    @classmethod
+    def load(cls, path: str | Path) -> "FeatureModel":
+        try:
+            state = joblib.load(path)
+        except FileNotFoundError:
+            raise PrefkitError(f"{path}: no trained model here (run `prefkit train` first)") from None
+        if state.get("features") != feature_names():
+            raise PrefkitError(f"{path}: trained with another feature set; train it again with this prefkit")
+        model = cls(state["cfg"], state["seed"])
+        model.estimator = state["estimator"]
+        return model

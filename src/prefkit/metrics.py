@@ -1,0 +1,81 @@
+"""Scores of 3-way predictions (A wins, B wins, tie): log loss, accuracy, calibration; a reliability plot.
+
+Log loss is scikit-learn's with the three classes named, so a fold without ties is still scored over three
+columns. Probabilities are clipped to [eps, 1 - eps] and renormalised first, as Kaggle's scorer does.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+from sklearn.metrics import log_loss
+
+from prefkit.data.table import LABELS
+from prefkit.io import atomic_path
+
+LABEL_INDEX = {label: i for i, label in enumerate(LABELS)}
+UNIFORM_LOGLOSS = float(np.log(3.0))  # 1.0986: predicting 1/3 for everything
+
+
+def label_ids(labels) -> np.ndarray:
+    return np.array([LABEL_INDEX[x] for x in labels], dtype=np.int64)
+
+
+def clip_normalise(probs: np.ndarray, eps: float = 1e-15) -> np.ndarray:
+    p = np.clip(np.asarray(probs, dtype=np.float64), eps, 1.0 - eps)
+    return p / p.sum(axis=1, keepdims=True)
+
+
+def expected_calibration_error(probs: np.ndarray, y: np.ndarray, n_bins: int = 10) -> float:
+    """ECE of the top-class confidence: sum over equal-width bins of |accuracy - confidence| * bin share."""
+    conf = probs.max(axis=1)
+    correct = (probs.argmax(axis=1) == y).astype(np.float64)
+    bins = np.minimum((conf * n_bins).astype(int), n_bins - 1)
+    ece = 0.0
+    for b in range(n_bins):
+        m = bins == b
+        if m.any():
+            ece += m.mean() * abs(correct[m].mean() - conf[m].mean())
+    return float(ece)
+
+
+def score(probs: np.ndarray, labels) -> dict:
+    y = label_ids(labels)
+    p = clip_normalise(probs)
+    return {
+        "logloss": float(log_loss(y, p, labels=[0, 1, 2])),
+        "accuracy": float((p.argmax(axis=1) == y).mean()),
+        "ece": expected_calibration_error(p, y),
+        "n": int(len(y)),
+    }
+
+
+def reliability_plot(probs: np.ndarray, labels, path: str | Path, n_bins: int = 10, title: str = "") -> None:
+    """Per class: mean predicted probability against observed frequency in equal-width bins (PNG)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    y = label_ids(labels)
+    p = clip_normalise(probs)
+    fig, ax = plt.subplots(figsize=(5, 5))
+    ax.plot([0, 1], [0, 1], color="grey", lw=1, ls="--", label="perfect")
+    for k, name in enumerate(("A wins", "B wins", "tie")):
+        bins = np.minimum((p[:, k] * n_bins).astype(int), n_bins - 1)
+        xs, ys = [], []
+        for b in range(n_bins):
+            m = bins == b
+            if m.sum() >= 5:
+                xs.append(p[m, k].mean())
+                ys.append((y[m] == k).mean())
+        ax.plot(xs, ys, marker="o", label=name)
+    ax.set_xlabel("predicted probability")
+    ax.set_ylabel("observed frequency")
+    ax.set_title(title or "reliability")
+    ax.legend(loc="upper left")
+    fig.tight_layout()
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, format="png", dpi=100)
+    plt.close(fig)
