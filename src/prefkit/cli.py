@@ -94,7 +94,14 @@ def _data_command(args) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = _parser().parse_args(argv)
+    parser = _parser()
+    # argparse binds an empty `overrides` list at the first positional, so `key=value` words placed after an
+    # option flag come back unparsed: they are overrides too; anything else is an error.
+    args, extra = parser.parse_known_args(argv)
+    for word in extra:
+        if word.startswith("-") or "=" not in word:
+            parser.error(f"unrecognised argument: {word}")
+        args.overrides.append(word)
     try:
         if args.command == "data":
             return _data_command(args)

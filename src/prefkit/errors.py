@@ -36,6 +36,8 @@ class RowProblem:
             if extra:
                 loc += f" ({', '.join(extra)})"
             where.append(loc)
+        elif self.line is not None:
+            where.append(f"line {self.line}")
         if self.column is not None:
             where.append(f"column {self.column!r}")
         return f"{': '.join(where)}: {self.message}"

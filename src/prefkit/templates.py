@@ -203,7 +203,7 @@ class Renderer:
             return out
         if n == 1:
             return self._head_tail(turns[0], budget)
-        kept = [0, n - 1]
+        kept, partial = [0, n - 1], None
         for i in range(n - 2, 0, -1):
             trial = sorted(kept + [i])
             _, fixed = self._layout(trial)
@@ -211,13 +211,17 @@ class Renderer:
             if room >= lengths[i]:
                 kept = trial
                 continue
-            if room > len(self.ellipsis):  # keep this turn, truncated to the room that is left
-                kept = trial
+            if room > len(self.ellipsis):  # keep this turn too, truncated to the room that is left
+                kept, partial = trial, i
             break
         pieces, fixed = self._layout(kept)
         if fixed >= budget:  # not even one token per turn: keep the last turn only
             return self._head_tail(turns[-1], budget)
-        alloc = dict(zip(kept, allocate([lengths[i] for i in kept], budget - fixed, [1.0] * len(kept))))
+        if partial is None:  # all kept turns whole, or only first and last, sharing the budget equally
+            alloc = dict(zip(kept, allocate([lengths[i] for i in kept], budget - fixed, [1.0] * len(kept))))
+        else:  # the others fit whole by construction; the partial turn gets what is left
+            alloc = {i: lengths[i] for i in kept}
+            alloc[partial] = budget - fixed - sum(lengths[i] for i in kept if i != partial)
         out = []
         for k, piece in enumerate(pieces):
             if k:

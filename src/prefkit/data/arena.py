@@ -26,7 +26,7 @@ def _lmsys_turns(value: Any) -> Any:
     """A JSON-encoded list (CSV) or a native list (parquet). Raises ValueError with the reason."""
     if isinstance(value, str):
         try:
-            value = json.loads(value)
+            value = json.loads(value, strict=False)  # tolerate raw control characters inside strings
         except json.JSONDecodeError as e:
             raise ValueError(f"not valid JSON ({e.msg} at character {e.pos + 1})") from None
         if not isinstance(value, list):

@@ -17,6 +17,7 @@ Columns of `PairTable.frame`:
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -53,15 +54,18 @@ class PairTable:
         return f"{self.source}: skipped {len(self.skipped)} bad rows: {shown}"
 
 
+_SURROGATE = re.compile("[\ud800-\udfff]")
+
+
 def _repair(text: str) -> tuple[str, bool]:
-    """Replace lone UTF-16 surrogates (valid JSON escapes, invalid Unicode) with U+FFFD."""
+    """Replace lone UTF-16 surrogates (valid JSON escapes, invalid Unicode) with U+FFFD.
+
+    JSON decoding already joins well-formed surrogate pairs, so every surrogate left in a str is lone;
+    tokenizers (Rust) refuse such strings outright."""
     if text.isascii():
         return text, False
-    try:
-        text.encode("utf-8")
-        return text, False
-    except UnicodeEncodeError:
-        return text.encode("utf-8", "surrogatepass").decode("utf-8", "replace"), True
+    fixed = _SURROGATE.sub("\ufffd", text)
+    return fixed, fixed is not text and fixed != text
 
 
 class TableBuilder:
@@ -129,6 +133,8 @@ class TableBuilder:
                 return
         n = len(turns["prompt"])
         for column in ("response_a", "response_b"):
+            if not turns[column]:  # an empty response written as []: null turns aligned with the prompt
+                turns[column] = [None] * n
             if len(turns[column]) != n:
                 self.problem(row, line, id, column, f"has {len(turns[column])} turns but prompt has {n}")
                 return
