@@ -39,7 +39,7 @@ REFUSALS = ["I'm sorry, but I can't help with that request.", "As an AI language
             "I am not able to answer this. Sorry."]
 
 
-def _response(rng: np.random.Generator, topic: str, long_text: bool) -> tuple[str | None, float]:
+def _response(rng: np.random.Generator, topic: str, long_text: bool, sentences: tuple[int, int]) -> tuple[str | None, float]:
     """One response and its hidden quality."""
     kind = rng.choice(["good", "plain", "filler", "off", "refusal", "empty"], p=[0.35, 0.25, 0.17, 0.1, 0.1, 0.03])
     fill = {"t": topic, "T": topic[:1].upper() + topic[1:]}
@@ -47,28 +47,35 @@ def _response(rng: np.random.Generator, topic: str, long_text: bool) -> tuple[st
         return (None if rng.random() < 0.5 else ""), -2.0
     if kind == "refusal":
         return str(rng.choice(REFUSALS)), -1.5
-    n = int(rng.integers(2, 9))
+    n = int(rng.integers(*sentences))
     if kind == "off":
         return " ".join(rng.choice(OFF_TOPIC, size=n)), -1.0
     if kind == "filler":
         return " ".join(rng.choice(FILLER, size=n)), -0.5
-    sentences = [str(rng.choice(GOOD)).format(**fill) for _ in range(n)]
-    quality = 0.6 + 0.08 * n
+    said = [str(rng.choice(GOOD)).format(**fill) for _ in range(n)]
+    quality = 0.6 + 0.64 * (n - sentences[0]) / max(1, sentences[1] - sentences[0])
     if kind == "good":
         quality += 0.8
-        lines = [f"## {fill['T']}", ""] + [f"- {s}" for s in sentences]
+        lines = [f"## {fill['T']}", ""] + [f"- {s}" for s in said]
         if rng.random() < 0.4:
             lines += ["", f"**In short:** {topic} rewards a careful look."]
         text = "\n".join(lines)
     else:
-        text = " ".join(sentences)
+        text = " ".join(said)
     if long_text:  # a very long response: repetitive padding, a little worse than its short form
         text = text + "\n\n" + " ".join(rng.choice(FILLER + GOOD, size=int(rng.integers(2_000, 8_000)))).format(**fill)
         quality -= 0.3
     return text, quality
 
 
-def make_pairs(n: int, seed: int = 0, long_fraction: float = 0.01, multi_turn_fraction: float = 0.15) -> PairTable:
+def make_pairs(
+    n: int,
+    seed: int = 0,
+    long_fraction: float = 0.01,
+    multi_turn_fraction: float = 0.15,
+    sentences: tuple[int, int] = (2, 9),
+) -> PairTable:
+    """`n` pairs; `sentences` bounds a response's sentences (the LMSYS-sized benchmark uses more)."""
     rng = np.random.default_rng(seed)
     b = TableBuilder(f"<synthetic n={n} seed={seed}>")
     for row in range(1, n + 1):
@@ -78,13 +85,16 @@ def make_pairs(n: int, seed: int = 0, long_fraction: float = 0.01, multi_turn_fr
         prompt, resp = [], {"a": [], "b": []}
         quality = {"a": 0.0, "b": 0.0}
         for turn in range(n_turns):
-            prompt.append(str(rng.choice(first_ask if turn == 0 else FOLLOW_UPS)).format(t=topic))
+            ask = str(rng.choice(first_ask if turn == 0 else FOLLOW_UPS)).format(t=topic)
+            if turn == 0 and rng.random() < 0.25:  # a pasted passage before the question, as users do
+                ask = " ".join(rng.choice(FILLER + OFF_TOPIC, size=int(rng.integers(*sentences)))) + "\n\n" + ask
+            prompt.append(ask)
             for side in "ab":
-                text, q = _response(rng, topic, long_text=rng.random() < long_fraction)
+                text, q = _response(rng, topic, rng.random() < long_fraction, sentences)
                 resp[side].append(text)
                 quality[side] += q / n_turns
         d = quality["a"] - quality["b"] + rng.logistic(0.0, 0.35)
-        label = "tie" if abs(d) < 0.45 else ("a" if d > 0 else "b")
+        label = "tie" if abs(d) < 0.6 else ("a" if d > 0 else "b")
         models = rng.choice(MODELS, size=2, replace=False)
         b.add(row, None, str(30_000 + 7 * row), prompt, resp["a"], resp["b"], label,
               model_a=str(models[0]), model_b=str(models[1]))

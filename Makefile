@@ -1,0 +1,26 @@
+# One command each, on a fresh machine: `make demo` (set up + main job), `make test` (set up + tests).
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+
+.PHONY: setup demo test bench-data
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install -q --upgrade pip
+	# torch first and pinned: 2.13.0 resolves to the local CPU build; unpinned it pulls GBs of CUDA packages
+	$(BIN)/pip install -q torch==2.13.0
+	$(BIN)/pip install -q -e ".[test]"
+	touch $(STAMP)
+
+setup: $(STAMP)
+
+demo: $(STAMP)
+	$(BIN)/prefkit demo $(ARGS)
+
+test: $(STAMP)
+	$(BIN)/python -m pytest tests
+
+bench-data: $(STAMP)
+	$(BIN)/python benchmarks/data_prep.py $(ARGS)

@@ -1,0 +1,62 @@
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import yaml
+
+from prefkit.config import Config, load_config, save_config
+from prefkit.errors import PrefkitError
+
+CONFIGS = sorted((Path(__file__).resolve().parents[1] / "configs").rglob("*.yaml"))
+
+
+def test_there_are_configs():
+    assert CONFIGS, "configs/ should ship at least one config"
+
+
+@pytest.mark.parametrize("path", CONFIGS, ids=lambda p: str(p.relative_to(p.parents[1])))
+def test_every_shipped_config_loads(path):
+    cfg = load_config(path)
+    assert isinstance(cfg, Config)
+    raw = yaml.safe_load(path.read_text())
+    for section, values in raw.items():  # every key written in the file reached the dataclass
+        if isinstance(values, dict):
+            for key, value in values.items():
+                assert getattr(getattr(cfg, section), key) == value, f"{section}.{key}"
+
+
+def test_overrides_keep_types_and_save(tmp_path):
+    cfg = load_config(CONFIGS[0], ["cv.n_splits=3", "data.skip_bad_rows=true", "template.prompt_share=0.3",
+                                   f"output_dir={tmp_path}", "data.train=123"])
+    assert cfg.cv.n_splits == 3 and cfg.data.skip_bad_rows is True and cfg.template.prompt_share == 0.3
+    assert cfg.data.train == "123", "a path that YAML reads as a number stays a string"
+    saved = save_config(cfg, tmp_path)
+    assert load_config(saved).cv.n_splits == 3
+
+
+@pytest.mark.parametrize("override,words", [
+    ("template.max_lenght=10", ["unknown key 'template.max_lenght'", "did you mean 'max_length'"]),
+    ("nosuch.key=1", ["unknown key 'nosuch'"]),
+    ("cv.n_splits=three", ["'cv.n_splits' must be int"]),
+    ("data.format=xlsx", ["'data.format' must be one of"]),
+    ("data=5", ["'data' is a section"]),
+    ("justaword", ["key.sub=value"]),
+])
+def test_bad_keys_name_the_key(override, words):
+    with pytest.raises(PrefkitError) as e:
+        load_config(None, [override])
+    for w in words:
+        assert w in str(e.value)
+
+
+def test_unknown_key_in_file_names_file_and_key(tmp_path):
+    p = tmp_path / "c.yaml"
+    p.write_text("cv:\n  n_split: 3\n")
+    with pytest.raises(PrefkitError, match=r"c\.yaml: unknown key 'cv\.n_split' \(did you mean 'n_splits'\?\)"):
+        load_config(p)
+
+
+def test_cli_config_error_exits_2(run_cli, tmp_path):
+    r = run_cli("cv", CONFIGS[0], "cv.n_splitz=3")
+    assert r.code == 2 and "unknown key 'cv.n_splitz'" in r.err and "Traceback" not in r.err
