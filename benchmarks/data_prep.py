@@ -31,11 +31,11 @@ HERE = Path(__file__).resolve().parent
 STAGES = ("tokenizer", "render", "prepare")
 
 
-def make_data(rows: int) -> Path:
+def make_data(rows: int, cache: Path) -> Path:
     from prefkit.data.arena import write_lmsys_csv
     from prefkit.data.synthetic import make_pairs
 
-    path = HERE / ".cache" / f"lmsys_like_{rows}.csv"
+    path = cache / f"lmsys_like_{rows}.csv"
     if not path.exists():
         print(f"making {rows} LMSYS-like rows -> {path}", file=sys.stderr)
         table = make_pairs(rows, seed=0, long_fraction=0.002, multi_turn_fraction=0.14, sentences=(6, 32))
@@ -89,6 +89,7 @@ def main() -> None:
     ap.add_argument("--max-length", type=int, default=1024)
     ap.add_argument("--repeats", type=int, default=2)
     ap.add_argument("--out", type=Path, default=HERE / "results")
+    ap.add_argument("--cache", type=Path, default=HERE / ".cache", help="where the generated CSV is kept")
     ap.add_argument("--stage", choices=STAGES, help=argparse.SUPPRESS)  # internal: one stage in this process
     ap.add_argument("--data", type=Path, help=argparse.SUPPRESS)
     args = ap.parse_args()
@@ -96,7 +97,7 @@ def main() -> None:
         print(json.dumps(run_stage(args.stage, args.data, args.max_length)))
         return
 
-    path = make_data(args.rows)
+    path = make_data(args.rows, args.cache)
     runs: dict[str, list[dict]] = {s: [] for s in STAGES}
     for r in range(args.repeats):
         for stage in STAGES:

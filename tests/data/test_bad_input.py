@@ -112,3 +112,13 @@ def test_hh_rlhf_bad_line(run_cli, tmp_path):
                  '{"chosen": 5, "rejected": "x"}\n', encoding="utf-8")
     r = run_cli("data", "check", p, "--format", "hh_rlhf", "--no-tokens")
     assert r.code == 2 and "row 2" in r.err and "line 2" in r.err and "column 'chosen'" in r.err
+
+
+def test_console_script_exit_code_without_traceback(tmp_path):
+    import subprocess
+    import sys
+
+    p = write_lmsys(tmp_path / "t.csv", [GOOD, lmsys_row("3", ["q"], [42], ["b"])])
+    r = subprocess.run([sys.executable, "-m", "prefkit.cli", "data", "check", str(p), "--no-tokens"],
+                       capture_output=True, text=True)
+    assert r.returncode == 2 and "Traceback" not in r.stderr and "row 2 (id '3', line 3)" in r.stderr

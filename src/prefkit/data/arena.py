@@ -20,13 +20,14 @@ from prefkit.io import atomic_path
 WINNER_COLUMNS = ("winner_model_a", "winner_model_b", "winner_tie")
 _WINNER_LABEL = {(1, 0, 0): "a", (0, 1, 0): "b", (0, 0, 1): "tie"}
 _WSDM_LABEL = {"model_a": "a", "model_b": "b"}
+_JSON = json.JSONDecoder(strict=False)  # one decoder for every cell; tolerates raw control characters in strings
 
 
 def _lmsys_turns(value: Any) -> Any:
     """A JSON-encoded list (CSV) or a native list (parquet). Raises ValueError with the reason."""
     if isinstance(value, str):
         try:
-            value = json.loads(value, strict=False)  # tolerate raw control characters inside strings
+            value = _JSON.decode(value)
         except json.JSONDecodeError as e:
             raise ValueError(f"not valid JSON ({e.msg} at character {e.pos + 1})") from None
         if not isinstance(value, list):

@@ -18,6 +18,7 @@ from prefkit.config import DataConfig
 from prefkit.data.arena import WINNER_COLUMNS, load_arena
 from prefkit.data.generic import load_generic
 from prefkit.data.hh_rlhf import load_hh_rlhf
+from prefkit.data.readers import READ_ERRORS, cannot_read
 from prefkit.data.table import PairTable, TableBuilder
 from prefkit.errors import PrefkitError
 
@@ -27,10 +28,8 @@ def _head(path: Path, n: int = 1 << 16) -> str:
     try:
         with opener(path, "rb") as fh:
             return fh.read(n).decode("utf-8", errors="replace")
-    except IsADirectoryError:
-        raise TableBuilder(str(path)).fail(None, "is a folder, not a data file") from None
-    except (OSError, EOFError) as e:
-        raise TableBuilder(str(path)).fail(None, f"cannot read file ({getattr(e, 'strerror', None) or e})") from None
+    except READ_ERRORS as e:
+        raise cannot_read(TableBuilder(str(path)), path, e) from None
 
 
 def detect_format(path: Path) -> str:

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import csv
 import gzip
-import io
 import json
 import re
 import sys
@@ -27,19 +26,23 @@ _UNDECODABLE = re.compile("[\udc80-\udcff]")
 csv.field_size_limit(min(sys.maxsize, 2**31 - 1))  # LMSYS cells reach hundreds of thousands of characters
 
 
+def cannot_read(builder: TableBuilder, path: Path, e: BaseException) -> Exception:
+    if isinstance(e, IsADirectoryError):
+        return builder.fail(None, "is a folder, not a data file")
+    if path.suffix == ".gz" and isinstance(e, (gzip.BadGzipFile, EOFError, zlib.error)):
+        return builder.fail(None, f"not a valid gzip file ({e})")
+    return builder.fail(None, f"cannot read file ({getattr(e, 'strerror', None) or e})")
+
+
+READ_ERRORS = (OSError, EOFError, zlib.error)
+
+
 def read_bytes(path: Path, builder: TableBuilder) -> bytes:
     try:
         data = path.read_bytes()
-    except IsADirectoryError:
-        raise builder.fail(None, "is a folder, not a data file") from None
-    except OSError as e:
-        raise builder.fail(None, f"cannot read file ({e.strerror or e})") from None
-    if path.suffix == ".gz":
-        try:
-            data = gzip.decompress(data)
-        except (OSError, EOFError, zlib.error) as e:
-            raise builder.fail(None, f"not a valid gzip file ({e})") from None
-    return data
+        return gzip.decompress(data) if path.suffix == ".gz" else data
+    except READ_ERRORS as e:
+        raise cannot_read(builder, path, e) from None
 
 
 def decode(data: bytes) -> tuple[str, bool]:
@@ -50,71 +53,99 @@ def decode(data: bytes) -> tuple[str, bool]:
         return data.decode("utf-8-sig", errors="surrogateescape"), True
 
 
+def _open_text(path: Path, builder: TableBuilder, newline: str):
+    """A streaming text handle. Bytes that are not UTF-8 come through as surrogate escapes, found per cell;
+    reading the whole file into one str instead would cost 4 bytes a character as soon as one emoji appears."""
+    kw = dict(encoding="utf-8-sig", errors="surrogateescape", newline=newline)
+    try:
+        return gzip.open(path, "rt", **kw) if path.suffix == ".gz" else open(path, "r", **kw)
+    except READ_ERRORS as e:
+        raise cannot_read(builder, path, e) from None
+
+
 def _first_bad_byte(text: str) -> str | None:
+    if text.isascii():  # O(1) in CPython: most cells end here
+        return None
     m = _UNDECODABLE.search(text)
     return None if m is None else f"0x{ord(m.group()) - 0xDC00:02x}"
 
 
 def csv_records(path: Path, builder: TableBuilder, id_column: str | None) -> tuple[list[str], Iterator[Record]]:
-    text, has_bad_bytes = decode(read_bytes(path, builder))
-    reader = csv.reader(io.StringIO(text, newline=""))
+    fh = _open_text(path, builder, newline="")
+    reader = csv.reader(fh)
     try:
         header = next(reader)
     except StopIteration:
+        fh.close()
         raise builder.fail(None, "is empty (no header row)") from None
     except csv.Error as e:
+        fh.close()
         raise builder.fail(None, f"not a readable CSV header ({e})", line=1) from None
-    if has_bad_bytes and _first_bad_byte(",".join(header)):
+    except READ_ERRORS as e:
+        fh.close()
+        raise cannot_read(builder, path, e) from None
+    if _first_bad_byte(",".join(header)):
+        fh.close()
         raise builder.fail(None, "the header is not valid UTF-8", line=1)
 
     def records() -> Iterator[Record]:
         row = 0
-        while True:
-            line = reader.line_num + 1
-            try:
-                cells = next(reader)
-            except StopIteration:
-                return
-            except csv.Error as e:
-                raise builder.fail(None, f"not readable as CSV ({e})", row=row + 1, line=line) from None
-            if not cells:
-                continue  # a blank line is not a row
-            row += 1
-            values = dict(zip(header, cells))
-            rid = values.get(id_column) if id_column else None
-            if len(cells) != len(header):
-                builder.problem(row, line, rid, None, f"has {len(cells)} fields, the header has {len(header)}")
-                continue
-            if has_bad_bytes:
+        with fh:
+            while True:
+                line = reader.line_num + 1
+                try:
+                    cells = next(reader)
+                except StopIteration:
+                    return
+                except csv.Error as e:
+                    raise builder.fail(None, f"not readable as CSV ({e})", row=row + 1, line=line) from None
+                except READ_ERRORS as e:
+                    raise cannot_read(builder, path, e) from None
+                if not cells:
+                    continue  # a blank line is not a row
+                row += 1
+                values = dict(zip(header, cells))
+                rid = values.get(id_column) if id_column else None
+                if len(cells) != len(header):
+                    builder.problem(row, line, rid, None, f"has {len(cells)} fields, the header has {len(header)}")
+                    continue
                 bad = next(((c, b) for c, v in values.items() if (b := _first_bad_byte(v))), None)
                 if bad:
                     builder.problem(row, line, rid, bad[0], f"not valid UTF-8 (byte {bad[1]})")
                     continue
-            yield row, line, values
+                yield row, line, values
 
     return header, records()
 
 
 def jsonl_records(path: Path, builder: TableBuilder) -> Iterator[Record]:
-    text, has_bad_bytes = decode(read_bytes(path, builder))
+    # newline="\n": split on "\n" only, never inside text on "\r" or U+2028
+    fh = _open_text(path, builder, newline="\n")
     row = 0
-    # split on "\n" only: str.splitlines() would also split inside text on U+2028 and friends
-    for line_no, line in enumerate(text.split("\n"), start=1):
-        if not line.strip():
-            continue
-        row += 1
-        if has_bad_bytes and (b := _first_bad_byte(line)):
-            builder.problem(row, line_no, None, None, f"not valid UTF-8 (byte {b})")
-            continue
-        try:
-            values = json.loads(line)
-        except json.JSONDecodeError as e:
-            builder.problem(row, line_no, None, None, f"not valid JSON ({e.msg} at character {e.pos + 1})")
-            continue
-        if not isinstance(values, dict):
-            builder.problem(row, line_no, None, None, f"expected a JSON object, got {type(values).__name__}")
-            continue
-        yield row, line_no, values
+    with fh:
+        lines = enumerate(fh, start=1)
+        while True:
+            try:
+                line_no, line = next(lines)
+            except StopIteration:
+                return
+            except READ_ERRORS as e:
+                raise cannot_read(builder, path, e) from None
+            if not line.strip():
+                continue
+            row += 1
+            if b := _first_bad_byte(line):
+                builder.problem(row, line_no, None, None, f"not valid UTF-8 (byte {b})")
+                continue
+            try:
+                values = json.loads(line)
+            except json.JSONDecodeError as e:
+                builder.problem(row, line_no, None, None, f"not valid JSON ({e.msg} at character {e.pos + 1})")
+                continue
+            if not isinstance(values, dict):
+                builder.problem(row, line_no, None, None, f"expected a JSON object, got {type(values).__name__}")
+                continue
+            yield row, line_no, values
 
 
 def json_records(path: Path, builder: TableBuilder) -> Iterator[Record]:
