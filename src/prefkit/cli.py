@@ -8,7 +8,7 @@
     prefkit demo [key=value ...]
 
 Every `key=value` is a config override (`data.train=PATH`, `cv.n_splits=3`, `output_dir=DIR`).
-Exit codes: 0 success; 1 `data check` found rows it skipped; 2 a user error (bad file, bad config), printed
+Exit codes: 0 success; 1 `data check`/`data convert` skipped bad rows; 2 a user error (bad file, bad config), printed
 without a traceback.
 """
 
@@ -74,8 +74,12 @@ def _data_command(args) -> int:
             raise PrefkitError(f"--out {out}: the name must end in .csv or .parquet")
         if table.skipped:
             print(table.skipped_report(), file=sys.stderr)
+        if cfg.output_dir:
+            from prefkit.recipes.common import output_dir
+
+            output_dir(cfg, "convert")
         print(f"wrote {len(table)} rows -> {out}", file=sys.stderr)
-        return 0
+        return 1 if table.skipped else 0
 
     from prefkit.data.check import format_summary, summarise
     from prefkit.io import write_json

@@ -130,3 +130,22 @@ def test_swap_ab_swaps_labels_and_responses(tmp_path):
     assert list(s.frame["label"]) == ["b", "tie", "a", "tie", "a"]
     assert s.frame.loc[0, "response_a"] == t.frame.loc[0, "response_b"]
     assert list(swap_ab(s).frame["label"]) == list(t.frame["label"])
+
+
+def test_generic_csv_json_turns(tmp_path):
+    p = tmp_path / "g.csv"
+    p.write_text('prompt,response_a,response_b\n"[""q1"", ""q2""]","[""a1"", null]","[""b1"", ""b2""]"\n', encoding="utf-8")
+    t = load_pairs(p, DataConfig(format="generic", turns="json"))
+    assert t.frame.loc[0, "prompt"] == ["q1", "q2"] and t.frame.loc[0, "response_a"] == ["a1", None]
+    assert not t.has_labels
+
+
+@pytest.mark.parametrize("suffix", ["csv", "parquet"])
+def test_convert_hh_rlhf_to_competition_form(run_cli, tmp_path, suffix):
+    src = need_shared(HH / "harmless-base.test.jsonl.gz")
+    out = tmp_path / f"hh.{suffix}"
+    r = run_cli("data", "convert", src, "--out", out, "data.limit=300")
+    assert r.code == 0, r.err
+    a, b = load_pairs(src, DataConfig(limit=300)), load_pairs(out, DataConfig())
+    cols = ["id", "prompt", "response_a", "response_b", "label"]
+    pd.testing.assert_frame_equal(a.frame[cols], b.frame[cols])

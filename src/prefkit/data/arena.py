@@ -23,7 +23,7 @@ _WSDM_LABEL = {"model_a": "a", "model_b": "b"}
 _JSON = json.JSONDecoder(strict=False)  # one decoder for every cell; tolerates raw control characters in strings
 
 
-def _lmsys_turns(value: Any) -> Any:
+def json_turns(value: Any) -> Any:
     """A JSON-encoded list (CSV) or a native list (parquet). Raises ValueError with the reason."""
     if isinstance(value, str):
         try:
@@ -37,7 +37,8 @@ def _lmsys_turns(value: Any) -> Any:
     return value
 
 
-def _wsdm_turns(value: Any) -> Any:
+def plain_turns(value: Any) -> Any:
+    """One turn of plain text (WSDM, generic CSV), or a list of turns as it is."""
     return [value] if value is None or isinstance(value, str) else value
 
 
@@ -67,10 +68,10 @@ def load_arena(path: Path, flavour: str, skip_bad_rows: bool, limit: int | None)
         labelled = any(c in columns for c in WINNER_COLUMNS)
         if labelled:
             require_columns(columns, list(WINNER_COLUMNS), b, header_line)
-        decode_turns = _lmsys_turns
+        decode_turns = json_turns
     else:
         labelled = "winner" in columns
-        decode_turns = _wsdm_turns
+        decode_turns = plain_turns
     for row, line, v in records:
         if limit is not None and row > limit:
             break

@@ -12,7 +12,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from prefkit.data.arena import _lmsys_turns, _wsdm_turns
+from prefkit.data.arena import json_turns, plain_turns
 from prefkit.data.readers import csv_records, json_records, jsonl_records, parquet_columns, parquet_records, require_columns
 from prefkit.data.table import META_COLUMNS, TURN_COLUMNS, PairTable, TableBuilder
 from prefkit.errors import PrefkitError
@@ -60,7 +60,7 @@ def load_generic(
         for column in TURN_COLUMNS:
             try:
                 value = v[source[column]]
-                cells[column] = _lmsys_turns(value) if json_cells else _wsdm_turns(
+                cells[column] = json_turns(value) if json_cells else plain_turns(
                     value.tolist() if hasattr(value, "tolist") else value
                 )
             except ValueError as e:

@@ -64,8 +64,8 @@ def _repair(text: str) -> tuple[str, bool]:
     tokenizers (Rust) refuse such strings outright."""
     if text.isascii():
         return text, False
-    fixed = _SURROGATE.sub("\ufffd", text)
-    return fixed, fixed is not text and fixed != text
+    fixed, n = _SURROGATE.subn("\ufffd", text)
+    return fixed, n > 0
 
 
 class TableBuilder:
