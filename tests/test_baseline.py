@@ -31,8 +31,8 @@ def test_fit_learns_and_tta_is_swap_symmetric():
     t = make_pairs(600, seed=2)
     feats = table_features(t)
     labels = t.frame["label"].to_numpy()
-    weak = FeatureModel(FeaturesConfig(max_iter=1)).fit(feats, labels, swap_augment=True)
-    strong = FeatureModel(FeaturesConfig()).fit(feats, labels, swap_augment=True)
+    weak = FeatureModel(FeaturesConfig(max_iter=1)).fit(feats, labels, swap_augment="both")
+    strong = FeatureModel(FeaturesConfig()).fit(feats, labels, swap_augment="both")
     weak_loss = score(weak.predict_proba(feats, swap_tta=True), labels)["logloss"]
     strong_loss = score(strong.predict_proba(feats, swap_tta=True), labels)["logloss"]
     assert strong_loss < weak_loss < UNIFORM_LOGLOSS + 1e-9, "more boosting rounds fit the training set better"

@@ -2,8 +2,8 @@
 
     prefkit data check PATH [--format F] [--json] [key=value ...]
     prefkit data convert PATH --out OUT.{csv,parquet} [--format F] [key=value ...]
-    prefkit cv CONFIG [key=value ...]
-    prefkit train CONFIG [key=value ...]
+    prefkit cv CONFIG [--resume] [key=value ...]
+    prefkit train CONFIG [--resume] [key=value ...]
     prefkit predict --run RUN_DIR --test PATH --out FILE [key=value ...]
     prefkit demo [key=value ...]
 
@@ -42,6 +42,7 @@ def _parser() -> argparse.ArgumentParser:
     for name, help_ in (("cv", "K-fold cross-validation: oof.csv, metrics.json"), ("train", "train on all rows")):
         c = sub.add_parser(name, help=help_)
         c.add_argument("config")
+        c.add_argument("--resume", action="store_true", help="continue an interrupted run in the same output_dir")
         c.add_argument("overrides", nargs="*", metavar="key=value")
 
     pred = sub.add_parser("predict", help="write a submission from a trained run")
@@ -110,14 +111,16 @@ def main(argv: list[str] | None = None) -> int:
         if args.command == "data":
             return _data_command(args)
         from prefkit.config import load_config
-        from prefkit.recipes import baseline
 
         if args.command in ("cv", "train"):
+            from prefkit.recipes import cv, train
+
             cfg = load_config(args.config, args.overrides)
-            name = Path(args.config).stem
-            baseline.cv(cfg, name) if args.command == "cv" else baseline.train(cfg, name)
+            (cv if args.command == "cv" else train).main(cfg, Path(args.config).stem, resume=args.resume)
         elif args.command == "predict":
-            baseline.predict(args.run, args.test, args.out, args.overrides)
+            from prefkit.recipes import predict
+
+            predict.main(args.run, args.test, args.out, args.overrides)
         elif args.command == "demo":
             from prefkit.recipes import demo
 

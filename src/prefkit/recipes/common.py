@@ -8,11 +8,13 @@ from pathlib import Path
 
 from prefkit.config import Config, save_config
 from prefkit.data import PairTable, load_pairs
+from prefkit.dist import is_main, wait
 from prefkit.errors import PrefkitError
 
 
 def log(msg: str) -> None:
-    print(msg, file=sys.stderr, flush=True)
+    if is_main():
+        print(msg, file=sys.stderr, flush=True)
 
 
 def output_dir(cfg: Config, job: str, name: str = "") -> Path:
@@ -21,8 +23,10 @@ def output_dir(cfg: Config, job: str, name: str = "") -> Path:
         stamp = time.strftime("%Y%m%d-%H%M%S")
         cfg.output_dir = str(Path("runs") / "-".join(x for x in (job, name, stamp) if x))
     out = Path(cfg.output_dir)
-    out.mkdir(parents=True, exist_ok=True)
-    save_config(cfg, out)
+    if is_main():
+        out.mkdir(parents=True, exist_ok=True)
+        save_config(cfg, out)
+    wait()
     return out
 
 

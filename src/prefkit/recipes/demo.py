@@ -16,7 +16,7 @@ from prefkit.data.synthetic import make_pairs
 from prefkit.data.table import PairTable
 from prefkit.io import write_json, write_text
 from prefkit.metrics import UNIFORM_LOGLOSS
-from prefkit.recipes import baseline
+from prefkit.recipes import cv, predict, train
 from prefkit.recipes.common import log, output_dir
 
 TRAIN_ROWS, TEST_ROWS = 2400, 600
@@ -56,16 +56,17 @@ def main(cfg: Config) -> dict:
     t0 = time.perf_counter()
     out = output_dir(cfg, "demo")
     data_dir = out / "data"
-    train, test = make_pairs(TRAIN_ROWS, seed=cfg.data.seed), make_pairs(TEST_ROWS, seed=cfg.data.seed + 1)
-    test = PairTable(test.frame.assign(label=None), test.source)
-    write_lmsys_csv(train, data_dir / "train.csv")
-    write_lmsys_csv(test, data_dir / "test.csv")
-    log(f"sample set: {len(train)} training and {len(test)} test pairs -> {data_dir}")
+    train_set = make_pairs(TRAIN_ROWS, seed=cfg.data.seed)
+    test_set = make_pairs(TEST_ROWS, seed=cfg.data.seed + 1)
+    test_set = PairTable(test_set.frame.assign(label=None), test_set.source)
+    write_lmsys_csv(train_set, data_dir / "train.csv")
+    write_lmsys_csv(test_set, data_dir / "test.csv")
+    log(f"sample set: {len(train_set)} training and {len(test_set)} test pairs -> {data_dir}")
     cfg.data.train, cfg.data.test = str(data_dir / "train.csv"), str(data_dir / "test.csv")
 
-    metrics = baseline.cv(_step(cfg, out, "cv"))
-    run = baseline.train(_step(cfg, out, "train"))
-    sub = baseline.predict(run, cfg.data.test, out / "submission.csv", [f"output_dir={out / 'predict'}"])
+    metrics = cv.main(_step(cfg, out, "cv"))
+    run = train.main(_step(cfg, out, "train"))
+    sub = predict.main(run, cfg.data.test, out / "submission.csv", [f"output_dir={out / 'predict'}"])
     seconds = time.perf_counter() - t0
     write_json(out / "metrics.json", {**metrics, "seconds": round(seconds, 1)})
     write_text(out / "report.md", _report(metrics, sub.head().to_csv(index=False, float_format="%.4f"), seconds))

@@ -1,0 +1,75 @@
+"""Batches of rendered rows: length-grouped for training, token-budgeted and sorted for prediction.
+
+Rows are right-padded to the longest row of their batch. Decoder classifiers (Gemma-2, Llama) read the
+last token that is not padding, so right padding is correct for both them and BERT-likes.
+"""
+
+from __future__ import annotations
+
+from typing import Sequence
+
+import numpy as np
+import torch
+
+
+def collate(seqs: Sequence[np.ndarray], pad_id: int) -> dict[str, torch.Tensor]:
+    width = max(len(s) for s in seqs)
+    ids = np.full((len(seqs), width), pad_id, dtype=np.int64)
+    mask = np.zeros((len(seqs), width), dtype=np.int64)
+    for i, s in enumerate(seqs):
+        ids[i, : len(s)] = s
+        mask[i, : len(s)] = 1
+    return {"input_ids": torch.from_numpy(ids), "attention_mask": torch.from_numpy(mask)}
+
+
+def train_batches(lengths: np.ndarray, batch_size: int, seed: int, epoch: int, group: int = 50) -> list[np.ndarray]:
+    """A seeded shuffle of all rows, cut into batches of rows of similar length (sorted inside windows of
+    `group` batches, as transformers' group_by_length does), in a shuffled batch order.
+    Depends on (seed, epoch) alone, so a resumed run sees the same batches."""
+    rng = np.random.default_rng([seed, epoch])
+    perm = rng.permutation(len(lengths))
+    window = batch_size * group
+    batches = []
+    for start in range(0, len(perm), window):
+        chunk = perm[start : start + window]
+        chunk = chunk[np.argsort(-lengths[chunk], kind="stable")]
+        batches += [chunk[i : i + batch_size] for i in range(0, len(chunk), batch_size)]
+    order = rng.permutation(len(batches))
+    return [batches[i] for i in order]
+
+
+def predict_batches(lengths: np.ndarray, batch_tokens: int, sort: bool) -> list[np.ndarray]:
+    """Batches holding at most `batch_tokens` tokens, padding included (a longer row goes alone).
+
+    sort: longest rows first (so an out-of-memory shows at once), each batch as full as the budget allows.
+    Otherwise rows in input order, a fixed number per batch, sized for the longest row: the plain pipeline.
+    """
+    n = len(lengths)
+    if n == 0:
+        return []
+    if not sort:
+        per = max(1, batch_tokens // int(lengths.max()))
+        return [np.arange(i, min(i + per, n)) for i in range(0, n, per)]
+    order = np.argsort(-lengths, kind="stable")
+    batches, current, width = [], [], 0
+    for i in order:
+        w = max(width, int(lengths[i]))
+        if current and w * (len(current) + 1) > batch_tokens:
+            batches.append(np.array(current))
+            current, w = [], int(lengths[i])
+        current.append(i)
+        width = w
+    batches.append(np.array(current))
+    return batches
+
+
+def padding_ratio(batches: Sequence[np.ndarray], lengths: np.ndarray) -> float:
+    """Padded tokens per real token over all batches (0.0: no padding at all)."""
+    real = int(lengths.sum())
+    padded = sum(len(b) * int(lengths[b].max()) for b in batches) - real
+    return padded / real if real else 0.0
+
+
+def shard(items: list, rank: int, world: int) -> list:
+    """This process's share: every world-th item from `rank` (the others take the rest, none twice)."""
+    return items[rank::world]

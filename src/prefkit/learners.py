@@ -1,0 +1,89 @@
+"""What CV, train and predict need from a model kind: fit into a folder, predict a table, load a folder.
+
+Two kinds: `features` (the baseline) and `seq_cls` (the transformer reward model). A folder holds one
+trained model and, written last, `trained.json`: a folder without it is unfinished (a crash, or training
+still going) and is neither used for prediction nor skipped on `--resume`.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Protocol
+
+import numpy as np
+
+from prefkit.config import Config
+from prefkit.data.table import PairTable
+from prefkit.features import FeatureModel, table_features
+from prefkit.io import write_json
+
+MARKER = "trained.json"
+
+
+class Learner(Protocol):
+    kind: str
+    last_stats: dict
+
+    def fit(self, train: PairTable, valid: PairTable | None, out: Path, resume: bool = False) -> list[dict]: ...
+
+    def predict(self, table: PairTable) -> np.ndarray: ...
+
+
+class FeatureLearner:
+    kind = "features"
+    FILE = "model.joblib"
+
+    def __init__(self, cfg: Config):
+        self.cfg = cfg
+        self.model: FeatureModel | None = None
+        self.last_stats: dict = {}
+
+    def fit(self, train: PairTable, valid: PairTable | None, out: Path, resume: bool = False) -> list[dict]:
+        self.model = FeatureModel(self.cfg.features, self.cfg.train.seed).fit(
+            table_features(train), train.frame["label"].to_numpy(), self.cfg.train.swap_augment
+        )
+        self.model.save(out / self.FILE)
+        return []
+
+    def predict(self, table: PairTable) -> np.ndarray:
+        return self.model.predict_proba(table_features(table), self.cfg.predict.swap_tta)
+
+    @classmethod
+    def load(cls, cfg: Config, folder: Path) -> "FeatureLearner":
+        learner = cls(cfg)
+        learner.model = FeatureModel.load(folder / cls.FILE)
+        return learner
+
+
+def _class(cfg: Config):
+    if cfg.model.kind == "features":
+        return FeatureLearner
+    from prefkit.reward_model import RewardModelLearner
+
+    return RewardModelLearner
+
+
+def make_learner(cfg: Config) -> Learner:
+    return _class(cfg)(cfg)
+
+
+def load_learner(cfg: Config, folder: Path) -> Learner:
+    return _class(cfg).load(cfg, folder)
+
+
+def mark_trained(folder: Path, info: dict) -> None:
+    write_json(folder / MARKER, info)
+
+
+def is_trained(folder: Path) -> bool:
+    return (folder / MARKER).is_file()
+
+
+def trained_folders(run_dir: Path) -> list[Path]:
+    """The finished model folders of a run: fold0, fold1, ... from `cv`, and `model` from `train`."""
+    return sorted(p for p in run_dir.iterdir() if p.is_dir() and is_trained(p))
+
+
+def read_info(folder: Path) -> dict:
+    return json.loads((folder / MARKER).read_text())

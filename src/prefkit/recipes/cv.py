@@ -1,0 +1,77 @@
+"""`prefkit cv`: K-fold CV grouped by prompt. One model folder per fold (fold0, fold1, ...), out-of-fold
+predictions (`oof.csv`), `metrics.json`, `reliability.png`; optionally a temperature fitted on the OOF.
+With `--resume`, finished folds are kept and an interrupted one continues from its checkpoint."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from prefkit.config import Config
+from prefkit.data.folds import assign_folds
+from prefkit.data.table import PairTable
+from prefkit.errors import PrefkitError
+from prefkit.io import atomic_path, write_json
+from prefkit.learners import is_trained, make_learner, mark_trained
+from prefkit.metrics import UNIFORM_LOGLOSS, apply_temperature, fit_temperature, reliability_plot, score
+from prefkit.dist import is_main, wait
+from prefkit.recipes.common import load_labelled, log, output_dir
+
+PROB_COLUMNS = ["winner_model_a", "winner_model_b", "winner_tie"]
+
+
+def _subset(table: PairTable, mask: np.ndarray) -> PairTable:
+    return PairTable(table.frame[mask].reset_index(drop=True), table.source)
+
+
+def main(cfg: Config, name: str = "", resume: bool = False) -> dict:
+    out = output_dir(cfg, "cv", name)
+    table = load_labelled(cfg.data.train, cfg)
+    folds = assign_folds(table, cfg.cv.n_splits, cfg.cv.seed)
+    run_folds = cfg.cv.folds if cfg.cv.folds is not None else list(range(cfg.cv.n_splits))
+    bad = [k for k in run_folds if not 0 <= k < cfg.cv.n_splits]
+    if bad:
+        raise PrefkitError(f"cv.folds: fold {bad[0]} does not exist with cv.n_splits={cfg.cv.n_splits}")
+    labels = table.frame["label"].to_numpy()
+    oof = np.full((len(table), 3), np.nan)
+    per_fold, stats = [], {}
+    for k in run_folds:
+        folder = out / f"fold{k}"
+        va = folds == k
+        saved = folder / "valid_predictions.npy"
+        if resume and is_trained(folder) and saved.exists():
+            oof[va] = np.load(saved)
+            log(f"fold {k}: finished earlier, kept")
+        else:
+            learner = make_learner(cfg)
+            history = learner.fit(_subset(table, ~va), _subset(table, va), folder, resume)
+            oof[va] = learner.predict(_subset(table, va))
+            stats = learner.last_stats or stats
+            if is_main():
+                np.save(saved, oof[va])
+                mark_trained(folder, {"kind": cfg.model.kind, "fold": k, "rows": int((~va).sum()),
+                                      "history_tail": history[-1:] if history else []})
+            wait()
+        per_fold.append({"fold": k, **score(oof[va], labels[va])})
+        log(f"fold {k}: logloss {per_fold[-1]['logloss']:.4f}  accuracy {per_fold[-1]['accuracy']:.4f}  n {per_fold[-1]['n']}")
+    done = ~np.isnan(oof[:, 0])
+    metrics = {**score(oof[done], labels[done]), "uniform_logloss": UNIFORM_LOGLOSS, "folds": per_fold,
+               "data": str(cfg.data.train), "skipped_rows": len(table.skipped)}
+    if stats:
+        metrics["predict"] = stats
+    if cfg.cv.temperature_scaling:
+        t = fit_temperature(oof[done], labels[done])
+        metrics["temperature"] = t
+        metrics["calibrated"] = score(apply_temperature(oof[done], t), labels[done])
+    if is_main():
+        frame = pd.DataFrame({"id": table.frame["id"], "fold": folds, "label": labels,
+                              **{c: oof[:, i] for i, c in enumerate(PROB_COLUMNS)}})[done]
+        with atomic_path(out / "oof.csv") as tmp:
+            frame.to_csv(tmp, index=False, float_format="%.6f")
+        write_json(out / "metrics.json", metrics)
+        reliability_plot(oof[done], labels[done], out / "reliability.png", title=f"OOF, {int(done.sum())} rows")
+    log(f"CV logloss {metrics['logloss']:.4f} (uniform {UNIFORM_LOGLOSS:.4f})  accuracy {metrics['accuracy']:.4f}  -> {out}")
+    return metrics
+

@@ -1,0 +1,25 @@
+"""`prefkit train`: one model on every labelled row, in RUN/model (with its resolved config in RUN)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from prefkit.config import Config
+from prefkit.learners import is_trained, make_learner, mark_trained
+from prefkit.dist import is_main, wait
+from prefkit.recipes.common import load_labelled, log, output_dir
+
+
+def main(cfg: Config, name: str = "", resume: bool = False) -> Path:
+    out = output_dir(cfg, "train", name)
+    folder = out / "model"
+    if resume and is_trained(folder):
+        log(f"{folder}: finished earlier, kept")
+        return out
+    table = load_labelled(cfg.data.train, cfg)
+    history = make_learner(cfg).fit(table, None, folder, resume)
+    if is_main():
+        mark_trained(folder, {"kind": cfg.model.kind, "rows": len(table), "history_tail": history[-1:]})
+    wait()
+    log(f"trained on {len(table)} rows -> {folder}")
+    return out

@@ -1,0 +1,208 @@
+"""The reward model: a transformer sequence classifier over rendered pairs (3 labels: A, B, tie).
+
+Training data come from `templates.Renderer` (both A/B orders rendered once), with swap augmentation and
+optional soft labels (teacher probabilities, for distillation). Prediction is length-sorted and
+token-budgeted, sharded over processes (one per GPU) and gathered back in row order, with swap TTA: the
+prediction of the swapped row, swapped back, is averaged in.
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import torch
+from tqdm.auto import tqdm
+
+from prefkit.batching import collate, padding_ratio, predict_batches, shard, train_batches
+from prefkit.config import Config
+from prefkit.data.table import PairTable
+from prefkit.errors import PrefkitError
+from prefkit.metrics import LABEL_INDEX, score
+from prefkit.modeling import build_model, load_trained, model_dir, save_trained
+from prefkit.templates import Renderer, load_tokenizer, pad_token_id
+from prefkit.train import clear_checkpoint, fit, make_accelerator
+
+SWAP = [1, 0, 2]  # column order of probabilities (or targets) after exchanging A and B
+
+
+def swap_columns(p: np.ndarray) -> np.ndarray:
+    return p[:, SWAP]
+
+
+def hard_targets(labels) -> np.ndarray:
+    t = np.zeros((len(labels), 3), dtype=np.float32)
+    t[np.arange(len(labels)), [LABEL_INDEX[x] for x in labels]] = 1.0
+    return t
+
+
+def soft_targets(path: str, table: PairTable) -> np.ndarray:
+    """Teacher probabilities from a CSV (id, winner_model_a, winner_model_b, winner_tie) for every row."""
+    try:
+        frame = pd.read_csv(path, dtype={"id": str})
+    except (OSError, ValueError) as e:
+        raise PrefkitError(f"train.soft_labels {path}: cannot read ({e})") from None
+    cols = ["winner_model_a", "winner_model_b", "winner_tie"]
+    missing = [c for c in ["id", *cols] if c not in frame.columns]
+    if missing:
+        raise PrefkitError(f"{path}: column {missing[0]!r}: missing column")
+    probs = frame.set_index("id")[cols]
+    absent = [i for i in table.frame["id"] if i not in probs.index]
+    if absent:
+        raise PrefkitError(f"{path}: {len(absent)} training ids have no soft label (first: {absent[0]!r})")
+    t = probs.loc[table.frame["id"]].to_numpy(dtype=np.float32)
+    if not np.allclose(t.sum(axis=1), 1.0, atol=1e-3) or (t < 0).any():
+        raise PrefkitError(f"{path}: soft labels must be probabilities that sum to 1 per row")
+    return t
+
+
+class PairTrainData:
+    """`train.TrainData` for the classifier. Example i of an epoch is row i % n, swapped when i >= n
+    ("both") or when that epoch's seeded coin says so ("random")."""
+
+    def __init__(self, ids: list[np.ndarray], ids_swapped: list[np.ndarray] | None, targets: np.ndarray,
+                 swap: str, batch_size: int, seed: int, pad_id: int):
+        self.ids, self.ids_swapped, self.targets = ids, ids_swapped, targets
+        self.swap, self.batch_size, self.seed, self.pad_id = swap, batch_size, seed, pad_id
+        self.n = len(ids)
+        self.len = np.array([len(x) for x in ids])
+        self.len_swapped = None if ids_swapped is None else np.array([len(x) for x in ids_swapped])
+
+    def _flips(self, epoch: int) -> np.ndarray:
+        if self.swap == "random":
+            return np.random.default_rng([self.seed, epoch, 1]).random(self.n) < 0.5
+        if self.swap == "both":
+            return np.r_[np.zeros(self.n, bool), np.ones(self.n, bool)]
+        return np.zeros(self.n, bool)
+
+    def batches(self, epoch: int) -> list[np.ndarray]:
+        flips = self._flips(epoch)
+        rows = np.arange(len(flips)) % self.n
+        lengths = np.where(flips, self.len_swapped[rows] if self.len_swapped is not None else 0, self.len[rows])
+        return train_batches(lengths, self.batch_size, self.seed, epoch)
+
+    def collate(self, batch: np.ndarray, epoch: int) -> dict[str, torch.Tensor]:
+        flips = self._flips(epoch)[batch]
+        rows = batch % self.n
+        seqs = [self.ids_swapped[r] if f else self.ids[r] for r, f in zip(rows, flips)]
+        targets = np.where(flips[:, None], self.targets[rows][:, SWAP], self.targets[rows])
+        return {**collate(seqs, self.pad_id), "targets": torch.from_numpy(targets)}
+
+    def loss(self, model: Any, tensors: dict[str, torch.Tensor]) -> tuple[torch.Tensor, int]:
+        logits = model(input_ids=tensors["input_ids"], attention_mask=tensors["attention_mask"]).logits
+        return torch.nn.functional.cross_entropy(logits.float(), tensors["targets"]), len(logits)
+
+
+@torch.no_grad()
+def predict_logits(model: Any, seqs: list[np.ndarray], pad_id: int, batch_tokens: int, sort: bool,
+                   desc: str = "predict") -> tuple[np.ndarray, dict]:
+    """Logits of every row, in row order. Batches are shared out over processes and gathered back; a check
+    makes sure that no row is lost or predicted twice."""
+    from accelerate.utils import gather_object
+
+    from prefkit.dist import state as dist_state
+
+    state = dist_state()
+    lengths = np.array([len(s) for s in seqs])
+    batches = predict_batches(lengths, batch_tokens, sort)
+    mine = shard(batches, state.process_index, state.num_processes)
+    device = next(model.parameters()).device
+    t0 = time.perf_counter()
+    results = []
+    with tqdm(total=sum(len(b) for b in mine), desc=desc, unit="row", disable=not state.is_main_process,
+              mininterval=1.0) as bar:
+        for b in mine:
+            t = collate([seqs[i] for i in b], pad_id)
+            logits = model(input_ids=t["input_ids"].to(device), attention_mask=t["attention_mask"].to(device)).logits
+            results.append((b.tolist(), logits.float().cpu().numpy()))
+            bar.update(len(b))
+    if state.num_processes > 1:
+        results = gather_object(results)
+    index = np.array([i for b, _ in results for i in b], dtype=np.int64)
+    if len(index) != len(seqs) or not np.array_equal(np.sort(index), np.arange(len(seqs))):
+        raise RuntimeError(f"prediction lost or doubled rows: {len(index)} predictions for {len(seqs)} rows")
+    out = np.zeros((len(seqs), results[0][1].shape[1] if results else 3), dtype=np.float64)
+    out[index] = np.concatenate([l for _, l in results]) if results else out
+    seconds = time.perf_counter() - t0
+    stats = {"rows": len(seqs), "seconds": round(seconds, 3), "rows_per_s": round(len(seqs) / max(seconds, 1e-9), 2),
+             "padding_ratio": round(padding_ratio(batches, lengths), 4), "processes": state.num_processes}
+    return out, stats
+
+
+def softmax(logits: np.ndarray) -> np.ndarray:
+    z = logits - logits.max(axis=1, keepdims=True)
+    e = np.exp(z)
+    return e / e.sum(axis=1, keepdims=True)
+
+
+class RewardModelLearner:
+    """Trains, saves and reloads one reward model (one folder: adapter + head, or the whole model)."""
+
+    kind = "seq_cls"
+
+    def __init__(self, cfg: Config):
+        self.cfg = cfg
+        path = model_dir(cfg.model.path)
+        self.tokenizer = load_tokenizer(cfg.template.tokenizer, None if path is None else str(path))
+        self.renderer = Renderer(self.tokenizer, cfg.template)
+        self.pad_id = pad_token_id(self.tokenizer)
+        self.vocab_size = self.tokenizer.get_vocab_size()
+        self.model = None
+        self.last_stats: dict = {}
+
+    def fit(self, train: PairTable, valid: PairTable | None, out: Path, resume: bool = False) -> list[dict]:
+        cfg, tc = self.cfg, self.cfg.train
+        acc = make_accelerator(cfg)
+        model = build_model(cfg, "seq_cls", self.pad_id, self.vocab_size)
+        ids = self.renderer.render(train).input_ids
+        ids_swapped = self.renderer.render(train, swap=True).input_ids if tc.swap_augment != "none" else None
+        targets = soft_targets(tc.soft_labels, train) if tc.soft_labels else hard_targets(train.frame["label"])
+        data = PairTrainData(ids, ids_swapped, targets, tc.swap_augment, tc.batch_size, tc.seed, self.pad_id)
+        evaluate = None
+        if valid is not None and len(valid):
+            valid_ids = self._render_tta(valid)
+            labels = valid.frame["label"].to_numpy()
+
+            def evaluate() -> dict:
+                probs = self._predict_rendered(model, valid_ids, "eval")
+                return {f"eval_{k}": v for k, v in score(probs, labels).items() if k != "n"}
+
+        records = fit(model, data, cfg, out, evaluate, resume, acc)
+        if acc.is_main_process:
+            save_trained(acc.unwrap_model(model), out)
+            clear_checkpoint(out)
+        acc.wait_for_everyone()
+        self.model = acc.unwrap_model(model).eval()
+        return records
+
+    def _render_tta(self, table: PairTable) -> tuple[list[np.ndarray], list[np.ndarray] | None]:
+        swapped = self.renderer.render(table, swap=True).input_ids if self.cfg.predict.swap_tta else None
+        return self.renderer.render(table).input_ids, swapped
+
+    def _predict_rendered(self, model: Any, rendered, desc: str = "predict") -> np.ndarray:
+        ids, swapped = rendered
+        pc = self.cfg.predict
+        logits, stats = predict_logits(model, ids, self.pad_id, pc.batch_tokens, pc.sort_by_length, desc)
+        probs = softmax(logits)
+        if swapped is not None:
+            logits_s, stats_s = predict_logits(model, swapped, self.pad_id, pc.batch_tokens, pc.sort_by_length,
+                                               f"{desc} (swapped)")
+            probs = (probs + swap_columns(softmax(logits_s))) / 2
+            stats["seconds"] = round(stats["seconds"] + stats_s["seconds"], 3)
+        self.last_stats = stats
+        return probs
+
+    def predict(self, table: PairTable) -> np.ndarray:
+        if self.model is None:
+            raise RuntimeError("predict before fit or load")
+        return self._predict_rendered(self.model, self._render_tta(table))
+
+    @classmethod
+    def load(cls, cfg: Config, folder: Path) -> "RewardModelLearner":
+        learner = cls(cfg)
+        learner.model = load_trained(cfg, folder, "seq_cls", learner.pad_id, learner.vocab_size)
+        return learner
+

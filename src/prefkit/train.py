@@ -1,0 +1,251 @@
+"""One training loop for both heads (3-class reward model, completion-only causal LM).
+
+The head-specific parts come in a `TrainData`: which micro-batches an epoch has, how a micro-batch becomes
+tensors, and its loss. The loop owns everything else: AdamW (a separate rate for the classification head),
+warmup + cosine schedule, gradient accumulation, clipping, accelerate for one process per GPU, evaluation
+every N steps, a JSONL log (and TensorBoard if asked), progress, and checkpoints.
+
+Checkpoints hold only what training changes (trainable weights: LoRA adapters and the head, or everything in
+full fine-tuning), the optimizer, the schedule, each process's random generators and the position in the
+data. Batches depend on (seed, epoch) alone, so `resume=True` after a crash (kill -9 included) continues
+from the last checkpoint and ends with the same weights as a run that never stopped. A checkpoint is written
+to a temporary folder and renamed: a crash while writing leaves the previous one intact.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import random
+import shutil
+import time
+from contextlib import nullcontext
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable, Protocol
+
+import numpy as np
+import torch
+from tqdm.auto import tqdm
+
+from prefkit.batching import shard
+from prefkit.config import Config
+from prefkit.errors import PrefkitError
+from prefkit.modeling import HEAD_NAMES, compute_dtype
+
+CHECKPOINT = "checkpoint"
+
+
+class TrainData(Protocol):
+    def batches(self, epoch: int) -> list[Any]:
+        """All micro-batches of an epoch, in order (the same on every process)."""
+
+    def collate(self, batch: Any, epoch: int) -> dict[str, torch.Tensor]:
+        """Tensors of one micro-batch."""
+
+    def loss(self, model: Any, tensors: dict[str, torch.Tensor]) -> tuple[torch.Tensor, int]:
+        """Mean loss of a micro-batch, and its number of rows."""
+
+
+def _mixed_precision(cfg: Config) -> str:
+    if not torch.cuda.is_available():
+        return "no"
+    dtype = compute_dtype(cfg.model.dtype)
+    return {torch.float16: "fp16", torch.bfloat16: "bf16"}.get(dtype, "no")
+
+
+def make_accelerator(cfg: Config):
+    from accelerate import Accelerator
+
+    return Accelerator(mixed_precision=_mixed_precision(cfg), cpu=not torch.cuda.is_available())
+
+
+def _param_groups(model: Any, cfg: Config) -> list[dict]:
+    head, body = [], []
+    for name, p in model.named_parameters():
+        if p.requires_grad:
+            (head if any(f".{h}." in f".{name}." for h in HEAD_NAMES) else body).append(p)
+    if not head and not body:
+        raise PrefkitError("nothing to train: no parameter requires a gradient")
+    tc = cfg.train
+    groups = [{"params": body, "lr": tc.learning_rate}]
+    if head:
+        groups.append({"params": head, "lr": tc.head_learning_rate or tc.learning_rate})
+    return [g for g in groups if g["params"]]
+
+
+def trainable_state(model: Any) -> dict[str, torch.Tensor]:
+    return {n: p.detach().cpu().clone() for n, p in model.named_parameters() if p.requires_grad}
+
+
+def _rng_state() -> dict:
+    state = {"torch": torch.get_rng_state(), "numpy": np.random.get_state(), "python": random.getstate()}
+    if torch.cuda.is_available():
+        state["cuda"] = torch.cuda.get_rng_state()
+    return state
+
+
+def _set_rng_state(state: dict) -> None:
+    torch.set_rng_state(state["torch"])
+    np.random.set_state(state["numpy"])
+    random.setstate(state["python"])
+    if "cuda" in state and torch.cuda.is_available():
+        torch.cuda.set_rng_state(state["cuda"])
+
+
+@dataclass
+class Position:
+    step: int = 0  # optimizer steps done
+    epoch: int = 0
+    micro: int = 0  # micro-batches done in `epoch`
+
+
+def _save_checkpoint(out: Path, acc, model, opt, sched, pos: Position) -> None:
+    final, tmp = out / CHECKPOINT, out / f".{CHECKPOINT}.tmp"
+    if acc.is_main_process:
+        shutil.rmtree(tmp, ignore_errors=True)
+        tmp.mkdir(parents=True)
+        torch.save(trainable_state(acc.unwrap_model(model)), tmp / "trainable.pt")
+        torch.save({"optimizer": opt.state_dict(), "scheduler": sched.state_dict()}, tmp / "optimizer.pt")
+        (tmp / "position.json").write_text(json.dumps(pos.__dict__))
+    acc.wait_for_everyone()
+    torch.save(_rng_state(), tmp / f"rng_{acc.process_index}.pt")
+    acc.wait_for_everyone()
+    if acc.is_main_process:
+        old = out / f".{CHECKPOINT}.old"
+        shutil.rmtree(old, ignore_errors=True)
+        if final.exists():
+            final.rename(old)
+        tmp.rename(final)
+        shutil.rmtree(old, ignore_errors=True)
+    acc.wait_for_everyone()
+
+
+def _load_checkpoint(out: Path, acc, model, opt, sched) -> Position:
+    ck = out / CHECKPOINT
+    state = torch.load(ck / "trainable.pt", map_location="cpu")
+    unwrapped = acc.unwrap_model(model)
+    expected = {n for n, p in unwrapped.named_parameters() if p.requires_grad}
+    if set(state) != expected:
+        raise PrefkitError(f"{ck}: was written by a different model or LoRA setting; delete it or drop --resume")
+    unwrapped.load_state_dict(state, strict=False)
+    both = torch.load(ck / "optimizer.pt", map_location="cpu", weights_only=False)
+    opt.load_state_dict(both["optimizer"])
+    sched.load_state_dict(both["scheduler"])
+    rng = ck / f"rng_{acc.process_index}.pt"
+    _set_rng_state(torch.load(rng if rng.exists() else ck / "rng_0.pt", weights_only=False))
+    return Position(**json.loads((ck / "position.json").read_text()))
+
+
+class _Log:
+    def __init__(self, out: Path, enabled: bool, tensorboard: bool):
+        self.path, self.enabled, self.tb = out / "log.jsonl", enabled, None
+        if enabled and tensorboard:
+            try:
+                from torch.utils.tensorboard import SummaryWriter
+            except ImportError:
+                raise PrefkitError("train.tensorboard=true needs the tensorboard package: pip install tensorboard") from None
+            self.tb = SummaryWriter(str(out / "tensorboard"))
+
+    def write(self, record: dict) -> None:
+        if not self.enabled:
+            return
+        with open(self.path, "a", encoding="utf-8") as fh:
+            fh.write(json.dumps(record) + "\n")
+        if self.tb is not None:
+            for k, v in record.items():
+                if k != "step" and isinstance(v, (int, float)):
+                    self.tb.add_scalar(k, v, record["step"])
+
+    def close(self) -> None:
+        if self.tb is not None:
+            self.tb.close()
+
+
+def fit(model: Any, data: TrainData, cfg: Config, out: Path, evaluate: Callable[[], dict] | None = None,
+        resume: bool = False, acc: Any = None) -> list[dict]:
+    """Train `model` in place. Returns the log records (also in out/log.jsonl)."""
+    from transformers import get_cosine_schedule_with_warmup
+
+    tc = cfg.train
+    if tc.epochs <= 0 or tc.batch_size < 1 or tc.grad_accum < 1:
+        raise PrefkitError("train.epochs, train.batch_size and train.grad_accum must be positive")
+    acc = acc or make_accelerator(cfg)
+    out.mkdir(parents=True, exist_ok=True)
+    world, rank = acc.num_processes, acc.process_index
+
+    def my_batches(epoch: int) -> list:
+        all_batches = data.batches(epoch)
+        per_rank = math.ceil(len(all_batches) / world)
+        padded = all_batches + all_batches[: per_rank * world - len(all_batches)]  # even out the processes
+        return shard(padded, rank, world)
+
+    per_epoch = len(my_batches(0))
+    total_micro = max(1, round(tc.epochs * per_epoch))
+    n_epochs = math.ceil(total_micro / per_epoch)
+    micro_in = [min(per_epoch, total_micro - e * per_epoch) for e in range(n_epochs)]
+    total_steps = sum(math.ceil(m / tc.grad_accum) for m in micro_in)
+
+    opt = torch.optim.AdamW(_param_groups(model, cfg), weight_decay=tc.weight_decay)
+    sched = get_cosine_schedule_with_warmup(opt, round(tc.warmup_ratio * total_steps), total_steps)
+    model, opt = acc.prepare(model, opt)
+    pos = Position()
+    if resume and (out / CHECKPOINT / "position.json").exists():
+        pos = _load_checkpoint(out, acc, model, opt, sched)
+        acc.print(f"resumed from {out / CHECKPOINT} at step {pos.step}/{total_steps}")
+    log = _Log(out, acc.is_main_process, tc.tensorboard)
+    records: list[dict] = []
+    bar = tqdm(total=total_steps, initial=pos.step, desc="train", unit="step", disable=not acc.is_main_process,
+               mininterval=1.0)
+    window_loss, window_rows, t_window = 0.0, 0, time.perf_counter()
+    model.train()
+    for epoch in range(pos.epoch, n_epochs):
+        batches = my_batches(epoch)[: micro_in[epoch]]
+        start = pos.micro if epoch == pos.epoch else 0
+        for j in range(start, len(batches)):
+            group_start = (j // tc.grad_accum) * tc.grad_accum
+            group_size = min(tc.grad_accum, len(batches) - group_start)
+            is_step = j + 1 == group_start + group_size
+            tensors = {k: v.to(acc.device) for k, v in data.collate(batches[j], epoch).items()}
+            with nullcontext() if is_step else acc.no_sync(model):
+                with acc.autocast():
+                    loss, rows = data.loss(model, tensors)
+                acc.backward(loss / group_size)
+            window_loss += float(loss.detach()) * rows
+            window_rows += rows
+            if not is_step:
+                continue
+            if tc.max_grad_norm > 0:
+                acc.clip_grad_norm_(model.parameters(), tc.max_grad_norm)
+            opt.step()
+            sched.step()
+            opt.zero_grad(set_to_none=True)
+            pos = Position(pos.step + 1, epoch, j + 1) if j + 1 < len(batches) else Position(pos.step + 1, epoch + 1, 0)
+            bar.update(1)
+            done = pos.step == total_steps
+            record: dict = {"step": pos.step, "epoch": round(epoch + (j + 1) / len(batches), 3)}
+            if pos.step % max(1, tc.log_every) == 0 or done:
+                stats = acc.reduce(torch.tensor([window_loss, window_rows], device=acc.device), "sum")
+                elapsed = time.perf_counter() - t_window
+                record.update(loss=float(stats[0] / max(stats[1], 1)), lr=sched.get_last_lr()[0],
+                              rows_per_s=float(stats[1]) / max(elapsed, 1e-9))
+                bar.set_postfix(loss=f"{record['loss']:.4f}")
+                window_loss, window_rows, t_window = 0.0, 0, time.perf_counter()
+            # (no evaluation forced at the end: callers predict their validation rows right after)
+            if evaluate is not None and tc.eval_every and pos.step % tc.eval_every == 0:
+                model.eval()
+                record.update(evaluate())
+                model.train()
+            if len(record) > 2:
+                log.write(record)
+                records.append(record)
+            if tc.save_every and pos.step % tc.save_every == 0 and not done:
+                _save_checkpoint(out, acc, model, opt, sched, pos)
+    bar.close()
+    log.close()
+    model.eval()
+    return records
+
+
+def clear_checkpoint(out: Path) -> None:
+    shutil.rmtree(out / CHECKPOINT, ignore_errors=True)
