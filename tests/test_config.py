@@ -28,7 +28,8 @@ def test_every_shipped_config_loads(path):
 
 def test_overrides_keep_types_and_save(tmp_path):
     cfg = load_config(CONFIGS[0], ["cv.n_splits=3", "data.skip_bad_rows=true", "template.prompt_share=0.3",
-                                   f"output_dir={tmp_path}", "data.train=123"])
+                                   f"output_dir={tmp_path}", "data.train=123", "train.learning_rate=2e-4"])
+    assert cfg.train.learning_rate == 2e-4, "YAML reads 2e-4 as a string; a float field takes it"
     assert cfg.cv.n_splits == 3 and cfg.data.skip_bad_rows is True and cfg.template.prompt_share == 0.3
     assert cfg.data.train == "123", "a path that YAML reads as a number stays a string"
     saved = save_config(cfg, tmp_path)

@@ -5,7 +5,7 @@
     prefkit cv CONFIG [--resume] [key=value ...]
     prefkit train CONFIG [--resume] [key=value ...]
     prefkit predict --run RUN_DIR --test PATH --out FILE [key=value ...]
-    prefkit demo [key=value ...]
+    prefkit demo [--config CONFIG] [--rows N] [key=value ...]
 
 Every `key=value` is a config override (`data.train=PATH`, `cv.n_splits=3`, `output_dir=DIR`).
 Exit codes: 0 success; 1 `data check`/`data convert` skipped bad rows; 2 a user error (bad file, bad config), printed
@@ -51,7 +51,9 @@ def _parser() -> argparse.ArgumentParser:
     pred.add_argument("--out", required=True, help="submission CSV to write")
     pred.add_argument("overrides", nargs="*", metavar="key=value")
 
-    demo = sub.add_parser("demo", help="end to end on a sample set prefkit makes: CV, train, predict, report")
+    demo = sub.add_parser("demo", help="end to end on a sample set prefkit makes: CV, predict, report")
+    demo.add_argument("--config", default=None, help="default: configs/rm/minilm_cpu.yaml (the CPU reward model)")
+    demo.add_argument("--rows", type=int, default=1200, help="training pairs to make (test: a quarter as many)")
     demo.add_argument("overrides", nargs="*", metavar="key=value")
     return p
 
@@ -124,7 +126,7 @@ def main(argv: list[str] | None = None) -> int:
         elif args.command == "demo":
             from prefkit.recipes import demo
 
-            demo.main(load_config(None, args.overrides))
+            demo.main(args.overrides, args.config, args.rows)
         return 0
     except PrefkitError as e:
         print(f"error: {e}", file=sys.stderr)

@@ -70,6 +70,9 @@ class ModelConfig:
     attn_implementation: str = _choice("auto", "auto", "eager", "sdpa")  # Gemma-2 always gets eager
     softcapping: bool = True  # Gemma-2 attention-logit soft-capping (off: faster attention kernels allowed)
     gradient_checkpointing: bool = False
+    # full fine-tuning: keep the input word embeddings fixed (on MiniLM: half the parameters, most of AdamW's
+    # time, and nothing a few thousand pairs could teach them)
+    freeze_embeddings: bool = False
 
 
 @dataclass
@@ -80,6 +83,7 @@ class LoraConfig:
     dropout: float = 0.05
     # "all-linear" (peft's shortcut) or module names
     target_modules: list[str] = field(default_factory=lambda: ["q_proj", "k_proj", "v_proj", "o_proj"])
+    skip_first_layers: int = 0  # no adapters on the first N decoder layers (peft's layers_to_transform)
 
 
 @dataclass
@@ -185,6 +189,11 @@ def _coerce(value: Any, tp: Any, key: str, source: str) -> Any:
     if tp is float:
         if isinstance(value, (int, float)) and not isinstance(value, bool):
             return float(value)
+        if isinstance(value, str):  # YAML 1.1 reads 2e-4 (no dot) as a string
+            try:
+                return float(value)
+            except ValueError:
+                pass
         raise bad
     if tp is str:
         if isinstance(value, str):

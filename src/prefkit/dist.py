@@ -7,6 +7,8 @@ prefkit gets it from here so that this holds.
 
 from __future__ import annotations
 
+import sys
+
 import torch
 
 
@@ -23,3 +25,9 @@ def is_main() -> bool:
 
 def wait() -> None:
     state().wait_for_everyone()
+
+
+def log(msg: str) -> None:
+    """A progress message on stderr, from the main process only."""
+    if is_main():
+        print(msg, file=sys.stderr, flush=True)

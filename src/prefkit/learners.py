@@ -64,6 +64,16 @@ def _class(cfg: Config):
     return RewardModelLearner
 
 
+def check_source(cfg: Config) -> None:
+    """Fail before any data is read when the backbone or its tokenizer cannot be found."""
+    if cfg.model.kind == "seq_cls":
+        from prefkit.modeling import model_dir
+        from prefkit.templates import load_tokenizer
+
+        path = model_dir(cfg.model.path)
+        load_tokenizer(cfg.template.tokenizer, None if path is None else str(path))
+
+
 def make_learner(cfg: Config) -> Learner:
     return _class(cfg)(cfg)
 

@@ -160,6 +160,8 @@ def build_model(cfg: Config, task: str = "seq_cls", pad_token_id: int | None = N
         model = prepare_model_for_kbit_training(model, use_gradient_checkpointing=m.gradient_checkpointing)
     elif m.gradient_checkpointing:
         model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
+    if m.freeze_embeddings:
+        model.get_input_embeddings().weight.requires_grad_(False)
     if cfg.lora.enabled:
         model = apply_lora(model, cfg, task)
     elif quant is not None:
@@ -181,8 +183,15 @@ def apply_lora(model: Any, cfg: Config, task: str) -> Any:
     targets: Any = lc.target_modules
     if targets == ["all-linear"]:
         targets = "all-linear"
+    layers = None
+    if lc.skip_first_layers:
+        n = model.config.num_hidden_layers
+        if lc.skip_first_layers >= n:
+            raise PrefkitError(f"lora.skip_first_layers={lc.skip_first_layers}: the model has {n} layers")
+        layers = list(range(lc.skip_first_layers, n))
     peft_cfg = LoraConfig(
         r=lc.r, lora_alpha=lc.alpha, lora_dropout=lc.dropout, target_modules=targets,
+        layers_to_transform=layers,
         task_type="SEQ_CLS" if task == "seq_cls" else "CAUSAL_LM",
         modules_to_save=[head_name(model)] if task == "seq_cls" else None,
     )

@@ -30,6 +30,7 @@ from tqdm.auto import tqdm
 
 from prefkit.batching import shard
 from prefkit.config import Config
+from prefkit.dist import log
 from prefkit.errors import PrefkitError
 from prefkit.modeling import HEAD_NAMES, compute_dtype
 
@@ -192,8 +193,8 @@ def fit(model: Any, data: TrainData, cfg: Config, out: Path, evaluate: Callable[
     pos = Position()
     if resume and (out / CHECKPOINT / "position.json").exists():
         pos = _load_checkpoint(out, acc, model, opt, sched)
-        acc.print(f"resumed from {out / CHECKPOINT} at step {pos.step}/{total_steps}")
-    log = _Log(out, acc.is_main_process, tc.tensorboard)
+        log(f"resumed from {out / CHECKPOINT} at step {pos.step}/{total_steps}")
+    metrics_log = _Log(out, acc.is_main_process, tc.tensorboard)
     records: list[dict] = []
     bar = tqdm(total=total_steps, initial=pos.step, desc="train", unit="step", disable=not acc.is_main_process,
                mininterval=1.0)
@@ -237,12 +238,12 @@ def fit(model: Any, data: TrainData, cfg: Config, out: Path, evaluate: Callable[
                 record.update(evaluate())
                 model.train()
             if len(record) > 2:
-                log.write(record)
+                metrics_log.write(record)
                 records.append(record)
             if tc.save_every and pos.step % tc.save_every == 0 and not done:
                 _save_checkpoint(out, acc, model, opt, sched, pos)
     bar.close()
-    log.close()
+    metrics_log.close()
     model.eval()
     return records
 

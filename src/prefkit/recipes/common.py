@@ -2,19 +2,13 @@
 
 from __future__ import annotations
 
-import sys
 import time
 from pathlib import Path
 
 from prefkit.config import Config, save_config
 from prefkit.data import PairTable, load_pairs
-from prefkit.dist import is_main, wait
+from prefkit.dist import is_main, log, wait  # noqa: F401  (log: used by the recipes)
 from prefkit.errors import PrefkitError
-
-
-def log(msg: str) -> None:
-    if is_main():
-        print(msg, file=sys.stderr, flush=True)
 
 
 def output_dir(cfg: Config, job: str, name: str = "") -> Path:
