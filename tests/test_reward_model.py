@@ -68,6 +68,18 @@ def test_gemma2_eager_attention_and_softcapping_switch():
     assert off.config.attn_logit_softcapping is None and off.config.final_logit_softcapping is None
 
 
+@pytest.mark.parametrize("mode,layer", [("nf4", "Linear4bit"), ("int8", "Linear8bitLt")])
+def test_lora_on_quantized_weights_gets_gradients(mode, layer):
+    pytest.importorskip("bitsandbytes")
+    model = build_model(load_config(TINY, [f"quantization.mode={mode}"]), "seq_cls", pad_token_id=0, vocab_size=259)
+    q_proj = model.base_model.model.model.layers[0].self_attn.q_proj
+    assert type(q_proj.base_layer).__name__ == layer and not q_proj.base_layer.weight.requires_grad
+    x = torch.randint(3, 259, (2, 16))
+    model(input_ids=x, attention_mask=torch.ones_like(x)).logits.float().sum().backward()
+    assert q_proj.lora_A["default"].weight.grad is not None
+    assert model.base_model.model.score.modules_to_save["default"].weight.grad is not None
+
+
 def test_missing_model_folder_is_a_clear_error(run_cli, tmp_path):
     r = run_cli("train", MINILM, "model.path=/kaggle/input/nothing-here", f"data.train={tmp_path / 'x.csv'}",
                 f"output_dir={tmp_path}")
@@ -81,8 +93,11 @@ def test_qlora_trains_saves_and_reloads(tmp_path):
     table = learnable(48)
     learner = RewardModelLearner(cfg)
     before = trainable_state(build_model(cfg, "seq_cls", learner.pad_id, learner.vocab_size))
-    history = learner.fit(table, None, tmp_path / "m")
+    cfg.train.eval_every = 12
+    history = learner.fit(table, learnable(12, seed=9), tmp_path / "m")
     after = trainable_state(learner.model)
+    evals = [h for h in history if "eval_logloss" in h]
+    assert [h["step"] for h in evals] == [12, 24, 36, 48, 60, 72] and evals[-1]["eval_logloss"] < evals[0]["eval_logloss"]
     assert set(before) == set(after) and any("score" in k for k in after), "LoRA weights and the score head train"
     changed = [k for k in before if not torch.equal(before[k], after[k])]
     assert len(changed) == len(before), "every trainable tensor moved"
@@ -190,6 +205,20 @@ def test_two_processes_predict_like_one(tmp_path):
     assert stats["processes"] == 2 and stats["rows"] == 37
 
 
+def test_two_processes_train_data_parallel(tmp_path):
+    pytest.importorskip("bitsandbytes")
+    train = tmp_path / "train.csv"
+    write_lmsys_csv(learnable(40, seed=1), train)
+    r = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_port",
+                        str(_free_port()), "-m", "prefkit.cli", "--", "train", str(TINY), f"data.train={train}", *FAST,
+                        "train.epochs=4", f"output_dir={tmp_path / 'run'}"], capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0, r.stderr[-3000:]
+    log = [json.loads(x) for x in (tmp_path / "run" / "model" / "log.jsonl").read_text().splitlines()]
+    assert log[-1]["step"] == 20, "10 batches an epoch shared by 2 processes: 5 steps an epoch each"
+    assert log[-1]["loss"] < log[0]["loss"]
+    assert (tmp_path / "run" / "model" / "adapter_model.safetensors").exists()
+
+
 def test_minilm_config_on_hh_rlhf_slice(run_cli, tmp_path):
     path = need_shared(HH / "helpful-base.test.jsonl.gz")
     r = run_cli("cv", MINILM, f"data.train={path}", "data.limit=96", "cv.n_splits=2", "template.max_length=96",
@@ -202,6 +231,13 @@ def test_minilm_config_on_hh_rlhf_slice(run_cli, tmp_path):
     oof = pd.read_csv(tmp_path / "oof.csv")
     assert len(oof) == 96 and oof["id"].is_unique
     assert (tmp_path / "fold0" / "trained.json").exists() and (tmp_path / "fold0" / "log.jsonl").exists()
+
+
+def test_tensorboard_logs(tmp_path):
+    pytest.importorskip("tensorboard")
+    cfg = load_config(TINY, FAST + ["train.epochs=1", "quantization.mode=none", "train.tensorboard=true"])
+    RewardModelLearner(cfg).fit(learnable(8), None, tmp_path / "m")
+    assert list((tmp_path / "m" / "tensorboard").glob("events.out.tfevents.*"))
 
 
 def test_quantized_full_finetuning_is_refused():
