@@ -15,6 +15,7 @@ import numpy as np
 
 from prefkit.config import Config
 from prefkit.data.table import PairTable
+from prefkit.dist import is_main
 from prefkit.features import FeatureModel, table_features
 from prefkit.io import write_json
 
@@ -43,7 +44,8 @@ class FeatureLearner:
         self.model = FeatureModel(self.cfg.features, self.cfg.train.seed).fit(
             table_features(train), train.frame["label"].to_numpy(), self.cfg.train.swap_augment
         )
-        self.model.save(out / self.FILE)
+        if is_main():
+            self.model.save(out / self.FILE)
         return []
 
     def predict(self, table: PairTable) -> np.ndarray:

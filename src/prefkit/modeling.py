@@ -16,6 +16,7 @@ Facts this module encodes:
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import tempfile
 import warnings
@@ -221,6 +222,5 @@ def load_trained(cfg: Config, directory: Path, task: str = "seq_cls", pad_token_
         return PeftModel.from_pretrained(base, str(directory)).eval()
     if not (directory / "config.json").is_file():
         raise PrefkitError(f"{directory}: no trained model here (adapter_config.json or config.json)")
-    full = Config(**{**cfg.__dict__})
-    full.model = ModelConfig(**{**cfg.model.__dict__, "path": str(directory), "random_init": {}})
+    full = dataclasses.replace(cfg, model=dataclasses.replace(cfg.model, path=str(directory), random_init={}))
     return build_model(full, task, pad_token_id, vocab_size, trainable=False)

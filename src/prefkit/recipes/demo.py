@@ -20,7 +20,7 @@ from prefkit.config import Config, load_config
 from prefkit.data.arena import write_lmsys_csv
 from prefkit.data.synthetic import make_pairs
 from prefkit.data.table import PairTable
-from prefkit.dist import is_main
+from prefkit.dist import is_main, wait
 from prefkit.errors import PrefkitError
 from prefkit.io import write_json, write_text
 from prefkit.metrics import UNIFORM_LOGLOSS
@@ -72,6 +72,7 @@ def main(overrides: list[str], config: str | None = None, rows: int = 1200) -> d
     if is_main():
         write_lmsys_csv(train_set, data_dir / "train.csv")
         write_lmsys_csv(test_set, data_dir / "test.csv")
+    wait()  # the other processes read these next
     log(f"sample set: {len(train_set)} training and {len(test_set)} test pairs -> {data_dir}")
     cfg.data.train, cfg.data.test = str(data_dir / "train.csv"), str(data_dir / "test.csv")
 
