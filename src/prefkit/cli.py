@@ -6,6 +6,7 @@
     prefkit train CONFIG [--resume] [key=value ...]
     prefkit predict --run RUN_DIR --test PATH --out FILE [key=value ...]
     prefkit demo [--config CONFIG] [--rows N] [key=value ...]
+    prefkit kaggle {bundle,kernel,push,status,submit,scores} ...      prefkit ledger
 
 Every `key=value` is a config override (`data.train=PATH`, `cv.n_splits=3`, `output_dir=DIR`).
 Exit codes: 0 success; 1 `data check`/`data convert` skipped bad rows; 2 a user error (bad file, bad config), printed
@@ -50,6 +51,10 @@ def _parser() -> argparse.ArgumentParser:
     pred.add_argument("--test", required=True)
     pred.add_argument("--out", required=True, help="submission CSV to write")
     pred.add_argument("overrides", nargs="*", metavar="key=value")
+
+    from prefkit.kaggle.commands import add_parsers
+
+    add_parsers(sub)
 
     demo = sub.add_parser("demo", help="end to end on a sample set prefkit makes: CV, predict, report")
     demo.add_argument("--config", default=None, help="default: configs/rm/minilm_cpu.yaml (the CPU reward model)")
@@ -112,6 +117,10 @@ def main(argv: list[str] | None = None) -> int:
     try:
         if args.command == "data":
             return _data_command(args)
+        if args.command in ("kaggle", "ledger"):
+            from prefkit.kaggle.commands import run
+
+            return run(args)
         from prefkit.config import load_config
 
         if args.command in ("cv", "train"):

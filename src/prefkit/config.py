@@ -139,6 +139,24 @@ class PredictConfig:
 
 
 @dataclass
+class KaggleConfig:
+    competition: str = "lmsys-chatbot-arena"
+    code_competition: bool = True  # submissions come from a kernel run offline (internet off)
+    test_path: str = "/kaggle/input/lmsys-chatbot-arena/test.csv"  # where the kernel reads the test set
+    dataset: str | None = None  # "owner/slug" of the bundle dataset
+    kernel: str | None = None  # "owner/slug" of the kernel
+    title: str | None = None  # default: taken from the slug
+    is_private: bool = True
+    machine_shape: str = "NvidiaTeslaT4"  # T4x2
+    gpus: int = 2
+    model_sources: list[str] = field(default_factory=list)  # Kaggle Models the kernel mounts ("owner/model/framework/variation/version")
+    # wheels the kernel installs offline besides prefkit: installed distributions, copied at their versions here
+    wheels: list[str] = field(default_factory=lambda: ["bitsandbytes"])
+    time_limit_hours: float = 9.0
+    test_rows: int = 25_000  # rows the hidden test set has, for the time estimate
+
+
+@dataclass
 class Config:
     output_dir: str | None = None
     data: DataConfig = field(default_factory=DataConfig)
@@ -150,6 +168,7 @@ class Config:
     train: TrainConfig = field(default_factory=TrainConfig)
     cv: CVConfig = field(default_factory=CVConfig)
     predict: PredictConfig = field(default_factory=PredictConfig)
+    kaggle: KaggleConfig = field(default_factory=KaggleConfig)
 
 
 # ---------------------------------------------------------------------------------------------- loading

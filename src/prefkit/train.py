@@ -181,6 +181,9 @@ def fit(model: Any, data: TrainData, cfg: Config, out: Path, evaluate: Callable[
         padded = all_batches + all_batches[: per_rank * world - len(all_batches)]  # even out the processes
         return shard(padded, rank, world)
 
+    extra = -len(data.batches(0)) % world
+    if extra:
+        log(f"{extra} batches an epoch are repeated so that each of {world} processes gets as many")
     per_epoch = len(my_batches(0))
     total_micro = max(1, round(tc.epochs * per_epoch))
     n_epochs = math.ceil(total_micro / per_epoch)

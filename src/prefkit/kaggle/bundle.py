@@ -1,0 +1,109 @@
+"""`prefkit kaggle bundle --run RUN_DIR --out DIR`: a Kaggle dataset folder for an offline kernel.
+
+    DIR/dataset-metadata.json   title, id, licenses
+    DIR/wheels/                 the prefkit wheel, and the wheels Kaggle's image lacks (`kaggle.wheels`)
+    DIR/run/                    the run's resolved config, metrics and every finished model folder
+                                (LoRA adapter + head, or the fine-tuned model), without checkpoints
+    DIR/tokenizer/              the tokenizer files, when the config names a tokenizer folder or file
+
+Built in a temporary folder and renamed at the end; refused, with the files named, when anything in it
+looks like a credential.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import sys
+import tempfile
+from importlib import metadata
+from pathlib import Path
+
+from prefkit import __version__
+from prefkit.config import load_config, save_config
+from prefkit.errors import PrefkitError
+from prefkit.kaggle.secrets import refuse_secrets
+from prefkit.learners import trained_folders
+
+SKIP_IN_MODEL = {"checkpoint", ".checkpoint.tmp", ".checkpoint.old", "valid_predictions.npy", "tensorboard"}
+WHEEL_PLATFORMS = ["manylinux_2_24_x86_64", "manylinux2014_x86_64", "manylinux_2_17_x86_64", "any"]
+
+
+def _pip(args: list[str], what: str) -> None:
+    r = subprocess.run([sys.executable, "-m", "pip", *args], capture_output=True, text=True)
+    if r.returncode != 0:
+        raise PrefkitError(f"{what} failed:\n{r.stderr.strip()[-2000:]}")
+
+
+def source_root() -> Path:
+    root = Path(__file__).resolve().parents[3]
+    if not (root / "pyproject.toml").is_file():
+        raise PrefkitError("the prefkit wheel is built from its source checkout, and none was found beside this install")
+    return root
+
+
+def build_wheels(out: Path, extra: list[str]) -> list[str]:
+    """prefkit's wheel, then each extra distribution at the version installed here (for Linux x86-64)."""
+    out.mkdir(parents=True, exist_ok=True)
+    _pip(["wheel", "--no-deps", "--no-build-isolation", "-q", "-w", str(out), str(source_root())], "building the prefkit wheel")
+    for name in extra:
+        try:
+            version = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            raise PrefkitError(f"kaggle.wheels: {name} is not installed here; install it or drop it from the list") from None
+        args = ["download", "--no-deps", "--only-binary=:all:", "-q", "-d", str(out), f"{name}=={version}"]
+        for platform in WHEEL_PLATFORMS:
+            args += ["--platform", platform]
+        _pip(args, f"downloading the {name}=={version} wheel")
+    return sorted(p.name for p in out.glob("*.whl"))
+
+
+def _copy_run(run_dir: Path, dest: Path) -> list[str]:
+    folders = trained_folders(run_dir)
+    if not folders:
+        raise PrefkitError(f"{run_dir}: no finished model folder to bundle (fold*/ or model/ with trained.json)")
+    dest.mkdir(parents=True)
+    for name in ("config.yaml", "metrics.json"):
+        if (run_dir / name).is_file():
+            shutil.copy2(run_dir / name, dest / name)
+    for folder in folders:
+        shutil.copytree(folder, dest / folder.name, ignore=lambda d, names: [n for n in names if n in SKIP_IN_MODEL])
+    return [f.name for f in folders]
+
+
+def build_bundle(run_dir: str | Path, out: str | Path, overrides: list[str] = ()) -> dict:
+    run_dir, out = Path(run_dir), Path(out)
+    if not (run_dir / "config.yaml").is_file():
+        raise PrefkitError(f"{run_dir}: not a run folder (no config.yaml)")
+    refuse_secrets(run_dir)
+    cfg = load_config(run_dir / "config.yaml", overrides)
+    kc = cfg.kaggle
+    if not kc.dataset or "/" not in kc.dataset:
+        raise PrefkitError("kaggle.dataset must be set to OWNER/SLUG (e.g. kaggle.dataset=me/prefkit-gemma2-folds)")
+    if out.exists():
+        raise PrefkitError(f"{out} exists; give a new folder (a bundle is never merged into an old one)")
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
+    try:
+        models = _copy_run(run_dir, tmp / "run")
+        tok = cfg.template.tokenizer
+        if tok not in ("minilm", "bytes", "model"):  # a local tokenizer: it travels; the kernel points at it
+            src = Path(tok)
+            if src.is_dir():
+                shutil.copytree(src, tmp / "tokenizer")
+            else:
+                (tmp / "tokenizer").mkdir()
+                shutil.copy2(src, tmp / "tokenizer" / "tokenizer.json")
+        cfg.output_dir = None
+        save_config(cfg, tmp / "run")
+        wheels = build_wheels(tmp / "wheels", kc.wheels)
+        title = kc.title or kc.dataset.split("/", 1)[1].replace("-", " ")
+        meta = {"title": title[:50], "id": kc.dataset, "licenses": [{"name": "other"}]}
+        (tmp / "dataset-metadata.json").write_text(json.dumps(meta, indent=2) + "\n")
+        refuse_secrets(tmp, shown_as=out)
+        tmp.rename(out)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    return {"bundle": str(out), "models": models, "wheels": wheels, "prefkit": __version__, "dataset": kc.dataset}

@@ -1,0 +1,139 @@
+"""The `prefkit kaggle ...` and `prefkit ledger` commands: argument wiring over bundle, kernel, api, budget, ledger."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+from prefkit import __version__
+from prefkit.config import load_config
+from prefkit.errors import PrefkitError
+from prefkit.kaggle import api, ledger
+from prefkit.kaggle.budget import estimate
+
+
+def say(msg: str) -> None:
+    print(msg, file=sys.stderr, flush=True)
+
+
+def add_parsers(sub) -> None:
+    kg = sub.add_parser("kaggle", help="bundles, kernels, pushes, submissions").add_subparsers(dest="kaggle_command", required=True)
+    b = kg.add_parser("bundle", help="a Kaggle dataset folder with what an offline kernel needs")
+    b.add_argument("--run", required=True)
+    b.add_argument("--out", required=True)
+    b.add_argument("overrides", nargs="*", metavar="key=value")
+    k = kg.add_parser("kernel", help="render a kernel folder (kernel.py + kernel-metadata.json)")
+    k.add_argument("kind", choices=["train", "infer"])
+    k.add_argument("--run", required=True)
+    k.add_argument("--bundle", required=True)
+    k.add_argument("--out", required=True)
+    k.add_argument("overrides", nargs="*", metavar="key=value")
+    p = kg.add_parser("push", help="create or version the bundle dataset and push a kernel")
+    p.add_argument("--bundle", help="bundle folder to upload as a dataset version")
+    p.add_argument("--kernel", help="kernel folder to push")
+    p.add_argument("--new-dataset", action="store_true", help="create the dataset instead of versioning it")
+    p.add_argument("--message", default=f"prefkit {__version__}")
+    p.add_argument("--tokens-per-row", type=float, help="mean rendered tokens of the test rows (default: max_length)")
+    p.add_argument("--force", action="store_true", help="push even when the time estimate exceeds the limit")
+    p.add_argument("--dry-run", action="store_true", help="prepare everything and print the calls, touch nothing")
+    s = kg.add_parser("status", help="poll a kernel with backoff until it ends; optionally download its output")
+    s.add_argument("kernel", help="OWNER/SLUG")
+    s.add_argument("--download", help="folder for the kernel's output files")
+    u = kg.add_parser("submit", help="submit a file, or a kernel version in a code competition; adds a ledger row")
+    u.add_argument("--run", required=True, help="the run the submission comes from (for the ledger)")
+    u.add_argument("--file")
+    u.add_argument("--kernel")
+    u.add_argument("--version", type=int)
+    u.add_argument("--message", default="")
+    u.add_argument("--ledger", default=str(ledger.DEFAULT))
+    u.add_argument("--dry-run", action="store_true")
+    c = kg.add_parser("scores", help="fill leaderboard scores into the ledger")
+    c.add_argument("--competition", default=None)
+    c.add_argument("--ledger", default=str(ledger.DEFAULT))
+    lg = sub.add_parser("ledger", help="CV against LB for every submission, and a plot")
+    lg.add_argument("--ledger", default=str(ledger.DEFAULT))
+    lg.add_argument("--plot", default=None, help="PNG to draw (default: beside the ledger)")
+
+
+def _kernel_is_infer(kernel: Path) -> bool:
+    return "predict" in (kernel / "kernel.py").read_text()
+
+
+def run(args) -> int:
+    from prefkit.kaggle.bundle import build_bundle
+    from prefkit.kaggle.kernel import render_kernel
+
+    cmd = args.kaggle_command if args.command == "kaggle" else "ledger"
+    if cmd == "bundle":
+        info = build_bundle(args.run, args.out, args.overrides)
+        say(f"bundle {info['bundle']}: models {', '.join(info['models'])}; wheels {', '.join(info['wheels'])}")
+    elif cmd == "kernel":
+        out = render_kernel(args.kind, args.run, args.bundle, args.out, args.overrides)
+        say(f"kernel folder {out}: kernel.py, kernel-metadata.json")
+    elif cmd == "push":
+        if not args.bundle and not args.kernel:
+            raise PrefkitError("give --bundle, --kernel or both")
+        bundle = Path(args.bundle) if args.bundle else None
+        kernel = Path(args.kernel) if args.kernel else None
+        if kernel is not None:
+            if not (kernel / "kernel-metadata.json").is_file():
+                raise PrefkitError(f"{kernel}: no kernel-metadata.json (render one with `prefkit kaggle kernel`)")
+            if _kernel_is_infer(kernel):
+                _check_budget(bundle, args.tokens_per_row, args.force)
+        if not args.dry_run:
+            say(f"credentials: {api.credentials_source()}")
+        api.run_plan(api.push_plan(bundle, kernel, args.new_dataset, args.message), args.dry_run, say)
+    elif cmd == "status":
+        state = api.wait_for_kernel(args.kernel, say)
+        if args.download:
+            api.run_plan([api.Call("kernels_output", {"kernel": args.kernel, "path": args.download})], False, say)
+        return 0 if state == "complete" else 1
+    elif cmd == "submit":
+        run_dir = Path(args.run)
+        cfg = load_config(run_dir / "config.yaml")
+        row = ledger.new_row(cfg.kaggle.competition, run_dir, args.message, args.file, args.kernel, args.version)
+        message = f"{args.message} [{row['id']}]".strip()  # the ledger id lets `scores` find it again
+        plan = api.submit_plan(cfg.kaggle.competition, message, args.file, args.kernel, args.version)
+        api.run_plan(plan, args.dry_run, say)
+        if args.dry_run:
+            say(f"dry run: ledger row not written: {json.dumps(row)}")
+        else:
+            ledger.append({**row, "message": message}, Path(args.ledger))
+            say(f"ledger: {args.ledger} row {row['id']}")
+    elif cmd == "scores":
+        path = Path(args.ledger)
+        frame = ledger.read(path)
+        competitions = [args.competition] if args.competition else sorted(set(frame["competition"]) - {""})
+        filled = 0
+        for comp in competitions:
+            subs = api.client().competition_submissions(comp)
+            filled += ledger.fill_scores(path, subs)
+        say(f"{filled} leaderboard scores filled in {path}")
+    elif cmd == "ledger":
+        path = Path(args.ledger)
+        plot = Path(args.plot) if args.plot else path.with_suffix(".png")
+        print(ledger.show(path, plot))
+        say(f"plot: {plot}")
+    return 0
+
+
+def _check_budget(bundle: Path | None, tokens_per_row: float | None, force: bool) -> None:
+    if bundle is None:
+        raise PrefkitError("an inference kernel is pushed with its --bundle: the time check needs the bundled run")
+    run_dir = bundle / "run"
+    cfg = load_config(run_dir / "config.yaml")
+    n_models = sum(1 for p in run_dir.iterdir() if (p / "trained.json").is_file())
+    try:
+        est = estimate(cfg, n_models, tokens_per_row)
+    except PrefkitError:
+        if force:
+            say("no throughput known for this model: time check skipped (--force)")
+            return
+        raise
+    say(f"time estimate on T4x{est['gpus']}: {est['hours']} h for {est['rows']} rows x {est['passes']} passes x "
+        f"{est['models']} models at {est['tokens_per_row']} tokens/row, {est['tokens_per_s_per_gpu']} tokens/s per GPU "
+        f"({est['throughput']}); limit {est['limit_hours']} h")
+    if not est["fits"] and not force:
+        raise PrefkitError(f"the estimate ({est['hours']} h) exceeds the {est['limit_hours']} h limit: fewer folds, "
+                           "shorter rows, or --force")

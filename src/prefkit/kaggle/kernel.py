@@ -1,0 +1,65 @@
+"""`prefkit kaggle kernel {train,infer} --run RUN_DIR --bundle DIR --out KERNEL_DIR`.
+
+Renders `kernels/<kind>.py` (the templates kept in the repository) and `kernel-metadata.json`, with every
+field the `kaggle` client reads set explicitly: its `enable_internet` defaults to true, which a code
+competition's submission kernel must not have.
+"""
+
+from __future__ import annotations
+
+import json
+import string
+from pathlib import Path
+
+from prefkit import __version__
+from prefkit.config import load_config
+from prefkit.errors import PrefkitError
+from prefkit.io import write_json, write_text
+from prefkit.kaggle.bundle import source_root
+
+KINDS = ("train", "infer")
+
+
+def kernel_metadata(cfg, kind: str, dataset: str) -> dict:
+    kc = cfg.kaggle
+    if not kc.kernel or "/" not in kc.kernel:
+        raise PrefkitError("kaggle.kernel must be set to OWNER/SLUG (e.g. kaggle.kernel=me/prefkit-infer)")
+    title = kc.title or kc.kernel.split("/", 1)[1].replace("-", " ")
+    if len(title) < 5:
+        raise PrefkitError(f"kernel title {title!r}: Kaggle wants at least 5 characters (set kaggle.title)")
+    return {
+        "id": kc.kernel,
+        "title": title,
+        "code_file": "kernel.py",
+        "language": "python",
+        "kernel_type": "script",
+        "is_private": kc.is_private,
+        "enable_gpu": kc.gpus > 0,
+        "enable_tpu": False,
+        "enable_internet": False,  # installs come from the bundle; code competitions refuse internet anyway
+        "machine_shape": kc.machine_shape,
+        "dataset_sources": [dataset],
+        "competition_sources": [kc.competition],
+        "kernel_sources": [],
+        "model_sources": list(kc.model_sources),
+    }
+
+
+def render_kernel(kind: str, run_dir: str | Path, bundle: str | Path, out: str | Path, overrides: list[str] = ()) -> Path:
+    if kind not in KINDS:
+        raise PrefkitError(f"kernel kind must be one of {', '.join(KINDS)}")
+    run_dir, bundle, out = Path(run_dir), Path(bundle), Path(out)
+    meta_file = bundle / "dataset-metadata.json"
+    if not meta_file.is_file():
+        raise PrefkitError(f"{bundle}: not a bundle (no dataset-metadata.json); make one with `prefkit kaggle bundle`")
+    dataset = json.loads(meta_file.read_text())["id"]
+    cfg = load_config(run_dir / "config.yaml", overrides)
+    template = (source_root() / "kernels" / f"{kind}.py").read_text()
+    slug = dataset.split("/", 1)[1]
+    script = string.Template(template).substitute(
+        bundle_mount=f"/kaggle/input/{slug}", test_path=cfg.kaggle.test_path, version=__version__,
+        train_path=f"/kaggle/input/{cfg.kaggle.competition}/train.csv",
+    )
+    write_text(out / "kernel.py", script)
+    write_json(out / "kernel-metadata.json", kernel_metadata(cfg, kind, dataset))
+    return out
