@@ -153,3 +153,18 @@ def test_ledger_scores_and_plot(tmp_path):
     assert len(frame.loc[0, "config_hash"]) == 12
     text = ledger.show(path, tmp_path / "ledger.png")
     assert row["id"] in text and (tmp_path / "ledger.png").read_bytes()[:4] == b"\x89PNG"
+
+
+def test_train_kernel_runs_cv_from_the_bundle(run_cli, trained, tmp_path):
+    bundle, kernel = tmp_path / "bundle", tmp_path / "kernel"
+    assert run_cli("kaggle", "bundle", "--run", trained / "run", "--out", bundle).code == 0
+    r = run_cli("kaggle", "kernel", "train", "--run", bundle / "run", "--bundle", bundle, "--out", kernel)
+    assert r.code == 0, r.err
+    assert '"/kaggle/input/lmsys-chatbot-arena/train.csv"' in (kernel / "kernel.py").read_text()
+    env = {**os.environ, "PREFKIT_BUNDLE": str(bundle), "PREFKIT_TRAIN": str(trained / "train.csv"),
+           "PREFKIT_WORK": str(tmp_path / "work")}
+    run = subprocess.run([sys.executable, str(kernel / "kernel.py")], env=env, capture_output=True, text=True,
+                         timeout=600, cwd=tmp_path)
+    assert run.returncode == 0, run.stderr[-3000:]
+    m = json.loads((tmp_path / "work" / "metrics.json").read_text())
+    assert m["n"] == 40 and (tmp_path / "work" / "fold1" / "trained.json").exists()
