@@ -11,7 +11,8 @@ from prefkit.config import FeaturesConfig
 from prefkit.data.arena import write_lmsys_csv
 from prefkit.data.synthetic import make_pairs
 from prefkit.data.table import PairTable
-from prefkit.features import FeatureModel, swap_probs, table_features
+from prefkit.features import FeatureModel, table_features
+from prefkit.metrics import swap_probs
 from prefkit.metrics import UNIFORM_LOGLOSS, score
 from tests.conftest import HH, need_shared
 

@@ -25,7 +25,8 @@ from prefkit.data.table import PairTable, TableBuilder
 from prefkit.errors import PrefkitError
 from prefkit.metrics import score
 from prefkit.modeling import build_model, compute_dtype
-from prefkit.reward_model import PairTrainData, RewardModelLearner, swap_columns
+from prefkit.metrics import swap_probs
+from prefkit.reward_model import PairTrainData, RewardModelLearner
 from prefkit.train import trainable_state
 from tests.conftest import HH, need_shared
 
@@ -116,10 +117,10 @@ def test_swap_tta_is_symmetric(tmp_path):
     learner = RewardModelLearner(cfg)
     learner.fit(table, None, tmp_path / "m")
     p, p_swapped = learner.predict(table), learner.predict(swap_ab(table))
-    assert np.allclose(p_swapped, swap_columns(p), atol=1e-6), "with TTA, a swapped row gets the swapped prediction"
+    assert np.allclose(p_swapped, swap_probs(p), atol=1e-6), "with TTA, a swapped row gets the swapped prediction"
     learner.cfg.predict.swap_tta = False
     raw, raw_swapped = learner.predict(table), learner.predict(swap_ab(table))
-    assert not np.allclose(raw_swapped, swap_columns(raw), atol=1e-6), "without TTA the model alone is not symmetric"
+    assert not np.allclose(raw_swapped, swap_probs(raw), atol=1e-6), "without TTA the model alone is not symmetric"
 
 
 def test_soft_labels_and_swapped_targets():

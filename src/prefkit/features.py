@@ -19,7 +19,7 @@ from tqdm.auto import tqdm
 from prefkit.config import FeaturesConfig
 from prefkit.data.table import LABELS, PairTable
 from prefkit.errors import PrefkitError
-from prefkit.metrics import label_ids
+from prefkit.metrics import label_ids, swap_probs
 
 _WORD = re.compile(r"\w+", re.UNICODE)
 _PATTERNS = {
@@ -95,11 +95,6 @@ def design(fa: np.ndarray, fb: np.ndarray, shared: np.ndarray) -> np.ndarray:
 def feature_names() -> list[str]:
     return ([f"a_{n}" for n in RESPONSE_FEATURES] + [f"b_{n}" for n in RESPONSE_FEATURES]
             + [f"diff_{n}" for n in RESPONSE_FEATURES] + PROMPT_FEATURES + PAIR_FEATURES)
-
-
-def swap_probs(p: np.ndarray) -> np.ndarray:
-    """Probabilities of the swapped row mapped back: P(A) and P(B) exchange, P(tie) stays."""
-    return p[:, [1, 0, 2]]
 
 
 class FeatureModel:

@@ -9,6 +9,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
+from scipy.special import softmax
 from sklearn.metrics import log_loss
 
 from prefkit.data.table import LABELS
@@ -51,12 +52,14 @@ def score(probs: np.ndarray, labels) -> dict:
     }
 
 
+def swap_probs(p: np.ndarray) -> np.ndarray:
+    """Probabilities (or targets) of the A/B-swapped row mapped back: P(A) and P(B) exchange, P(tie) stays."""
+    return p[:, [1, 0, 2]]
+
+
 def apply_temperature(probs: np.ndarray, temperature: float) -> np.ndarray:
     """softmax(log p / T): T > 1 softens over-confident predictions, T < 1 sharpens."""
-    z = np.log(clip_normalise(probs)) / temperature
-    z -= z.max(axis=1, keepdims=True)
-    e = np.exp(z)
-    return e / e.sum(axis=1, keepdims=True)
+    return softmax(np.log(clip_normalise(probs)) / temperature, axis=1)
 
 
 def fit_temperature(probs: np.ndarray, labels) -> float:

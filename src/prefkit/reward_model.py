@@ -15,23 +15,17 @@ from typing import Any
 import numpy as np
 import pandas as pd
 import torch
+from scipy.special import softmax
 from tqdm.auto import tqdm
 
 from prefkit.batching import collate, padding_ratio, predict_batches, shard, train_batches
 from prefkit.config import Config
 from prefkit.data.table import PairTable
 from prefkit.errors import PrefkitError
-from prefkit.metrics import LABEL_INDEX, score
+from prefkit.metrics import LABEL_INDEX, score, swap_probs
 from prefkit.modeling import build_model, load_trained, model_dir, save_trained
 from prefkit.templates import Renderer, load_tokenizer, pad_token_id
 from prefkit.train import clear_checkpoint, fit, make_accelerator
-
-SWAP = [1, 0, 2]  # column order of probabilities (or targets) after exchanging A and B
-
-
-def swap_columns(p: np.ndarray) -> np.ndarray:
-    return p[:, SWAP]
-
 
 def hard_targets(labels) -> np.ndarray:
     t = np.zeros((len(labels), 3), dtype=np.float32)
@@ -88,7 +82,7 @@ class PairTrainData:
         flips = self._flips(epoch)[batch]
         rows = batch % self.n
         seqs = [self.ids_swapped[r] if f else self.ids[r] for r, f in zip(rows, flips)]
-        targets = np.where(flips[:, None], self.targets[rows][:, SWAP], self.targets[rows])
+        targets = np.where(flips[:, None], swap_probs(self.targets[rows]), self.targets[rows])
         return {**collate(seqs, self.pad_id), "targets": torch.from_numpy(targets)}
 
     def loss(self, model: Any, tensors: dict[str, torch.Tensor]) -> tuple[torch.Tensor, int]:
@@ -130,12 +124,6 @@ def predict_logits(model: Any, seqs: list[np.ndarray], pad_id: int, batch_tokens
     stats = {"rows": len(seqs), "seconds": round(seconds, 3), "rows_per_s": round(len(seqs) / max(seconds, 1e-9), 2),
              "padding_ratio": round(padding_ratio(batches, lengths), 4), "processes": state.num_processes}
     return out, stats
-
-
-def softmax(logits: np.ndarray) -> np.ndarray:
-    z = logits - logits.max(axis=1, keepdims=True)
-    e = np.exp(z)
-    return e / e.sum(axis=1, keepdims=True)
 
 
 class RewardModelLearner:
@@ -186,11 +174,11 @@ class RewardModelLearner:
         ids, swapped = rendered
         pc = self.cfg.predict
         logits, stats = predict_logits(model, ids, self.pad_id, pc.batch_tokens, pc.sort_by_length, desc)
-        probs = softmax(logits)
+        probs = softmax(logits, axis=1)
         if swapped is not None:
             logits_s, stats_s = predict_logits(model, swapped, self.pad_id, pc.batch_tokens, pc.sort_by_length,
                                                f"{desc} (swapped)")
-            probs = (probs + swap_columns(softmax(logits_s))) / 2
+            probs = (probs + swap_probs(softmax(logits_s, axis=1))) / 2
             stats["seconds"] = round(stats["seconds"] + stats_s["seconds"], 3)
         self.last_stats = stats
         return probs
