@@ -7,6 +7,7 @@
     prefkit predict --run RUN_DIR --test PATH --out FILE [key=value ...]
     prefkit demo [--config CONFIG] [--rows N] [key=value ...]
     prefkit kaggle {bundle,kernel,push,status,submit,scores} ...      prefkit ledger
+    prefkit cot eval --dataset NAME --predictions FILE [--split train|test|all]
 
 Every `key=value` is a config override (`data.train=PATH`, `cv.n_splits=3`, `output_dir=DIR`).
 Exit codes: 0 success; 1 `data check`/`data convert` skipped bad rows; 2 a user error (bad file, bad config), printed
@@ -55,6 +56,13 @@ def _parser() -> argparse.ArgumentParser:
     from prefkit.kaggle.commands import add_parsers
 
     add_parsers(sub)
+
+    cot = sub.add_parser("cot", help="chain-of-thought students").add_subparsers(dest="cot_command", required=True)
+    ev = cot.add_parser("eval", help="answer accuracy of predictions (or of the paper's teacher files)")
+    ev.add_argument("--dataset", required=True)
+    ev.add_argument("--predictions", required=True)
+    ev.add_argument("--split", default="all", choices=["train", "test", "all"])
+    ev.add_argument("--data-root", default=None, help="folder holding reasoning/ (default: ../shared/data)")
 
     demo = sub.add_parser("demo", help="end to end on a sample set prefkit makes: CV, predict, report")
     demo.add_argument("--config", default=None, help="default: configs/rm/minilm_cpu.yaml (the CPU reward model)")
@@ -117,6 +125,13 @@ def main(argv: list[str] | None = None) -> int:
     try:
         if args.command == "data":
             return _data_command(args)
+        if args.command == "cot":
+            from prefkit.cot.datasets import DEFAULT_ROOT
+            from prefkit.cot.evaluate import evaluate
+
+            root = Path(args.data_root) if args.data_root else DEFAULT_ROOT
+            print(json.dumps(evaluate(args.dataset, Path(args.predictions), args.split, root), indent=2))
+            return 0
         if args.command in ("kaggle", "ledger"):
             from prefkit.kaggle.commands import run
 

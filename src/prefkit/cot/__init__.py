@@ -1,0 +1,1 @@
+"""Chain-of-thought students (Fine-tune-CoT): reasoning data, teacher rationales, answer extraction, evaluation."""

@@ -1,0 +1,65 @@
+"""`prefkit cot eval`: answer accuracy of predictions on a dataset split.
+
+Predictions are either prefkit's JSONL (`{"index": i, "completion": text}` a line, completions in the
+Fine-tune-CoT format, answer after "-->") or the paper's teacher-completion file as it is (its
+`completion` field is the Zero-shot-CoT answer step: the first candidate counts). In a teacher file, the
+first completion of each sample (temperature 0) gives the accuracy; every completion, the diverse samples
+included, is checked to count the rationales that survive (correct answer) for fine-tuning.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from prefkit.cot.answers import extract, is_correct
+from prefkit.cot.datasets import DEFAULT_ROOT, load
+from prefkit.errors import PrefkitError
+
+
+def read_predictions(path: Path) -> tuple[dict[int, list[str]], str | None]:
+    """index -> completions, and the marker rule to read them with (None: teacher answer steps)."""
+    try:
+        text = Path(path).read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise PrefkitError(f"{path}: no such file") from None
+    stripped = text.lstrip()
+    if stripped.startswith("{") and '"data"' in stripped[:2000]:
+        try:
+            doc = json.loads(text)
+        except json.JSONDecodeError:
+            doc = None
+        if isinstance(doc, dict) and isinstance(doc.get("data"), dict):  # the paper's teacher-completion file
+            out = {}
+            for key, comps in doc["data"].items():
+                ordered = sorted(comps, key=lambda c: c.get("completion_index", 0))
+                out[int(key)] = [c.get("completion") or "" for c in ordered]
+            return out, None
+    out: dict[int, list[str]] = {}
+    for n, line in enumerate(text.splitlines(), start=1):
+        if not line.strip():
+            continue
+        try:
+            row = json.loads(line)
+            out.setdefault(int(row["index"]), []).append(str(row["completion"]))
+        except (json.JSONDecodeError, KeyError, TypeError, ValueError):
+            raise PrefkitError(f"{path}: line {n}: expected {{\"index\": int, \"completion\": str}}") from None
+    return out, "-->"
+
+
+def evaluate(dataset: str, predictions: Path, split: str = "all", root: Path = DEFAULT_ROOT) -> dict:
+    examples = load(dataset, split, root)
+    preds, marker = read_predictions(predictions)
+    correct = missing = completions = surviving = 0
+    for ex in examples:
+        comps = preds.get(ex.index)
+        if not comps:
+            missing += 1
+            continue
+        correct += is_correct(dataset, extract(dataset, comps[0], marker), ex.answer)
+        completions += len(comps)
+        surviving += sum(is_correct(dataset, extract(dataset, c, marker), ex.answer) for c in comps)
+    n = len(examples)
+    return {"dataset": dataset, "split": split, "n": n, "correct": correct,
+            "accuracy": round(correct / n, 6) if n else 0.0, "missing": missing,
+            "completions": completions, "surviving_completions": surviving}

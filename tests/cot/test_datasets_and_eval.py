@@ -1,0 +1,87 @@
+"""Reasoning data with the paper's splits, answer extraction by hand, and accuracy of the teacher files."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from prefkit.cot.answers import extract, is_correct
+from prefkit.cot.datasets import DATASETS, load, load_instructions, load_truthfulqa, teacher_file
+from prefkit.cot.evaluate import evaluate
+from tests.conftest import SHARED, need_shared
+
+SIZES = {"singleeq": (508, 356, 152), "addsub": (395, 276, 119), "multiarith": (600, 420, 180),
+         "svamp": (1000, 700, 300), "date_understanding": (369, 258, 111), "tracking_shuffled_objects": (750, 525, 225)}
+
+
+@pytest.mark.parametrize("name", list(DATASETS))
+def test_sizes_and_paper_splits(name):
+    need_shared(SHARED / "reasoning")
+    every, train, test = (load(name, s, SHARED) for s in ("all", "train", "test"))
+    assert (len(every), len(train), len(test)) == SIZES[name]
+    tr, te = {e.index for e in train}, {e.index for e in test}
+    assert not tr & te and tr | te == {e.index for e in every}
+
+
+@pytest.mark.parametrize("dataset,text,marker,expected", [
+    ("svamp", " Total 1,234.5 apples.\n\n--> 17 END", "-->", "17"),        # first number after the marker
+    ("svamp", " 3 bags of 4 make 12 apples", "-->", "12"),                 # no marker: the last number
+    ("addsub", " 19. (that is, 19 shells)", None, "19"),                    # teacher answer step: the first
+    ("multiarith", " -3 degrees, not 4", None, "-3"),
+    ("date_understanding", " (C).", None, "C"),
+    ("tracking_shuffled_objects", "Bob has the ball -->\\n\\n(B) END", "-->", "B"),
+    ("tracking_shuffled_objects", " the blue one", None, None),             # no option letter at all
+])
+def test_extract_by_hand(dataset, text, marker, expected):
+    assert extract(dataset, text, marker) == expected
+
+
+def test_number_and_letter_comparison():
+    assert is_correct("svamp", "17", "17.0") and is_correct("addsub", "1234", "1,234")
+    assert not is_correct("svamp", "17.5", "17.0") and not is_correct("svamp", None, "1")
+    assert is_correct("date_understanding", "C", "C") and not is_correct("date_understanding", "B", "C")
+
+
+def test_own_predictions_jsonl(tmp_path):
+    need_shared(SHARED / "reasoning")
+    test = load("addsub", "test", SHARED)
+    p = tmp_path / "pred.jsonl"
+    lines = [{"index": test[0].index, "completion": f"so --> {test[0].answer} END"},
+             {"index": test[1].index, "completion": "so --> 99999 END"}]
+    p.write_text("\n".join(json.dumps(x) for x in lines) + "\n")
+    r = evaluate("addsub", p, "test", SHARED)
+    assert r["n"] == 119 and r["correct"] == 1 and r["missing"] == 117 and r["accuracy"] == pytest.approx(1 / 119, abs=1e-6)
+
+
+# Accuracy of the paper's text-davinci-002 Zero-shot-CoT teacher on every sample, with the paper's answer rule
+# (first candidate of the answer step, completion 0). These are regression values computed in this project; the
+# paper's table could not be consulted where they were computed, so they are not yet checked against it.
+TEACHER = {"singleeq": (81.50, 414), "addsub": (76.71, 303), "multiarith": (77.50, 624), "svamp": (64.20, 642),
+           "date_understanding": (68.29, 271), "tracking_shuffled_objects": (52.93, 416)}
+
+
+@pytest.mark.parametrize("name", list(DATASETS))
+def test_teacher_files_accuracy(run_cli, name):
+    path = need_shared(teacher_file(name, SHARED))
+    r = run_cli("cot", "eval", "--dataset", name, "--predictions", path, "--split", "all", "--data-root", SHARED)
+    assert r.code == 0, r.err
+    out = json.loads(r.out)
+    accuracy, surviving = TEACHER[name]
+    assert round(100 * out["accuracy"], 2) == accuracy and out["missing"] == 0
+    assert out["surviving_completions"] == surviving
+
+
+def test_truthfulqa_and_instructions(tmp_path):
+    rows = load_truthfulqa(need_shared(SHARED / "truthfulqa" / "TruthfulQA.csv"))
+    assert len(rows) == 817 and all(r.question and r.best and r.correct for r in rows)
+    alpaca = tmp_path / "a.json"
+    alpaca.write_text(json.dumps([{"instruction": "Add", "input": "2+2", "output": "4"}]))
+    dolly = tmp_path / "d.jsonl"
+    dolly.write_text(json.dumps({"instruction": "Name a fruit", "context": "", "response": "Apple"}) + "\n")
+    assert load_instructions(alpaca)[0].output == "4" and load_instructions(dolly)[0].output == "Apple"
+
+
+def test_unknown_dataset_is_exit_2(run_cli, tmp_path):
+    r = run_cli("cot", "eval", "--dataset", "gsm9k", "--predictions", tmp_path / "x.jsonl")
+    assert r.code == 2 and "unknown dataset 'gsm9k'" in r.err
