@@ -7,6 +7,8 @@
     prefkit predict --run RUN_DIR --test PATH --out FILE [key=value ...]
     prefkit demo [--config CONFIG] [--rows N] [key=value ...]
     prefkit kaggle {bundle,kernel,push,status,submit,scores} ...      prefkit ledger
+    prefkit cot sft CONFIG [--resume] [key=value ...]
+    prefkit cot generate --run RUN --out FILE [--split test] [--limit N]
     prefkit cot eval --dataset NAME --predictions FILE [--split train|test|all]
 
 Every `key=value` is a config override (`data.train=PATH`, `cv.n_splits=3`, `output_dir=DIR`).
@@ -58,6 +60,16 @@ def _parser() -> argparse.ArgumentParser:
     add_parsers(sub)
 
     cot = sub.add_parser("cot", help="chain-of-thought students").add_subparsers(dest="cot_command", required=True)
+    sft = cot.add_parser("sft", help="LoRA fine-tuning of a student on the teacher's correct rationales")
+    sft.add_argument("config")
+    sft.add_argument("--resume", action="store_true")
+    sft.add_argument("overrides", nargs="*", metavar="key=value")
+    gen = cot.add_parser("generate", help="a trained student answers a dataset split (JSONL predictions)")
+    gen.add_argument("--run", required=True)
+    gen.add_argument("--out", required=True)
+    gen.add_argument("--split", default="test", choices=["train", "test", "all"])
+    gen.add_argument("--limit", type=int, default=None, help="only the first N examples")
+    gen.add_argument("overrides", nargs="*", metavar="key=value")
     ev = cot.add_parser("eval", help="answer accuracy of predictions (or of the paper's teacher files)")
     ev.add_argument("--dataset", required=True)
     ev.add_argument("--predictions", required=True)
@@ -125,6 +137,18 @@ def main(argv: list[str] | None = None) -> int:
     try:
         if args.command == "data":
             return _data_command(args)
+        if args.command == "cot" and args.cot_command == "sft":
+            from prefkit.config import load_config
+            from prefkit.cot import sft
+
+            sft.main(load_config(args.config, args.overrides), Path(args.config).stem, resume=args.resume)
+            return 0
+        if args.command == "cot" and args.cot_command == "generate":
+            from prefkit.cot import generate
+
+            info = generate.main(args.run, args.out, args.split, args.limit, args.overrides)
+            print(f"wrote {info['rows']} completions -> {info['out']}", file=sys.stderr)
+            return 0
         if args.command == "cot":
             from prefkit.cot.datasets import DEFAULT_ROOT
             from prefkit.cot.evaluate import evaluate

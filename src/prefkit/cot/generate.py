@@ -1,0 +1,64 @@
+"""`prefkit cot generate --run RUN --out FILE`: a trained student answers a dataset split.
+
+Batched greedy generation with transformers (prompts left-padded, longest first), cut at the format's end
+marker; writes JSONL `{"index", "completion"}` that `prefkit cot eval` reads. vLLM is not used here: it
+cannot be installed on the CPU machines this is built and tested on.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import torch
+from tqdm.auto import tqdm
+
+from prefkit.config import load_config
+from prefkit.cot.datasets import load
+from prefkit.cot.formats import FORMATS
+from prefkit.cot.sft import special_ids, tokenizer_for
+from prefkit.errors import PrefkitError
+from prefkit.io import atomic_path
+from prefkit.learners import is_trained
+from prefkit.modeling import load_trained
+from prefkit.templates import pad_token_id
+
+END = " END"
+
+
+@torch.no_grad()
+def main(run_dir: str | Path, out_file: str | Path, split: str = "test", limit: int | None = None,
+         overrides: list[str] = ()) -> dict:
+    run_dir = Path(run_dir)
+    folder = run_dir / "model"
+    if not is_trained(folder):
+        raise PrefkitError(f"{run_dir}: no finished student in model/ (train one with `prefkit cot sft`)")
+    cfg = load_config(run_dir / "config.yaml", overrides)
+    tok = tokenizer_for(cfg)
+    bos, eos = special_ids(tok)
+    pad = pad_token_id(tok)
+    model = load_trained(cfg, folder, "causal_lm", pad, tok.get_vocab_size())
+    device = next(model.parameters()).device
+    examples = load(cfg.cot.dataset, split, Path(cfg.cot.data_root))[:limit]
+    prompts = [([bos] if bos is not None else []) + tok.encode(FORMATS[cfg.cot.format](e.question, "", "")["prompt"],
+                                                                 add_special_tokens=False).ids for e in examples]
+    order = sorted(range(len(prompts)), key=lambda i: -len(prompts[i]))
+    completions: dict[int, str] = {}
+    bs = max(1, cfg.cot.generate_batch_size)
+    for start in tqdm(range(0, len(order), bs), desc="generate", unit="batch", mininterval=1.0):
+        batch = order[start : start + bs]
+        width = max(len(prompts[i]) for i in batch)
+        ids = torch.full((len(batch), width), pad, dtype=torch.long)
+        mask = torch.zeros((len(batch), width), dtype=torch.long)
+        for r, i in enumerate(batch):  # left padding: every prompt ends where generation starts
+            ids[r, width - len(prompts[i]):] = torch.tensor(prompts[i])
+            mask[r, width - len(prompts[i]):] = 1
+        out = model.generate(input_ids=ids.to(device), attention_mask=mask.to(device), do_sample=False,
+                             max_new_tokens=cfg.cot.max_new_tokens, pad_token_id=pad, eos_token_id=eos)
+        for r, i in enumerate(batch):
+            text = tok.decode(out[r, width:].tolist(), skip_special_tokens=True)
+            completions[i] = text.split(END)[0] + (END if END in text else "")
+    with atomic_path(out_file) as tmp, open(tmp, "w", encoding="utf-8") as fh:
+        for i, e in enumerate(examples):
+            fh.write(json.dumps({"index": e.index, "completion": completions[i]}, ensure_ascii=False) + "\n")
+    return {"dataset": cfg.cot.dataset, "split": split, "rows": len(examples), "out": str(out_file)}

@@ -1,0 +1,92 @@
+"""`prefkit cot sft CONFIG`: LoRA (optionally 4-bit) fine-tuning of a causal LM on teacher rationales, through
+the same model loader and training loop as the reward model; the loss falls on completion tokens only."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from prefkit.batching import train_batches
+from prefkit.config import Config
+from prefkit.cot.formats import IGNORE, completion_only, teacher_samples
+from prefkit.dist import is_main, log, wait
+from prefkit.errors import PrefkitError
+from prefkit.learners import is_trained, mark_trained
+from prefkit.modeling import build_model, model_dir, save_trained
+from prefkit.recipes.common import output_dir
+from prefkit.templates import load_tokenizer, pad_token_id
+from prefkit.train import clear_checkpoint, fit, make_accelerator
+
+EOS_TOKENS = ("<eos>", "</s>", "<|eot_id|>", "<|im_end|>", "<|endoftext|>", "[SEP]")
+
+
+def special_ids(tokenizer: Any) -> tuple[int | None, int | None]:
+    """(BOS the tokenizer puts first, or None; an end-of-sequence id, or None)."""
+    probe = tokenizer.encode("x", add_special_tokens=True).ids
+    plain = tokenizer.encode("x", add_special_tokens=False).ids
+    bos = probe[0] if len(probe) > len(plain) and probe[: len(plain)] != plain else None
+    eos = next((tokenizer.token_to_id(t) for t in EOS_TOKENS if tokenizer.token_to_id(t) is not None), None)
+    return bos, eos
+
+
+class CompletionData:
+    """`train.TrainData` for causal LMs: length-grouped batches, right padding, labels IGNORE on prompt and padding."""
+
+    def __init__(self, samples: list[dict[str, list[int]]], batch_size: int, seed: int, pad_id: int):
+        self.samples, self.batch_size, self.seed, self.pad_id = samples, batch_size, seed, pad_id
+        self.lengths = np.array([len(s["input_ids"]) for s in samples])
+
+    def batches(self, epoch: int) -> list[np.ndarray]:
+        return train_batches(self.lengths, self.batch_size, self.seed, epoch)
+
+    def collate(self, batch: np.ndarray, epoch: int) -> dict[str, torch.Tensor]:
+        width = int(self.lengths[batch].max())
+        ids = np.full((len(batch), width), self.pad_id, dtype=np.int64)
+        labels = np.full((len(batch), width), IGNORE, dtype=np.int64)
+        mask = np.zeros((len(batch), width), dtype=np.int64)
+        for r, i in enumerate(batch):
+            s = self.samples[i]
+            ids[r, : len(s["input_ids"])] = s["input_ids"]
+            labels[r, : len(s["labels"])] = s["labels"]
+            mask[r, : len(s["input_ids"])] = 1
+        return {"input_ids": torch.from_numpy(ids), "attention_mask": torch.from_numpy(mask), "labels": torch.from_numpy(labels)}
+
+    def loss(self, model: Any, tensors: dict[str, torch.Tensor]) -> tuple[torch.Tensor, int]:
+        out = model(input_ids=tensors["input_ids"], attention_mask=tensors["attention_mask"], labels=tensors["labels"])
+        return out.loss, len(tensors["input_ids"])
+
+
+def tokenizer_for(cfg: Config):
+    path = model_dir(cfg.model.path)
+    return load_tokenizer(cfg.template.tokenizer, None if path is None else str(path))
+
+
+def main(cfg: Config, name: str = "", resume: bool = False) -> Path:
+    if cfg.model.kind != "causal_lm":
+        raise PrefkitError(f"cot sft trains a generative student: set model.kind=causal_lm (got {cfg.model.kind})")
+    out = output_dir(cfg, "sft", name)
+    folder = out / "model"
+    if resume and is_trained(folder):
+        log(f"{folder}: finished earlier, kept")
+        return out
+    tok = tokenizer_for(cfg)
+    bos, eos = special_ids(tok)
+    raw, counts = teacher_samples(cfg.cot.dataset, "train", Path(cfg.cot.data_root), cfg.cot.diverse, cfg.cot.format)
+    if not raw:
+        raise PrefkitError(f"{cfg.cot.dataset}: no teacher rationale survived; nothing to train on")
+    log(f"{cfg.cot.dataset}: {counts['surviving']} of {counts['rationales']} teacher rationales have the right answer")
+    samples = [completion_only(tok, s["prompt"], s["completion"], cfg.template.max_length, bos, eos) for s in raw]
+    acc = make_accelerator(cfg)
+    model = build_model(cfg, "causal_lm", pad_token_id(tok), tok.get_vocab_size())
+    data = CompletionData(samples, cfg.train.batch_size, cfg.train.seed, pad_token_id(tok))
+    history = fit(model, data, cfg, folder, None, resume, acc)
+    if is_main():
+        save_trained(acc.unwrap_model(model), folder)
+        clear_checkpoint(folder)
+        mark_trained(folder, {"kind": "causal_lm", "dataset": cfg.cot.dataset, **counts, "history_tail": history[-1:]})
+    wait()
+    log(f"trained on {len(samples)} rationales -> {folder}")
+    return out
