@@ -1,6 +1,7 @@
 """`prefkit kaggle kernel {train,infer} --run RUN_DIR --bundle DIR --out KERNEL_DIR`.
 
-Renders `kernels/<kind>.py` (the templates kept in the repository) and `kernel-metadata.json`, with every
+Renders `kernels/common.py` followed by `kernels/<kind>.py` (the templates kept in the repository) into one
+self-contained kernel.py, and `kernel-metadata.json`, with every
 field the `kaggle` client reads set explicitly: its `enable_internet` defaults to true, which a code
 competition's submission kernel must not have.
 """
@@ -54,10 +55,11 @@ def render_kernel(kind: str, run_dir: str | Path, bundle: str | Path, out: str |
         raise PrefkitError(f"{bundle}: not a bundle (no dataset-metadata.json); make one with `prefkit kaggle bundle`")
     dataset = json.loads(meta_file.read_text())["id"]
     cfg = load_config(run_dir / "config.yaml", overrides)
-    template = (source_root() / "kernels" / f"{kind}.py").read_text()
+    kernels = source_root() / "kernels"
+    template = (kernels / "common.py").read_text() + (kernels / f"{kind}.py").read_text()
     slug = dataset.split("/", 1)[1]
     script = string.Template(template).substitute(
-        bundle_mount=f"/kaggle/input/{slug}", test_path=cfg.kaggle.test_path, version=__version__,
+        kind=kind, bundle_mount=f"/kaggle/input/{slug}", test_path=cfg.kaggle.test_path, version=__version__,
         train_path=f"/kaggle/input/{cfg.kaggle.competition}/train.csv",
     )
     write_text(out / "kernel.py", script)
