@@ -9,6 +9,7 @@
     prefkit kaggle {bundle,kernel,push,status,submit,scores} ...      prefkit ledger
     prefkit cot sft CONFIG [--resume] [key=value ...]
     prefkit cot generate --run RUN --out FILE [--split test] [--limit N]
+    prefkit cot rank --rm RUN --dataset NAME --system NAME=FILE ... [--reference] --out DIR
     prefkit cot eval --dataset NAME --predictions FILE [--split train|test|all]
 
 Every `key=value` is a config override (`data.train=PATH`, `cv.n_splits=3`, `output_dir=DIR`).
@@ -70,6 +71,15 @@ def _parser() -> argparse.ArgumentParser:
     gen.add_argument("--split", default="test", choices=["train", "test", "all"])
     gen.add_argument("--limit", type=int, default=None, help="only the first N examples")
     gen.add_argument("overrides", nargs="*", metavar="key=value")
+    rk = cot.add_parser("rank", help="rank students (and teacher, reference) with a trained reward model")
+    rk.add_argument("--rm", required=True, help="reward-model run folder (cv or train)")
+    rk.add_argument("--dataset", required=True)
+    rk.add_argument("--system", action="append", default=[], metavar="NAME=FILE", help="predictions or teacher file")
+    rk.add_argument("--reference", action="store_true", help="add the reference answers as a system")
+    rk.add_argument("--split", default="test", choices=["train", "test", "all"])
+    rk.add_argument("--limit", type=int, default=None)
+    rk.add_argument("--out", required=True)
+    rk.add_argument("--data-root", default=None)
     ev = cot.add_parser("eval", help="answer accuracy of predictions (or of the paper's teacher files)")
     ev.add_argument("--dataset", required=True)
     ev.add_argument("--predictions", required=True)
@@ -148,6 +158,22 @@ def main(argv: list[str] | None = None) -> int:
 
             info = generate.main(args.run, args.out, args.split, args.limit, args.overrides)
             print(f"wrote {info['rows']} completions -> {info['out']}", file=sys.stderr)
+            return 0
+        if args.command == "cot" and args.cot_command == "rank":
+            from prefkit.cot import rank
+            from prefkit.cot.datasets import DEFAULT_ROOT
+
+            systems: dict = {}
+            for item in args.system:
+                name, sep, path = item.partition("=")
+                if not sep or not name or not path:
+                    raise PrefkitError(f"--system {item!r}: write NAME=FILE")
+                systems[name] = path
+            if args.reference:
+                systems[rank.REFERENCE] = None
+            root = Path(args.data_root) if args.data_root else DEFAULT_ROOT
+            result = rank.main(args.rm, args.dataset, systems, args.out, args.split, root, args.limit)
+            print((Path(args.out) / "rank.md").read_text())
             return 0
         if args.command == "cot":
             from prefkit.cot.datasets import DEFAULT_ROOT

@@ -99,3 +99,20 @@ def trained_folders(run_dir: Path) -> list[Path]:
 
 def read_info(folder: Path) -> dict:
     return json.loads((folder / MARKER).read_text())
+
+
+def ensemble_predict(cfg: Config, run_dir: Path, table: PairTable, say=None) -> tuple[np.ndarray, list[dict]]:
+    """Every finished model of a run predicts `table`; probabilities averaged (fold ensembling)."""
+    from prefkit.errors import PrefkitError
+
+    folders = trained_folders(run_dir)
+    if not folders:
+        raise PrefkitError(f"{run_dir}: no finished model folder (fold*/ or model/ with trained.json)")
+    probs, stats = [], []
+    for folder in folders:
+        if say:
+            say(f"predicting with {folder.name}")
+        learner = load_learner(cfg, folder)
+        probs.append(learner.predict(table))
+        stats.append({"model": folder.name, **learner.last_stats})
+    return np.mean(probs, axis=0), stats

@@ -17,8 +17,9 @@ from prefkit.cot.datasets import DEFAULT_ROOT, load
 from prefkit.errors import PrefkitError
 
 
-def read_predictions(path: Path) -> tuple[dict[int, list[str]], str | None]:
-    """index -> completions, and the marker rule to read them with (None: teacher answer steps)."""
+def read_predictions(path: Path, full_text: bool = False) -> tuple[dict[int, list[str]], str | None]:
+    """index -> completions, and the marker rule to read them with (None: teacher answer steps).
+    `full_text`: for teacher files, the rationale followed by the answer step (what a judge should read)."""
     try:
         text = Path(path).read_text(encoding="utf-8")
     except FileNotFoundError:
@@ -33,7 +34,10 @@ def read_predictions(path: Path) -> tuple[dict[int, list[str]], str | None]:
             out = {}
             for key, comps in doc["data"].items():
                 ordered = sorted(comps, key=lambda c: c.get("completion_index", 0))
-                out[int(key)] = [c.get("completion") or "" for c in ordered]
+                out[int(key)] = [
+                    f"{(c.get('reasoning_completion') or '').strip()}\nTherefore, the answer is {(c.get('completion') or '').strip()}"
+                    if full_text else c.get("completion") or "" for c in ordered
+                ]
             return out, None
     out: dict[int, list[str]] = {}
     for n, line in enumerate(text.splitlines(), start=1):

@@ -7,14 +7,13 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-import numpy as np
 import pandas as pd
 
 from prefkit.config import load_config
 from prefkit.data import load_pairs
 from prefkit.errors import PrefkitError
 from prefkit.io import write_json
-from prefkit.learners import load_learner, trained_folders
+from prefkit.learners import ensemble_predict
 from prefkit.metrics import apply_temperature
 from prefkit.dist import is_main
 from prefkit.recipes.common import log, output_dir, report_skipped
@@ -28,27 +27,18 @@ def main(run_dir: str | Path, test: str | Path, out_file: str | Path, overrides:
     cfg = load_config(run_dir / "config.yaml", overrides)
     if not any(o.startswith("output_dir=") for o in overrides):
         cfg.output_dir = None  # never write into the training run's folder
-    folders = trained_folders(run_dir)
-    if not folders:
-        raise PrefkitError(f"{run_dir}: no finished model folder (fold*/ or model/ with trained.json)")
     out = output_dir(cfg, "predict")
     table = load_pairs(test, cfg.data)
     report_skipped(table)
-    probs, stats = [], []
-    for folder in folders:
-        log(f"predicting with {folder.name}")
-        learner = load_learner(cfg, folder)
-        probs.append(learner.predict(table))
-        stats.append({"model": folder.name, **learner.last_stats})
-    p = np.mean(probs, axis=0)
+    p, stats = ensemble_predict(cfg, run_dir, table, log)
     metrics_file = run_dir / "metrics.json"
     temperature = json.loads(metrics_file.read_text()).get("temperature") if metrics_file.exists() else None
     if temperature:
         p = apply_temperature(p, temperature)
     if not is_main():
         return None
-    write_json(out / "predict_stats.json", {"models": [f.name for f in folders], "temperature": temperature,
+    write_json(out / "predict_stats.json", {"models": [x["model"] for x in stats], "temperature": temperature,
                                              "rows": len(table), "per_model": stats})
     sub = write_submission(table.frame["id"], table.frame["id"], p, out_file, cfg.predict.clip)
-    log(f"wrote {len(sub)} predictions ({len(folders)} models averaged) -> {out_file}")
+    log(f"wrote {len(sub)} predictions ({len(stats)} models averaged) -> {out_file}")
     return sub

@@ -1,0 +1,61 @@
+from __future__ import annotations
+
+import json
+import math
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from prefkit.cot import bradley_terry
+from prefkit.cot.datasets import load, teacher_file
+from prefkit.data.arena import write_lmsys_csv
+from prefkit.data.synthetic import make_pairs
+from tests.conftest import SHARED, need_shared
+
+TINY_RM = Path(__file__).resolve().parents[2] / "configs" / "rm" / "tiny_gemma2.yaml"
+
+
+def test_bradley_terry_by_hand():
+    # two systems, 3 wins to 1: s1/s2 = 3, so log-strengths +-ln(3)/2
+    assert bradley_terry.fit(np.array([[0.0, 3.0], [1.0, 0.0]])) == pytest.approx([math.log(3) / 2, -math.log(3) / 2], abs=1e-6)
+    # a cycle of equal wins: all equal
+    cycle = np.array([[0, 2, 1], [1, 0, 2], [2, 1, 0]], dtype=float)
+    assert np.allclose(bradley_terry.fit(cycle), 0, atol=1e-6)
+    per_item = np.array([[[0, 1], [0, 0]]] * 8 + [[[0, 0], [1, 0]]] * 2, dtype=float)
+    lo, hi = bradley_terry.bootstrap(per_item, rounds=100)
+    est = bradley_terry.fit(per_item.sum(axis=0))
+    assert (lo <= est + 1e-9).all() and (est <= hi + 1e-9).all() and lo[0] > 0
+
+
+def test_rank_students_with_a_reward_model(run_cli, tmp_path):
+    pytest.importorskip("bitsandbytes")
+    need_shared(SHARED / "reasoning")
+    write_lmsys_csv(make_pairs(40, seed=3), tmp_path / "arena.csv")
+    rm = tmp_path / "rm"
+    r = subprocess.run([sys.executable, "-m", "prefkit.cli", "train", str(TINY_RM), f"data.train={tmp_path / 'arena.csv'}",
+                        "template.max_length=128", f"output_dir={rm}"], capture_output=True, text=True, timeout=600)
+    assert r.returncode == 0, r.stderr[-2000:]
+    test = load("multiarith", "test", SHARED)[:6]
+    student = tmp_path / "student.jsonl"  # right on the first 2 questions, wrong on the other 4
+    student.write_text("".join(json.dumps({"index": e.index, "completion": f"so -->\n\n{e.answer if k < 2 else 0} END"}) + "\n"
+                               for k, e in enumerate(test)))
+    r = run_cli("cot", "rank", "--rm", rm, "--dataset", "multiarith", "--system", f"teacher={teacher_file('multiarith', SHARED)}",
+                "--system", f"student={student}", "--reference", "--limit", "6", "--out", tmp_path / "rank",
+                "--data-root", SHARED)
+    assert r.code == 0, r.err
+    out = json.loads((tmp_path / "rank" / "rank.json").read_text())
+    acc = {s["name"]: s["accuracy"] for s in out["systems"]}
+    assert acc["student"] == pytest.approx(2 / 6, abs=1e-3) and acc["reference"] == 1.0
+    teacher = json.loads(teacher_file("multiarith", SHARED).read_text())["data"]
+    from prefkit.cot.answers import extract, is_correct
+
+    t_ok = [is_correct("multiarith", extract("multiarith", teacher[str(e.index)][0]["completion"], None), e.answer) for e in test]
+    s_ok = [k < 2 for k in range(6)]
+    gold = sum(a != b for a, b in zip(t_ok, s_ok)) + sum(not a for a in t_ok) + sum(not b for b in s_ok)
+    assert out["pairs"] == 18 and out["gold"]["pairs"] == gold
+    for s in out["systems"]:
+        assert s["bt_low"] <= s["bt_strength"] <= s["bt_high"]
+    assert (tmp_path / "rank" / "rank.png").read_bytes()[:4] == b"\x89PNG" and "Bradley-Terry" in (tmp_path / "rank" / "rank.md").read_text()
