@@ -10,6 +10,7 @@
     prefkit cot sft CONFIG [--resume] [key=value ...]
     prefkit cot generate --run RUN --out FILE [--split test] [--limit N]
     prefkit cot rank --rm RUN --dataset NAME --system NAME=FILE ... [--reference] --out DIR
+    prefkit cot demo [--rm RUN] [--limit N] [key=value ...]
     prefkit cot eval --dataset NAME --predictions FILE [--split train|test|all]
 
 Every `key=value` is a config override (`data.train=PATH`, `cv.n_splits=3`, `output_dir=DIR`).
@@ -80,6 +81,10 @@ def _parser() -> argparse.ArgumentParser:
     rk.add_argument("--limit", type=int, default=None)
     rk.add_argument("--out", required=True)
     rk.add_argument("--data-root", default=None)
+    cd = cot.add_parser("demo", help="teacher file, tiny student SFT, generation, accuracy, reward-model ranking")
+    cd.add_argument("--rm", default=None, help="a trained reward-model run (default: train MiniLM here)")
+    cd.add_argument("--limit", type=int, default=30, help="test questions the student answers")
+    cd.add_argument("overrides", nargs="*", metavar="key=value")
     ev = cot.add_parser("eval", help="answer accuracy of predictions (or of the paper's teacher files)")
     ev.add_argument("--dataset", required=True)
     ev.add_argument("--predictions", required=True)
@@ -158,6 +163,11 @@ def main(argv: list[str] | None = None) -> int:
 
             info = generate.main(args.run, args.out, args.split, args.limit, args.overrides)
             print(f"wrote {info['rows']} completions -> {info['out']}", file=sys.stderr)
+            return 0
+        if args.command == "cot" and args.cot_command == "demo":
+            from prefkit.cot import demo as cot_demo
+
+            cot_demo.main(args.overrides, args.rm, args.limit)
             return 0
         if args.command == "cot" and args.cot_command == "rank":
             from prefkit.cot import rank

@@ -59,3 +59,19 @@ def test_rank_students_with_a_reward_model(run_cli, tmp_path):
     for s in out["systems"]:
         assert s["bt_low"] <= s["bt_strength"] <= s["bt_high"]
     assert (tmp_path / "rank" / "rank.png").read_bytes()[:4] == b"\x89PNG" and "Bradley-Terry" in (tmp_path / "rank" / "rank.md").read_text()
+
+
+def test_cot_demo_with_a_given_reward_model(run_cli, tmp_path):
+    pytest.importorskip("bitsandbytes")
+    need_shared(SHARED / "reasoning")
+    write_lmsys_csv(make_pairs(30, seed=4), tmp_path / "arena.csv")
+    rm = tmp_path / "rm"
+    r = subprocess.run([sys.executable, "-m", "prefkit.cli", "train", str(TINY_RM), f"data.train={tmp_path / 'arena.csv'}",
+                        "template.max_length=128", f"output_dir={rm}"], capture_output=True, text=True, timeout=600)
+    assert r.returncode == 0, r.stderr[-2000:]
+    r = run_cli("cot", "demo", "--rm", rm, "--limit", "4", f"output_dir={tmp_path / 'demo'}", f"cot.data_root={SHARED}",
+                "template.max_length=160", "cot.max_new_tokens=8")
+    assert r.code == 0, r.err
+    m = json.loads((tmp_path / "demo" / "metrics.json").read_text())
+    assert m["teacher_accuracy_all"] == pytest.approx(0.775) and m["student"]["completions"] == 4
+    assert len(m["ranking"]["systems"]) == 3 and "Bradley-Terry" in (tmp_path / "demo" / "report.md").read_text()
