@@ -10,6 +10,7 @@
     prefkit cot sft CONFIG [--resume] [key=value ...]
     prefkit cot generate --run RUN --out FILE [--split test] [--limit N]
     prefkit cot rank --rm RUN --dataset NAME --system NAME=FILE ... [--reference] --out DIR
+    prefkit cot teacher --dataset NAME --out FILE [--samples D --temperature T]
     prefkit cot demo [--rm RUN] [--limit N] [key=value ...]
     prefkit cot eval --dataset NAME --predictions FILE [--split train|test|all]
 
@@ -85,6 +86,16 @@ def _parser() -> argparse.ArgumentParser:
     cd.add_argument("--rm", default=None, help="a trained reward-model run (default: train MiniLM here)")
     cd.add_argument("--limit", type=int, default=30, help="test questions the student answers")
     cd.add_argument("overrides", nargs="*", metavar="key=value")
+    te = cot.add_parser("teacher", help="ask an OpenAI-compatible endpoint for rationales (env: PREFKIT_TEACHER_*)")
+    te.add_argument("--dataset", required=True)
+    te.add_argument("--split", default="train", choices=["train", "test", "all"])
+    te.add_argument("--samples", type=int, default=1, help="rationales per question (diverse reasoning)")
+    te.add_argument("--temperature", type=float, default=0.0)
+    te.add_argument("--concurrency", type=int, default=4)
+    te.add_argument("--limit", type=int, default=None)
+    te.add_argument("--cache", default=None, help="JSONL cache (default: beside --out)")
+    te.add_argument("--out", required=True, help="teacher-completion file to write (the paper's format)")
+    te.add_argument("--data-root", default=None)
     ev = cot.add_parser("eval", help="answer accuracy of predictions (or of the paper's teacher files)")
     ev.add_argument("--dataset", required=True)
     ev.add_argument("--predictions", required=True)
@@ -168,6 +179,17 @@ def main(argv: list[str] | None = None) -> int:
             from prefkit.cot import demo as cot_demo
 
             cot_demo.main(args.overrides, args.rm, args.limit)
+            return 0
+        if args.command == "cot" and args.cot_command == "teacher":
+            from prefkit.cot.datasets import DEFAULT_ROOT
+            from prefkit.cot.teacher_api import Teacher, TeacherConfig, write_teacher_file
+
+            out = Path(args.out)
+            teacher = Teacher(TeacherConfig.from_env(concurrency=args.concurrency, temperature=args.temperature),
+                              Path(args.cache) if args.cache else out.with_suffix(".cache.jsonl"))
+            root = Path(args.data_root) if args.data_root else DEFAULT_ROOT
+            info = write_teacher_file(teacher, args.dataset, args.split, root, out, args.samples, args.temperature, args.limit)
+            print(json.dumps(info, indent=2))
             return 0
         if args.command == "cot" and args.cot_command == "rank":
             from prefkit.cot import rank

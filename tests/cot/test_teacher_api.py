@@ -102,3 +102,26 @@ def test_gives_up_after_retries(server, tmp_path):
     with pytest.raises(PrefkitError, match="500"):
         teacher(srv.url, tmp_path / "c.jsonl", max_retries=2).ask(["q"])
     assert srv.calls == 3
+
+
+def test_teacher_command_writes_the_papers_format(server, tmp_path, run_cli, monkeypatch):
+    from tests.conftest import SHARED, need_shared
+
+    need_shared(SHARED / "reasoning")
+    srv = server()
+    monkeypatch.setenv("PREFKIT_TEACHER_BASE_URL", srv.url)
+    monkeypatch.setenv("PREFKIT_TEACHER_MODEL", "m")
+    monkeypatch.setenv("PREFKIT_TEACHER_API_KEY", "sk-never-printed-123456789")
+    out = tmp_path / "teacher.json"
+    r = run_cli("cot", "teacher", "--dataset", "addsub", "--limit", "3", "--samples", "2", "--temperature", "0.7",
+                "--out", out, "--data-root", SHARED)
+    assert r.code == 0, r.err
+    assert "sk-never" not in r.out + r.err and "sk-never" not in out.read_text()
+    info = json.loads(r.out)
+    assert info["questions"] == 3 and info["rationales"] == 6 and info["requests"] == 12  # 6 rationales + 6 answers
+    doc = json.loads(out.read_text())
+    first = next(iter(doc["data"].values()))
+    assert len(first) == 2 and first[0]["reasoning_prompt"].endswith("Let's think step by step.")
+    assert first[1]["completion_index"] == 1 and "arabic numerals" in first[0]["prompt"]
+    ev = run_cli("cot", "eval", "--dataset", "addsub", "--predictions", out, "--data-root", SHARED)
+    assert ev.code == 0 and json.loads(ev.out)["completions"] == 6
