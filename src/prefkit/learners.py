@@ -7,7 +7,6 @@ still going) and is neither used for prediction nor skipped on `--resume`.
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Protocol
 
@@ -95,10 +94,6 @@ def is_trained(folder: Path) -> bool:
 def trained_folders(run_dir: Path) -> list[Path]:
     """The finished model folders of a run: fold0, fold1, ... from `cv`, and `model` from `train`."""
     return sorted(p for p in run_dir.iterdir() if p.is_dir() and is_trained(p))
-
-
-def read_info(folder: Path) -> dict:
-    return json.loads((folder / MARKER).read_text())
 
 
 def ensemble_predict(cfg: Config, run_dir: Path, table: PairTable, say=None) -> tuple[np.ndarray, list[dict]]:

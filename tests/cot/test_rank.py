@@ -18,6 +18,16 @@ from tests.conftest import SHARED, need_shared
 TINY_RM = Path(__file__).resolve().parents[2] / "configs" / "rm" / "tiny_gemma2.yaml"
 
 
+def train_tiny_rm(tmp_path: Path, rows: int, seed: int) -> Path:
+    """A tiny Gemma-2 reward model trained on synthetic arena pairs, through the CLI."""
+    write_lmsys_csv(make_pairs(rows, seed=seed), tmp_path / "arena.csv")
+    rm = tmp_path / "rm"
+    r = subprocess.run([sys.executable, "-m", "prefkit.cli", "train", str(TINY_RM), f"data.train={tmp_path / 'arena.csv'}",
+                        "template.max_length=128", f"output_dir={rm}"], capture_output=True, text=True, timeout=600)
+    assert r.returncode == 0, r.stderr[-2000:]
+    return rm
+
+
 def test_bradley_terry_by_hand():
     # two systems, 3 wins to 1: s1/s2 = 3, so log-strengths +-ln(3)/2
     assert bradley_terry.fit(np.array([[0.0, 3.0], [1.0, 0.0]])) == pytest.approx([math.log(3) / 2, -math.log(3) / 2], abs=1e-6)
@@ -33,11 +43,7 @@ def test_bradley_terry_by_hand():
 def test_rank_students_with_a_reward_model(run_cli, tmp_path):
     pytest.importorskip("bitsandbytes")
     need_shared(SHARED / "reasoning")
-    write_lmsys_csv(make_pairs(40, seed=3), tmp_path / "arena.csv")
-    rm = tmp_path / "rm"
-    r = subprocess.run([sys.executable, "-m", "prefkit.cli", "train", str(TINY_RM), f"data.train={tmp_path / 'arena.csv'}",
-                        "template.max_length=128", f"output_dir={rm}"], capture_output=True, text=True, timeout=600)
-    assert r.returncode == 0, r.stderr[-2000:]
+    rm = train_tiny_rm(tmp_path, rows=40, seed=3)
     test = load("multiarith", "test", SHARED)[:6]
     student = tmp_path / "student.jsonl"  # right on the first 2 questions, wrong on the other 4
     student.write_text("".join(json.dumps({"index": e.index, "completion": f"so -->\n\n{e.answer if k < 2 else 0} END"}) + "\n"
@@ -64,11 +70,7 @@ def test_rank_students_with_a_reward_model(run_cli, tmp_path):
 def test_cot_demo_with_a_given_reward_model(run_cli, tmp_path):
     pytest.importorskip("bitsandbytes")
     need_shared(SHARED / "reasoning")
-    write_lmsys_csv(make_pairs(30, seed=4), tmp_path / "arena.csv")
-    rm = tmp_path / "rm"
-    r = subprocess.run([sys.executable, "-m", "prefkit.cli", "train", str(TINY_RM), f"data.train={tmp_path / 'arena.csv'}",
-                        "template.max_length=128", f"output_dir={rm}"], capture_output=True, text=True, timeout=600)
-    assert r.returncode == 0, r.stderr[-2000:]
+    rm = train_tiny_rm(tmp_path, rows=30, seed=4)
     r = run_cli("cot", "demo", "--rm", rm, "--limit", "4", f"output_dir={tmp_path / 'demo'}", f"cot.data_root={SHARED}",
                 "template.max_length=160", "cot.max_new_tokens=8")
     assert r.code == 0, r.err

@@ -27,7 +27,6 @@ from prefkit.errors import PrefkitError
 
 RETRY_STATUS = {429, 500, 502, 503, 504}
 ZS_COT = "Q: {question}\nA: Let's think step by step."  # Zero-shot-CoT (Kojima et al., 2022), as the paper's teacher
-ANSWER_CUE = "Therefore, the answer is"
 
 
 @dataclass
