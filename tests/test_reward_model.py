@@ -167,7 +167,7 @@ def test_resume_after_kill_9_matches_uninterrupted_run(tmp_path):
     resumed = _cli(*args, f"output_dir={tmp_path / 'killed'}", "--resume")
     out, err = resumed.communicate(timeout=300)
     assert resumed.returncode == 0, err
-    assert f"resumed from" in err
+    assert "resumed from" in err
     a = load_file(tmp_path / "whole" / "model" / "adapter_model.safetensors")
     b = load_file(tmp_path / "killed" / "model" / "adapter_model.safetensors")
     assert a.keys() == b.keys()

@@ -204,7 +204,7 @@ def main(argv: list[str] | None = None) -> int:
             if args.reference:
                 systems[rank.REFERENCE] = None
             root = Path(args.data_root) if args.data_root else DEFAULT_ROOT
-            result = rank.main(args.rm, args.dataset, systems, args.out, args.split, root, args.limit)
+            rank.main(args.rm, args.dataset, systems, args.out, args.split, root, args.limit)
             print((Path(args.out) / "rank.md").read_text())
             return 0
         if args.command == "cot":

@@ -4,7 +4,6 @@ With `--resume`, finished folds are kept and an interrupted one continues from i
 
 from __future__ import annotations
 
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
