@@ -244,3 +244,14 @@ def test_tensorboard_logs(tmp_path):
 def test_quantized_full_finetuning_is_refused():
     with pytest.raises(PrefkitError, match="lora.enabled=true"):
         build_model(load_config(TINY, ["lora.enabled=false"]), "seq_cls", 0, 259)
+
+
+def test_pretrained_backbone_gets_the_same_new_head_every_time():
+    """The classification head a pretrained model lacks is drawn from a seeded generator: runs repeat."""
+    cfg = load_config(MINILM)
+    a = build_model(cfg, "seq_cls", pad_token_id=0, vocab_size=30522, trainable=False).classifier.weight
+    torch.manual_seed(12345)  # whatever the generator held before
+    b = build_model(cfg, "seq_cls", pad_token_id=0, vocab_size=30522, trainable=False).classifier.weight
+    assert torch.equal(a, b)
+    other = load_config(MINILM, ["train.seed=1"])
+    assert not torch.equal(a, build_model(other, "seq_cls", 0, 30522, trainable=False).classifier.weight)

@@ -126,6 +126,11 @@ def _auto_class(task: str):
 def build_model(cfg: Config, task: str = "seq_cls", pad_token_id: int | None = None,
                 vocab_size: int | None = None, trainable: bool = True) -> Any:
     """The backbone (quantized and with LoRA as configured), on this process's device."""
+    from transformers import set_seed
+
+    # Seeded before anything is built: a pretrained backbone's new head, and random weights, come from the
+    # generators; so does dropout during training, which continues from here.
+    set_seed(cfg.train.seed)
     m = cfg.model
     dtype = compute_dtype(m.dtype)
     config = _hf_config(m, task, pad_token_id, vocab_size)
@@ -140,8 +145,7 @@ def build_model(cfg: Config, task: str = "seq_cls", pad_token_id: int | None = N
         kwargs.update(quantization_config=quant, device_map={"": device})  # one whole copy per process
     with tempfile.TemporaryDirectory() as tmp:
         source = model_dir(m.path)
-        if source is None:  # random weights: seeded, and through a folder so that quantization applies
-            torch.manual_seed(cfg.train.seed)
+        if source is None:  # random weights, through a folder so that quantization applies
             random_model = auto.from_config(config, dtype=dtype, **({"attn_implementation": attn} if attn else {}))
             # A private folder that every process writes for itself: transformers' save_pretrained would write
             # from rank 0 only once torch.distributed is initialised, leaving the other ranks' folders empty.
