@@ -68,11 +68,9 @@ def _class(cfg: Config):
 def check_source(cfg: Config) -> None:
     """Fail before any data is read when the backbone or its tokenizer cannot be found."""
     if cfg.model.kind in ("seq_cls", "causal_lm"):
-        from prefkit.modeling import model_dir
-        from prefkit.templates import load_tokenizer
+        from prefkit.templates import config_tokenizer
 
-        path = model_dir(cfg.model.path)
-        load_tokenizer(cfg.template.tokenizer, None if path is None else str(path))
+        config_tokenizer(cfg)
 
 
 def make_learner(cfg: Config) -> Learner:

@@ -23,8 +23,8 @@ from prefkit.config import Config
 from prefkit.data.table import PairTable
 from prefkit.errors import PrefkitError
 from prefkit.metrics import LABEL_INDEX, score, swap_probs
-from prefkit.modeling import build_model, load_trained, model_dir, save_trained
-from prefkit.templates import Renderer, load_tokenizer, pad_token_id
+from prefkit.modeling import build_model, load_trained, save_trained
+from prefkit.templates import Renderer, config_tokenizer, pad_token_id
 from prefkit.train import clear_checkpoint, fit, make_accelerator
 
 def hard_targets(labels) -> np.ndarray:
@@ -100,6 +100,9 @@ def predict_logits(model: Any, seqs: list[np.ndarray], pad_id: int, batch_tokens
     from prefkit.dist import state as dist_state
 
     state = dist_state()
+    if not seqs:
+        return np.zeros((0, 3)), {"rows": 0, "seconds": 0.0, "rows_per_s": 0.0, "padding_ratio": 0.0,
+                                  "processes": state.num_processes}
     lengths = np.array([len(s) for s in seqs])
     batches = predict_batches(lengths, batch_tokens, sort)
     mine = shard(batches, state.process_index, state.num_processes)
@@ -118,8 +121,8 @@ def predict_logits(model: Any, seqs: list[np.ndarray], pad_id: int, batch_tokens
     index = np.array([i for b, _ in results for i in b], dtype=np.int64)
     if len(index) != len(seqs) or not np.array_equal(np.sort(index), np.arange(len(seqs))):
         raise RuntimeError(f"prediction lost or doubled rows: {len(index)} predictions for {len(seqs)} rows")
-    out = np.zeros((len(seqs), results[0][1].shape[1] if results else 3), dtype=np.float64)
-    out[index] = np.concatenate([l for _, l in results]) if results else out
+    out = np.zeros((len(seqs), results[0][1].shape[1]), dtype=np.float64)
+    out[index] = np.concatenate([l for _, l in results])
     seconds = time.perf_counter() - t0
     stats = {"rows": len(seqs), "seconds": round(seconds, 3), "rows_per_s": round(len(seqs) / max(seconds, 1e-9), 2),
              "padding_ratio": round(padding_ratio(batches, lengths), 4), "processes": state.num_processes}
@@ -133,8 +136,7 @@ class RewardModelLearner:
 
     def __init__(self, cfg: Config):
         self.cfg = cfg
-        path = model_dir(cfg.model.path)
-        self.tokenizer = load_tokenizer(cfg.template.tokenizer, None if path is None else str(path))
+        self.tokenizer = config_tokenizer(cfg)
         self.renderer = Renderer(self.tokenizer, cfg.template)
         self.pad_id = pad_token_id(self.tokenizer)
         self.vocab_size = self.tokenizer.get_vocab_size()

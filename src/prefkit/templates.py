@@ -92,6 +92,14 @@ def load_tokenizer(spec: str, model_path: str | None = None) -> Any:
     )
 
 
+def config_tokenizer(cfg: Any) -> Any:
+    """The tokenizer a config names (`template.tokenizer`, resolved against `model.path` for "model")."""
+    from prefkit.modeling import model_dir
+
+    path = model_dir(cfg.model.path)
+    return load_tokenizer(cfg.template.tokenizer, None if path is None else str(path))
+
+
 PAD_TOKENS = ("[PAD]", "<pad>", "<|pad|>", "<|finetune_right_pad_id|>", "<|endoftext|>", "</s>", "<eos>")
 
 

@@ -16,12 +16,12 @@ from tqdm.auto import tqdm
 from prefkit.config import load_config
 from prefkit.cot.datasets import load
 from prefkit.cot.formats import FORMATS
-from prefkit.cot.sft import special_ids, tokenizer_for
+from prefkit.cot.sft import special_ids
 from prefkit.errors import PrefkitError
 from prefkit.io import atomic_path
 from prefkit.learners import is_trained
 from prefkit.modeling import load_trained
-from prefkit.templates import pad_token_id
+from prefkit.templates import config_tokenizer, pad_token_id
 
 END = " END"
 
@@ -34,7 +34,7 @@ def main(run_dir: str | Path, out_file: str | Path, split: str = "test", limit: 
     if not is_trained(folder):
         raise PrefkitError(f"{run_dir}: no finished student in model/ (train one with `prefkit cot sft`)")
     cfg = load_config(run_dir / "config.yaml", overrides)
-    tok = tokenizer_for(cfg)
+    tok = config_tokenizer(cfg)
     bos, eos = special_ids(tok)
     pad = pad_token_id(tok)
     model = load_trained(cfg, folder, "causal_lm", pad, tok.get_vocab_size())

@@ -15,9 +15,9 @@ from prefkit.cot.formats import IGNORE, completion_only, teacher_samples
 from prefkit.dist import is_main, log, wait
 from prefkit.errors import PrefkitError
 from prefkit.learners import is_trained, mark_trained
-from prefkit.modeling import build_model, model_dir, save_trained
+from prefkit.modeling import build_model, save_trained
 from prefkit.recipes.common import output_dir
-from prefkit.templates import load_tokenizer, pad_token_id
+from prefkit.templates import config_tokenizer, pad_token_id
 from prefkit.train import clear_checkpoint, fit, make_accelerator
 
 EOS_TOKENS = ("<eos>", "</s>", "<|eot_id|>", "<|im_end|>", "<|endoftext|>", "[SEP]")
@@ -59,11 +59,6 @@ class CompletionData:
         return out.loss, len(tensors["input_ids"])
 
 
-def tokenizer_for(cfg: Config):
-    path = model_dir(cfg.model.path)
-    return load_tokenizer(cfg.template.tokenizer, None if path is None else str(path))
-
-
 def main(cfg: Config, name: str = "", resume: bool = False) -> Path:
     if cfg.model.kind != "causal_lm":
         raise PrefkitError(f"cot sft trains a generative student: set model.kind=causal_lm (got {cfg.model.kind})")
@@ -72,7 +67,7 @@ def main(cfg: Config, name: str = "", resume: bool = False) -> Path:
     if resume and is_trained(folder):
         log(f"{folder}: finished earlier, kept")
         return out
-    tok = tokenizer_for(cfg)
+    tok = config_tokenizer(cfg)
     bos, eos = special_ids(tok)
     raw, counts = teacher_samples(cfg.cot.dataset, "train", Path(cfg.cot.data_root), cfg.cot.diverse, cfg.cot.format)
     if not raw:

@@ -57,7 +57,9 @@ def add_parsers(sub) -> None:
 
 
 def _kernel_is_infer(kernel: Path) -> bool:
-    return "predict" in (kernel / "kernel.py").read_text()
+    """kernels/common.py opens every rendered kernel with "# prefkit <kind> kernel"."""
+    with open(kernel / "kernel.py", encoding="utf-8") as fh:
+        return fh.readline().startswith("# prefkit infer kernel")
 
 
 def run(args) -> int:
