@@ -162,9 +162,11 @@ class CotConfig:
     dataset: str = "multiarith"  # one of prefkit.cot.datasets.DATASETS
     data_root: str = "../shared/data"  # folder holding reasoning/ and truthfulqa/
     diverse: bool = False  # train on every correct teacher rationale, not only the temperature-0 one
-    format: str = _choice("finetune_cot", "finetune_cot", "alpaca")
+    format: str = _choice("finetune_cot", "finetune_cot", "alpaca", "chat")
+    chat_template: str = ""  # format=chat: a Jinja file replacing the tokenizer folder's chat template
     max_new_tokens: int = 128  # generation
     generate_batch_size: int = 8
+    backend: str = _choice("transformers", "transformers", "vllm")  # cot generate: vllm on GPU machines, when installed
 
 
 @dataclass

@@ -51,25 +51,27 @@ def test_own_predictions_jsonl(tmp_path):
              {"index": test[1].index, "completion": "so --> 99999 END"}]
     p.write_text("\n".join(json.dumps(x) for x in lines) + "\n")
     r = evaluate("addsub", p, "test", SHARED)
-    assert r["n"] == 119 and r["correct"] == 1 and r["missing"] == 117 and r["accuracy"] == pytest.approx(1 / 119, abs=1e-6)
+    assert r["n"] == 119 and r["correct_first"] == 1 and r["missing"] == 117 and r["accuracy"] == pytest.approx(1 / 119, abs=1e-6)
 
 
-# Accuracy of the paper's text-davinci-002 Zero-shot-CoT teacher on every sample, with the paper's answer rule
-# (first candidate of the answer step, completion 0). These are regression values computed in this project; the
-# paper's table could not be consulted where they were computed, so they are not yet checked against it.
-TEACHER = {"singleeq": (81.50, 414), "addsub": (76.71, 303), "multiarith": (77.50, 624), "svamp": (64.20, 642),
-           "date_understanding": (68.29, 271), "tracking_shuffled_objects": (52.93, 416)}
+# The Teacher row of the paper's main table (Ho et al. 2023, "Large Language Models Are Reasoning Teachers",
+# Table 1: text-davinci-002 Zero-shot-CoT, 175B), as printed by notebooks/results.ipynb of
+# itsnamgyu/reasoning-teacher, and the correct completions Fine-tune-CoT keeps of all completions in the file.
+PAPER_TEACHER = {"singleeq": 81.50, "addsub": 76.71, "multiarith": 78.79, "svamp": 64.20,
+                 "date_understanding": 67.58, "tracking_shuffled_objects": 53.20}
+SURVIVING = {"singleeq": (414, 508), "addsub": (303, 395), "multiarith": (624, 792), "svamp": (642, 1000),
+             "date_understanding": (271, 401), "tracking_shuffled_objects": (416, 782)}
 
 
 @pytest.mark.parametrize("name", list(DATASETS))
-def test_teacher_files_accuracy(run_cli, name):
+def test_teacher_files_match_the_papers_teacher_row(run_cli, name):
     path = need_shared(teacher_file(name, SHARED))
     r = run_cli("cot", "eval", "--dataset", name, "--predictions", path, "--split", "all", "--data-root", SHARED)
     assert r.code == 0, r.err
     out = json.loads(r.out)
-    accuracy, surviving = TEACHER[name]
-    assert round(100 * out["accuracy"], 2) == accuracy and out["missing"] == 0
-    assert out["surviving_completions"] == surviving
+    assert abs(100 * out["accuracy"] - PAPER_TEACHER[name]) <= 1.0  # the tolerance: about one point
+    assert round(100 * out["accuracy"], 2) == PAPER_TEACHER[name]  # in fact every digit agrees
+    assert (out["surviving_completions"], out["completions"]) == SURVIVING[name] and out["missing"] == 0
 
 
 def test_truthfulqa_and_instructions(tmp_path):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib.util
+from pathlib import Path
 from types import SimpleNamespace as NS
 
 import pytest
@@ -32,3 +33,19 @@ def test_request_and_mapping():
 def test_clear_message_without_vllm():
     with pytest.raises(PrefkitError, match="vllm is not installed"):
         generate("/models/x", build_request(["q"]))
+
+
+@pytest.mark.skipif(importlib.util.find_spec("vllm") is not None, reason="vllm is installed here")
+def test_generate_with_vllm_backend_fails_clearly_without_it(run_cli, tmp_path):
+    pytest.importorskip("bitsandbytes")
+    from tests.conftest import SHARED, need_shared
+
+    need_shared(SHARED / "reasoning")
+    tiny = Path(__file__).resolve().parents[2] / "configs" / "sft" / "tiny_gemma2.yaml"
+    run = tmp_path / "sft"
+    r = run_cli("cot", "sft", tiny, f"output_dir={run}", f"cot.data_root={SHARED}", "cot.dataset=singleeq",
+                "template.max_length=96", "train.save_every=0")
+    assert r.code == 0, r.err
+    r = run_cli("cot", "generate", "--run", run, "--out", tmp_path / "p.jsonl", "cot.backend=vllm")
+    assert r.code == 2 and "vllm is not installed" in r.err and "Traceback" not in r.err
+    assert not (run / "merged").exists() and not (tmp_path / "p.jsonl").exists()

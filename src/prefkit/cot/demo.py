@@ -64,7 +64,7 @@ Teacher (text-davinci-002, Zero-shot-CoT, the paper's file): accuracy {teacher_a
 the right answer.
 
 Student: a tiny random Gemma-2 (nf4 + LoRA) fine-tuned on the surviving training rationales; it answered
-{limit} test questions: {student_acc['correct']} right.
+{limit} test questions: {student_acc['correct_first']} right.
 
 Ranking by the reward model `{rm_run}`:
 

@@ -2,9 +2,14 @@
 
 Predictions are either prefkit's JSONL (`{"index": i, "completion": text}` a line, completions in the
 Fine-tune-CoT format, answer after "-->") or the paper's teacher-completion file as it is (its
-`completion` field is the Zero-shot-CoT answer step: the first candidate counts). In a teacher file, the
-first completion of each sample (temperature 0) gives the accuracy; every completion, the diverse samples
-included, is checked to count the rationales that survive (correct answer) for fine-tuning.
+`completion` field is the Zero-shot-CoT answer step: the first candidate counts).
+
+`accuracy` is the share of correct completions among all completions of the split's questions, a question
+with none counting as one wrong completion. That is the paper's rule: its Teacher row (Ho et al. 2023,
+Table 1; computed in `notebooks/results.ipynb` of itsnamgyu/reasoning-teacher) counts the 25 or 5 extra
+samples that a few questions carry in the teacher files, e.g. MultiArith 624 correct of 792 completions =
+78.79. With one completion a question it is plain accuracy over the questions. `accuracy_first` scores only
+each question's first completion. `surviving_completions` (correct ones) is what Fine-tune-CoT keeps.
 """
 
 from __future__ import annotations
@@ -64,6 +69,8 @@ def evaluate(dataset: str, predictions: Path, split: str = "all", root: Path = D
         completions += len(comps)
         surviving += sum(is_correct(dataset, extract(dataset, c, marker), ex.answer) for c in comps)
     n = len(examples)
-    return {"dataset": dataset, "split": split, "n": n, "correct": correct,
-            "accuracy": round(correct / n, 6) if n else 0.0, "missing": missing,
+    scored = completions + missing
+    return {"dataset": dataset, "split": split, "n": n,
+            "accuracy": round(surviving / scored, 6) if scored else 0.0,
+            "accuracy_first": round(correct / n, 6) if n else 0.0, "correct_first": correct, "missing": missing,
             "completions": completions, "surviving_completions": surviving}

@@ -3,8 +3,11 @@
 Fine-tune-CoT form (as in the paper's own fine-tuning files, which this reproduces byte for byte):
     prompt      "<question>\\n\\n###\\n\\n"
     completion  " <rationale>\\n\\n-->\\n\\n<answer> END"
-Alpaca form: the Stanford Alpaca prompt with the rationale and answer as the response. Only rationales whose
-answer is correct are kept; `teacher_samples` counts what survives.
+Alpaca form: the Stanford Alpaca prompt with the rationale and answer as the response.
+Chat form: the student's own chat template (instruct models: Llama-3.2-Instruct, Qwen2.5, Gemma-2-it): the
+question is the user turn, "<rationale>\n\n--> <answer>" the assistant turn, rendered by transformers'
+`apply_chat_template` from the template the tokenizer folder ships (or `cot.chat_template`, a Jinja file).
+Only rationales whose answer is correct are kept; `teacher_samples` counts what survives.
 """
 
 from __future__ import annotations
@@ -33,11 +36,75 @@ def alpaca(question: str, rationale: str, answer: str) -> dict[str, str]:
 FORMATS = {"finetune_cot": finetune_cot, "alpaca": alpaca}
 
 
+class ChatFormat:
+    """Samples in a chat template. `prompt` ends with the generation prompt (the assistant header), so the
+    completion is the assistant's content plus whatever the template closes the turn with (e.g.
+    "<end_of_turn>\n"); its special tokens are where generation stops."""
+
+    def __init__(self, hf_tokenizer: Any):
+        if not getattr(hf_tokenizer, "chat_template", None):
+            raise PrefkitError("cot.format=chat: the tokenizer has no chat template (set cot.chat_template to a Jinja file)")
+        self.hf = hf_tokenizer
+        probe = self("Q", "R", "A")
+        bos = hf_tokenizer.bos_token
+        self.renders_bos = bool(bos) and probe["prompt"].startswith(bos)  # the template writes BOS itself
+        suffix = probe["completion"][probe["completion"].index("--> A") + len("--> A"):]
+        special = {t for t in hf_tokenizer.all_special_tokens} | {
+            t.content for t in hf_tokenizer.added_tokens_decoder.values() if t.special}
+        self.stop_tokens = [t for t in sorted(special, key=len, reverse=True) if t in suffix]
+
+    def __call__(self, question: str, rationale: str, answer: str) -> dict[str, str]:
+        user = [{"role": "user", "content": question}]
+        prompt = self.hf.apply_chat_template(user, add_generation_prompt=True, tokenize=False)
+        if not rationale and not answer:  # generation: the prompt alone
+            return {"prompt": prompt, "completion": ""}
+        content = f"{rationale.strip()}\n\n--> {answer}"
+        full = self.hf.apply_chat_template(user + [{"role": "assistant", "content": content}], tokenize=False)
+        if not full.startswith(prompt):
+            raise PrefkitError("cot.format=chat: this chat template does not render the user turn the same way with "
+                               "and without the answer, so the prompt cannot be masked from the loss")
+        return {"prompt": prompt, "completion": full[len(prompt):]}
+
+
+def chat_tokenizer(tokenizer_dir: str | Path, template_file: str = "") -> Any:
+    """The transformers tokenizer of a local folder (for its chat template and special tokens); nothing is
+    downloaded. `template_file` replaces the folder's template."""
+    from transformers import AutoTokenizer
+
+    try:
+        hf = AutoTokenizer.from_pretrained(str(tokenizer_dir), local_files_only=True)
+    except (OSError, ValueError) as e:
+        raise PrefkitError(f"{tokenizer_dir}: cannot load the tokenizer for its chat template ({e})") from None
+    if template_file:
+        try:
+            hf.chat_template = Path(template_file).read_text(encoding="utf-8")
+        except OSError as e:
+            raise PrefkitError(f"cot.chat_template: {template_file}: {e.strerror}") from None
+    return hf
+
+
+def sample_format(cfg: Any) -> Any:
+    """The config's sample builder: `(question, rationale, answer) -> {"prompt", "completion"}`."""
+    if cfg.cot.format != "chat":
+        return FORMATS[cfg.cot.format]
+    from prefkit.modeling import model_dir
+
+    spec = cfg.template.tokenizer
+    folder = model_dir(cfg.model.path) if spec == "model" else Path(spec)
+    if folder is None or spec in ("bytes", "minilm") or not Path(folder).is_dir():
+        raise PrefkitError("cot.format=chat needs a tokenizer folder with a chat template: template.tokenizer=model "
+                           "(with model.path) or a local tokenizer folder")
+    return ChatFormat(chat_tokenizer(folder, cfg.cot.chat_template))
+
+
 def teacher_samples(dataset: str, split: str = "train", root: Path = DEFAULT_ROOT, diverse: bool = False,
-                    form: str = "finetune_cot") -> tuple[list[dict[str, str]], dict]:
-    """Samples from the teacher's rationales whose answer is correct (completion 0, or all with `diverse`)."""
-    if form not in FORMATS:
-        raise PrefkitError(f"unknown format {form!r} (known: {', '.join(FORMATS)})")
+                    form: Any = "finetune_cot") -> tuple[list[dict[str, str]], dict]:
+    """Samples from the teacher's rationales whose answer is correct (completion 0, or all with `diverse`).
+    `form`: a name in FORMATS or a sample builder (see `sample_format`)."""
+    if isinstance(form, str):
+        if form not in FORMATS:
+            raise PrefkitError(f"unknown format {form!r} (known: {', '.join(FORMATS)})")
+        form = FORMATS[form]
     data = json.loads(teacher_file(dataset, root).read_text(encoding="utf-8"))["data"]
     samples, seen = [], 0
     for ex in load(dataset, split, root):
@@ -45,7 +112,7 @@ def teacher_samples(dataset: str, split: str = "train", root: Path = DEFAULT_ROO
         for c in comps if diverse else comps[:1]:
             seen += 1
             if is_correct(dataset, extract(dataset, c.get("completion") or "", None), ex.answer):
-                samples.append(FORMATS[form](ex.question, c.get("reasoning_completion") or "", ex.answer))
+                samples.append(form(ex.question, c.get("reasoning_completion") or "", ex.answer))
     return samples, {"dataset": dataset, "split": split, "diverse": diverse, "rationales": seen, "surviving": len(samples)}
 
 

@@ -1,8 +1,9 @@
 """`prefkit cot generate --run RUN --out FILE`: a trained student answers a dataset split.
 
 Batched greedy generation with transformers (prompts left-padded, longest first), cut at the format's end
-marker; writes JSONL `{"index", "completion"}` that `prefkit cot eval` reads. vLLM is not used here: it
-cannot be installed on the CPU machines this is built and tested on.
+marker (" END", or the chat template's end of turn); writes JSONL `{"index", "completion"}` that
+`prefkit cot eval` reads. `cot.backend=vllm` hands the same prompts to vLLM (GPU machines, when installed;
+see `prefkit.cot.vllm_backend`).
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ from tqdm.auto import tqdm
 
 from prefkit.config import load_config
 from prefkit.cot.datasets import load
-from prefkit.cot.formats import FORMATS
+from prefkit.cot.formats import sample_format
 from prefkit.cot.sft import special_ids
 from prefkit.errors import PrefkitError
 from prefkit.io import atomic_path
@@ -35,13 +36,17 @@ def main(run_dir: str | Path, out_file: str | Path, split: str = "test", limit: 
         raise PrefkitError(f"{run_dir}: no finished student in model/ (train one with `prefkit cot sft`)")
     cfg = load_config(run_dir / "config.yaml", overrides)
     tok = config_tokenizer(cfg)
-    bos, eos = special_ids(tok)
+    form = sample_format(cfg)
+    bos, eos = special_ids(tok, form)
+    stops = [i for i in [eos, *(tok.token_to_id(t) for t in getattr(form, "stop_tokens", []))] if i is not None]
+    examples = load(cfg.cot.dataset, split, Path(cfg.cot.data_root))[:limit]
+    texts = [form(e.question, "", "")["prompt"] for e in examples]
+    if cfg.cot.backend == "vllm":
+        return _with_vllm(folder, cfg, examples, texts, out_file, split)
     pad = pad_token_id(tok)
     model = load_trained(cfg, folder, "causal_lm", pad, tok.get_vocab_size())
     device = next(model.parameters()).device
-    examples = load(cfg.cot.dataset, split, Path(cfg.cot.data_root))[:limit]
-    prompts = [([bos] if bos is not None else []) + tok.encode(FORMATS[cfg.cot.format](e.question, "", "")["prompt"],
-                                                                 add_special_tokens=False).ids for e in examples]
+    prompts = [([bos] if bos is not None else []) + tok.encode(t, add_special_tokens=False).ids for t in texts]
     order = sorted(range(len(prompts)), key=lambda i: -len(prompts[i]))
     completions: dict[int, str] = {}
     bs = max(1, cfg.cot.generate_batch_size)
@@ -54,11 +59,28 @@ def main(run_dir: str | Path, out_file: str | Path, split: str = "test", limit: 
             ids[r, width - len(prompts[i]):] = torch.tensor(prompts[i])
             mask[r, width - len(prompts[i]):] = 1
         out = model.generate(input_ids=ids.to(device), attention_mask=mask.to(device), do_sample=False,
-                             max_new_tokens=cfg.cot.max_new_tokens, pad_token_id=pad, eos_token_id=eos)
+                             max_new_tokens=cfg.cot.max_new_tokens, pad_token_id=pad, eos_token_id=stops or None)
         for r, i in enumerate(batch):
             text = tok.decode(out[r, width:].tolist(), skip_special_tokens=True)
             completions[i] = text.split(END)[0] + (END if END in text else "")
+    _write(out_file, examples, [completions[i] for i in range(len(examples))])
+    return {"dataset": cfg.cot.dataset, "split": split, "rows": len(examples), "out": str(out_file), "backend": "transformers"}
+
+
+def _write(out_file: str | Path, examples: list, completions: list[str]) -> None:
     with atomic_path(out_file) as tmp, open(tmp, "w", encoding="utf-8") as fh:
-        for i, e in enumerate(examples):
-            fh.write(json.dumps({"index": e.index, "completion": completions[i]}, ensure_ascii=False) + "\n")
-    return {"dataset": cfg.cot.dataset, "split": split, "rows": len(examples), "out": str(out_file)}
+        for e, c in zip(examples, completions):
+            fh.write(json.dumps({"index": e.index, "completion": c}, ensure_ascii=False) + "\n")
+
+
+def _with_vllm(folder: Path, cfg, examples: list, prompts: list[str], out_file, split: str) -> dict:
+    """The student through vLLM: the LoRA adapter is merged into a full copy of the base model first, since
+    vLLM serves a plain checkpoint (its LoRA support needs the base weights it was started with)."""
+    from prefkit.cot import vllm_backend
+
+    vllm_backend.require()  # before the merge, which takes a while
+    request = vllm_backend.build_request(prompts, 1, 0.0, cfg.cot.max_new_tokens, [END, *vllm_backend.chat_stops(cfg)])
+    merged = vllm_backend.merged_checkpoint(cfg, folder)
+    texts = vllm_backend.generate(str(merged), request)
+    _write(out_file, examples, [t[0] for t in texts])
+    return {"dataset": cfg.cot.dataset, "split": split, "rows": len(examples), "out": str(out_file), "backend": "vllm"}

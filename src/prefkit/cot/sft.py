@@ -11,7 +11,7 @@ import torch
 
 from prefkit.batching import train_batches
 from prefkit.config import Config
-from prefkit.cot.formats import IGNORE, completion_only, teacher_samples
+from prefkit.cot.formats import IGNORE, completion_only, sample_format, teacher_samples
 from prefkit.dist import is_main, log, wait
 from prefkit.errors import PrefkitError
 from prefkit.learners import is_trained, mark_trained
@@ -23,8 +23,12 @@ from prefkit.train import clear_checkpoint, fit, make_accelerator
 EOS_TOKENS = ("<eos>", "</s>", "<|eot_id|>", "<|im_end|>", "<|endoftext|>", "[SEP]")
 
 
-def special_ids(tokenizer: Any) -> tuple[int | None, int | None]:
-    """(BOS the tokenizer puts first, or None; an end-of-sequence id, or None)."""
+def special_ids(tokenizer: Any, form: Any = None) -> tuple[int | None, int | None]:
+    """(BOS to put first, or None; the end-of-sequence id to append to completions, or None). A chat template
+    (`form.renders_bos`) writes BOS and closes the assistant turn itself: nothing is added then."""
+    if getattr(form, "stop_tokens", None) is not None:
+        bos = None if form.renders_bos else special_ids(tokenizer)[0]
+        return bos, None
     probe = tokenizer.encode("x", add_special_tokens=True).ids
     plain = tokenizer.encode("x", add_special_tokens=False).ids
     bos = probe[0] if len(probe) > len(plain) and probe[: len(plain)] != plain else None
@@ -68,8 +72,9 @@ def main(cfg: Config, name: str = "", resume: bool = False) -> Path:
         log(f"{folder}: finished earlier, kept")
         return out
     tok = config_tokenizer(cfg)
-    bos, eos = special_ids(tok)
-    raw, counts = teacher_samples(cfg.cot.dataset, "train", Path(cfg.cot.data_root), cfg.cot.diverse, cfg.cot.format)
+    form = sample_format(cfg)
+    bos, eos = special_ids(tok, form)
+    raw, counts = teacher_samples(cfg.cot.dataset, "train", Path(cfg.cot.data_root), cfg.cot.diverse, form)
     if not raw:
         raise PrefkitError(f"{cfg.cot.dataset}: no teacher rationale survived; nothing to train on")
     log(f"{cfg.cot.dataset}: {counts['surviving']} of {counts['rationales']} teacher rationales have the right answer")

@@ -7,10 +7,15 @@ here apart from the import and is tested with stand-ins for vLLM's output object
 
 from __future__ import annotations
 
+import dataclasses
+import shutil
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, Sequence
 
 from prefkit.errors import PrefkitError
+
+MERGED_MARKER = "merged.json"
 
 
 @dataclass(frozen=True)
@@ -46,11 +51,59 @@ def map_outputs(request: Request, outputs: Sequence[Any]) -> list[list[str]]:
     return texts
 
 
-def generate(model_path: str, request: Request, **engine_kw) -> list[list[str]]:
+def require() -> Any:
+    """The vllm module, or a clear error where it is not installed."""
     try:
-        from vllm import LLM, SamplingParams
+        import vllm
     except ImportError:
         raise PrefkitError("vllm is not installed: it runs on GPU machines only (pip install 'prefkit[vllm]' there)") from None
+    return vllm
+
+
+def generate(model_path: str, request: Request, **engine_kw) -> list[list[str]]:
+    vllm = require()
+    LLM, SamplingParams = vllm.LLM, vllm.SamplingParams
     llm = LLM(model=model_path, **engine_kw)
     params = SamplingParams(n=request.n, temperature=request.temperature, max_tokens=request.max_tokens, stop=request.stop)
     return map_outputs(request, llm.generate(request.prompts, params))
+
+
+def chat_stops(cfg: Any) -> list[str]:
+    """The chat template's end-of-turn tokens (stop strings for vLLM), none for the other formats."""
+    from prefkit.cot.formats import sample_format
+
+    return list(getattr(sample_format(cfg), "stop_tokens", []))
+
+
+def merged_checkpoint(cfg: Any, folder: Path) -> Path:
+    """A plain checkpoint of the student that vLLM can serve: base weights (unquantised, the config's dtype)
+    with the LoRA adapter merged in, and its tokenizer. Written once beside the adapter (`../merged`), through a
+    temporary folder renamed at the end; reused while its marker is there."""
+    import json
+
+    from prefkit.cot.formats import sample_format
+    from prefkit.modeling import load_trained
+    from prefkit.templates import config_tokenizer, pad_token_id
+
+    target = Path(folder).parent / "merged"
+    if (target / MERGED_MARKER).is_file():
+        return target
+    plain = dataclasses.replace(cfg, quantization=dataclasses.replace(cfg.quantization, mode="none"))
+    tok = config_tokenizer(cfg)
+    model = load_trained(plain, Path(folder), "causal_lm", pad_token_id(tok), tok.get_vocab_size())
+    if hasattr(model, "merge_and_unload"):
+        model = model.merge_and_unload()
+    tmp = target.with_name(target.name + ".tmp")
+    shutil.rmtree(tmp, ignore_errors=True)
+    model.save_pretrained(str(tmp), safe_serialization=True)
+    form = sample_format(cfg)
+    if hasattr(form, "hf"):
+        form.hf.save_pretrained(str(tmp))
+    else:
+        from transformers import PreTrainedTokenizerFast
+
+        PreTrainedTokenizerFast(tokenizer_object=tok).save_pretrained(str(tmp))
+    (tmp / MERGED_MARKER).write_text(json.dumps({"adapter": str(folder)}) + "\n")
+    shutil.rmtree(target, ignore_errors=True)
+    tmp.rename(target)
+    return target
