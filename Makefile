@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: setup demo test bench-data
+.PHONY: setup demo test bench-data bench-predict bench-train bench-t4
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -24,3 +24,13 @@ test: $(STAMP)
 
 bench-data: $(STAMP)
 	$(BIN)/python benchmarks/data_prep.py $(ARGS)
+
+# make bench-predict ARGS="--preset minilm --max-length 512 --quant nf4,int8"   (see each script's docstring)
+bench-predict: $(STAMP)
+	$(BIN)/python benchmarks/predict_speed.py $(ARGS)
+
+bench-train: $(STAMP)
+	$(BIN)/python benchmarks/train_speed.py $(ARGS)
+
+bench-t4: $(STAMP)
+	$(BIN)/python benchmarks/t4_estimate.py $(ARGS)

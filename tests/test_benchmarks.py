@@ -17,3 +17,28 @@ def test_data_prep_smoke(tmp_path):
     res = json.loads((tmp_path / "data_prep.json").read_text())
     assert res["rows"] == 200 and set(res["seconds"]) == {"tokenizer", "render", "prepare"}
     assert res["ratio_prepare_vs_tokenizer"] > 0 and (tmp_path / "data_prep.md").exists()
+
+
+def _run(script: str, *args: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, str(BENCH / script), *args], capture_output=True, text=True, timeout=900)
+
+
+def test_predict_speed_tiny_preset(tmp_path):
+    r = _run("predict_speed.py", "--preset", "tiny", "--rows", "12", "--max-length", "384", "--out", str(tmp_path))
+    assert r.returncode == 0, r.stderr[-3000:]
+    res = json.loads((tmp_path / "predict_speed_tiny.json").read_text())
+    variants = {x["variant"]: x for x in res["results"]}
+    assert set(variants) == {"plain", "sorted", "budget"} and res["device"]
+    # plain pads every row to max_length (384, far above most rows); the sorted variants pad far less
+    assert variants["plain"]["padding_ratio"] > variants["budget"]["padding_ratio"] >= 0
+    assert all(x["rows_per_s"] > 0 and x["peak_mem_gib"] > 0 and x["speed_vs_plain"] > 0 for x in variants.values())
+
+
+def test_train_speed_tiny_preset(tmp_path):
+    r = _run("train_speed.py", "--preset", "tiny", "--rows", "24", "--max-length", "96", "--out", str(tmp_path))
+    assert r.returncode == 0, r.stderr[-3000:]
+    res = json.loads((tmp_path / "train_speed_tiny.json").read_text())
+    variants = {x["variant"]: x for x in res["results"]}
+    assert set(variants) == {"plain", "prefkit"}
+    assert all(x["steps"] > 0 and x["samples_per_s"] > 0 and x["mfu"] > 0 for x in variants.values())
+    assert (tmp_path / "train_speed_tiny.md").read_text().count("|") > 10

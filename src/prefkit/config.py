@@ -137,6 +137,7 @@ class PredictConfig:
     clip: float = 1e-6  # submission probabilities are kept within [clip, 1 - clip]
     batch_tokens: int = 8192  # seq_cls: a batch holds at most this many tokens, padding included
     sort_by_length: bool = True  # seq_cls: batches of similar lengths (less padding)
+    backend: str = _choice("transformers", "transformers", "vllm")  # seq_cls: vllm's pooling runner (GPU, when installed)
 
 
 @dataclass

@@ -111,9 +111,12 @@ def _quantization_config(cfg: Config, dtype: torch.dtype):
         raise PrefkitError(f"quantization.mode={q.mode} needs bitsandbytes: pip install bitsandbytes") from None
     from transformers import BitsAndBytesConfig
 
+    # heads stay in full precision: the new classification head is trained whole (and a freshly initialised
+    # head cannot be quantised on load), and the LM head is tied to the embeddings
+    skip = [*HEAD_NAMES, "lm_head"]
     if q.mode == "int8":
-        return BitsAndBytesConfig(load_in_8bit=True)
-    return BitsAndBytesConfig(load_in_4bit=True, bnb_4bit_quant_type="nf4",
+        return BitsAndBytesConfig(load_in_8bit=True, llm_int8_skip_modules=skip)
+    return BitsAndBytesConfig(load_in_4bit=True, bnb_4bit_quant_type="nf4", llm_int8_skip_modules=skip,
                               bnb_4bit_use_double_quant=q.double_quant, bnb_4bit_compute_dtype=dtype)
 
 

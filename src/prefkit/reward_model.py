@@ -90,7 +90,7 @@ class PairTrainData:
         return torch.nn.functional.cross_entropy(logits.float(), tensors["targets"]), len(logits)
 
 
-@torch.no_grad()
+@torch.inference_mode()
 def predict_logits(model: Any, seqs: list[np.ndarray], pad_id: int, batch_tokens: int, sort: bool,
                    desc: str = "predict") -> tuple[np.ndarray, dict]:
     """Logits of every row, in row order. Batches are shared out over processes and gathered back; a check
@@ -141,6 +141,7 @@ class RewardModelLearner:
         self.pad_id = pad_token_id(self.tokenizer)
         self.vocab_size = self.tokenizer.get_vocab_size()
         self.model = None
+        self.folder: Path | None = None  # the trained model's folder, once loaded
         self.last_stats: dict = {}
 
     def fit(self, train: PairTable, valid: PairTable | None, out: Path, resume: bool = False) -> list[dict]:
@@ -175,6 +176,8 @@ class RewardModelLearner:
     def _predict_rendered(self, model: Any, rendered, desc: str = "predict") -> np.ndarray:
         ids, swapped = rendered
         pc = self.cfg.predict
+        if pc.backend == "vllm" and model is None:
+            return self._predict_vllm(ids, swapped)
         logits, stats = predict_logits(model, ids, self.pad_id, pc.batch_tokens, pc.sort_by_length, desc)
         probs = softmax(logits, axis=1)
         if swapped is not None:
@@ -185,14 +188,34 @@ class RewardModelLearner:
         self.last_stats = stats
         return probs
 
+    def _predict_vllm(self, ids: list[np.ndarray], swapped: list[np.ndarray] | None) -> np.ndarray:
+        """The same rendered rows (and swap TTA) scored by vLLM's pooling runner on the merged model."""
+        from prefkit import vllm_backend
+
+        merged = vllm_backend.merged_checkpoint(self.cfg, self.folder, "seq_cls")
+        t0 = time.perf_counter()
+        probs = vllm_backend.classify(str(merged), ids + (swapped or []))
+        if swapped is not None:
+            probs = (probs[: len(ids)] + swap_probs(probs[len(ids):])) / 2
+        seconds = time.perf_counter() - t0
+        self.last_stats = {"rows": len(ids), "seconds": round(seconds, 3), "backend": "vllm",
+                           "rows_per_s": round(len(ids) / max(seconds, 1e-9), 2)}
+        return probs
+
     def predict(self, table: PairTable) -> np.ndarray:
-        if self.model is None:
+        if self.model is None and self.folder is None:
             raise RuntimeError("predict before fit or load")
         return self._predict_rendered(self.model, self._render_tta(table))
 
     @classmethod
     def load(cls, cfg: Config, folder: Path) -> "RewardModelLearner":
         learner = cls(cfg)
-        learner.model = load_trained(cfg, folder, "seq_cls", learner.pad_id, learner.vocab_size)
+        learner.folder = Path(folder)
+        if cfg.predict.backend == "vllm":  # vLLM loads the merged model itself; fail early where it is absent
+            from prefkit.vllm_backend import require
+
+            require()
+        else:
+            learner.model = load_trained(cfg, folder, "seq_cls", learner.pad_id, learner.vocab_size)
         return learner
 

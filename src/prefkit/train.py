@@ -201,7 +201,9 @@ def fit(model: Any, data: TrainData, cfg: Config, out: Path, evaluate: Callable[
     records: list[dict] = []
     bar = tqdm(total=total_steps, initial=pos.step, desc="train", unit="step", disable=not acc.is_main_process,
                mininterval=1.0)
-    window_loss, window_rows, t_window = 0.0, 0, time.perf_counter()
+    # the loss is summed on the device and read back only when logged: a float() every micro-batch would make
+    # the host wait for the GPU at each one
+    window_loss, window_rows, t_window = torch.zeros((), device=acc.device), 0, time.perf_counter()
     model.train()
     for epoch in range(pos.epoch, n_epochs):
         batches = my_batches(epoch)[: micro_in[epoch]]
@@ -215,7 +217,7 @@ def fit(model: Any, data: TrainData, cfg: Config, out: Path, evaluate: Callable[
                 with acc.autocast():
                     loss, rows = data.loss(model, tensors)
                 acc.backward(loss / group_size)
-            window_loss += float(loss.detach()) * rows
+            window_loss += loss.detach().float() * rows
             window_rows += rows
             if not is_step:
                 continue
@@ -229,12 +231,12 @@ def fit(model: Any, data: TrainData, cfg: Config, out: Path, evaluate: Callable[
             done = pos.step == total_steps
             record: dict = {"step": pos.step, "epoch": round(epoch + (j + 1) / len(batches), 3)}
             if pos.step % max(1, tc.log_every) == 0 or done:
-                stats = acc.reduce(torch.tensor([window_loss, window_rows], device=acc.device), "sum")
+                stats = acc.reduce(torch.stack([window_loss, torch.tensor(float(window_rows), device=acc.device)]), "sum")
                 elapsed = time.perf_counter() - t_window
                 record.update(loss=float(stats[0] / max(stats[1], 1)), lr=sched.get_last_lr()[0],
                               rows_per_s=float(stats[1]) / max(elapsed, 1e-9))
                 bar.set_postfix(loss=f"{record['loss']:.4f}")
-                window_loss, window_rows, t_window = 0.0, 0, time.perf_counter()
+                window_loss, window_rows, t_window = torch.zeros((), device=acc.device), 0, time.perf_counter()
             # (no evaluation forced at the end: callers predict their validation rows right after)
             if evaluate is not None and tc.eval_every and pos.step % tc.eval_every == 0:
                 model.eval()

@@ -86,7 +86,7 @@ def test_chat_sft_generate_and_merge(run_cli, tmp_path, chat_dir):
 
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    from prefkit.cot.vllm_backend import chat_stops, merged_checkpoint
+    from prefkit.vllm_backend import chat_stops, merged_checkpoint
     from prefkit.modeling import load_trained
 
     cfg = load_config(run / "config.yaml")

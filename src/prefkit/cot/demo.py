@@ -59,8 +59,9 @@ def main(overrides: list[str], rm_run: str | None = None, limit: int = 30, rm_ro
     write_json(out / "metrics.json", metrics)
     write_text(out / "report.md", f"""# prefkit cot demo: {dataset}
 
-Teacher (text-davinci-002, Zero-shot-CoT, the paper's file): accuracy {teacher_all['accuracy']:.4f} on all
-{teacher_all['n']} questions; {teacher_all['surviving_completions']} of {teacher_all['completions']} rationales have
+Teacher (text-davinci-002, Zero-shot-CoT, the paper's file): accuracy {teacher_all['accuracy']:.4f} over the
+{teacher_all['completions']} completions of all {teacher_all['n']} questions (the paper's rule; the first completion
+of each question alone: {teacher_all['accuracy_first']:.4f}). {teacher_all['surviving_completions']} rationales have
 the right answer.
 
 Student: a tiny random Gemma-2 (nf4 + LoRA) fine-tuned on the surviving training rationales; it answered

@@ -3,7 +3,7 @@
 Batched greedy generation with transformers (prompts left-padded, longest first), cut at the format's end
 marker (" END", or the chat template's end of turn); writes JSONL `{"index", "completion"}` that
 `prefkit cot eval` reads. `cot.backend=vllm` hands the same prompts to vLLM (GPU machines, when installed;
-see `prefkit.cot.vllm_backend`).
+see `prefkit.vllm_backend`).
 """
 
 from __future__ import annotations
@@ -76,7 +76,7 @@ def _write(out_file: str | Path, examples: list, completions: list[str]) -> None
 def _with_vllm(folder: Path, cfg, examples: list, prompts: list[str], out_file, split: str) -> dict:
     """The student through vLLM: the LoRA adapter is merged into a full copy of the base model first, since
     vLLM serves a plain checkpoint (its LoRA support needs the base weights it was started with)."""
-    from prefkit.cot import vllm_backend
+    from prefkit import vllm_backend
 
     vllm_backend.require()  # before the merge, which takes a while
     request = vllm_backend.build_request(prompts, 1, 0.0, cfg.cot.max_new_tokens, [END, *vllm_backend.chat_stops(cfg)])

@@ -4,8 +4,9 @@
 
 `passes` is 2 with swap TTA. Tokens per row are the rendered test rows' mean when the test file is at hand,
 else `template.max_length` (the worst case). Tokens per second come from `t4_throughput.json`: measured
-where a benchmark has filled `tokens_per_s`, else estimated from FLOPs (2 x parameters per token) at the
-table's utilisation; the estimate says which it used.
+where a benchmark has filled `tokens_per_s`, else estimated from the forward FLOPs per token that
+benchmarks/t4_estimate.py counted (2 x parameters where none was counted) at the table's utilisation; the
+estimate says which it used.
 """
 
 from __future__ import annotations
@@ -37,7 +38,8 @@ def estimate(cfg: Config, n_models: int, tokens_per_row: float | None = None) ->
     if entry.get("tokens_per_s"):
         tps, how = float(entry["tokens_per_s"]), "measured"
     else:
-        tps = entry["utilisation"] * table["t4_peak_flops"] / (2 * entry["parameters"])
+        per_token = entry.get("forward_flops_per_token") or 2 * entry["parameters"]
+        tps = entry["utilisation"] * table["t4_peak_flops"] / per_token
         how = f"estimated from FLOPs at {entry['utilisation']:.0%} of the T4's fp16 peak (not measured)"
     kc = cfg.kaggle
     gpus = max(kc.gpus, 1)

@@ -1,8 +1,9 @@
-"""vLLM for generation (students, and a local teacher), used only when installed: GPU machines.
+"""vLLM, used only when installed (GPU machines): generation for students and a local teacher
+(`cot.backend=vllm`), and reward-model scoring through its pooling runner (`predict.backend=vllm`).
 
 vllm pins a CUDA build of torch, so it cannot be installed on the CPU machines prefkit is built and tested
-on. What prefkit adds around it, building the requests and mapping the results back to questions, lives
-here apart from the import and is tested with stand-ins for vLLM's output objects.
+on. What prefkit adds around it, the merged checkpoint vLLM serves, building the requests and mapping the
+results back to rows, lives here apart from the import and is tested with stand-ins for vLLM's outputs.
 """
 
 from __future__ import annotations
@@ -75,28 +76,28 @@ def chat_stops(cfg: Any) -> list[str]:
     return list(getattr(sample_format(cfg), "stop_tokens", []))
 
 
-def merged_checkpoint(cfg: Any, folder: Path) -> Path:
-    """A plain checkpoint of the student that vLLM can serve: base weights (unquantised, the config's dtype)
-    with the LoRA adapter merged in, and its tokenizer. Written once beside the adapter (`../merged`), through a
-    temporary folder renamed at the end; reused while its marker is there."""
+def merged_checkpoint(cfg: Any, folder: Path, task: str = "causal_lm") -> Path:
+    """A plain checkpoint that vLLM can serve: base weights (unquantised, the config's dtype) with the LoRA
+    adapter merged in (and the score head, for a reward model), and its tokenizer. Written once beside the
+    adapter (`<folder>.merged`), through a temporary folder renamed at the end; reused while its marker is there."""
     import json
 
     from prefkit.cot.formats import sample_format
     from prefkit.modeling import load_trained
     from prefkit.templates import config_tokenizer, pad_token_id
 
-    target = Path(folder).parent / "merged"
+    target = Path(folder).with_name(Path(folder).name + ".merged")
     if (target / MERGED_MARKER).is_file():
         return target
     plain = dataclasses.replace(cfg, quantization=dataclasses.replace(cfg.quantization, mode="none"))
     tok = config_tokenizer(cfg)
-    model = load_trained(plain, Path(folder), "causal_lm", pad_token_id(tok), tok.get_vocab_size())
+    model = load_trained(plain, Path(folder), task, pad_token_id(tok), tok.get_vocab_size())
     if hasattr(model, "merge_and_unload"):
         model = model.merge_and_unload()
     tmp = target.with_name(target.name + ".tmp")
     shutil.rmtree(tmp, ignore_errors=True)
     model.save_pretrained(str(tmp), safe_serialization=True)
-    form = sample_format(cfg)
+    form = sample_format(cfg) if task == "causal_lm" else None
     if hasattr(form, "hf"):
         form.hf.save_pretrained(str(tmp))
     else:
@@ -107,3 +108,31 @@ def merged_checkpoint(cfg: Any, folder: Path) -> Path:
     shutil.rmtree(target, ignore_errors=True)
     tmp.rename(target)
     return target
+
+
+# --- reward-model scoring: vLLM's pooling runner, "classify" task ---------------------------------------------
+
+
+def classify_requests(seqs: Sequence[Sequence[int]]) -> list[dict]:
+    """One vLLM prompt per rendered row: prefkit's own token ids (`TokensPrompt`), so the template, its token
+    budgets and the A/B order are exactly those of the transformers path."""
+    return [{"prompt_token_ids": [int(t) for t in s]} for s in seqs]
+
+
+def probs_from(outputs: Sequence[Any], n_rows: int, n_labels: int = 3):
+    """vLLM's ClassificationRequestOutputs (`.outputs.probs`, softmax applied), in request order -> (rows, 3)."""
+    import numpy as np
+
+    if len(outputs) != n_rows:
+        raise RuntimeError(f"vLLM returned {len(outputs)} results for {n_rows} rows")
+    probs = np.array([list(o.outputs.probs) for o in outputs], dtype=np.float64)
+    if probs.shape != (n_rows, n_labels) or not np.allclose(probs.sum(axis=1), 1.0, atol=1e-3):
+        raise RuntimeError(f"vLLM returned probabilities of shape {probs.shape} that do not each sum to 1")
+    return probs
+
+
+def classify(model_path: str, seqs: Sequence[Sequence[int]], **engine_kw):
+    """Class probabilities of every rendered row from a merged reward model."""
+    vllm = require()
+    llm = vllm.LLM(model=model_path, runner="pooling", **engine_kw)
+    return probs_from(llm.classify(classify_requests(seqs)), len(seqs))
