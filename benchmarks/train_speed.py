@@ -44,7 +44,7 @@ def plain(cfg, learner, table, out: Path) -> dict:
     model = build_model(cfg, "seq_cls", learner.pad_id, learner.vocab_size)  # not timed: the same for both
     harness.reset_peak()
     t0 = time.perf_counter()
-    hf = PreTrainedTokenizerFast(tokenizer_object=learner.tokenizer, pad_token="[PAD]")
+    hf = PreTrainedTokenizerFast(tokenizer_object=learner.tokenizer, pad_token=learner.tokenizer.id_to_token(learner.pad_id))
     rows = []
     for p, a, b, y in zip(table.frame["prompt"], table.frame["response_a"], table.frame["response_b"], table.frame["label"]):
         text = (f"<prompt>: {' '.join(map(str, p))}\n\n<response_a>: {' '.join(map(str, a))}"
@@ -106,7 +106,7 @@ def variant(args) -> dict:
     extra = ["train.epochs=1", "train.save_every=0", "train.eval_every=0", "train.log_every=1", "train.swap_augment=none"]
     if args.max_length:
         extra.append(f"template.max_length={args.max_length}")
-    cfg = harness.preset_config(args.preset, extra)
+    cfg = harness.preset_config(args.preset, extra, args.tokenizer)
     learner = make_learner(cfg)
     table, source = harness.bench_pairs(args.rows)
     with tempfile.TemporaryDirectory() as tmp:
@@ -131,13 +131,15 @@ def main() -> None:
     ap.add_argument("--preset", default="minilm", choices=list(harness.PRESETS))
     ap.add_argument("--rows", type=int, default=400)
     ap.add_argument("--max-length", type=int, default=0, help="template.max_length (default: the config's)")
+    ap.add_argument("--tokenizer", default="", help="a tokenizer.json instead of MiniLM's (Gemma and tiny presets)")
     ap.add_argument("--variant", choices=["plain", "prefkit"], help=argparse.SUPPRESS)
     ap.add_argument("--out", type=Path, default=harness.HERE / "results")
     args = ap.parse_args()
     if args.variant:
         print(json.dumps(variant(args)))
         return
-    common = ["--preset", args.preset, "--rows", str(args.rows), "--max-length", str(args.max_length)]
+    common = ["--preset", args.preset, "--rows", str(args.rows), "--max-length", str(args.max_length),
+              "--tokenizer", args.tokenizer]
     rows = []
     for v in ("plain", "prefkit"):
         rows.append(harness.run_variant(Path(__file__), [*common, "--variant", v]))

@@ -190,7 +190,8 @@ def fit(model: Any, data: TrainData, cfg: Config, out: Path, evaluate: Callable[
     micro_in = [min(per_epoch, total_micro - e * per_epoch) for e in range(n_epochs)]
     total_steps = sum(math.ceil(m / tc.grad_accum) for m in micro_in)
 
-    opt = torch.optim.AdamW(_param_groups(model, cfg), weight_decay=tc.weight_decay)
+    # fused AdamW: one kernel over all parameters, no per-parameter temporaries (what Trainer uses by default)
+    opt = torch.optim.AdamW(_param_groups(model, cfg), weight_decay=tc.weight_decay, fused=True)
     sched = get_cosine_schedule_with_warmup(opt, round(tc.warmup_ratio * total_steps), total_steps)
     model, opt = acc.prepare(model, opt)
     pos = Position()
