@@ -74,7 +74,7 @@ def plain(cfg, learner, table, out: Path) -> dict:
     t2 = time.perf_counter()
     losses = [h["loss"] for h in trainer.state.log_history if "loss" in h]
     return {"seconds": t2 - t0, "prep_seconds": t1 - t0, "real": seen["real"], "padded": seen["padded"],
-            "losses": losses, "model": model, "sample": rows[0]["input_ids"]}
+            "losses": losses, "model": model}
 
 
 def prefkit_loop(cfg, learner, table, out: Path) -> dict:
@@ -97,7 +97,7 @@ def prefkit_loop(cfg, learner, table, out: Path) -> dict:
     t2 = time.perf_counter()
     padded = sum(len(b) * int(lengths[b].max()) for b in batches)
     return {"seconds": t2 - t0, "prep_seconds": t1 - t0, "real": int(lengths.sum()), "padded": padded,
-            "losses": [r["loss"] for r in history if "loss" in r], "model": model, "sample": list(ids[0])}
+            "losses": [r["loss"] for r in history if "loss" in r], "model": model}
 
 
 def variant(args) -> dict:
