@@ -137,6 +137,26 @@ def peak_memory_gib() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20  # Linux reports KiB
 
 
+def parser(doc: str, rows: int, variants: list[str]):
+    """The options every speed benchmark takes; `--variant` is how the driver runs one variant per process."""
+    import argparse
+
+    ap = argparse.ArgumentParser(description=doc.split("\n\n")[0])
+    ap.add_argument("--preset", default="minilm", choices=list(PRESETS))
+    ap.add_argument("--rows", type=int, default=rows)
+    ap.add_argument("--max-length", type=int, default=0, help="template.max_length (default: the config's)")
+    ap.add_argument("--tokenizer", default="", help="a tokenizer.json instead of MiniLM's (Gemma and tiny presets)")
+    ap.add_argument("--variant", choices=variants, help=argparse.SUPPRESS)
+    ap.add_argument("--out", type=Path, default=HERE / "results")
+    return ap
+
+
+def common_argv(args) -> list[str]:
+    """The driver's options again, for a variant's process."""
+    return ["--preset", args.preset, "--rows", str(args.rows), "--max-length", str(args.max_length),
+            "--tokenizer", args.tokenizer]
+
+
 def run_variant(script: Path, args: list[str]) -> dict:
     """Run one variant in a fresh process (so that its peak memory is its own) and read its JSON line."""
     r = subprocess.run([sys.executable, str(script), *args], capture_output=True, text=True, check=False)

@@ -15,7 +15,6 @@ variant's speed as a ratio to `plain`. Writes results/predict_speed_<preset>.{js
 
 from __future__ import annotations
 
-import argparse
 import json
 import sys
 import time
@@ -112,21 +111,14 @@ def variant(args) -> dict:
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--preset", default="minilm", choices=list(harness.PRESETS))
-    ap.add_argument("--rows", type=int, default=600)
-    ap.add_argument("--max-length", type=int, default=0, help="template.max_length (default: the config's)")
+    ap = harness.parser(__doc__, 600, ["plain", "sorted", "budget"])
     ap.add_argument("--quant", default="", help="also time `budget` with these weight formats: none,nf4,int8")
-    ap.add_argument("--tokenizer", default="", help="a tokenizer.json instead of MiniLM's (Gemma and tiny presets)")
-    ap.add_argument("--variant", choices=["plain", "sorted", "budget"], help=argparse.SUPPRESS)
-    ap.add_argument("--out", type=Path, default=harness.HERE / "results")
     args = ap.parse_args()
     if args.variant:
         args.quant = args.quant or "config"
         print(json.dumps(variant(args)))
         return
-    common = ["--preset", args.preset, "--rows", str(args.rows), "--max-length", str(args.max_length),
-              "--tokenizer", args.tokenizer]
+    common = harness.common_argv(args)
     rows = []
     for v in ("plain", "sorted", "budget"):
         rows.append(harness.run_variant(Path(__file__), [*common, "--variant", v]))

@@ -18,7 +18,6 @@ Writes results/train_speed_<preset>.{json,md}.
 
 from __future__ import annotations
 
-import argparse
 import json
 import sys
 import tempfile
@@ -127,19 +126,12 @@ def variant(args) -> dict:
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--preset", default="minilm", choices=list(harness.PRESETS))
-    ap.add_argument("--rows", type=int, default=400)
-    ap.add_argument("--max-length", type=int, default=0, help="template.max_length (default: the config's)")
-    ap.add_argument("--tokenizer", default="", help="a tokenizer.json instead of MiniLM's (Gemma and tiny presets)")
-    ap.add_argument("--variant", choices=["plain", "prefkit"], help=argparse.SUPPRESS)
-    ap.add_argument("--out", type=Path, default=harness.HERE / "results")
+    ap = harness.parser(__doc__, 400, ["plain", "prefkit"])
     args = ap.parse_args()
     if args.variant:
         print(json.dumps(variant(args)))
         return
-    common = ["--preset", args.preset, "--rows", str(args.rows), "--max-length", str(args.max_length),
-              "--tokenizer", args.tokenizer]
+    common = harness.common_argv(args)
     rows = []
     for v in ("plain", "prefkit"):
         rows.append(harness.run_variant(Path(__file__), [*common, "--variant", v]))
