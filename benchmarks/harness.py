@@ -93,21 +93,22 @@ def device_peak_flops(dtype: torch.dtype = torch.float32) -> tuple[float, str]:
     return 2 * n**3 / best, "measured fp32 matmul peak of this CPU"
 
 
-def forward_flops_per_token(model: Any, length: int = 256) -> float:
+def forward_flops_per_token(model: Any, length: int = 256, task: str = "seq_cls") -> float:
     """Model FLOPs of one forward pass per token, at `length` tokens (matmuls and attention, as
     torch.utils.flop_counter counts them). Counted on a weightless copy of the architecture on the "meta"
     device: no memory, and 4-bit/8-bit layers (whose bitsandbytes kernels the counter cannot see) count as the
     matmuls they stand for. Training MFU uses 3x this (forward + backward, the usual 6N convention)."""
     from torch.utils.flop_counter import FlopCounterMode
-    from transformers import AutoModelForSequenceClassification
+    from transformers import AutoModelForCausalLM, AutoModelForSequenceClassification
 
+    auto = AutoModelForCausalLM if task == "causal_lm" else AutoModelForSequenceClassification
     base = model.get_base_model() if hasattr(model, "get_base_model") else model
     config = base.config.__class__.from_dict(base.config.to_dict())
     if hasattr(config, "quantization_config"):
         del config.quantization_config
     for device in ("meta", "cpu"):  # some models read a value during forward (BERT): those need real tensors
         with torch.device(device):
-            clone = AutoModelForSequenceClassification.from_config(config)
+            clone = auto.from_config(config)
         ids = torch.zeros((1, length), dtype=torch.long, device=device)
         try:
             with FlopCounterMode(display=False) as counter, torch.no_grad():

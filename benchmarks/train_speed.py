@@ -36,8 +36,7 @@ LABEL = {"a": 0, "b": 1, "tie": 2}
 def plain(cfg, learner, table, out: Path) -> dict:
     from transformers import DataCollatorWithPadding, PreTrainedTokenizerFast, Trainer, TrainingArguments
 
-    from prefkit.modeling import build_model
-    from prefkit.train import _mixed_precision
+    from prefkit.modeling import build_model, compute_dtype
 
     tc = cfg.train
     model = build_model(cfg, "seq_cls", learner.pad_id, learner.vocab_size)  # not timed: the same for both
@@ -59,12 +58,12 @@ def plain(cfg, learner, table, out: Path) -> dict:
         seen["padded"] += batch["attention_mask"].numel()
         return batch
 
-    precision = _mixed_precision(cfg)
+    dtype = compute_dtype(cfg.model.dtype)  # the Trainer's own mixed precision in the same compute dtype
     args = TrainingArguments(
         output_dir=str(out), per_device_train_batch_size=tc.batch_size, gradient_accumulation_steps=tc.grad_accum,
         num_train_epochs=1, learning_rate=tc.learning_rate, weight_decay=tc.weight_decay, warmup_steps=tc.warmup_ratio,  # < 1: a ratio
         lr_scheduler_type="cosine", max_grad_norm=tc.max_grad_norm, logging_steps=1, save_strategy="no",
-        report_to="none", seed=tc.seed, fp16=precision == "fp16", bf16=precision == "bf16", use_cpu=not torch.cuda.is_available(),
+        report_to="none", seed=tc.seed, fp16=dtype == torch.float16, bf16=dtype == torch.bfloat16, use_cpu=not torch.cuda.is_available(),
         dataloader_num_workers=0, disable_tqdm=True)
     trainer = Trainer(model=model, args=args, train_dataset=rows, data_collator=collate)
     t1 = time.perf_counter()
@@ -88,8 +87,8 @@ def prefkit_loop(cfg, learner, table, out: Path) -> dict:
     ids = learner.renderer.render(table).input_ids
     data = PairTrainData(ids, None, hard_targets(table.frame["label"]), "none", tc.batch_size, tc.seed, learner.pad_id)
     lengths = data.len
-    batches = data.batches(0)
     acc = make_accelerator(cfg)
+    batches = data.batches(0, acc.num_processes)
     t1 = time.perf_counter()
     history = fit(model, data, cfg, out, None, False, acc)
     harness.sync()

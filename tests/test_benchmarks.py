@@ -42,3 +42,15 @@ def test_train_speed_tiny_preset(tmp_path):
     assert set(variants) == {"plain", "prefkit"}
     assert all(x["steps"] > 0 and x["samples_per_s"] > 0 and x["mfu"] > 0 for x in variants.values())
     assert (tmp_path / "train_speed_tiny.md").read_text().count("|") > 10
+
+
+def test_gpu_check_tiny_suite(tmp_path):
+    """The GPU check runs end to end on CPU with the tiny preset: train, infer (swap TTA), SFT, in fp16."""
+    r = _run("gpu_check.py", "--suite", "tiny", "--dtype", "float16", "--out", str(tmp_path))
+    assert r.returncode == 0, r.stderr[-3000:]
+    res = json.loads((tmp_path / "gpu_check_tiny_float16.json").read_text())
+    phases = {x["phase"]: x for x in res["results"]}
+    assert set(phases) == {"train-tiny", "infer-tiny", "sft-tiny"} and res["device"]
+    assert all(x["finite"] and x["dtype"] == "float16" and x["peak_mem_gib"] > 0 and x["tokens_per_s"] > 0
+               for x in phases.values())
+    assert phases["train-tiny"]["steps"] == 4 and phases["infer-tiny"]["passes"] == 2

@@ -169,3 +169,77 @@ def test_train_kernel_runs_cv_from_the_bundle(run_cli, trained, tmp_path):
     assert run.returncode == 0, run.stderr[-3000:]
     m = json.loads((tmp_path / "work" / "metrics.json").read_text())
     assert m["n"] == 40 and (tmp_path / "work" / "fold1" / "trained.json").exists()
+
+
+def test_kernel_checks_the_image_versions_and_installs_bundled_wheels_by_file(run_cli, trained, tmp_path):
+    from prefkit.kaggle.kernel import kernel_minimums
+
+    assert kernel_minimums() == {"torch": "2.4", "transformers": "5.0", "peft": "0.17", "accelerate": "1.0"}
+    bundle, kernel = tmp_path / "bundle", tmp_path / "kernel"
+    assert run_cli("kaggle", "bundle", "--run", trained / "run", "--out", bundle).code == 0
+    assert run_cli("kaggle", "kernel", "infer", "--run", bundle / "run", "--bundle", bundle, "--out", kernel).code == 0
+    script = (kernel / "kernel.py").read_text()
+    assert "MINIMUM = {'torch': '2.4', 'transformers': '5.0'" in script and '"--force-reinstall", *files' in script
+    # the helpers run as the kernel runs them: a bundled wheel that did not win over the image's copy is refused
+    helpers = script[script.index("def version_key"):script.index("try:\n    import prefkit")]
+    space = {"MINIMUM": {"transformers": "5.0"}, "sys": sys}
+    exec(helpers, space)
+    assert space["version_key"]("2.13.0+cpu") == (2, 13, 0) and space["version_key"]("5.0.0rc1") == (5, 0, 0)
+    with pytest.raises(SystemExit) as stop:
+        space["check_versions"](["pytest-0.0.1-py3-none-any.whl"])
+    assert stop.value.code == 3
+    # an image older than prefkit needs: a clear message and exit 3, no traceback
+    old = kernel / "old.py"
+    old.write_text(script.replace(script[script.index("MINIMUM = "):script.index("\n", script.index("MINIMUM = "))],
+                                  "MINIMUM = {'transformers': '99.0'}"))
+    env = {**os.environ, "PREFKIT_BUNDLE": str(bundle), "PREFKIT_TEST": str(trained / "test.csv"),
+           "PREFKIT_OUT": str(tmp_path / "sub.csv")}
+    r = subprocess.run([sys.executable, str(old)], env=env, capture_output=True, text=True, timeout=300, cwd=tmp_path)
+    assert r.returncode == 3 and "prefkit needs transformers >= 99.0" in r.stderr and "Traceback" not in r.stderr
+    assert not (tmp_path / "sub.csv").exists()
+
+
+@pytest.mark.parametrize("overrides,ok", [
+    (["kaggle.model_sources=[google/gemma-2/transformers/gemma-2-9b-it/2]"], True),
+    (["kaggle.dataset_sources=[me/gemma-2]"], True),
+    (["kaggle.model_sources=[google/gemma-2/transformers/gemma-2-9b-it/20]"], False),
+    ([], False),
+    (["model.path=/home/me/gemma-2-9b-it", "kaggle.model_sources=[google/gemma-2/transformers/gemma-2-9b-it/2]"], False),
+])
+def test_bundle_checks_that_the_kernel_mounts_the_model(overrides, ok):
+    from prefkit.errors import PrefkitError
+    from prefkit.kaggle.bundle import check_mounts
+
+    cfg = load_config(ROOT / "configs" / "rm" / "gemma2_9b_qlora_t4x2.yaml", overrides)
+    if ok:
+        check_mounts(cfg)
+    else:
+        with pytest.raises(PrefkitError, match="model.path"):
+            check_mounts(cfg)
+
+
+def test_training_kernel_time_by_hand_and_refused_over_the_limit(tmp_path, run_cli):
+    from prefkit.config import save_config
+    from prefkit.kaggle.budget import estimate_training
+
+    cfg = load_config(ROOT / "configs" / "rm" / "gemma2_2b_qlora_t4x2.yaml")
+    tps = 0.15 * 65e12 / 4_484_773_376  # forward tokens/s on one T4, an estimate from counted FLOPs
+    train, valid = 57_477 * 4 / 5, 57_477 / 5
+    training = train * 1024 * 3 / (tps * 2)  # forward + LoRA backward + recompute (checkpointing)
+    evals = int(train / (4 * 2) // 500) * 1000 * 1024 / (tps * 2)  # 1,000-row samples, no TTA
+    oof = valid * 2 * 1024 / (tps * 2)
+    est = estimate_training(cfg)
+    assert est["hours"] == pytest.approx((40 + training + evals + oof) / 3600, abs=0.01) and not est["fits"]
+    full_eval = estimate_training(load_config(ROOT / "configs" / "rm" / "gemma2_2b_qlora_t4x2.yaml",
+                                              ["train.eval_rows=0", "train.eval_tta=true"]))
+    assert full_eval["hours_per_fold"]["evaluation"] > 20 * est["hours_per_fold"]["evaluation"]
+    assert estimate_training(load_config(ROOT / "configs" / "rm" / "gemma2_2b_qlora_t4x2.yaml", ["data.limit=30000"]))["fits"]
+
+    bundle, kernel = tmp_path / "bundle", tmp_path / "kernel"
+    (bundle / "run").mkdir(parents=True)
+    save_config(cfg, bundle / "run")
+    kernel.mkdir()
+    (kernel / "kernel.py").write_text("# prefkit train kernel: rendered by `prefkit kaggle kernel train`\n")
+    (kernel / "kernel-metadata.json").write_text("{}")
+    r = run_cli("kaggle", "push", "--bundle", bundle, "--kernel", kernel, "--dry-run")
+    assert r.code == 2 and "exceeds the 9.0 h limit" in r.err and "evaluations of 1000 rows" in r.err

@@ -133,7 +133,8 @@ def test_soft_labels_and_swapped_targets():
     assert np.allclose(t["targets"].numpy(), [[0.7, 0.2, 0.1], [0.3, 0.1, 0.6]])
 
     class Fixed(torch.nn.Module):
-        def forward(self, input_ids, attention_mask):
+        def forward(self, input_ids, attention_mask, use_cache):
+            assert use_cache is False, "a training forward builds no KV cache"
             return type("O", (), {"logits": torch.tensor([[1.0, 0.0, 0.0], [0.0, 0.0, 2.0]])})()
 
     loss, n = data.loss(Fixed(), t)

@@ -85,7 +85,8 @@ def test_reward_model_merged_for_vllm_matches_the_adapter(tmp_path, run_cli):
     assert r.code == 0, r.err
     cfg = load_config(run / "config.yaml")
     folder = next(p for p in run.iterdir() if (p / "adapter_config.json").is_file())
-    merged = merged_checkpoint(cfg, folder, "seq_cls")
+    merged = merged_checkpoint(cfg, folder, tmp_path / "work", "seq_cls")
+    assert merged == tmp_path / "work" / "merged" / folder.name
     full = AutoModelForSequenceClassification.from_pretrained(str(merged)).eval()
     adapter = load_trained(load_config(run / "config.yaml", ["quantization.mode=none"]), folder, "seq_cls", 0, 259)
     ids = torch.tensor([[2, 40, 41, 42, 43, 44]])

@@ -22,10 +22,16 @@ def collate(seqs: Sequence[np.ndarray], pad_id: int) -> dict[str, torch.Tensor]:
     return {"input_ids": torch.from_numpy(ids), "attention_mask": torch.from_numpy(mask)}
 
 
-def train_batches(lengths: np.ndarray, batch_size: int, seed: int, epoch: int, group: int = 50) -> list[np.ndarray]:
+def train_batches(lengths: np.ndarray, batch_size: int, seed: int, epoch: int, world: int = 1,
+                  group: int = 50) -> list[np.ndarray]:
     """A seeded shuffle of all rows, cut into batches of rows of similar length (sorted inside windows of
-    `group` batches, as transformers' group_by_length does), in a shuffled batch order.
-    Depends on (seed, epoch) alone, so a resumed run sees the same batches."""
+    `group` batches, as transformers' group_by_length does), in a shuffled order.
+
+    With `world` processes, the batch list is dealt out round-robin (`shard`), so batches k*world ...
+    k*world + world - 1 run at the same step on different processes. They are kept together: neighbours in
+    length order, shuffled as one unit. Otherwise a process with a short batch waits at every gradient
+    all-reduce for one with a long batch (DDP stragglers). Depends on (seed, epoch, world) alone, so a
+    resumed run sees the same batches."""
     rng = np.random.default_rng([seed, epoch])
     perm = rng.permutation(len(lengths))
     window = batch_size * group
@@ -34,8 +40,11 @@ def train_batches(lengths: np.ndarray, batch_size: int, seed: int, epoch: int, g
         chunk = perm[start : start + window]
         chunk = chunk[np.argsort(-lengths[chunk], kind="stable")]
         batches += [chunk[i : i + batch_size] for i in range(0, len(chunk), batch_size)]
-    order = rng.permutation(len(batches))
-    return [batches[i] for i in order]
+    world = max(1, world)
+    units = [batches[i : i + world] for i in range(0, len(batches), world)]
+    tail = units.pop() if units and len(units[-1]) < world else []  # a short last unit stays last
+    order = rng.permutation(len(units))
+    return [b for i in order for b in units[i]] + tail
 
 
 def predict_batches(lengths: np.ndarray, batch_tokens: int, sort: bool) -> list[np.ndarray]:

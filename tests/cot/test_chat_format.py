@@ -91,8 +91,8 @@ def test_chat_sft_generate_and_merge(run_cli, tmp_path, chat_dir):
 
     cfg = load_config(run / "config.yaml")
     assert chat_stops(cfg) == ["<end_of_turn>"]
-    merged = merged_checkpoint(cfg, run / "model")
-    assert merged_checkpoint(cfg, run / "model") == merged  # written once, then reused
+    merged = merged_checkpoint(cfg, run / "model", tmp_path / "work")
+    assert merged_checkpoint(cfg, run / "model", tmp_path / "work") == merged  # written once, then reused
     full = AutoModelForCausalLM.from_pretrained(str(merged)).eval()
     hf = AutoTokenizer.from_pretrained(str(merged))
     assert hf.chat_template == GEMMA_LIKE and "lora" not in " ".join(n for n, _ in full.named_parameters())

@@ -27,6 +27,15 @@ from prefkit.templates import config_tokenizer, pad_token_id
 END = " END"
 
 
+def generation_settings(max_new_tokens: int, pad: int, stops: list[int]) -> dict:
+    """Greedy decoding with a dynamic KV cache and no compilation. Gemma-2 checkpoints ship
+    `cache_implementation: hybrid` in generation_config.json, a static cache that transformers compiles the
+    forward for, once per batch shape: with length-sorted batches every batch is a new shape, and compiling
+    costs more than the generation itself."""
+    return {"do_sample": False, "max_new_tokens": max_new_tokens, "pad_token_id": pad, "eos_token_id": stops or None,
+            "use_cache": True, "cache_implementation": "dynamic", "disable_compile": True}
+
+
 @torch.no_grad()
 def main(run_dir: str | Path, out_file: str | Path, split: str = "test", limit: int | None = None,
          overrides: list[str] = ()) -> dict:
@@ -58,8 +67,8 @@ def main(run_dir: str | Path, out_file: str | Path, split: str = "test", limit: 
         for r, i in enumerate(batch):  # left padding: every prompt ends where generation starts
             ids[r, width - len(prompts[i]):] = torch.tensor(prompts[i])
             mask[r, width - len(prompts[i]):] = 1
-        out = model.generate(input_ids=ids.to(device), attention_mask=mask.to(device), do_sample=False,
-                             max_new_tokens=cfg.cot.max_new_tokens, pad_token_id=pad, eos_token_id=stops or None)
+        out = model.generate(input_ids=ids.to(device), attention_mask=mask.to(device),
+                             **generation_settings(cfg.cot.max_new_tokens, pad, stops))
         for r, i in enumerate(batch):
             text = tok.decode(out[r, width:].tolist(), skip_special_tokens=True)
             completions[i] = text.split(END)[0] + (END if END in text else "")
@@ -74,13 +83,14 @@ def _write(out_file: str | Path, examples: list, completions: list[str]) -> None
 
 
 def _with_vllm(folder: Path, cfg, examples: list, prompts: list[str], out_file, split: str) -> dict:
-    """The student through vLLM: the LoRA adapter is merged into a full copy of the base model first, since
-    vLLM serves a plain checkpoint (its LoRA support needs the base weights it was started with)."""
+    """The student through vLLM: the LoRA adapter is merged into a full copy of the base model first (in
+    `merged/` beside the output file), since vLLM serves a plain checkpoint (its LoRA support needs the base
+    weights it was started with)."""
     from prefkit import vllm_backend
 
     vllm_backend.require()  # before the merge, which takes a while
     request = vllm_backend.build_request(prompts, 1, 0.0, cfg.cot.max_new_tokens, [END, *vllm_backend.chat_stops(cfg)])
-    merged = vllm_backend.merged_checkpoint(cfg, folder)
+    merged = vllm_backend.merged_checkpoint(cfg, folder, Path(out_file).resolve().parent)  # beside the output: writable
     texts = vllm_backend.generate(str(merged), request)
     _write(out_file, examples, [t[0] for t in texts])
     return {"dataset": cfg.cot.dataset, "split": split, "rows": len(examples), "out": str(out_file), "backend": "vllm"}

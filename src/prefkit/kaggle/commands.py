@@ -10,7 +10,7 @@ from prefkit import __version__
 from prefkit.config import load_config
 from prefkit.errors import PrefkitError
 from prefkit.kaggle import api, ledger
-from prefkit.kaggle.budget import estimate
+from prefkit.kaggle.budget import estimate, estimate_training
 
 
 def say(msg: str) -> None:
@@ -56,10 +56,13 @@ def add_parsers(sub) -> None:
     lg.add_argument("--plot", default=None, help="PNG to draw (default: beside the ledger)")
 
 
-def _kernel_is_infer(kernel: Path) -> bool:
+def _kernel_kind(kernel: Path) -> str:
     """kernels/common.py opens every rendered kernel with "# prefkit <kind> kernel"."""
     with open(kernel / "kernel.py", encoding="utf-8") as fh:
-        return fh.readline().startswith("# prefkit infer kernel")
+        words = fh.readline().split()
+    if len(words) < 3 or words[:2] != ["#", "prefkit"] or words[2] not in ("train", "infer"):
+        raise PrefkitError(f"{kernel / 'kernel.py'}: not a kernel rendered by `prefkit kaggle kernel`")
+    return words[2]
 
 
 def run(args) -> int:
@@ -81,8 +84,7 @@ def run(args) -> int:
         if kernel is not None:
             if not (kernel / "kernel-metadata.json").is_file():
                 raise PrefkitError(f"{kernel}: no kernel-metadata.json (render one with `prefkit kaggle kernel`)")
-            if _kernel_is_infer(kernel):
-                _check_budget(bundle, args.tokens_per_row, args.force)
+            _check_budget(bundle, _kernel_kind(kernel), args.tokens_per_row, args.force)
         if not args.dry_run:
             say(f"credentials: {api.credentials_source()}")
         api.run_plan(api.push_plan(bundle, kernel, args.new_dataset, args.message), args.dry_run, say)
@@ -120,22 +122,31 @@ def run(args) -> int:
     return 0
 
 
-def _check_budget(bundle: Path | None, tokens_per_row: float | None, force: bool) -> None:
+def _check_budget(bundle: Path | None, kind: str, tokens_per_row: float | None, force: bool) -> None:
     if bundle is None:
-        raise PrefkitError("an inference kernel is pushed with its --bundle: the time check needs the bundled run")
+        raise PrefkitError(f"a {kind} kernel is pushed with its --bundle: the time check needs the bundled run")
     run_dir = bundle / "run"
     cfg = load_config(run_dir / "config.yaml")
     n_models = sum(1 for p in run_dir.iterdir() if (p / "trained.json").is_file())
     try:
-        est = estimate(cfg, n_models, tokens_per_row)
+        est = estimate(cfg, n_models, tokens_per_row) if kind == "infer" else estimate_training(cfg, tokens_per_row)
     except PrefkitError:
         if force:
             say("no throughput known for this model: time check skipped (--force)")
             return
         raise
-    say(f"time estimate on T4x{est['gpus']}: {est['hours']} h for {est['rows']} rows x {est['passes']} passes x "
-        f"{est['models']} models at {est['tokens_per_row']} tokens/row, {est['tokens_per_s_per_gpu']} tokens/s per GPU "
-        f"({est['throughput']}); limit {est['limit_hours']} h")
+    if kind == "infer":
+        say(f"time estimate on T4x{est['gpus']}: {est['hours']} h for {est['rows']} rows x {est['passes']} passes x "
+            f"{est['models']} models at {est['tokens_per_row']} tokens/row, {est['tokens_per_s_per_gpu']} tokens/s per GPU "
+            f"({est['throughput']}); limit {est['limit_hours']} h")
+    else:
+        f = est["hours_per_fold"]
+        say(f"time estimate on T4x{est['gpus']}: {est['hours']} h for {est['folds']} folds of {est['train_rows']} training "
+            f"rows x {est['epochs']} epochs at {est['tokens_per_row']} tokens/row (per fold: training {f['training']} h, "
+            f"{est['evaluations']} evaluations of {est['eval_rows']} rows {f['evaluation']} h, OOF {f['oof']} h), "
+            f"{est['tokens_per_s_per_gpu']} forward tokens/s per GPU ({est['throughput']}); limit {est['limit_hours']} h")
     if not est["fits"] and not force:
-        raise PrefkitError(f"the estimate ({est['hours']} h) exceeds the {est['limit_hours']} h limit: fewer folds, "
-                           "shorter rows, or --force")
+        fix = ("fewer folds, shorter rows, or --force" if kind == "infer" else
+               "fewer folds (cv.folds), fewer rows (data.limit), a shorter template.max_length, "
+               "train elsewhere and push an inference kernel, or --force")
+        raise PrefkitError(f"the estimate ({est['hours']} h) exceeds the {est['limit_hours']} h limit: {fix}")

@@ -19,6 +19,26 @@ from prefkit.io import write_json, write_text
 from prefkit.kaggle.bundle import source_root
 
 KINDS = ("train", "infer")
+# torch is pinned in prefkit's own requirements for the CPU build; on Kaggle any torch from this one on works
+# (torch.amp.GradScaler(device), fused AdamW on CUDA, CPU fp16 autocast)
+KERNEL_TORCH = "2.4"
+
+
+def kernel_minimums() -> dict[str, str]:
+    """Lowest versions of the image's packages that the kernel accepts: torch's, and the lower bounds prefkit
+    declares for transformers, peft and accelerate (read from its installed metadata)."""
+    from importlib.metadata import requires
+
+    from packaging.requirements import Requirement
+
+    least = {"torch": KERNEL_TORCH}
+    for text in requires("prefkit") or []:
+        req = Requirement(text)
+        if req.name in ("transformers", "peft", "accelerate") and not req.marker:
+            bounds = [s.version for s in req.specifier if s.operator in (">=", "==", "~=")]
+            if bounds:
+                least[req.name] = bounds[0]
+    return least
 
 
 def kernel_metadata(cfg, kind: str, dataset: str) -> dict:
@@ -39,7 +59,7 @@ def kernel_metadata(cfg, kind: str, dataset: str) -> dict:
         "enable_tpu": False,
         "enable_internet": False,  # installs come from the bundle; code competitions refuse internet anyway
         "machine_shape": kc.machine_shape,
-        "dataset_sources": [dataset],
+        "dataset_sources": [dataset, *kc.dataset_sources],
         "competition_sources": [kc.competition],
         "kernel_sources": [],
         "model_sources": list(kc.model_sources),
@@ -60,7 +80,7 @@ def render_kernel(kind: str, run_dir: str | Path, bundle: str | Path, out: str |
     slug = dataset.split("/", 1)[1]
     script = string.Template(template).substitute(
         kind=kind, bundle_mount=f"/kaggle/input/{slug}", test_path=cfg.kaggle.test_path, version=__version__,
-        train_path=f"/kaggle/input/{cfg.kaggle.competition}/train.csv",
+        train_path=f"/kaggle/input/{cfg.kaggle.competition}/train.csv", minimum=repr(kernel_minimums()),
     )
     write_text(out / "kernel.py", script)
     write_json(out / "kernel-metadata.json", kernel_metadata(cfg, kind, dataset))

@@ -49,6 +49,8 @@ def main(cfg: Config, name: str = "", resume: bool = False) -> dict:
             history = learner.fit(_subset(table, ~va), _subset(table, va), folder, resume)
             oof[va] = learner.predict(_subset(table, va))
             stats = learner.last_stats or stats
+            learner.release()  # before the next fold's model is built
+            del learner
             if is_main():
                 np.save(saved, oof[va])
                 mark_trained(folder, {"kind": cfg.model.kind, "fold": k, "rows": int((~va).sum()),
