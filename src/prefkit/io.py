@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import glob
 import json
 import os
 import tempfile
@@ -16,12 +17,36 @@ def _umask() -> int:
     return mask
 
 
+def _stale_temps(final: Path) -> list[Path]:
+    """Temporary files of `final` (".<name>.<pid>.<random>.tmp") whose writer is no longer running: what a
+    kill -9 during a write leaves. Names without a pid (older prefkit) count as stale too."""
+    from prefkit.lock import pid_alive
+
+    stale = []
+    for p in final.parent.glob(f".{glob.escape(final.name)}.*.tmp"):
+        pid = p.name[len(final.name) + 2 :].split(".", 1)[0]
+        if not (pid.isdigit() and pid_alive(int(pid))):
+            stale.append(p)
+    return stale
+
+
 @contextmanager
 def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
-    """Yield a temporary path beside `path`; on success it is renamed onto `path`, on error removed."""
+    """Yield a temporary path beside `path`; on success it is renamed onto `path`, on error removed. Temporary
+    files that a killed writer left beside `path` are removed first. A path that cannot be written (a folder,
+    no permission) is a user error naming it."""
+    from prefkit.errors import PrefkitError
+
     final = Path(path)
-    final.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{final.name}.", suffix=".tmp", dir=final.parent)
+    if final.is_dir():
+        raise PrefkitError(f"{final}: is a folder; give the path of a file to write")
+    try:
+        final.parent.mkdir(parents=True, exist_ok=True)
+        for old in _stale_temps(final):
+            old.unlink(missing_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=f".{final.name}.{os.getpid()}.", suffix=".tmp", dir=final.parent)
+    except OSError as e:
+        raise PrefkitError(f"{final}: cannot write there ({e.strerror or e})") from None
     os.close(fd)
     tmp_path = Path(tmp)
     try:

@@ -15,6 +15,7 @@ import numpy as np
 from prefkit.config import Config
 from prefkit.data.table import PairTable
 from prefkit.dist import is_main
+from prefkit.errors import PrefkitError
 from prefkit.features import FeatureModel, table_features
 from prefkit.io import write_json
 
@@ -33,6 +34,20 @@ class Learner(Protocol):
         """Drop the trained model and give its memory back."""
 
 
+def check_classes(train: PairTable, swap_augment: str) -> None:
+    """Refuse a training set with one class (after A/B swap augmentation, which turns every A into a B too):
+    a classifier would learn to give one answer, and scikit-learn's cannot even be fitted on it."""
+    seen = set(train.frame["label"])
+    if swap_augment != "none":
+        seen |= {{"a": "b", "b": "a"}.get(x, x) for x in seen}
+    if len(seen) < 2:
+        only = next(iter(seen), "none")
+        hint = " (train.swap_augment=random or both would add the mirrored class)" if only in ("a", "b") else ""
+        raise PrefkitError(f"{train.source}: every one of the {len(train)} training rows is labelled {only!r}"
+                           f"{' after swap augmentation' if swap_augment != 'none' else ''}: a model needs at least "
+                           f"two of a, b and tie to learn anything{hint}")
+
+
 class FeatureLearner:
     kind = "features"
     FILE = "model.joblib"
@@ -43,6 +58,7 @@ class FeatureLearner:
         self.last_stats: dict = {}
 
     def fit(self, train: PairTable, valid: PairTable | None, out: Path, resume: bool = False) -> list[dict]:
+        check_classes(train, self.cfg.train.swap_augment)
         self.model = FeatureModel(self.cfg.features, self.cfg.train.seed).fit(
             table_features(train), train.frame["label"].to_numpy(), self.cfg.train.swap_augment
         )
@@ -103,8 +119,6 @@ def trained_folders(run_dir: Path) -> list[Path]:
 def ensemble_predict(cfg: Config, run_dir: Path, table: PairTable, say=None) -> tuple[np.ndarray, list[dict]]:
     """Every finished model of a run predicts `table`; probabilities averaged (fold ensembling). One model is
     in memory at a time: each is released before the next one loads (two 9B models do not fit a T4)."""
-    from prefkit.errors import PrefkitError
-
     folders = trained_folders(run_dir)
     if not folders:
         raise PrefkitError(f"{run_dir}: no finished model folder (fold*/ or model/ with trained.json)")

@@ -22,6 +22,7 @@ from prefkit.batching import collate, padding_ratio, predict_batches, shard, tra
 from prefkit.config import Config
 from prefkit.data.table import PairTable
 from prefkit.errors import PrefkitError
+from prefkit.learners import check_classes
 from prefkit.metrics import LABEL_INDEX, score, swap_probs
 from prefkit.modeling import build_model, compute_dtype, load_trained, precision, release, save_trained
 from prefkit.templates import Renderer, config_tokenizer, pad_token_id
@@ -181,6 +182,8 @@ class RewardModelLearner:
         model = build_model(cfg, "seq_cls", self.pad_id, self.vocab_size)
         ids = self.renderer.render(train).input_ids
         ids_swapped = self.renderer.render(train, swap=True).input_ids if tc.swap_augment != "none" else None
+        if not tc.soft_labels:
+            check_classes(train, tc.swap_augment)
         targets = soft_targets(tc.soft_labels, train) if tc.soft_labels else hard_targets(train.frame["label"])
         data = PairTrainData(ids, ids_swapped, targets, tc.swap_augment, tc.batch_size, tc.seed, self.pad_id,
                              names=list(train.frame["id"]))

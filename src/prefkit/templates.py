@@ -37,7 +37,7 @@ from prefkit.errors import PrefkitError
 
 # A text is cut in characters only when it is longer than this many characters per budget token on each
 # side; `_encode` checks that the cut text still yields more tokens than the budget (else it tokenises all).
-_CHARS_PER_TOKEN_CAP = 8
+CHARS_PER_TOKEN_CAP = 8
 _ROWS_PER_CHUNK = 1024  # rows tokenised at once: bounds memory on 57k-row LMSYS files
 
 
@@ -200,7 +200,7 @@ class Renderer:
         as its first and last `cap` characters: its first and last `text_budget` tokens are the same as the
         whole text's (tokenisers work on local word pieces), and more than that is never used."""
         budget = self.text_budget
-        cap = budget * _CHARS_PER_TOKEN_CAP
+        cap = budget * CHARS_PER_TOKEN_CAP
         long = [i for i, t in enumerate(texts) if len(t) > 2 * cap]
         work = list(texts)
         for i in long:

@@ -164,6 +164,18 @@ class _Log:
                 raise PrefkitError("train.tensorboard=true needs the tensorboard package: pip install tensorboard") from None
             self.tb = SummaryWriter(str(out / "tensorboard"))
 
+    def keep_until(self, step: int) -> None:
+        """On resume: drop the records written after the checkpoint's step (they are about to be written
+        again), so the log holds each step once."""
+        if not self.enabled or not self.path.exists():
+            return
+        lines = self.path.read_text(encoding="utf-8").splitlines()
+        kept = [x for x in lines if x.strip() and json.loads(x).get("step", 0) <= step]
+        if len(kept) != len(lines):
+            from prefkit.io import write_text
+
+            write_text(self.path, "".join(x + "\n" for x in kept))
+
     def write(self, record: dict) -> None:
         if not self.enabled:
             return
@@ -221,6 +233,7 @@ def fit(model: Any, data: TrainData, cfg: Config, out: Path, evaluate: Callable[
         pos = _load_checkpoint(out, acc, model, opt, sched, scaler)
         log(f"resumed from {out / CHECKPOINT} at step {pos.step}/{total_steps}")
     metrics_log = _Log(out, acc.is_main_process, tc.tensorboard)
+    metrics_log.keep_until(pos.step)  # a fresh run (step 0) starts a fresh log
     records: list[dict] = []
     bar = tqdm(total=total_steps, initial=pos.step, desc="train", unit="step", disable=not acc.is_main_process,
                mininterval=1.0)

@@ -16,7 +16,7 @@ from prefkit.dist import is_main, log, wait
 from prefkit.errors import PrefkitError
 from prefkit.learners import is_trained, mark_trained
 from prefkit.modeling import build_model, save_trained
-from prefkit.recipes.common import output_dir
+from prefkit.recipes.common import output_dir, report_unused
 from prefkit.templates import config_tokenizer, pad_token_id
 from prefkit.train import clear_checkpoint, fit, make_accelerator
 
@@ -92,6 +92,7 @@ def _masked_logits_supported() -> bool:
 def main(cfg: Config, name: str = "", resume: bool = False) -> Path:
     if cfg.model.kind != "causal_lm":
         raise PrefkitError(f"cot sft trains a generative student: set model.kind=causal_lm (got {cfg.model.kind})")
+    report_unused(cfg, "cot sft")
     out = output_dir(cfg, "sft", name)
     folder = out / "model"
     if resume and is_trained(folder):

@@ -9,6 +9,7 @@ import numpy as np
 from tqdm.auto import tqdm
 
 from prefkit.data.table import LABELS, TURN_COLUMNS, PairTable, normalise_prompt
+from prefkit.templates import CHARS_PER_TOKEN_CAP
 
 PERCENTILES = (50, 90, 99)
 
@@ -26,10 +27,14 @@ def _is_empty(turns: list) -> bool:
     return all(t is None or not t.strip() for t in turns)
 
 
-def token_counts(tokenizer: Any, table: PairTable, chunk_rows: int = 2048) -> dict[str, np.ndarray]:
-    """Tokens of each part (all its turns), without special tokens, counted in chunks to bound memory."""
+def token_counts(tokenizer: Any, table: PairTable, cap_chars: int, chunk_rows: int = 2048) -> tuple[dict[str, np.ndarray], int]:
+    """Tokens of each part (all its turns), without special tokens, counted in chunks to bound memory. A text
+    longer than `cap_chars` is counted on its first and last `cap_chars / 2` characters only, as rendering cuts
+    it (a 50 MB cell would otherwise take GBs in the tokenizer): its count is a lower bound, and far above any
+    budget. Returns the counts and how many texts were capped."""
     f = table.frame
     counts = {c: np.zeros(len(f), dtype=np.int64) for c in TURN_COLUMNS}
+    half, capped = cap_chars // 2, 0
     with tqdm(total=len(f), desc="count tokens", unit="row", leave=False, mininterval=1.0) as bar:
         for start in range(0, len(f), chunk_rows):
             stop = min(start + chunk_rows, len(f))
@@ -38,12 +43,14 @@ def token_counts(tokenizer: Any, table: PairTable, chunk_rows: int = 2048) -> di
                 for k, turns in enumerate(f[c].iloc[start:stop]):
                     for t in turns:
                         if t:
+                            if len(t) > cap_chars:
+                                t, capped = t[:half] + t[-half:], capped + 1
                             texts.append(t)
                             owner.append(start + k)
                 enc = tokenizer.encode_batch_fast(texts, add_special_tokens=False)
                 np.add.at(counts[c], np.array(owner, dtype=np.int64), [len(e.ids) for e in enc])
             bar.update(stop - start)
-    return counts
+    return counts, capped
 
 
 def summarise(table: PairTable, renderer: Any | None = None) -> dict:
@@ -72,8 +79,11 @@ def summarise(table: PairTable, renderer: Any | None = None) -> dict:
         "chars": {c: _stats(f[c].map(lambda ts: sum(len(t) for t in ts if t)).to_numpy()) for c in TURN_COLUMNS},
     }
     if renderer is not None:
-        counts = token_counts(renderer.tok, table)
+        cap = 2 * renderer.text_budget * CHARS_PER_TOKEN_CAP
+        counts, capped = token_counts(renderer.tok, table, cap)
         summary["tokens"] = {c: _stats(v) for c, v in counts.items()}
+        summary["tokens_capped_texts"] = capped
+        summary["tokens_cap_chars"] = cap
         total = sum(counts.values())
         summary["tokens"]["row_total"] = _stats(total)
         summary["max_length"] = renderer.cfg.max_length
@@ -102,6 +112,9 @@ def format_summary(s: dict) -> str:
         lines.append(f"  length in {unit}:" + "".join(f"{'':>3}{k:>8}" for k in ("p50", "p90", "p99", "max")))
         for part, st in s[unit].items():
             lines.append(f"    {part:<12}" + "".join(f"{st.get(k, 0):>11.0f}" for k in ("p50", "p90", "p99", "max")))
+    if s.get("tokens_capped_texts"):
+        lines.append(f"  token counts of {s['tokens_capped_texts']} texts longer than {s['tokens_cap_chars']} characters "
+                     "read their head and tail only, as rendering does: lower bounds")
     if "rows_over_budget" in s:
         lines.append(f"  rows truncated at template.max_length={s['max_length']} ({s['text_budget']} text tokens): "
                      f"{s['rows_over_budget']}")

@@ -18,7 +18,7 @@ from prefkit.config import DataConfig
 from prefkit.data.arena import WINNER_COLUMNS, load_arena
 from prefkit.data.generic import load_generic
 from prefkit.data.hh_rlhf import load_hh_rlhf
-from prefkit.data.readers import READ_ERRORS, cannot_read
+from prefkit.data.readers import READ_ERRORS, cannot_read, delimiter_problem
 from prefkit.data.table import PairTable, TableBuilder
 from prefkit.errors import PrefkitError
 
@@ -52,6 +52,8 @@ def detect_format(path: Path) -> str:
             return "lmsys" if pa.types.is_list(schema.field("prompt").type) else "wsdm"
         raise PrefkitError(f"{path}: cannot tell the format of this parquet file; {generic_hint}")
     head = _head(path)
+    if not head.strip():
+        raise TableBuilder(str(path)).fail(None, "is empty (0 bytes)" if not head else "is empty (only blank lines)")
     if name.endswith((".jsonl", ".json")):
         first = head.lstrip().split("\n", 1)[0]
         try:
@@ -68,6 +70,9 @@ def detect_format(path: Path) -> str:
             header = []
         if {"prompt", "response_a", "response_b"} <= set(header):
             return "lmsys"
+        problem = delimiter_problem(header)
+        if problem:
+            raise TableBuilder(str(path)).fail(None, problem, line=1)
         raise PrefkitError(f"{path}: not an LMSYS CSV (no prompt/response_a/response_b header); {generic_hint}")
     raise PrefkitError(f"{path}: unknown file type (expected .csv, .parquet, .jsonl, .json, optionally .gz)")
 
@@ -77,6 +82,8 @@ def load_pairs(path: str | Path, data: DataConfig) -> PairTable:
     path = Path(path)
     if not path.exists():
         raise TableBuilder(str(path)).fail(None, "no such file")
+    if path.is_file() and path.stat().st_size == 0:
+        raise TableBuilder(str(path)).fail(None, "is empty (0 bytes)")
     fmt = data.format if data.format != "auto" else detect_format(path)
     if fmt in ("lmsys", "wsdm"):
         return load_arena(path, fmt, data.skip_bad_rows, data.limit)

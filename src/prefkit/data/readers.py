@@ -188,7 +188,24 @@ def parquet_records(path: Path, builder: TableBuilder, limit: int | None = None)
         yield row, None, values
 
 
+OTHER_DELIMITERS = {";": "semicolons", "\t": "tabs", "|": "vertical bars"}
+
+
+def delimiter_problem(header: list[str]) -> str | None:
+    """What is wrong with a CSV header read as one column: the file uses another delimiter."""
+    if len(header) != 1:
+        return None
+    for d, name in OTHER_DELIMITERS.items():
+        if header[0].count(d) >= 2:
+            return (f"the header was read as one column ({header[0][:120]!r}): the file is separated by {name}, "
+                    f"prefkit reads comma-separated CSV; save it with commas (pandas: to_csv(sep=','))")
+    return None
+
+
 def require_columns(columns: list[str], needed: list[str], builder: TableBuilder, line: int | None = None) -> None:
     missing = [c for c in needed if c not in columns]
     if missing:
+        problem = delimiter_problem(columns)
+        if problem:
+            raise builder.fail(None, problem, line=line)
         raise builder.fail(missing[0], f"missing column (the file has: {', '.join(map(str, columns))})", line=line)

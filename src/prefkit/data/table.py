@@ -68,6 +68,15 @@ def _repair(text: str) -> tuple[str, bool]:
     return fixed, n > 0
 
 
+def id_text(value: Any) -> str:
+    """An id as text, as it was given: CSV cells are text already; a number keeps its digits, and a float
+    column of whole numbers (pandas stores an integer column that had a missing value as float) gives "7",
+    not "7.0", so the ids of a submission match the competition's."""
+    if isinstance(value, float) and value.is_integer():
+        return str(int(value))
+    return str(value)
+
+
 class TableBuilder:
     def __init__(self, file: str, skip_bad_rows: bool = False):
         self.file = file
@@ -84,7 +93,7 @@ class TableBuilder:
             if row in self._bad_rows:
                 return
             self._bad_rows.add(row)
-        self.problems.append(RowProblem(self.file, row, line, None if id is None else str(id), column, message))
+        self.problems.append(RowProblem(self.file, row, line, None if id is None else id_text(id), column, message))
 
     def fail(self, column: str | None, message: str, row: int | None = None, line: int | None = None) -> DataError:
         """A problem with the whole file (unreadable, a missing column): always fatal."""
@@ -142,7 +151,7 @@ class TableBuilder:
             raise ValueError(f"loader produced label {label!r}")  # loaders map labels; a bug if not
         self._rows.append(
             {
-                "id": str(id),
+                "id": id_text(id),
                 **turns,
                 "label": label,
                 "model_a": None if model_a is None else str(model_a),

@@ -23,6 +23,7 @@ from pathlib import Path
 from prefkit import __version__
 from prefkit.config import load_config, save_config
 from prefkit.errors import PrefkitError
+from prefkit.kaggle.names import dataset_title
 from prefkit.kaggle.secrets import refuse_secrets
 from prefkit.learners import trained_folders
 
@@ -112,8 +113,7 @@ def build_bundle(run_dir: str | Path, out: str | Path, overrides: list[str] = ()
     refuse_secrets(run_dir)
     cfg = load_config(run_dir / "config.yaml", overrides)
     kc = cfg.kaggle
-    if not kc.dataset or "/" not in kc.dataset:
-        raise PrefkitError("kaggle.dataset must be set to OWNER/SLUG (e.g. kaggle.dataset=me/prefkit-gemma2-folds)")
+    title = dataset_title(kc.dataset, kc.title)  # Kaggle's rules, before anything is built
     check_mounts(cfg)
     if out.exists():
         raise PrefkitError(f"{out} exists; give a new folder (a bundle is never merged into an old one)")
@@ -132,8 +132,7 @@ def build_bundle(run_dir: str | Path, out: str | Path, overrides: list[str] = ()
         cfg.output_dir = None
         save_config(cfg, tmp / "run")
         wheels = build_wheels(tmp / "wheels", kc.wheels)
-        title = kc.title or kc.dataset.split("/", 1)[1].replace("-", " ")
-        meta = {"title": title[:50], "id": kc.dataset, "licenses": [{"name": "other"}]}
+        meta = {"title": title, "id": kc.dataset, "licenses": [{"name": "other"}]}
         (tmp / "dataset-metadata.json").write_text(json.dumps(meta, indent=2) + "\n")
         refuse_secrets(tmp, shown_as=out)
         tmp.rename(out)

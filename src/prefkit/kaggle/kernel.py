@@ -17,6 +17,7 @@ from prefkit.config import load_config
 from prefkit.errors import PrefkitError
 from prefkit.io import write_json, write_text
 from prefkit.kaggle.bundle import source_root
+from prefkit.kaggle.names import kernel_title
 
 KINDS = ("train", "infer")
 # torch is pinned in prefkit's own requirements for the CPU build; on Kaggle any torch from this one on works
@@ -43,11 +44,7 @@ def kernel_minimums() -> dict[str, str]:
 
 def kernel_metadata(cfg, kind: str, dataset: str) -> dict:
     kc = cfg.kaggle
-    if not kc.kernel or "/" not in kc.kernel:
-        raise PrefkitError("kaggle.kernel must be set to OWNER/SLUG (e.g. kaggle.kernel=me/prefkit-infer)")
-    title = kc.title or kc.kernel.split("/", 1)[1].replace("-", " ")
-    if len(title) < 5:
-        raise PrefkitError(f"kernel title {title!r}: Kaggle wants at least 5 characters (set kaggle.title)")
+    title = kernel_title(kc.kernel, kc.title)
     return {
         "id": kc.kernel,
         "title": title,
@@ -75,6 +72,7 @@ def render_kernel(kind: str, run_dir: str | Path, bundle: str | Path, out: str |
         raise PrefkitError(f"{bundle}: not a bundle (no dataset-metadata.json); make one with `prefkit kaggle bundle`")
     dataset = json.loads(meta_file.read_text())["id"]
     cfg = load_config(run_dir / "config.yaml", overrides)
+    kernel_title(cfg.kaggle.kernel, cfg.kaggle.title)  # Kaggle's rules, before anything is written
     kernels = source_root() / "kernels"
     template = (kernels / "common.py").read_text() + (kernels / f"{kind}.py").read_text()
     slug = dataset.split("/", 1)[1]

@@ -5,10 +5,11 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
-from prefkit.config import Config, save_config
+from prefkit.config import Config, save_config, unused_keys
 from prefkit.data import PairTable, load_pairs
 from prefkit.dist import is_main, log, wait  # noqa: F401  (log: used by the recipes)
 from prefkit.errors import PrefkitError
+from prefkit.lock import acquire
 
 
 def output_dir(cfg: Config, job: str, name: str = "") -> Path:
@@ -18,10 +19,22 @@ def output_dir(cfg: Config, job: str, name: str = "") -> Path:
         cfg.output_dir = str(Path("runs") / "-".join(x for x in (job, name, stamp) if x))
     out = Path(cfg.output_dir)
     if is_main():
-        out.mkdir(parents=True, exist_ok=True)
+        try:
+            out.mkdir(parents=True, exist_ok=True)
+        except OSError as e:
+            raise PrefkitError(f"output_dir {out}: cannot create it ({e.strerror or e})") from None
+        acquire(out, " ".join(x for x in ("prefkit", job, name) if x), log)  # one command per folder
         save_config(cfg, out)
     wait()
     return out
+
+
+def report_unused(cfg: Config, job: str) -> None:
+    """A key the job does not read is said, once, up front: it would otherwise look like it had an effect."""
+    keys = unused_keys(cfg)
+    if keys:
+        log(f"note: `{job}` with model.kind={cfg.model.kind} does not read {', '.join(keys)}: "
+            f"{'they have' if len(keys) > 1 else 'it has'} no effect")
 
 
 def load_labelled(path: str | None, cfg: Config, what: str = "data.train") -> PairTable:

@@ -16,7 +16,7 @@ from prefkit.io import atomic_path, write_json
 from prefkit.learners import check_source, is_trained, make_learner, mark_trained
 from prefkit.metrics import UNIFORM_LOGLOSS, apply_temperature, fit_temperature, reliability_plot, score
 from prefkit.dist import is_main, wait
-from prefkit.recipes.common import load_labelled, log, output_dir
+from prefkit.recipes.common import load_labelled, log, output_dir, report_unused
 
 PROB_COLUMNS = ["winner_model_a", "winner_model_b", "winner_tie"]
 
@@ -27,6 +27,7 @@ def _subset(table: PairTable, mask: np.ndarray) -> PairTable:
 
 def main(cfg: Config, name: str = "", resume: bool = False) -> dict:
     check_source(cfg)
+    report_unused(cfg, "cv")
     out = output_dir(cfg, "cv", name)
     table = load_labelled(cfg.data.train, cfg)
     folds = assign_folds(table, cfg.cv.n_splits, cfg.cv.seed)

@@ -7,11 +7,12 @@ from pathlib import Path
 from prefkit.config import Config
 from prefkit.learners import check_source, is_trained, make_learner, mark_trained
 from prefkit.dist import is_main, wait
-from prefkit.recipes.common import load_labelled, log, output_dir
+from prefkit.recipes.common import load_labelled, log, output_dir, report_unused
 
 
 def main(cfg: Config, name: str = "", resume: bool = False) -> Path:
     check_source(cfg)
+    report_unused(cfg, "train")
     out = output_dir(cfg, "train", name)
     folder = out / "model"
     if resume and is_trained(folder):
