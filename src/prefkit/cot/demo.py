@@ -25,10 +25,10 @@ from prefkit.dist import log
 from prefkit.io import write_json, write_text
 from prefkit.recipes import train as train_recipe
 from prefkit.recipes.common import output_dir
+from prefkit.shipped import config_path
 
-CONFIGS = Path(__file__).resolve().parents[3] / "configs"
-STUDENT = CONFIGS / "sft" / "tiny_gemma2.yaml"
-RM = CONFIGS / "rm" / "minilm_cpu.yaml"
+STUDENT = config_path("sft/tiny_gemma2")  # shipped configs (prefkit.shipped)
+RM = config_path("rm/minilm_cpu")
 
 
 def main(overrides: list[str], rm_run: str | None = None, limit: int = 30, rm_rows: int = 600) -> dict:

@@ -1,6 +1,6 @@
 """`prefkit kaggle kernel {train,infer} --run RUN_DIR --bundle DIR --out KERNEL_DIR`.
 
-Renders `kernels/common.py` followed by `kernels/<kind>.py` (the templates kept in the repository) into one
+Renders `kernels/common.py` followed by `kernels/<kind>.py` (templates shipped in the package) into one
 self-contained kernel.py, and `kernel-metadata.json`, with every
 field the `kaggle` client reads set explicitly: its `enable_internet` defaults to true, which a code
 competition's submission kernel must not have.
@@ -16,7 +16,7 @@ from prefkit import __version__
 from prefkit.config import load_config
 from prefkit.errors import PrefkitError
 from prefkit.io import write_json, write_text
-from prefkit.kaggle.bundle import source_root
+from prefkit.shipped import kernel_template
 from prefkit.kaggle.names import kernel_title
 
 KINDS = ("train", "infer")
@@ -73,8 +73,7 @@ def render_kernel(kind: str, run_dir: str | Path, bundle: str | Path, out: str |
     dataset = json.loads(meta_file.read_text())["id"]
     cfg = load_config(run_dir / "config.yaml", overrides)
     kernel_title(cfg.kaggle.kernel, cfg.kaggle.title)  # Kaggle's rules, before anything is written
-    kernels = source_root() / "kernels"
-    template = (kernels / "common.py").read_text() + (kernels / f"{kind}.py").read_text()
+    template = kernel_template("common") + kernel_template(kind)
     slug = dataset.split("/", 1)[1]
     script = string.Template(template).substitute(
         kind=kind, bundle_mount=f"/kaggle/input/{slug}", test_path=cfg.kaggle.test_path, version=__version__,

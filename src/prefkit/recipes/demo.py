@@ -21,13 +21,13 @@ from prefkit.data.arena import write_lmsys_csv
 from prefkit.data.synthetic import make_pairs
 from prefkit.data.table import PairTable
 from prefkit.dist import is_main, wait
-from prefkit.errors import PrefkitError
 from prefkit.io import write_json, write_text
 from prefkit.metrics import UNIFORM_LOGLOSS
 from prefkit.recipes import cv, predict
 from prefkit.recipes.common import log, output_dir
+from prefkit.shipped import config_path as config_path_of
 
-DEFAULT_CONFIG = Path(__file__).resolve().parents[3] / "configs" / "rm" / "minilm_cpu.yaml"
+DEFAULT_CONFIG = "rm/minilm_cpu"  # a shipped config (prefkit.shipped)
 # What the demo changes in the config it is given, to fit its time: shorter rows, three folds.
 DEMO_OVERRIDES = ["template.max_length=128", "cv.n_splits=3"]
 
@@ -60,9 +60,7 @@ Time: {seconds['cv']:.0f} s CV (training and out-of-fold prediction), {seconds['
 
 def main(overrides: list[str], config: str | None = None, rows: int = 1200) -> dict:
     t0 = time.perf_counter()
-    config_path = Path(config) if config else DEFAULT_CONFIG
-    if not config_path.is_file():
-        raise PrefkitError(f"{config_path}: demo config not found (run from the repository, or pass --config)")
+    config_path = config_path_of(config or DEFAULT_CONFIG)
     cfg = load_config(config_path, DEMO_OVERRIDES + list(overrides))
     out = output_dir(cfg, "demo")
     data_dir = out / "data"
