@@ -265,3 +265,9 @@ def test_kernel_title_must_resolve_to_its_id():
     assert kernel_title("me/prefkit-infer-v2", "Prefkit: infer (v2)") == "Prefkit: infer (v2)"
     with pytest.raises(PrefkitError, match="resolves to the slug 'my-great-kernel', not 'prefkit-infer'"):
         kernel_title("me/prefkit-infer", "My great kernel")
+
+
+def test_a_config_of_another_kind_is_refused_up_front(run_cli, tmp_path, pairs_csv):
+    r = run_cli("cv", "sft/tiny_gemma2", f"data.train={pairs_csv}", f"output_dir={tmp_path / 'run'}")
+    assert r.code == 2 and "this config has model.kind=causal_lm" in r.err and "prefkit cot sft" in r.err
+    assert not (tmp_path / "run").exists()

@@ -17,7 +17,7 @@ import numpy as np
 from tqdm.auto import tqdm
 
 from prefkit.config import FeaturesConfig
-from prefkit.data.table import LABELS, PairTable
+from prefkit.data.table import LABELS, SWAP_INDEX, PairTable
 from prefkit.errors import PrefkitError
 from prefkit.metrics import label_ids, swap_probs
 
@@ -122,7 +122,7 @@ class FeatureModel:
         """`swap_augment`: none; random (each row in a seeded random A/B order); both (every row twice)."""
         fa, fb, shared = feats
         y = label_ids(labels)
-        swapped_y = np.array([1, 0, 2])[y]
+        swapped_y = np.array(SWAP_INDEX)[y]
         if swap_augment == "random":
             flip = np.random.default_rng(self.seed).random(len(y)) < 0.5
             fa, fb = np.where(flip[:, None], fb, fa), np.where(flip[:, None], fa, fb)

@@ -58,6 +58,16 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
         raise
 
 
+def save_figure(fig: Any, path: str | os.PathLike) -> None:
+    """A matplotlib figure as PNG, written atomically, and the figure closed."""
+    import matplotlib.pyplot as plt
+
+    fig.tight_layout()
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, format="png", dpi=100)
+    plt.close(fig)
+
+
 def write_text(path: str | os.PathLike, text: str) -> None:
     with atomic_path(path) as tmp:
         tmp.write_text(text, encoding="utf-8")

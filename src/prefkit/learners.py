@@ -13,8 +13,8 @@ from typing import Protocol
 import numpy as np
 
 from prefkit.config import Config
-from prefkit.data.table import PairTable
-from prefkit.dist import is_main
+from prefkit.data.table import SWAPPED_LABEL, PairTable
+from prefkit.dist import is_main, wait
 from prefkit.errors import PrefkitError
 from prefkit.features import FeatureModel, table_features
 from prefkit.io import write_json
@@ -39,7 +39,7 @@ def check_classes(train: PairTable, swap_augment: str) -> None:
     a classifier would learn to give one answer, and scikit-learn's cannot even be fitted on it."""
     seen = set(train.frame["label"])
     if swap_augment != "none":
-        seen |= {{"a": "b", "b": "a"}.get(x, x) for x in seen}
+        seen |= {SWAPPED_LABEL[x] for x in seen}
     if len(seen) < 2:
         only = next(iter(seen), "none")
         hint = " (train.swap_augment=random or both would add the mirrored class)" if only in ("a", "b") else ""
@@ -104,7 +104,10 @@ def load_learner(cfg: Config, folder: Path) -> Learner:
 
 
 def mark_trained(folder: Path, info: dict) -> None:
-    write_json(folder / MARKER, info)
+    """Written last, by the main process (the others wait): the folder holds a finished model."""
+    if is_main():
+        write_json(folder / MARKER, info)
+    wait()
 
 
 def is_trained(folder: Path) -> bool:

@@ -12,8 +12,8 @@ import numpy as np
 from scipy.special import softmax
 from sklearn.metrics import log_loss
 
-from prefkit.data.table import LABELS
-from prefkit.io import atomic_path
+from prefkit.data.table import LABELS, SWAP_INDEX
+from prefkit.io import save_figure
 
 LABEL_INDEX = {label: i for i, label in enumerate(LABELS)}
 UNIFORM_LOGLOSS = float(np.log(3.0))  # 1.0986: predicting 1/3 for everything
@@ -54,7 +54,7 @@ def score(probs: np.ndarray, labels) -> dict:
 
 def swap_probs(p: np.ndarray) -> np.ndarray:
     """Probabilities (or targets) of the A/B-swapped row mapped back: P(A) and P(B) exchange, P(tie) stays."""
-    return p[:, [1, 0, 2]]
+    return p[:, SWAP_INDEX]
 
 
 def apply_temperature(probs: np.ndarray, temperature: float) -> np.ndarray:
@@ -96,7 +96,4 @@ def reliability_plot(probs: np.ndarray, labels, path: str | Path, n_bins: int = 
     ax.set_ylabel("observed frequency")
     ax.set_title(title or "reliability")
     ax.legend(loc="upper left")
-    fig.tight_layout()
-    with atomic_path(path) as tmp:
-        fig.savefig(tmp, format="png", dpi=100)
-    plt.close(fig)
+    save_figure(fig, path)

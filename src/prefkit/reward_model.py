@@ -20,13 +20,13 @@ from tqdm.auto import tqdm
 
 from prefkit.batching import collate, padding_ratio, predict_batches, shard, train_batches
 from prefkit.config import Config
-from prefkit.data.table import PairTable
+from prefkit.data.table import WINNER_COLUMNS, PairTable
 from prefkit.errors import PrefkitError
 from prefkit.learners import check_classes
 from prefkit.metrics import LABEL_INDEX, score, swap_probs
-from prefkit.modeling import build_model, compute_dtype, load_trained, precision, release, save_trained
+from prefkit.modeling import build_model, compute_dtype, load_trained, precision, release
 from prefkit.templates import Renderer, config_tokenizer, pad_token_id
-from prefkit.train import clear_checkpoint, fit, make_accelerator
+from prefkit.train import fit, make_accelerator, save_and_clear
 
 def hard_targets(labels) -> np.ndarray:
     t = np.zeros((len(labels), 3), dtype=np.float32)
@@ -40,7 +40,7 @@ def soft_targets(path: str, table: PairTable) -> np.ndarray:
         frame = pd.read_csv(path, dtype={"id": str})
     except (OSError, ValueError) as e:
         raise PrefkitError(f"train.soft_labels {path}: cannot read ({e})") from None
-    cols = ["winner_model_a", "winner_model_b", "winner_tie"]
+    cols = list(WINNER_COLUMNS)
     missing = [c for c in ["id", *cols] if c not in frame.columns]
     if missing:
         raise PrefkitError(f"{path}: column {missing[0]!r}: missing column")
@@ -198,10 +198,7 @@ class RewardModelLearner:
                 return {f"eval_{k}": v for k, v in score(probs, labels).items()}
 
         records = fit(model, data, cfg, out, evaluate, resume, acc)
-        if acc.is_main_process:
-            save_trained(acc.unwrap_model(model), out)
-            clear_checkpoint(out)
-        acc.wait_for_everyone()
+        save_and_clear(acc, model, out)
         self.model = acc.unwrap_model(model).eval()
         release(acc)  # the accelerator's references go; the optimizer went with fit()
         return records

@@ -8,10 +8,11 @@ from typing import Sequence
 import numpy as np
 import pandas as pd
 
+from prefkit.data.table import WINNER_COLUMNS
 from prefkit.errors import PrefkitError
 from prefkit.io import atomic_path
 
-SUBMISSION_COLUMNS = ["id", "winner_model_a", "winner_model_b", "winner_tie"]
+SUBMISSION_COLUMNS = ["id", *WINNER_COLUMNS]
 
 
 def write_submission(
@@ -46,7 +47,7 @@ def write_submission(
     order = pd.Series(range(len(pred_ids)), index=pred_ids)[test_ids].to_numpy()
     p = np.clip(probs[order], clip, 1.0 - clip)
     p = p / p.sum(axis=1, keepdims=True)
-    out = pd.DataFrame({"id": test_ids, "winner_model_a": p[:, 0], "winner_model_b": p[:, 1], "winner_tie": p[:, 2]})
+    out = pd.DataFrame({"id": test_ids, **{c: p[:, i] for i, c in enumerate(WINNER_COLUMNS)}})
     with atomic_path(path) as tmp:
         out.to_csv(tmp, index=False, float_format="%.8f")
     return out

@@ -320,3 +320,13 @@ def _check_finite(finite: list, acc, data: TrainData, epoch: int, step: int) -> 
 
 def clear_checkpoint(out: Path) -> None:
     shutil.rmtree(out / CHECKPOINT, ignore_errors=True)
+
+
+def save_and_clear(acc: Any, model: Any, out: Path) -> None:
+    """After `fit`: the trained weights into `out` (the main process), the checkpoint gone, every process past."""
+    from prefkit.modeling import save_trained
+
+    if acc.is_main_process:
+        save_trained(acc.unwrap_model(model), out)
+        clear_checkpoint(out)
+    acc.wait_for_everyone()

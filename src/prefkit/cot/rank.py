@@ -21,7 +21,7 @@ from prefkit.cot.datasets import DEFAULT_ROOT, load
 from prefkit.cot.evaluate import read_predictions
 from prefkit.data.table import TableBuilder
 from prefkit.errors import PrefkitError
-from prefkit.io import atomic_path, write_json, write_text
+from prefkit.io import save_figure, write_json, write_text
 from prefkit.learners import ensemble_predict
 from prefkit.metrics import score
 
@@ -124,7 +124,4 @@ def _plot(r: dict, path: Path) -> None:
     ax.set_yticks(y, [f"{s['name']} (acc {s['accuracy']:.2f})" for s in systems])
     ax.set_xlabel("Bradley-Terry log-strength (reward model), 95% bootstrap interval")
     ax.axvline(0, color="grey", lw=0.8, ls="--")
-    fig.tight_layout()
-    with atomic_path(path) as tmp:
-        fig.savefig(tmp, format="png", dpi=100)
-    plt.close(fig)
+    save_figure(fig, path)

@@ -12,13 +12,13 @@ import torch
 from prefkit.batching import train_batches
 from prefkit.config import Config
 from prefkit.cot.formats import IGNORE, completion_only, sample_format, teacher_samples
-from prefkit.dist import is_main, log, wait
+from prefkit.dist import log
 from prefkit.errors import PrefkitError
 from prefkit.learners import is_trained, mark_trained
-from prefkit.modeling import build_model, save_trained
-from prefkit.recipes.common import output_dir, report_unused
+from prefkit.modeling import build_model
+from prefkit.recipes.common import output_dir, report_unused, require_kind
 from prefkit.templates import config_tokenizer, pad_token_id
-from prefkit.train import clear_checkpoint, fit, make_accelerator
+from prefkit.train import fit, make_accelerator, save_and_clear
 
 EOS_TOKENS = ("<eos>", "</s>", "<|eot_id|>", "<|im_end|>", "<|endoftext|>", "[SEP]")
 
@@ -90,8 +90,8 @@ def _masked_logits_supported() -> bool:
 
 
 def main(cfg: Config, name: str = "", resume: bool = False) -> Path:
-    if cfg.model.kind != "causal_lm":
-        raise PrefkitError(f"cot sft trains a generative student: set model.kind=causal_lm (got {cfg.model.kind})")
+    require_kind(cfg, "prefkit cot sft", ("causal_lm",), "a reward model trains with `prefkit cv` or `prefkit train`; "
+                 "for a student set model.kind=causal_lm")
     report_unused(cfg, "cot sft")
     out = output_dir(cfg, "sft", name)
     folder = out / "model"
@@ -110,10 +110,7 @@ def main(cfg: Config, name: str = "", resume: bool = False) -> Path:
     model = build_model(cfg, "causal_lm", pad_token_id(tok), tok.get_vocab_size())
     data = CompletionData(samples, cfg.train.batch_size, cfg.train.seed, pad_token_id(tok))
     history = fit(model, data, cfg, folder, None, resume, acc)
-    if is_main():
-        save_trained(acc.unwrap_model(model), folder)
-        clear_checkpoint(folder)
-        mark_trained(folder, {"kind": "causal_lm", "dataset": cfg.cot.dataset, **counts, "history_tail": history[-1:]})
-    wait()
+    save_and_clear(acc, model, folder)
+    mark_trained(folder, {"kind": "causal_lm", "dataset": cfg.cot.dataset, **counts, "history_tail": history[-1:]})
     log(f"trained on {len(samples)} rationales -> {folder}")
     return out

@@ -14,10 +14,9 @@ from pathlib import Path
 from typing import Any
 
 from prefkit.data.readers import csv_records, parquet_columns, parquet_records, require_columns
-from prefkit.data.table import TURN_COLUMNS, PairTable, TableBuilder
+from prefkit.data.table import TURN_COLUMNS, WINNER_COLUMNS, PairTable, TableBuilder
 from prefkit.io import atomic_path
 
-WINNER_COLUMNS = ("winner_model_a", "winner_model_b", "winner_tie")
 _WINNER_LABEL = {(1, 0, 0): "a", (0, 1, 0): "b", (0, 0, 1): "tie"}
 _WSDM_LABEL = {"model_a": "a", "model_b": "b"}
 _JSON = json.JSONDecoder(strict=False)  # one decoder for every cell; tolerates raw control characters in strings

@@ -15,11 +15,11 @@ import json
 from pathlib import Path
 
 from prefkit.config import DataConfig
-from prefkit.data.arena import WINNER_COLUMNS, load_arena
+from prefkit.data.arena import load_arena
 from prefkit.data.generic import load_generic
 from prefkit.data.hh_rlhf import load_hh_rlhf
 from prefkit.data.readers import READ_ERRORS, cannot_read, delimiter_problem
-from prefkit.data.table import PairTable, TableBuilder
+from prefkit.data.table import WINNER_COLUMNS, PairTable, TableBuilder
 from prefkit.errors import PrefkitError
 
 

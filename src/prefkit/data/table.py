@@ -26,10 +26,13 @@ import pandas as pd
 from prefkit.errors import DataError, RowProblem
 
 LABELS = ("a", "b", "tie")
+# the probability (and LMSYS label) columns, in LABELS order: training files, OOF, soft labels, submissions
+WINNER_COLUMNS = ("winner_model_a", "winner_model_b", "winner_tie")
+SWAP_INDEX = [1, 0, 2]  # LABELS of the A/B-swapped row: A and B exchange, tie stays
 TURN_COLUMNS = ("prompt", "response_a", "response_b")
 META_COLUMNS = ("model_a", "model_b", "language")
 COLUMNS = ("id", *TURN_COLUMNS, "label", *META_COLUMNS, "row", "line")
-SWAPPED_LABEL = {"a": "b", "b": "a", "tie": "tie"}
+SWAPPED_LABEL = {label: LABELS[i] for label, i in zip(LABELS, SWAP_INDEX)}  # a -> b, b -> a, tie -> tie
 
 
 @dataclass

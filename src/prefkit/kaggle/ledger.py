@@ -13,7 +13,7 @@ from pathlib import Path
 import pandas as pd
 
 from prefkit.errors import PrefkitError
-from prefkit.io import atomic_path
+from prefkit.io import atomic_path, save_figure
 
 COLUMNS = ["id", "date", "competition", "run", "config_hash", "cv_logloss", "kernel", "kernel_version", "file",
            "message", "lb_score"]
@@ -93,8 +93,5 @@ def show(path: Path = DEFAULT, plot: Path | None = None) -> str:
         ax.set_xlabel("CV log loss")
         ax.set_ylabel("leaderboard score")
         ax.set_title(f"CV against LB ({len(both)} of {len(frame)} submissions scored)")
-        fig.tight_layout()
-        with atomic_path(plot) as tmp:
-            fig.savefig(tmp, format="png", dpi=100)
-        plt.close(fig)
+        save_figure(fig, plot)
     return text

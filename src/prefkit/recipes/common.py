@@ -29,6 +29,13 @@ def output_dir(cfg: Config, job: str, name: str = "") -> Path:
     return out
 
 
+def require_kind(cfg: Config, job: str, kinds: tuple[str, ...], hint: str) -> None:
+    """Refuse a config of another kind of model up front (an SFT config given to `cv`), with what to run."""
+    if cfg.model.kind not in kinds:
+        raise PrefkitError(f"`{job}` trains model.kind {' or '.join(kinds)}; this config has model.kind={cfg.model.kind} "
+                           f"({hint})")
+
+
 def report_unused(cfg: Config, job: str) -> None:
     """A key the job does not read is said, once, up front: it would otherwise look like it had an effect."""
     keys = unused_keys(cfg)

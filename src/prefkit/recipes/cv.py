@@ -10,15 +10,14 @@ import pandas as pd
 
 from prefkit.config import Config
 from prefkit.data.folds import assign_folds
-from prefkit.data.table import PairTable
+from prefkit.data.table import WINNER_COLUMNS, PairTable
 from prefkit.errors import PrefkitError
 from prefkit.io import atomic_path, write_json
 from prefkit.learners import check_source, is_trained, make_learner, mark_trained
 from prefkit.metrics import UNIFORM_LOGLOSS, apply_temperature, fit_temperature, reliability_plot, score
-from prefkit.dist import is_main, wait
-from prefkit.recipes.common import load_labelled, log, output_dir, report_unused
+from prefkit.dist import is_main
+from prefkit.recipes.common import load_labelled, log, output_dir, report_unused, require_kind
 
-PROB_COLUMNS = ["winner_model_a", "winner_model_b", "winner_tie"]
 
 
 def _subset(table: PairTable, mask: np.ndarray) -> PairTable:
@@ -27,6 +26,7 @@ def _subset(table: PairTable, mask: np.ndarray) -> PairTable:
 
 def main(cfg: Config, name: str = "", resume: bool = False) -> dict:
     check_source(cfg)
+    require_kind(cfg, "prefkit cv", ("features", "seq_cls"), "a causal_lm student trains with `prefkit cot sft`")
     report_unused(cfg, "cv")
     out = output_dir(cfg, "cv", name)
     table = load_labelled(cfg.data.train, cfg)
@@ -54,9 +54,8 @@ def main(cfg: Config, name: str = "", resume: bool = False) -> dict:
             del learner
             if is_main():
                 np.save(saved, oof[va])
-                mark_trained(folder, {"kind": cfg.model.kind, "fold": k, "rows": int((~va).sum()),
-                                      "history_tail": history[-1:] if history else []})
-            wait()
+            mark_trained(folder, {"kind": cfg.model.kind, "fold": k, "rows": int((~va).sum()),
+                                  "history_tail": history[-1:] if history else []})
         per_fold.append({"fold": k, **score(oof[va], labels[va])})
         log(f"fold {k}: logloss {per_fold[-1]['logloss']:.4f}  accuracy {per_fold[-1]['accuracy']:.4f}  n {per_fold[-1]['n']}")
     done = ~np.isnan(oof[:, 0])
@@ -70,7 +69,7 @@ def main(cfg: Config, name: str = "", resume: bool = False) -> dict:
         metrics["calibrated"] = score(apply_temperature(oof[done], t), labels[done])
     if is_main():
         frame = pd.DataFrame({"id": table.frame["id"], "fold": folds, "label": labels,
-                              **{c: oof[:, i] for i, c in enumerate(PROB_COLUMNS)}})[done]
+                              **{c: oof[:, i] for i, c in enumerate(WINNER_COLUMNS)}})[done]
         with atomic_path(out / "oof.csv") as tmp:
             frame.to_csv(tmp, index=False, float_format="%.6f")
         write_json(out / "metrics.json", metrics)

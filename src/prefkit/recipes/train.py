@@ -6,12 +6,12 @@ from pathlib import Path
 
 from prefkit.config import Config
 from prefkit.learners import check_source, is_trained, make_learner, mark_trained
-from prefkit.dist import is_main, wait
-from prefkit.recipes.common import load_labelled, log, output_dir, report_unused
+from prefkit.recipes.common import load_labelled, log, output_dir, report_unused, require_kind
 
 
 def main(cfg: Config, name: str = "", resume: bool = False) -> Path:
     check_source(cfg)
+    require_kind(cfg, "prefkit train", ("features", "seq_cls"), "a causal_lm student trains with `prefkit cot sft`")
     report_unused(cfg, "train")
     out = output_dir(cfg, "train", name)
     folder = out / "model"
@@ -20,8 +20,6 @@ def main(cfg: Config, name: str = "", resume: bool = False) -> Path:
         return out
     table = load_labelled(cfg.data.train, cfg)
     history = make_learner(cfg).fit(table, None, folder, resume)
-    if is_main():
-        mark_trained(folder, {"kind": cfg.model.kind, "rows": len(table), "history_tail": history[-1:]})
-    wait()
+    mark_trained(folder, {"kind": cfg.model.kind, "rows": len(table), "history_tail": history[-1:]})
     log(f"trained on {len(table)} rows -> {folder}")
     return out
