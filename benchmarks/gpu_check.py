@@ -8,7 +8,7 @@ Each phase runs in its own process, so its peak memory is its own:
     train-9b   Gemma-2 9B, nf4 QLoRA as configs/rm/gemma2_9b_qlora_t4x2.yaml, 20 steps of 2 rows x 1,024 tokens,
                gradient checkpointing, through `prefkit.train.fit`
     infer-9b   Gemma-2 9B nf4, 256 rows x 2,048 tokens with swap TTA (512 sequences), batch_tokens 8,192,
-               through `prefkit.reward_model.predict_logits`
+               through `prefkit.predictor.predict_logits`
     train-2b, infer-2b   the same for Gemma-2 2B (configs/rm/gemma2_2b_qlora_t4x2.yaml)
     sft-2b     Gemma-2 2B as a causal LM, nf4 + LoRA, 20 steps of 4 x 512 tokens (the second half is completion),
                through `prefkit.cot.sft.CompletionData` and `fit`
@@ -94,7 +94,7 @@ def _ids(n: int, length: int, vocab: int, seed: int = 0) -> list[np.ndarray]:
 def train_phase(preset: str, sizes: dict, cap: bool, sft: bool) -> dict:
     from prefkit.cot.formats import IGNORE
     from prefkit.cot.sft import CompletionData
-    from prefkit.reward_model import PairTrainData
+    from prefkit.pair_data import PairTrainData
     from prefkit.train import fit, make_accelerator
 
     rows, length, steps = sizes["rows"], sizes["length"], sizes["steps"]
@@ -129,7 +129,7 @@ def train_phase(preset: str, sizes: dict, cap: bool, sft: bool) -> dict:
 
 def infer_phase(preset: str, sizes: dict, cap: bool) -> dict:
     from prefkit.modeling import compute_dtype
-    from prefkit.reward_model import predict_logits
+    from prefkit.predictor import predict_logits
 
     cfg = _config(preset, [f"predict.batch_tokens={sizes['batch_tokens']}"])
     model, weights = _build(cfg, "seq_cls", cap, trainable=False)

@@ -59,7 +59,7 @@ def main() -> None:
             row[f"{name}_padding_ratio"] = round(padding_ratio(batches, lengths), 4)
         if args.measure:
             from prefkit.modeling import build_model
-            from prefkit.reward_model import predict_logits
+            from prefkit.predictor import predict_logits
 
             model = build_model(cfg, "seq_cls", learner.pad_id, learner.vocab_size, trainable=False)
             for name, sort in (("plain", False), ("sorted", True)):

@@ -67,7 +67,7 @@ def sorted_fixed(model, ids: list[np.ndarray], pad_id: int, batch: int, device) 
 def variant(args) -> dict:
     from prefkit.learners import make_learner
     from prefkit.modeling import build_model
-    from prefkit.reward_model import predict_logits
+    from prefkit.predictor import predict_logits
 
     extra = [f"template.max_length={args.max_length}"] if args.max_length else []
     if args.quant != "config":

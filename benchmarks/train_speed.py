@@ -77,7 +77,7 @@ def plain(cfg, learner, table, out: Path) -> dict:
 
 def prefkit_loop(cfg, learner, table, out: Path) -> dict:
     from prefkit.modeling import build_model
-    from prefkit.reward_model import PairTrainData, hard_targets
+    from prefkit.pair_data import PairTrainData, hard_targets
     from prefkit.train import fit, make_accelerator
 
     tc = cfg.train

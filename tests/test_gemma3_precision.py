@@ -36,7 +36,7 @@ def long_rows():
 def _logits(dtype: str, rows) -> np.ndarray:
     from prefkit.config import load_config
     from prefkit.modeling import build_model
-    from prefkit.reward_model import predict_logits
+    from prefkit.predictor import predict_logits
 
     seqs, names, pad, vocab = rows
     model = build_model(load_config(CONFIG, [f"model.dtype={dtype}"]), "seq_cls", pad, vocab, trainable=False)
@@ -45,7 +45,7 @@ def _logits(dtype: str, rows) -> np.ndarray:
 
 
 def test_bf16_matches_fp32_and_fp16_overflow_is_caught_with_the_rows_named(long_rows):
-    from prefkit.reward_model import NonFiniteLogits
+    from prefkit.predictor import NonFiniteLogits
 
     assert min(len(s) for s in long_rows[0]) == 1024, "rows at the full 1,024 tokens"
     fp32 = _logits("float32", long_rows)

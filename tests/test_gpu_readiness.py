@@ -16,7 +16,9 @@ from prefkit.batching import shard, train_batches
 from prefkit.config import load_config
 from prefkit.errors import PrefkitError
 from prefkit.modeling import build_model
-from prefkit.reward_model import NonFiniteLogits, PairTrainData, RewardModelLearner, predict_logits
+from prefkit.pair_data import PairTrainData
+from prefkit.predictor import NonFiniteLogits, predict_logits
+from prefkit.reward_model import RewardModelLearner
 from prefkit.train import NonFiniteLoss, _load_checkpoint, _save_checkpoint, fit, make_accelerator
 from tests.test_reward_model import FAST, TINY, learnable
 
@@ -219,16 +221,16 @@ def test_non_finite_logits_stop_prediction_and_name_the_rows():
 
 
 def test_evaluation_during_training_is_a_capped_sample_without_tta(tmp_path, monkeypatch):
-    import prefkit.reward_model as rm
+    import prefkit.predictor as predictor
 
     descs = []
-    original = rm.predict_logits
+    original = predictor.predict_logits
 
     def spy(model, seqs, *args, **kwargs):
         descs.append((args[3] if len(args) > 3 else kwargs.get("desc"), len(seqs)))
         return original(model, seqs, *args, **kwargs)
 
-    monkeypatch.setattr(rm, "predict_logits", spy)
+    monkeypatch.setattr(predictor, "predict_logits", spy)
     cfg = load_config(TINY, FAST + ["quantization.mode=none", "train.epochs=1", "train.eval_every=2",
                                     "train.eval_rows=10"])
     history = RewardModelLearner(cfg).fit(learnable(16), learnable(40, seed=3), tmp_path / "m")

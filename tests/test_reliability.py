@@ -214,7 +214,7 @@ def test_a_resumed_run_logs_each_step_once(tmp_path):
     pytest.importorskip("bitsandbytes")
     from prefkit.config import load_config
     from prefkit.modeling import build_model
-    from prefkit.reward_model import PairTrainData
+    from prefkit.pair_data import PairTrainData
     from prefkit.train import fit
     from tests.test_reward_model import FAST, TINY
 

@@ -26,7 +26,8 @@ from prefkit.errors import PrefkitError
 from prefkit.metrics import score
 from prefkit.modeling import build_model, compute_dtype
 from prefkit.metrics import swap_probs
-from prefkit.reward_model import PairTrainData, RewardModelLearner
+from prefkit.pair_data import PairTrainData
+from prefkit.reward_model import RewardModelLearner
 from prefkit.train import trainable_state
 from tests.conftest import HH, need_shared
 
@@ -103,10 +104,11 @@ def test_qlora_trains_saves_and_reloads(tmp_path):
     changed = [k for k in before if not torch.equal(before[k], after[k])]
     assert len(changed) == len(before), "every trainable tensor moved"
     assert history[-1]["loss"] < 0.5 * history[0]["loss"], (history[0]["loss"], history[-1]["loss"])
-    probs = learner.predict(table)
+    probs, stats = learner.predict(table)
+    assert stats["rows"] == len(table) and stats["padding_ratio"] >= 0
     assert score(probs, table.frame["label"])["logloss"] < 0.7
     reloaded = RewardModelLearner.load(cfg, tmp_path / "m")
-    assert np.allclose(reloaded.predict(table), probs, atol=1e-5), "adapter + head reload to the same outputs"
+    assert np.allclose(reloaded.predict(table)[0], probs, atol=1e-5), "adapter + head reload to the same outputs"
     assert (tmp_path / "m" / "adapter_model.safetensors").exists()
     assert any("score" in k for k in load_file(tmp_path / "m" / "adapter_model.safetensors"))
 
@@ -116,10 +118,10 @@ def test_swap_tta_is_symmetric(tmp_path):
     table = learnable(24, seed=3)
     learner = RewardModelLearner(cfg)
     learner.fit(table, None, tmp_path / "m")
-    p, p_swapped = learner.predict(table), learner.predict(swap_ab(table))
+    p, p_swapped = learner.predict(table)[0], learner.predict(swap_ab(table))[0]
     assert np.allclose(p_swapped, swap_probs(p), atol=1e-6), "with TTA, a swapped row gets the swapped prediction"
     learner.cfg.predict.swap_tta = False
-    raw, raw_swapped = learner.predict(table), learner.predict(swap_ab(table))
+    raw, raw_swapped = learner.predict(table)[0], learner.predict(swap_ab(table))[0]
     assert not np.allclose(raw_swapped, swap_probs(raw), atol=1e-6), "without TTA the model alone is not symmetric"
 
 

@@ -7,6 +7,7 @@ still going) and is neither used for prediction nor skipped on `--resume`.
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 from typing import Protocol
 
@@ -24,11 +25,11 @@ MARKER = "trained.json"
 
 class Learner(Protocol):
     kind: str
-    last_stats: dict
 
     def fit(self, train: PairTable, valid: PairTable | None, out: Path, resume: bool = False) -> list[dict]: ...
 
-    def predict(self, table: PairTable) -> np.ndarray: ...
+    def predict(self, table: PairTable) -> tuple[np.ndarray, dict]:
+        """Probabilities (A, B, tie) of every row, and the prediction statistics."""
 
     def release(self) -> None:
         """Drop the trained model and give its memory back."""
@@ -55,7 +56,6 @@ class FeatureLearner:
     def __init__(self, cfg: Config):
         self.cfg = cfg
         self.model: FeatureModel | None = None
-        self.last_stats: dict = {}
 
     def fit(self, train: PairTable, valid: PairTable | None, out: Path, resume: bool = False) -> list[dict]:
         check_classes(train, self.cfg.train.swap_augment)
@@ -66,8 +66,10 @@ class FeatureLearner:
             self.model.save(out / self.FILE)
         return []
 
-    def predict(self, table: PairTable) -> np.ndarray:
-        return self.model.predict_proba(table_features(table), self.cfg.predict.swap_tta)
+    def predict(self, table: PairTable) -> tuple[np.ndarray, dict]:
+        t0 = time.perf_counter()
+        probs = self.model.predict_proba(table_features(table), self.cfg.predict.swap_tta)
+        return probs, {"rows": len(table), "seconds": round(time.perf_counter() - t0, 3)}
 
     def release(self) -> None:
         self.model = None
@@ -130,8 +132,9 @@ def ensemble_predict(cfg: Config, run_dir: Path, table: PairTable, say=None) -> 
         if say:
             say(f"predicting with {folder.name}")
         learner = load_learner(cfg, folder)
-        probs.append(learner.predict(table))
-        stats.append({"model": folder.name, **learner.last_stats})
+        p, s = learner.predict(table)
+        probs.append(p)
+        stats.append({"model": folder.name, **s})
         learner.release()
         del learner
     return np.mean(probs, axis=0), stats

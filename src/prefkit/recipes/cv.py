@@ -48,8 +48,7 @@ def main(cfg: Config, name: str = "", resume: bool = False) -> dict:
         else:
             learner = make_learner(cfg)
             history = learner.fit(_subset(table, ~va), _subset(table, va), folder, resume)
-            oof[va] = learner.predict(_subset(table, va))
-            stats = learner.last_stats or stats
+            oof[va], stats = learner.predict(_subset(table, va))
             learner.release()  # before the next fold's model is built
             del learner
             if is_main():

@@ -1,0 +1,95 @@
+"""Training data of the reward model: hard or soft 3-way targets, the seeded evaluation sample, and
+`PairTrainData`, the `train.TrainData` of rendered pairs with A/B swap augmentation."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import torch
+
+from prefkit.batching import collate, train_batches
+from prefkit.data.table import WINNER_COLUMNS, PairTable
+from prefkit.errors import PrefkitError
+from prefkit.metrics import LABEL_INDEX, swap_probs
+
+
+def hard_targets(labels) -> np.ndarray:
+    t = np.zeros((len(labels), 3), dtype=np.float32)
+    t[np.arange(len(labels)), [LABEL_INDEX[x] for x in labels]] = 1.0
+    return t
+
+
+def soft_targets(path: str, table: PairTable) -> np.ndarray:
+    """Teacher probabilities from a CSV (id, winner_model_a, winner_model_b, winner_tie) for every row."""
+    try:
+        frame = pd.read_csv(path, dtype={"id": str})
+    except (OSError, ValueError) as e:
+        raise PrefkitError(f"train.soft_labels {path}: cannot read ({e})") from None
+    cols = list(WINNER_COLUMNS)
+    missing = [c for c in ["id", *cols] if c not in frame.columns]
+    if missing:
+        raise PrefkitError(f"{path}: column {missing[0]!r}: missing column")
+    probs = frame.set_index("id")[cols]
+    absent = [i for i in table.frame["id"] if i not in probs.index]
+    if absent:
+        raise PrefkitError(f"{path}: {len(absent)} training ids have no soft label (first: {absent[0]!r})")
+    t = probs.loc[table.frame["id"]].to_numpy(dtype=np.float32)
+    if not np.allclose(t.sum(axis=1), 1.0, atol=1e-3) or (t < 0).any():
+        raise PrefkitError(f"{path}: soft labels must be probabilities that sum to 1 per row")
+    return t
+
+
+def eval_sample(table: PairTable, rows: int, seed: int) -> PairTable:
+    """The rows evaluated during training: all of them, or a seeded sample of `rows` (0: all). Evaluating a
+    whole validation fold every `eval_every` steps, with swap TTA, costs hours on a T4 (a fifth of LMSYS is
+    11,500 rows); the fold's full prediction (the OOF) comes once, after training."""
+    if not rows or len(table) <= rows:
+        return table
+    keep = np.sort(np.random.default_rng([seed, 7]).choice(len(table), rows, replace=False))
+    return PairTable(table.frame.iloc[keep].reset_index(drop=True), table.source)
+
+
+class PairTrainData:
+    """`train.TrainData` for the classifier. Example i of an epoch is row i % n, swapped when i >= n
+    ("both") or when that epoch's seeded coin says so ("random")."""
+
+    def __init__(self, ids: list[np.ndarray], ids_swapped: list[np.ndarray] | None, targets: np.ndarray,
+                 swap: str, batch_size: int, seed: int, pad_id: int, names: list[str] | None = None):
+        self.ids, self.ids_swapped, self.targets = ids, ids_swapped, targets
+        self.swap, self.batch_size, self.seed, self.pad_id = swap, batch_size, seed, pad_id
+        self.names = names
+        self.n = len(ids)
+        self.len = np.array([len(x) for x in ids])
+        self.len_swapped = None if ids_swapped is None else np.array([len(x) for x in ids_swapped])
+
+    def _flips(self, epoch: int) -> np.ndarray:
+        if self.swap == "random":
+            return np.random.default_rng([self.seed, epoch, 1]).random(self.n) < 0.5
+        if self.swap == "both":
+            return np.r_[np.zeros(self.n, bool), np.ones(self.n, bool)]
+        return np.zeros(self.n, bool)
+
+    def batches(self, epoch: int, world: int = 1) -> list[np.ndarray]:
+        flips = self._flips(epoch)
+        rows = np.arange(len(flips)) % self.n
+        lengths = np.where(flips, self.len_swapped[rows] if self.len_swapped is not None else 0, self.len[rows])
+        return train_batches(lengths, self.batch_size, self.seed, epoch, world)
+
+    def describe(self, batch: np.ndarray, epoch: int) -> str:
+        flips = self._flips(epoch)[batch]
+        rows = batch % self.n
+        names = [self.names[r] if self.names is not None else f"#{r}" for r in rows]
+        return ", ".join(f"id {n!r}" + (" (A/B swapped)" if f else "") for n, f in zip(names, flips))
+
+    def collate(self, batch: np.ndarray, epoch: int) -> dict[str, torch.Tensor]:
+        flips = self._flips(epoch)[batch]
+        rows = batch % self.n
+        seqs = [self.ids_swapped[r] if f else self.ids[r] for r, f in zip(rows, flips)]
+        targets = np.where(flips[:, None], swap_probs(self.targets[rows]), self.targets[rows])
+        return {**collate(seqs, self.pad_id), "targets": torch.from_numpy(targets)}
+
+    def loss(self, model: Any, tensors: dict[str, torch.Tensor]) -> tuple[torch.Tensor, int]:
+        logits = model(input_ids=tensors["input_ids"], attention_mask=tensors["attention_mask"], use_cache=False).logits
+        return torch.nn.functional.cross_entropy(logits.float(), tensors["targets"]), len(logits)
