@@ -85,7 +85,7 @@ def test_grad_scaler_state_survives_a_checkpoint(tmp_path):
 
 def test_cv_and_ensemble_hold_one_model_at_a_time(tmp_path, monkeypatch):
     """With the cycle collector off, a fold's model must be gone before the next one is built: only the
-    explicit release frees a model that sits in reference cycles (4-bit parameters point at their module)."""
+    explicit release frees a model that sits in reference cycles (the peft models fold ensembling loads do)."""
     pytest.importorskip("bitsandbytes")
     import prefkit.reward_model as rm
     from prefkit.data.arena import write_lmsys_csv

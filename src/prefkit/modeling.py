@@ -77,9 +77,10 @@ def precision(dtype: torch.dtype, device: torch.device | str):
 
 
 def release(acc: Any = None) -> None:
-    """Give back the memory of models that are no longer referenced. A QLoRA model sits in reference cycles
-    (bitsandbytes' 4-bit parameters point back at their module), so dropping the last reference does not free
-    it until the cycle collector runs: without this, fold k's model is still on the GPU when fold k+1 loads."""
+    """Give back the memory of models that are no longer referenced. Models can sit in reference cycles (seen
+    here: a plain transformers classifier, and the peft model `load_trained` returns, stay alive after their
+    last reference goes, until the cycle collector runs), so dropping references is not enough: without this,
+    fold k's model can still be on the GPU when fold k+1 loads."""
     if acc is not None:
         acc.free_memory()  # the accelerator's own references to prepared models and optimizers
     gc.collect()
