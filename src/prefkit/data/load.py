@@ -52,8 +52,8 @@ def detect_format(path: Path) -> str:
             return "lmsys" if pa.types.is_list(schema.field("prompt").type) else "wsdm"
         raise PrefkitError(f"{path}: cannot tell the format of this parquet file; {generic_hint}")
     head = _head(path)
-    if not head.strip():
-        raise TableBuilder(str(path)).fail(None, "is empty (0 bytes)" if not head else "is empty (only blank lines)")
+    if not head.strip():  # (a file of 0 bytes is refused before detection)
+        raise TableBuilder(str(path)).fail(None, "is empty (only blank lines)")
     if name.endswith((".jsonl", ".json")):
         first = head.lstrip().split("\n", 1)[0]
         try:

@@ -92,15 +92,13 @@ def check_mounts(cfg) -> None:
                            "a Kaggle model (kaggle.model_sources) or dataset (kaggle.dataset_sources) and set model.path "
                            "to where it is mounted (override it for the bundle: model.path=/kaggle/input/...)")
     parts = path[len(KAGGLE_INPUT):].strip("/").split("/")
-    mounts = {f"/kaggle/input/{'/'.join(m.split('/')[1:5])}": f"kaggle.model_sources {m!r}" for m in kc.model_sources}
-    mounts.update({f"/kaggle/input/{d.split('/')[-1]}": f"kaggle.dataset_sources {d!r}" for d in kc.dataset_sources})
-    mounts[f"/kaggle/input/{kc.competition}"] = f"the competition {kc.competition!r}"
-    for mount in mounts:
-        mount_parts = mount[len(KAGGLE_INPUT):].strip("/").split("/")
-        if parts[: len(mount_parts)] == mount_parts:
-            return
+    mounts = [m.split("/")[1:5] for m in kc.model_sources]  # owner/model/framework/variation/version
+    mounts += [[d.split("/")[-1]] for d in kc.dataset_sources] + [[kc.competition]]
+    if any(parts[: len(m)] == m for m in mounts):
+        return
     raise PrefkitError(
-        f"model.path {path!r}: no source of the kernel mounts it (mounted: {', '.join(sorted(mounts)) or 'nothing'}). "
+        f"model.path {path!r}: no source of the kernel mounts it (mounted: "
+        f"{', '.join(KAGGLE_INPUT + '/'.join(m) for m in mounts)}). "
         f"Add the model to kaggle.model_sources as OWNER/{'/'.join(parts[:4])}, or the dataset holding it to "
         f"kaggle.dataset_sources as OWNER/{parts[0]}"
     )

@@ -72,7 +72,7 @@ def render_kernel(kind: str, run_dir: str | Path, bundle: str | Path, out: str |
         raise PrefkitError(f"{bundle}: not a bundle (no dataset-metadata.json); make one with `prefkit kaggle bundle`")
     dataset = json.loads(meta_file.read_text())["id"]
     cfg = load_config(run_dir / "config.yaml", overrides)
-    kernel_title(cfg.kaggle.kernel, cfg.kaggle.title)  # Kaggle's rules, before anything is written
+    metadata = kernel_metadata(cfg, kind, dataset)  # Kaggle's naming rules checked before anything is written
     template = kernel_template("common") + kernel_template(kind)
     slug = dataset.split("/", 1)[1]
     script = string.Template(template).substitute(
@@ -80,5 +80,5 @@ def render_kernel(kind: str, run_dir: str | Path, bundle: str | Path, out: str |
         train_path=f"/kaggle/input/{cfg.kaggle.competition}/train.csv", minimum=repr(kernel_minimums()),
     )
     write_text(out / "kernel.py", script)
-    write_json(out / "kernel-metadata.json", kernel_metadata(cfg, kind, dataset))
+    write_json(out / "kernel-metadata.json", metadata)
     return out
