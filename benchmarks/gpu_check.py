@@ -94,6 +94,7 @@ def _ids(n: int, length: int, vocab: int, seed: int = 0) -> list[np.ndarray]:
 def train_phase(preset: str, sizes: dict, cap: bool, sft: bool) -> dict:
     from prefkit.cot.formats import IGNORE
     from prefkit.cot.sft import CompletionData
+    from prefkit.heads import make_head
     from prefkit.pair_data import PairTrainData
     from prefkit.train import fit, make_accelerator
 
@@ -109,7 +110,7 @@ def train_phase(preset: str, sizes: dict, cap: bool, sft: bool) -> dict:
         data = CompletionData(samples, rows, 0, 0)
     else:
         targets = np.eye(3, dtype=np.float32)[np.arange(n) % 3]
-        data = PairTrainData(ids, None, targets, "none", rows, 0, 0)
+        data = PairTrainData(make_head(cfg), ids, None, targets, "none", rows, 0, 0)
     with tempfile.TemporaryDirectory() as tmp:
         harness.sync()
         t0 = time.perf_counter()
@@ -128,6 +129,7 @@ def train_phase(preset: str, sizes: dict, cap: bool, sft: bool) -> dict:
 
 
 def infer_phase(preset: str, sizes: dict, cap: bool) -> dict:
+    from prefkit.heads import make_head
     from prefkit.modeling import compute_dtype
     from prefkit.predictor import predict_logits
 
@@ -137,12 +139,13 @@ def infer_phase(preset: str, sizes: dict, cap: bool) -> dict:
     seqs = _ids(rows, length, _vocab(cfg))
     swapped = _ids(rows, length, _vocab(cfg), seed=1)  # the swapped order: a second pass over as many tokens
     dtype = compute_dtype(cfg.model.dtype)
-    predict_logits(model, seqs[:1], 0, sizes["batch_tokens"], True, "warm-up", dtype)
+    head = make_head(cfg)
+    predict_logits(model, head, seqs[:1], 0, sizes["batch_tokens"], True, "warm-up", dtype)
     harness.reset_peak()
     harness.sync()
     t0 = time.perf_counter()
-    logits, stats = predict_logits(model, seqs, 0, sizes["batch_tokens"], True, "predict", dtype)
-    logits_s, _ = predict_logits(model, swapped, 0, sizes["batch_tokens"], True, "predict (swapped)", dtype)
+    logits, stats = predict_logits(model, head, seqs, 0, sizes["batch_tokens"], True, "predict", dtype)
+    logits_s, _ = predict_logits(model, head, swapped, 0, sizes["batch_tokens"], True, "predict (swapped)", dtype)
     harness.sync()
     seconds = time.perf_counter() - t0
     tokens = 2 * rows * length

@@ -63,7 +63,7 @@ def main() -> None:
 
             model = build_model(cfg, "seq_cls", learner.pad_id, learner.vocab_size, trainable=False)
             for name, sort in (("plain", False), ("sorted", True)):
-                _, stats = predict_logits(model, ids, learner.pad_id, cfg.predict.batch_tokens, sort, name)
+                _, stats = predict_logits(model, learner.head, ids, learner.pad_id, cfg.predict.batch_tokens, sort, name)
                 row[f"{name}_rows_per_s"] = stats["rows_per_s"]
             row["speedup_sorted_vs_plain"] = round(row["sorted_rows_per_s"] / row["plain_rows_per_s"], 3)
         rows.append(row)

@@ -92,7 +92,7 @@ def variant(args) -> dict:
             if args.variant == "sorted":
                 real, padded = sorted_fixed(model, ids, learner.pad_id, batch, device)
             else:
-                predict_logits(model, ids, learner.pad_id, batch_tokens, True, "budget")
+                predict_logits(model, learner.head, ids, learner.pad_id, batch_tokens, True, "budget")
                 from prefkit.batching import predict_batches
 
                 lengths = np.array([len(x) for x in ids])

@@ -77,7 +77,8 @@ def plain(cfg, learner, table, out: Path) -> dict:
 
 def prefkit_loop(cfg, learner, table, out: Path) -> dict:
     from prefkit.modeling import build_model
-    from prefkit.pair_data import PairTrainData, hard_targets
+    from prefkit.metrics import hard_targets
+    from prefkit.pair_data import PairTrainData
     from prefkit.train import fit, make_accelerator
 
     tc = cfg.train
@@ -85,7 +86,7 @@ def prefkit_loop(cfg, learner, table, out: Path) -> dict:
     harness.reset_peak()
     t0 = time.perf_counter()
     ids = learner.renderer.render(table).input_ids
-    data = PairTrainData(ids, None, hard_targets(table.frame["label"]), "none", tc.batch_size, tc.seed, learner.pad_id)
+    data = PairTrainData(learner.head, ids, None, hard_targets(table.frame["label"], 3), "none", tc.batch_size, tc.seed, learner.pad_id)
     lengths = data.len
     acc = make_accelerator(cfg)
     batches = data.batches(0, acc.num_processes)

@@ -12,6 +12,10 @@ import pytest
 import torch
 
 from tests.conftest import HH, need_shared
+from prefkit.competition import COMPETITIONS
+from prefkit.heads import Classifier
+
+CLS3 = Classifier(COMPETITIONS["lmsys"])  # the A/B/tie head
 
 CONFIG = Path(__file__).resolve().parents[1] / "configs" / "rm" / "gemma3_270m_cpu.yaml"
 
@@ -40,7 +44,7 @@ def _logits(dtype: str, rows) -> np.ndarray:
 
     seqs, names, pad, vocab = rows
     model = build_model(load_config(CONFIG, [f"model.dtype={dtype}"]), "seq_cls", pad, vocab, trainable=False)
-    logits, _ = predict_logits(model, seqs, pad, 4096, True, dtype, getattr(torch, dtype), names)
+    logits, _ = predict_logits(model, CLS3, seqs, pad, 4096, True, dtype, getattr(torch, dtype), names)
     return logits
 
 

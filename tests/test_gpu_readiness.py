@@ -21,6 +21,10 @@ from prefkit.predictor import NonFiniteLogits, predict_logits
 from prefkit.reward_model import RewardModelLearner
 from prefkit.train import NonFiniteLoss, _load_checkpoint, _save_checkpoint, fit, make_accelerator
 from tests.test_reward_model import FAST, TINY, learnable
+from prefkit.competition import COMPETITIONS
+from prefkit.heads import Classifier
+
+CLS3 = Classifier(COMPETITIONS["lmsys"])  # the A/B/tie head
 
 ROOT = Path(__file__).resolve().parents[1]
 SFT_TINY = ROOT / "configs" / "sft" / "tiny_gemma2.yaml"
@@ -132,9 +136,9 @@ def test_no_kv_cache_in_classifier_forwards():
     model.register_forward_hook(lambda module, args, out: outputs.append(out))
     seqs = [np.arange(3, 3 + n) for n in (5, 9, 12)]
     model.eval()
-    predict_logits(model, seqs, pad_id=0, batch_tokens=64, sort=True)
+    predict_logits(model, CLS3, seqs, pad_id=0, batch_tokens=64, sort=True)
     model.train()
-    data = PairTrainData(seqs, None, np.eye(3, dtype=np.float32), "none", 3, 0, 0)
+    data = PairTrainData(CLS3, seqs, None, np.eye(3, dtype=np.float32), "none", 3, 0, 0)
     data.loss(model, data.collate(np.arange(3), 0))
     assert len(outputs) >= 2 and all(o.past_key_values is None for o in outputs)
 
@@ -205,7 +209,7 @@ class NaNOn99(torch.nn.Module):
 def test_non_finite_loss_stops_training_and_names_the_rows(tmp_path):
     seqs = [np.array([5, 6, 7])] * 6 + [np.array([5, 99, 7])] + [np.array([8, 9])] * 5
     names = [f"row{i}" for i in range(12)]
-    data = PairTrainData(seqs, None, np.eye(3, dtype=np.float32)[np.arange(12) % 3], "none", 4, 0, 0, names)
+    data = PairTrainData(CLS3, seqs, None, np.eye(3, dtype=np.float32)[np.arange(12) % 3], "none", 4, 0, 0, names)
     cfg = load_config(TINY, FAST + ["train.epochs=1", "train.batch_size=4"])
     with pytest.raises(NonFiniteLoss, match=r"not finite for micro-batch rows .*id 'row6'"):
         fit(NaNOn99(), data, cfg, tmp_path)
@@ -214,7 +218,7 @@ def test_non_finite_loss_stops_training_and_names_the_rows(tmp_path):
 def test_non_finite_logits_stop_prediction_and_name_the_rows():
     seqs = [np.array([5, 6]), np.array([5, 99]), np.array([7, 8, 9])]
     with pytest.raises(NonFiniteLogits, match=r"1 of 3 rows have non-finite logits \(ids 'b'\)"):
-        predict_logits(NaNOn99().eval(), seqs, 0, 64, True, names=["a", "b", "c"])
+        predict_logits(NaNOn99().eval(), CLS3, seqs, 0, 64, True, names=["a", "b", "c"])
 
 
 # 7. ---------------------------------------------------------------- evaluation during training, time

@@ -18,6 +18,10 @@ from prefkit.data.arena import write_lmsys_csv, write_parquet
 from prefkit.data.synthetic import make_pairs
 from prefkit.data.table import PairTable
 from tests.conftest import lmsys_row, write_lmsys
+from prefkit.competition import COMPETITIONS
+from prefkit.heads import Classifier
+
+CLS3 = Classifier(COMPETITIONS["lmsys"])  # the A/B/tie head
 
 ROOT = Path(__file__).resolve().parents[1]
 FEATURES = ROOT / "configs" / "rm" / "features_baseline.yaml"
@@ -220,7 +224,7 @@ def test_a_resumed_run_logs_each_step_once(tmp_path):
 
     cfg = load_config(TINY, FAST + ["quantization.mode=none", "train.epochs=2", "train.save_every=3"])
     seqs = [np.arange(3, 3 + n) for n in range(5, 21)]
-    data = PairTrainData(seqs, None, np.eye(3, dtype=np.float32)[np.arange(16) % 3], "none", 4, 0, 0)
+    data = PairTrainData(CLS3, seqs, None, np.eye(3, dtype=np.float32)[np.arange(16) % 3], "none", 4, 0, 0)
     fit(build_model(cfg, "seq_cls", 0, 259), data, cfg, tmp_path)  # 8 steps; the last checkpoint is at step 6
     fit(build_model(cfg, "seq_cls", 0, 259), data, cfg, tmp_path, resume=True)
     steps = [json.loads(x)["step"] for x in (tmp_path / "log.jsonl").read_text().splitlines()]

@@ -30,6 +30,10 @@ from prefkit.pair_data import PairTrainData
 from prefkit.reward_model import RewardModelLearner
 from prefkit.train import trainable_state
 from tests.conftest import HH, need_shared
+from prefkit.competition import COMPETITIONS
+from prefkit.heads import Classifier
+
+CLS3 = Classifier(COMPETITIONS["lmsys"])  # the A/B/tie head
 
 ROOT = Path(__file__).resolve().parents[1]
 TINY = ROOT / "configs" / "rm" / "tiny_gemma2.yaml"
@@ -129,7 +133,7 @@ def test_soft_labels_and_swapped_targets():
     ids = [np.array([5, 6, 7]), np.array([5, 6])]
     swapped = [np.array([9, 9, 9, 9]), np.array([8])]
     targets = np.array([[0.7, 0.2, 0.1], [0.1, 0.3, 0.6]], dtype=np.float32)
-    data = PairTrainData(ids, swapped, targets, "both", batch_size=4, seed=0, pad_id=0)
+    data = PairTrainData(CLS3, ids, swapped, targets, "both", batch_size=4, seed=0, pad_id=0)
     t = data.collate(np.array([0, 3]), epoch=0)  # row 0 as is, row 1 swapped
     assert t["input_ids"].tolist() == [[5, 6, 7], [8, 0, 0]] and t["attention_mask"].tolist() == [[1, 1, 1], [1, 0, 0]]
     assert np.allclose(t["targets"].numpy(), [[0.7, 0.2, 0.1], [0.3, 0.1, 0.6]])

@@ -59,11 +59,11 @@ def test_classify_requests_and_probabilities():
     seqs = [np.array([2, 10, 11]), np.array([2, 12])]
     assert classify_requests(seqs) == [{"prompt_token_ids": [2, 10, 11]}, {"prompt_token_ids": [2, 12]}]
     out = [NS(outputs=NS(probs=[0.7, 0.2, 0.1])), NS(outputs=NS(probs=[0.1, 0.1, 0.8]))]
-    assert probs_from(out, 2).tolist() == [[0.7, 0.2, 0.1], [0.1, 0.1, 0.8]]
+    assert probs_from(out, 2, 3).tolist() == [[0.7, 0.2, 0.1], [0.1, 0.1, 0.8]]
     with pytest.raises(RuntimeError, match="1 results for 2 rows"):
-        probs_from(out[:1], 2)
+        probs_from(out[:1], 2, 3)
     with pytest.raises(RuntimeError, match="sum to 1"):
-        probs_from([NS(outputs=NS(probs=[5.0, 1.0, 0.0]))] * 2, 2)
+        probs_from([NS(outputs=NS(probs=[5.0, 1.0, 0.0]))] * 2, 2, 3)
 
 
 def test_reward_model_merged_for_vllm_matches_the_adapter(tmp_path, run_cli):
@@ -96,3 +96,21 @@ def test_reward_model_merged_for_vllm_matches_the_adapter(tmp_path, run_cli):
     r = run_cli("predict", "--run", run, "--test", tmp_path / "a.csv", "--out", tmp_path / "s.csv", "predict.backend=vllm")
     if importlib.util.find_spec("vllm") is None:
         assert r.code == 2 and "vllm is not installed" in r.err and not (tmp_path / "s.csv").exists()
+
+
+def test_judge_request_and_answer_logprobs():
+    """The lm_tokens judge on vLLM: one greedy token among the answers, the logprobs after the allowed-token mask."""
+    import numpy as np
+
+    from prefkit.vllm_backend import JUDGE_ENGINE, judge_params, logprobs_from
+
+    assert judge_params([65, 66, 84]) == {"max_tokens": 1, "temperature": 0.0, "allowed_token_ids": [65, 66, 84],
+                                          "logprobs": 3}
+    assert JUDGE_ENGINE == {"enable_prefix_caching": True, "logprobs_mode": "processed_logprobs"}
+    lp = lambda d: NS(outputs=[NS(logprobs=[{t: NS(logprob=v) for t, v in d.items()}])])
+    out = [lp({66: -0.2, 65: -1.8, 84: -3.0}), lp({84: -0.1, 65: -2.5, 66: -3.5})]
+    assert np.allclose(logprobs_from(out, 2, [65, 66, 84]), [[-1.8, -0.2, -3.0], [-2.5, -3.5, -0.1]])
+    with pytest.raises(RuntimeError, match="no log-probability for answer token 84"):
+        logprobs_from([lp({65: -0.1, 66: -2.0})], 1, [65, 66, 84])
+    with pytest.raises(RuntimeError, match="1 results for 2 rows"):
+        logprobs_from(out[:1], 2, [65, 66, 84])

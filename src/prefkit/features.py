@@ -98,9 +98,10 @@ def feature_names() -> list[str]:
 
 
 class FeatureModel:
-    def __init__(self, cfg: FeaturesConfig, seed: int = 0):
+    def __init__(self, cfg: FeaturesConfig, seed: int = 0, classes: int = len(LABELS)):
         self.cfg = cfg
         self.seed = seed
+        self.classes = classes  # the competition's labels: 3 (A, B, tie) or 2 (A, B)
         self.estimator = None
 
     def _new_estimator(self):
@@ -135,8 +136,8 @@ class FeatureModel:
         return self
 
     def _proba(self, X: np.ndarray) -> np.ndarray:
-        """3 columns even when training saw only some classes (HH-RLHF has no ties)."""
-        p = np.zeros((len(X), len(LABELS)))
+        """A column per class, even when training saw only some (HH-RLHF has no ties)."""
+        p = np.zeros((len(X), self.classes))
         p[:, self.estimator.classes_] = self.estimator.predict_proba(X)
         return p
 
@@ -153,7 +154,7 @@ class FeatureModel:
         from prefkit.io import atomic_path
 
         with atomic_path(path) as tmp:
-            joblib.dump({"cfg": self.cfg, "seed": self.seed, "estimator": self.estimator,
+            joblib.dump({"cfg": self.cfg, "seed": self.seed, "classes": self.classes, "estimator": self.estimator,
                          "features": feature_names()}, tmp)
 
     @classmethod
@@ -164,6 +165,6 @@ class FeatureModel:
             raise PrefkitError(f"{path}: no trained model here (run `prefkit train` first)") from None
         if state.get("features") != feature_names():
             raise PrefkitError(f"{path}: trained with another feature set; train it again with this prefkit")
-        model = cls(state["cfg"], state["seed"])
+        model = cls(state["cfg"], state["seed"], state.get("classes", len(LABELS)))
         model.estimator = state["estimator"]
         return model

@@ -1,6 +1,7 @@
 """What CV, train and predict need from a model kind: fit into a folder, predict a table, load a folder.
 
-Two kinds: `features` (the baseline) and `seq_cls` (the transformer reward model). A folder holds one
+Two kinds: `features` (the baseline) and `seq_cls` (the transformer reward model, any head of `prefkit.heads`).
+Both predict probabilities over the competition's labels (`prefkit.competition`). A folder holds one
 trained model and, written last, `trained.json`: a folder without it is unfinished (a crash, or training
 still going) and is neither used for prediction nor skipped on `--resume`.
 """
@@ -13,6 +14,7 @@ from typing import Protocol
 
 import numpy as np
 
+from prefkit.competition import of
 from prefkit.config import Config
 from prefkit.data.table import SWAPPED_LABEL, PairTable
 from prefkit.dist import is_main, wait
@@ -29,7 +31,7 @@ class Learner(Protocol):
     def fit(self, train: PairTable, valid: PairTable | None, out: Path, resume: bool = False) -> list[dict]: ...
 
     def predict(self, table: PairTable) -> tuple[np.ndarray, dict]:
-        """Probabilities (A, B, tie) of every row, and the prediction statistics."""
+        """Probabilities of the competition's labels (A, B[, tie]) for every row, and the prediction statistics."""
 
     def release(self) -> None:
         """Drop the trained model and give its memory back."""
@@ -59,7 +61,7 @@ class FeatureLearner:
 
     def fit(self, train: PairTable, valid: PairTable | None, out: Path, resume: bool = False) -> list[dict]:
         check_classes(train, self.cfg.train.swap_augment)
-        self.model = FeatureModel(self.cfg.features, self.cfg.train.seed).fit(
+        self.model = FeatureModel(self.cfg.features, self.cfg.train.seed, len(of(self.cfg).labels)).fit(
             table_features(train), train.frame["label"].to_numpy(), self.cfg.train.swap_augment
         )
         if is_main():

@@ -1,7 +1,8 @@
-"""Scores of 3-way predictions (A wins, B wins, tie): log loss, accuracy, calibration; a reliability plot.
+"""Scores of predicted probabilities over the competition's labels (A, B[, tie]): log loss, accuracy,
+calibration; a reliability plot. The number of labels is the number of probability columns.
 
-Log loss is scikit-learn's with the three classes named, so a fold without ties is still scored over three
-columns. Probabilities are clipped to [eps, 1 - eps] and renormalised first, as Kaggle's scorer does.
+Log loss is scikit-learn's with every class named, so a fold without ties is still scored over all columns.
+Probabilities are clipped to [eps, 1 - eps] and renormalised first, as Kaggle's scorer does.
 """
 
 from __future__ import annotations
@@ -12,15 +13,31 @@ import numpy as np
 from scipy.special import softmax
 from sklearn.metrics import log_loss
 
-from prefkit.data.table import LABELS, SWAP_INDEX
+from prefkit.competition import swap_index
+from prefkit.data.table import LABELS
 from prefkit.io import save_figure
 
-LABEL_INDEX = {label: i for i, label in enumerate(LABELS)}
-UNIFORM_LOGLOSS = float(np.log(3.0))  # 1.0986: predicting 1/3 for everything
+LABEL_INDEX = {label: i for i, label in enumerate(LABELS)}  # a, b, tie: the order of every label set
+UNIFORM_LOGLOSS = float(np.log(3.0))  # 1.0986: predicting 1/3 for everything (LMSYS)
+
+
+def uniform_logloss(k: int) -> float:
+    """Log loss of predicting 1/k for every class: log 3 = 1.0986 (LMSYS), log 2 = 0.6931 (WSDM)."""
+    return float(np.log(k))
 
 
 def label_ids(labels) -> np.ndarray:
     return np.array([LABEL_INDEX[x] for x in labels], dtype=np.int64)
+
+
+def hard_targets(labels, k: int) -> np.ndarray:
+    """One-hot targets over k classes."""
+    y = label_ids(labels)
+    if len(y) and y.max() >= k:
+        raise ValueError(f"label {LABELS[y.max()]!r} outside the {k} classes")
+    t = np.zeros((len(y), k), dtype=np.float32)
+    t[np.arange(len(y)), y] = 1.0
+    return t
 
 
 def clip_normalise(probs: np.ndarray, eps: float = 1e-15) -> np.ndarray:
@@ -45,7 +62,7 @@ def score(probs: np.ndarray, labels) -> dict:
     y = label_ids(labels)
     p = clip_normalise(probs)
     return {
-        "logloss": float(log_loss(y, p, labels=[0, 1, 2])),
+        "logloss": float(log_loss(y, p, labels=list(range(p.shape[1])))),
         "accuracy": float((p.argmax(axis=1) == y).mean()),
         "ece": expected_calibration_error(p, y),
         "n": int(len(y)),
@@ -54,7 +71,7 @@ def score(probs: np.ndarray, labels) -> dict:
 
 def swap_probs(p: np.ndarray) -> np.ndarray:
     """Probabilities (or targets) of the A/B-swapped row mapped back: P(A) and P(B) exchange, P(tie) stays."""
-    return p[:, SWAP_INDEX]
+    return p[:, swap_index(p.shape[1])]
 
 
 def apply_temperature(probs: np.ndarray, temperature: float) -> np.ndarray:
@@ -67,7 +84,8 @@ def fit_temperature(probs: np.ndarray, labels) -> float:
     from scipy.optimize import minimize_scalar
 
     y = label_ids(labels)
-    res = minimize_scalar(lambda t: log_loss(y, apply_temperature(probs, t), labels=[0, 1, 2]),
+    classes = list(range(np.shape(probs)[1]))
+    res = minimize_scalar(lambda t: log_loss(y, apply_temperature(probs, t), labels=classes),
                           bounds=(0.05, 20.0), method="bounded")
     return float(res.x)
 
@@ -83,7 +101,7 @@ def reliability_plot(probs: np.ndarray, labels, path: str | Path, n_bins: int = 
     p = clip_normalise(probs)
     fig, ax = plt.subplots(figsize=(5, 5))
     ax.plot([0, 1], [0, 1], color="grey", lw=1, ls="--", label="perfect")
-    for k, name in enumerate(("A wins", "B wins", "tie")):
+    for k, name in enumerate(("A wins", "B wins", "tie")[: p.shape[1]]):
         bins = np.minimum((p[:, k] * n_bins).astype(int), n_bins - 1)
         xs, ys = [], []
         for b in range(n_bins):

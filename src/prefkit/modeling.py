@@ -1,7 +1,7 @@
 """The backbone from config: where it comes from, its dtype, quantization, attention, LoRA.
 
-One loader for both heads: `task="seq_cls"` (reward model: a 3-label sequence classifier) and
-`task="causal_lm"` (chain-of-thought students). Choices live in config (`model`, `quantization`, `lora`),
+One loader for both tasks: `task="seq_cls"` (a reward model's sequence classifier, as many outputs as its
+head has: `prefkit.heads`) and `task="causal_lm"` (chain-of-thought students, and the lm_tokens judge). Choices live in config (`model`, `quantization`, `lora`),
 as TRL does with `get_quantization_config` / `get_peft_config`, never in flags deep inside training code.
 
 Facts this module encodes:
@@ -94,7 +94,7 @@ def local_device() -> torch.device:
     return torch.device("cpu")
 
 
-def _hf_config(m: ModelConfig, task: str, pad_token_id: int | None, vocab_size: int | None):
+def _hf_config(m: ModelConfig, task: str, pad_token_id: int | None, vocab_size: int | None, width: int | None):
     from transformers import AutoConfig
 
     if m.path is not None:
@@ -112,8 +112,8 @@ def _hf_config(m: ModelConfig, task: str, pad_token_id: int | None, vocab_size: 
             raise PrefkitError(f"model.random_init: {e}") from None
     else:
         raise PrefkitError("model.path is not set (and no model.random_init): which backbone?")
-    if task == "seq_cls":
-        config.num_labels = m.num_labels
+    if task == "seq_cls" and not (m.path is not None and config.num_labels == 1 and width > 1):
+        config.num_labels = width  # (a single-score reward model keeps its one output until `_widen_head`)
     if pad_token_id is not None and getattr(config, "pad_token_id", None) is None:
         config.pad_token_id = pad_token_id  # batches of more than one row need it
     if config.model_type in SOFTCAPPED and not m.softcapping:
@@ -167,7 +167,12 @@ def build_model(cfg: Config, task: str = "seq_cls", pad_token_id: int | None = N
     set_seed(cfg.train.seed)
     m = cfg.model
     dtype = compute_dtype(m.dtype)
-    config = _hf_config(m, task, pad_token_id, vocab_size)
+    width = None
+    if task == "seq_cls":
+        from prefkit.heads import make_head
+
+        width = make_head(cfg).outputs
+    config = _hf_config(m, task, pad_token_id, vocab_size, width)
     if task == "seq_cls" or trainable:  # a classifier or a training forward has no use for a KV cache (GBs at 8k tokens)
         config.use_cache = False
     quant = _quantization_config(cfg, dtype)
@@ -198,6 +203,8 @@ def build_model(cfg: Config, task: str = "seq_cls", pad_token_id: int | None = N
             del random_model
             source = Path(tmp)
         model = auto.from_pretrained(str(source), **kwargs)
+    if width is not None and model.config.num_labels != width:
+        _widen_head(model, width)
     if quant is None:
         model.to(device)
     if not trainable:
@@ -216,6 +223,30 @@ def build_model(cfg: Config, task: str = "seq_cls", pad_token_id: int | None = N
         if p.requires_grad and p.dtype != torch.float32:
             p.data = p.data.float()
     return model
+
+
+def _widen_head(model: Any, width: int) -> None:
+    """A single-score reward model's head, given `width` outputs: its score stays output 0 and the new outputs
+    start at zero (the Bradley-Terry head's tie term: nu = 1, a third of the mass on ties at equal scores)."""
+    name = head_name(model)
+    old = getattr(model, name)
+    layer = old.out_proj if hasattr(old, "out_proj") else old  # RoBERTa-style heads end in out_proj
+    if not isinstance(layer, torch.nn.Linear) or layer.out_features != 1:
+        raise PrefkitError(f"model.path: the {name} head of this single-score model is not one linear output")
+    new = torch.nn.Linear(layer.in_features, width, bias=layer.bias is not None, device=layer.weight.device,
+                          dtype=layer.weight.dtype)
+    with torch.no_grad():
+        new.weight.zero_()
+        new.weight[:1] = layer.weight
+        if layer.bias is not None:
+            new.bias.zero_()
+            new.bias[:1] = layer.bias
+    if layer is old:
+        setattr(model, name, new)
+    else:
+        old.out_proj = new
+    model.config.num_labels = width
+    model.num_labels = width
 
 
 def _checkpointing(model: Any) -> None:

@@ -1,5 +1,6 @@
-"""Training data of the reward model: hard or soft 3-way targets, the seeded evaluation sample, and
-`PairTrainData`, the `train.TrainData` of rendered pairs with A/B swap augmentation."""
+"""Training data of the reward model: soft targets from a teacher's file, the seeded evaluation sample, and
+`PairTrainData`, the `train.TrainData` of rendered rows (one or more sequences each, as the head wants) with
+A/B swap augmentation."""
 
 from __future__ import annotations
 
@@ -10,24 +11,19 @@ import pandas as pd
 import torch
 
 from prefkit.batching import collate, train_batches
-from prefkit.data.table import WINNER_COLUMNS, PairTable
+from prefkit.data.table import PairTable
 from prefkit.errors import PrefkitError
-from prefkit.metrics import LABEL_INDEX, swap_probs
+from prefkit.heads import Head
+from prefkit.metrics import swap_probs
 
 
-def hard_targets(labels) -> np.ndarray:
-    t = np.zeros((len(labels), 3), dtype=np.float32)
-    t[np.arange(len(labels)), [LABEL_INDEX[x] for x in labels]] = 1.0
-    return t
-
-
-def soft_targets(path: str, table: PairTable) -> np.ndarray:
-    """Teacher probabilities from a CSV (id, winner_model_a, winner_model_b, winner_tie) for every row."""
+def soft_targets(path: str, table: PairTable, columns: tuple[str, ...]) -> np.ndarray:
+    """Teacher probabilities from a CSV (id and the competition's probability `columns`) for every row."""
     try:
         frame = pd.read_csv(path, dtype={"id": str})
     except (OSError, ValueError) as e:
         raise PrefkitError(f"train.soft_labels {path}: cannot read ({e})") from None
-    cols = list(WINNER_COLUMNS)
+    cols = list(columns)
     missing = [c for c in ["id", *cols] if c not in frame.columns]
     if missing:
         raise PrefkitError(f"{path}: column {missing[0]!r}: missing column")
@@ -52,17 +48,24 @@ def eval_sample(table: PairTable, rows: int, seed: int) -> PairTable:
 
 
 class PairTrainData:
-    """`train.TrainData` for the classifier. Example i of an epoch is row i % n, swapped when i >= n
-    ("both") or when that epoch's seeded coin says so ("random")."""
+    """`train.TrainData` for the reward model. Example i of an epoch is row i % n, swapped when i >= n
+    ("both") or when that epoch's seeded coin says so ("random"). Row r's sequences are
+    `ids[r * per_row : (r + 1) * per_row]` (`ids_swapped` likewise, in the swapped A/B order)."""
 
-    def __init__(self, ids: list[np.ndarray], ids_swapped: list[np.ndarray] | None, targets: np.ndarray,
+    def __init__(self, head: Head, ids: list[np.ndarray], ids_swapped: list[np.ndarray] | None, targets: np.ndarray,
                  swap: str, batch_size: int, seed: int, pad_id: int, names: list[str] | None = None):
+        self.head, self.per_row = head, head.per_row
         self.ids, self.ids_swapped, self.targets = ids, ids_swapped, targets
         self.swap, self.batch_size, self.seed, self.pad_id = swap, batch_size, seed, pad_id
         self.names = names
-        self.n = len(ids)
-        self.len = np.array([len(x) for x in ids])
-        self.len_swapped = None if ids_swapped is None else np.array([len(x) for x in ids_swapped])
+        self.n = len(targets)
+        if len(ids) != self.n * self.per_row:
+            raise ValueError(f"{len(ids)} sequences for {self.n} rows of {self.per_row}")
+        self.len = self._row_lengths(ids)
+        self.len_swapped = None if ids_swapped is None else self._row_lengths(ids_swapped)
+
+    def _row_lengths(self, ids: list[np.ndarray]) -> np.ndarray:
+        return np.array([len(x) for x in ids]).reshape(-1, self.per_row).sum(axis=1)
 
     def _flips(self, epoch: int) -> np.ndarray:
         if self.swap == "random":
@@ -86,10 +89,11 @@ class PairTrainData:
     def collate(self, batch: np.ndarray, epoch: int) -> dict[str, torch.Tensor]:
         flips = self._flips(epoch)[batch]
         rows = batch % self.n
-        seqs = [self.ids_swapped[r] if f else self.ids[r] for r, f in zip(rows, flips)]
+        p = self.per_row
+        seqs = [s for r, f in zip(rows, flips) for s in (self.ids_swapped if f else self.ids)[r * p : (r + 1) * p]]
         targets = np.where(flips[:, None], swap_probs(self.targets[rows]), self.targets[rows])
-        return {**collate(seqs, self.pad_id), "targets": torch.from_numpy(targets)}
+        return {**collate(seqs, self.pad_id, left=self.head.left_pad), "targets": torch.from_numpy(targets)}
 
     def loss(self, model: Any, tensors: dict[str, torch.Tensor]) -> tuple[torch.Tensor, int]:
-        logits = model(input_ids=tensors["input_ids"], attention_mask=tensors["attention_mask"], use_cache=False).logits
-        return torch.nn.functional.cross_entropy(logits.float(), tensors["targets"]), len(logits)
+        out = self.head.forward(model, tensors)
+        return self.head.loss(out, tensors["targets"]), len(tensors["targets"])

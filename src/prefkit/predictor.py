@@ -1,6 +1,7 @@
-"""Prediction of the reward model: length-sorted, token-budgeted batches shared out over processes (one per
-GPU) and gathered back in row order, under autocast, with the lost/doubled-row and non-finite checks; and
-swap TTA, the prediction of the swapped row, swapped back, averaged in. Statistics are returned."""
+"""Prediction of the reward model: length-sorted, token-budgeted batches of sequences shared out over processes
+(one per GPU) and gathered back in order, under autocast, with the lost/doubled-row and non-finite checks; the
+head turns each row's outputs into probabilities; swap TTA averages in the prediction of the swapped row,
+swapped back. Statistics are returned."""
 
 from __future__ import annotations
 
@@ -9,11 +10,11 @@ from typing import Any
 
 import numpy as np
 import torch
-from scipy.special import softmax
 from tqdm.auto import tqdm
 
 from prefkit.batching import collate, padding_ratio, predict_batches, shard
 from prefkit.errors import PrefkitError
+from prefkit.heads import Head
 from prefkit.metrics import swap_probs
 from prefkit.modeling import precision
 
@@ -23,19 +24,19 @@ class NonFiniteLogits(PrefkitError):
 
 
 @torch.inference_mode()
-def predict_logits(model: Any, seqs: list[np.ndarray], pad_id: int, batch_tokens: int, sort: bool,
+def predict_logits(model: Any, head: Head, seqs: list[np.ndarray], pad_id: int, batch_tokens: int, sort: bool,
                    desc: str = "predict", dtype: torch.dtype = torch.float32,
                    names: list[str] | None = None) -> tuple[np.ndarray, dict]:
-    """Logits of every row, in row order, computed under autocast to `dtype`. Batches are shared out over
-    processes and gathered back; a check makes sure that no row is lost or predicted twice, and rows whose
-    logits are not finite stop prediction with their ids (`names`) listed."""
+    """The head's outputs for every sequence, in order, computed under autocast to `dtype`. Batches are shared
+    out over processes and gathered back; a check makes sure that no sequence is lost or predicted twice, and
+    sequences whose outputs are not finite stop prediction with their rows' ids (`names`, one per sequence)."""
     from accelerate.utils import gather_object
 
     from prefkit.dist import state as dist_state
 
     state = dist_state()
     if not seqs:
-        return np.zeros((0, 3)), {"rows": 0, "seconds": 0.0, "rows_per_s": 0.0, "padding_ratio": 0.0,
+        return np.zeros((0, head.outputs)), {"rows": 0, "seconds": 0.0, "rows_per_s": 0.0, "padding_ratio": 0.0,
                                   "processes": state.num_processes}
     lengths = np.array([len(s) for s in seqs])
     batches = predict_batches(lengths, batch_tokens, sort)
@@ -46,41 +47,44 @@ def predict_logits(model: Any, seqs: list[np.ndarray], pad_id: int, batch_tokens
     with tqdm(total=sum(len(b) for b in mine), desc=desc, unit="row", disable=not state.is_main_process,
               mininterval=1.0) as bar:
         for b in mine:
-            t = collate([seqs[i] for i in b], pad_id)
+            t = collate([seqs[i] for i in b], pad_id, left=head.left_pad)
             with precision(dtype, device):
-                logits = model(input_ids=t["input_ids"].to(device), attention_mask=t["attention_mask"].to(device),
-                               use_cache=False).logits
+                logits = head.forward(model, {k: v.to(device) for k, v in t.items()})
             results.append((b.tolist(), logits.float().cpu().numpy()))
             bar.update(len(b))
     if state.num_processes > 1:
         results = gather_object(results)
     index = np.array([i for b, _ in results for i in b], dtype=np.int64)
     if len(index) != len(seqs) or not np.array_equal(np.sort(index), np.arange(len(seqs))):
-        raise RuntimeError(f"prediction lost or doubled rows: {len(index)} predictions for {len(seqs)} rows")
+        raise RuntimeError(f"prediction lost or doubled sequences: {len(index)} predictions for {len(seqs)}")
     out = np.zeros((len(seqs), results[0][1].shape[1]), dtype=np.float64)
     out[index] = np.concatenate([l for _, l in results])
     bad = np.flatnonzero(~np.isfinite(out).all(axis=1))
     if len(bad):
         shown = ", ".join(repr(names[i]) if names is not None else f"#{i}" for i in bad[:10])
-        raise NonFiniteLogits(f"{desc}: {len(bad)} of {len(seqs)} rows have non-finite logits (ids {shown}"
+        raise NonFiniteLogits(f"{desc}: {len(bad)} of {len(seqs)} sequences have non-finite logits (ids {shown}"
                               f"{', ...' if len(bad) > 10 else ''}). In fp16 this is usually an activation overflow: "
                               "try model.dtype=bfloat16 where the GPU has it, or float32")
     seconds = time.perf_counter() - t0
-    stats = {"rows": len(seqs), "seconds": round(seconds, 3), "rows_per_s": round(len(seqs) / max(seconds, 1e-9), 2),
+    rows = len(seqs) // head.per_row
+    stats = {"rows": rows, "seconds": round(seconds, 3), "rows_per_s": round(rows / max(seconds, 1e-9), 2),
              "padding_ratio": round(padding_ratio(batches, lengths), 4), "processes": state.num_processes}
     return out, stats
 
 
-def predict_pairs(model: Any, rendered: tuple[list[np.ndarray], list[np.ndarray] | None], pad_id: int,
+def predict_pairs(model: Any, head: Head, rendered: tuple[list[np.ndarray], list[np.ndarray] | None], pad_id: int,
                   batch_tokens: int, sort: bool, dtype: torch.dtype, desc: str = "predict",
                   names: list[str] | None = None) -> tuple[np.ndarray, dict]:
-    """Class probabilities of rendered rows (and of their swapped renderings, swapped back and averaged in when
+    """Label probabilities of rendered rows (and of their swapped renderings, swapped back and averaged in when
     given), with the prediction statistics."""
     ids, swapped = rendered
-    logits, stats = predict_logits(model, ids, pad_id, batch_tokens, sort, desc, dtype, names)
-    probs = softmax(logits, axis=1)
+    if names is not None and head.per_row > 1:
+        names = [n for n in names for _ in range(head.per_row)]
+    logits, stats = predict_logits(model, head, ids, pad_id, batch_tokens, sort, desc, dtype, names)
+    probs = head.probs(logits)
     if swapped is not None:
-        logits_s, stats_s = predict_logits(model, swapped, pad_id, batch_tokens, sort, f"{desc} (swapped)", dtype, names)
-        probs = (probs + swap_probs(softmax(logits_s, axis=1))) / 2
+        logits_s, stats_s = predict_logits(model, head, swapped, pad_id, batch_tokens, sort, f"{desc} (swapped)",
+                                           dtype, names)
+        probs = (probs + swap_probs(head.probs(logits_s))) / 2
         stats["seconds"] = round(stats["seconds"] + stats_s["seconds"], 3)
     return probs, stats

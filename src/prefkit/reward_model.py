@@ -1,5 +1,6 @@
-"""The reward model's learner: a transformer sequence classifier over rendered pairs (3 labels: A, B, tie)
-that trains into a folder (LoRA adapter + head, or the whole model), reloads from it and predicts tables.
+"""The reward model's learner: a transformer over rendered rows, its outputs chosen by the head
+(`prefkit.heads`: cls3, cls2, bt, lm_tokens), that trains into a folder (LoRA adapter + head, or the whole
+model), reloads from it and predicts tables.
 
 Training data: `pair_data`; prediction: `predictor`; vLLM scoring: `vllm_backend`.
 """
@@ -12,12 +13,16 @@ from typing import Any
 
 import numpy as np
 
+from prefkit.competition import of
 from prefkit.config import Config
 from prefkit.data.table import PairTable
+from prefkit.dist import log
+from prefkit.errors import PrefkitError
+from prefkit.heads import make_head
 from prefkit.learners import check_classes
-from prefkit.metrics import score, swap_probs
+from prefkit.metrics import hard_targets, score, swap_probs
 from prefkit.modeling import build_model, compute_dtype, load_trained, release
-from prefkit.pair_data import PairTrainData, eval_sample, hard_targets, soft_targets
+from prefkit.pair_data import PairTrainData, eval_sample, soft_targets
 from prefkit.predictor import predict_pairs
 from prefkit.templates import Renderer, config_tokenizer, pad_token_id
 from prefkit.train import fit, make_accelerator, save_and_clear
@@ -30,23 +35,30 @@ class RewardModelLearner:
 
     def __init__(self, cfg: Config):
         self.cfg = cfg
+        self.comp = of(cfg)
         self.tokenizer = config_tokenizer(cfg)
-        self.renderer = Renderer(self.tokenizer, cfg.template)
+        self.head = make_head(cfg, self.tokenizer)
+        self.renderer = Renderer(self.tokenizer, cfg.template, self.head.layout)
         self.pad_id = pad_token_id(self.tokenizer)
         self.vocab_size = self.tokenizer.get_vocab_size()
         self.model = None
         self.folder: Path | None = None  # the trained model's folder, once loaded
 
     def fit(self, train: PairTable, valid: PairTable | None, out: Path, resume: bool = False) -> list[dict]:
-        cfg, tc = self.cfg, self.cfg.train
+        cfg, tc, head = self.cfg, self.cfg.train, self.head
         acc = make_accelerator(cfg)
-        model = build_model(cfg, "seq_cls", self.pad_id, self.vocab_size)
-        ids = self.renderer.render(train).input_ids
-        ids_swapped = self.renderer.render(train, swap=True).input_ids if tc.swap_augment != "none" else None
-        if not tc.soft_labels:
-            check_classes(train, tc.swap_augment)
-        targets = soft_targets(tc.soft_labels, train) if tc.soft_labels else hard_targets(train.frame["label"])
-        data = PairTrainData(ids, ids_swapped, targets, tc.swap_augment, tc.batch_size, tc.seed, self.pad_id,
+        model = build_model(cfg, head.task, self.pad_id, self.vocab_size)
+        swap = "none" if head.symmetric else tc.swap_augment
+        if head.symmetric and tc.swap_augment != "none":
+            log(f"model.head={head.name} sees A and B alike: train.swap_augment={tc.swap_augment} would change nothing, skipped")
+        ids = head.sequences(self.renderer, train)
+        ids_swapped = head.sequences(self.renderer, train, swap=True) if swap != "none" else None
+        if tc.soft_labels:
+            targets = soft_targets(tc.soft_labels, train, self.comp.columns)
+        else:
+            check_classes(train, swap)
+            targets = hard_targets(train.frame["label"], len(self.comp.labels))
+        data = PairTrainData(head, ids, ids_swapped, targets, swap, tc.batch_size, tc.seed, self.pad_id,
                              names=list(train.frame["id"]))
         evaluate = None
         if valid is not None and len(valid) and tc.eval_every:
@@ -70,26 +82,32 @@ class RewardModelLearner:
         release()
 
     def _render_tta(self, table: PairTable, tta: bool | None = None) -> tuple[list[np.ndarray], list[np.ndarray] | None]:
-        tta = self.cfg.predict.swap_tta if tta is None else tta
-        swapped = self.renderer.render(table, swap=True).input_ids if tta else None
-        return self.renderer.render(table).input_ids, swapped
+        """The rows' sequences, and those of the swapped rows where swap TTA is on (never for a symmetric head)."""
+        tta = (self.cfg.predict.swap_tta if tta is None else tta) and not self.head.symmetric
+        swapped = self.head.sequences(self.renderer, table, swap=True) if tta else None
+        return self.head.sequences(self.renderer, table), swapped
 
     def _predict_rendered(self, model: Any, rendered, desc: str = "predict",
                           names: list[str] | None = None) -> tuple[np.ndarray, dict]:
         pc = self.cfg.predict
         if pc.backend == "vllm" and model is None:
             return self._predict_vllm(*rendered)
-        return predict_pairs(model, rendered, self.pad_id, pc.batch_tokens, pc.sort_by_length,
+        return predict_pairs(model, self.head, rendered, self.pad_id, pc.batch_tokens, pc.sort_by_length,
                              compute_dtype(self.cfg.model.dtype), desc, names)
 
     def _predict_vllm(self, ids: list[np.ndarray], swapped: list[np.ndarray] | None) -> tuple[np.ndarray, dict]:
-        """The same rendered rows (and swap TTA) scored by vLLM's pooling runner on the merged model."""
+        """The same rendered rows (and swap TTA) scored by vLLM on the merged model: its pooling runner for a
+        classifier head, one generated token's log-probabilities (prefix caching on) for lm_tokens."""
         from prefkit import vllm_backend
 
         work = Path(self.cfg.output_dir or ".")  # predict's own output folder: writable, unlike /kaggle/input
-        merged = vllm_backend.merged_checkpoint(self.cfg, self.folder, work, "seq_cls")
+        merged = vllm_backend.merged_checkpoint(self.cfg, self.folder, work, self.head.task)
         t0 = time.perf_counter()
-        probs = vllm_backend.classify(str(merged), ids + (swapped or []))
+        seqs = ids + (swapped or [])
+        if self.head.name == "lm_tokens":
+            probs = self.head.probs(vllm_backend.judge(str(merged), seqs, self.head.token_ids))
+        else:
+            probs = vllm_backend.classify(str(merged), seqs, self.head.outputs)
         if swapped is not None:
             probs = (probs[: len(ids)] + swap_probs(probs[len(ids):])) / 2
         seconds = time.perf_counter() - t0
@@ -97,7 +115,7 @@ class RewardModelLearner:
                        "rows_per_s": round(len(ids) / max(seconds, 1e-9), 2)}
 
     def predict(self, table: PairTable) -> tuple[np.ndarray, dict]:
-        """Probabilities (A, B, tie) of every row, and the prediction statistics."""
+        """Probabilities of the competition's labels for every row, and the prediction statistics."""
         if self.model is None and self.folder is None:
             raise RuntimeError("predict before fit or load")
         return self._predict_rendered(self.model, self._render_tta(table), names=list(table.frame["id"]))
@@ -109,8 +127,10 @@ class RewardModelLearner:
         if cfg.predict.backend == "vllm":  # vLLM loads the merged model itself; fail early where it is absent
             from prefkit.vllm_backend import require
 
+            if learner.head.per_row > 1:
+                raise PrefkitError(f"predict.backend=vllm serves the cls and lm_tokens heads; model.head="
+                                   f"{learner.head.name} predicts with predict.backend=transformers")
             require()
         else:
-            learner.model = load_trained(cfg, folder, "seq_cls", learner.pad_id, learner.vocab_size)
+            learner.model = load_trained(cfg, folder, learner.head.task, learner.pad_id, learner.vocab_size)
         return learner
-

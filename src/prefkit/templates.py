@@ -155,8 +155,16 @@ class Rendered:
         return np.fromiter((len(x) for x in self.input_ids), dtype=np.int64, count=len(self.input_ids))
 
 
+LAYOUTS = ("pair", "single", "judge")
+
+
 class Renderer:
-    def __init__(self, tokenizer: Any, cfg: TemplateConfig):
+    """Rows into token ids. Layouts (chosen by the head, `prefkit.heads`):
+    pair    prompt, response A, response B (a sequence classifier reads the pair);
+    single  prompt and one response (`render_response`: a Bradley-Terry head scores each response alone);
+    judge   the pair, then `question`, and no closing special tokens: the next token is the answer."""
+
+    def __init__(self, tokenizer: Any, cfg: TemplateConfig, layout: str = "pair"):
         from tokenizers import Tokenizer
 
         # A private copy with padding and truncation off: some shipped tokenizer.json files turn both on
@@ -169,19 +177,28 @@ class Renderer:
             raise PrefkitError(f"template.prompt_share must be between 0 and 1, got {cfg.prompt_share}")
         if not 0.0 <= cfg.head_fraction <= 1.0:
             raise PrefkitError(f"template.head_fraction must be between 0 and 1, got {cfg.head_fraction}")
+        if layout not in LAYOUTS:
+            raise ValueError(f"layout {layout!r}")
+        self.layout = layout
         self.prefix, self.suffix = self._specials()
         enc = self._ids
-        self.headers = [enc(cfg.prompt_header), enc(cfg.response_a_header), enc(cfg.response_b_header)]
+        if layout == "single":
+            self.headers = [enc(cfg.prompt_header), enc(cfg.response_header)]
+        else:
+            self.headers = [enc(cfg.prompt_header), enc(cfg.response_a_header), enc(cfg.response_b_header)]
+        self.tail = enc(cfg.question) if layout == "judge" else []
+        if layout == "judge":
+            self.suffix = []  # the answer token comes right after the question
         self.sep, self.ellipsis, self.empty = enc(cfg.turn_separator), enc(cfg.ellipsis), enc(cfg.empty_turn)
-        fixed = len(self.prefix) + len(self.suffix) + sum(map(len, self.headers))
+        fixed = len(self.prefix) + len(self.suffix) + sum(map(len, self.headers)) + len(self.tail)
         self.text_budget = cfg.max_length - fixed
-        if self.text_budget < 3 * (len(self.ellipsis) + 1):
+        if self.text_budget < len(self.headers) * (len(self.ellipsis) + 1):
             raise PrefkitError(
                 f"template.max_length={cfg.max_length} leaves {self.text_budget} tokens for text after "
-                f"{fixed} tokens of special tokens and headers; raise it"
+                f"{fixed} tokens of special tokens, headers{' and the question' if self.tail else ''}; raise it"
             )
-        r = (1.0 - cfg.prompt_share) / 2
-        self.weights = (cfg.prompt_share, r, r)
+        r = (1.0 - cfg.prompt_share) / (len(self.headers) - 1)
+        self.weights = (cfg.prompt_share, *[r] * (len(self.headers) - 1))
 
     # -- tokenising -----------------------------------------------------------------------------------
     def _ids(self, text: str) -> list[int]:
@@ -278,19 +295,21 @@ class Renderer:
         return out
 
     def render_ids(self, parts: Sequence[list[list[int]]]) -> list[int]:
-        """One row from its three parts (prompt, response A, response B), each a list of turns' token ids."""
+        """One row from its parts (prompt, response A, response B; or prompt, response), each a list of turns'
+        token ids."""
         needs = [sum(map(len, p)) + (len(p) - 1) * len(self.sep) for p in parts]
         alloc = allocate(needs, self.text_budget, self.weights)
         out = list(self.prefix)
         for header, part, budget in zip(self.headers, parts, alloc):
             out += header
             out += self._fit_turns(part, budget)
+        out += self.tail
         out += self.suffix
         return out
 
     # -- tables ---------------------------------------------------------------------------------------
-    def _rows(self, prompts: Iterable, responses_a: Iterable, responses_b: Iterable) -> Rendered:
-        rows = list(zip(prompts, responses_a, responses_b))
+    def _rows(self, *columns: Iterable) -> Rendered:
+        rows = list(zip(*columns))
         result = Rendered(input_ids=[])
         with tqdm(total=len(rows), desc="render", unit="row", leave=False, mininterval=1.0) as bar:
             for start in range(0, len(rows), _ROWS_PER_CHUNK):
@@ -319,9 +338,17 @@ class Renderer:
 
     def render(self, table: PairTable, swap: bool = False) -> Rendered:
         """Render every row of `table`; with `swap`, response B is placed first (labels swap with it)."""
+        if self.layout == "single":
+            raise ValueError("the single layout renders one response at a time: render_response")
         f = table.frame
         a, b = (f["response_b"], f["response_a"]) if swap else (f["response_a"], f["response_b"])
         return self._rows(f["prompt"], a, b)
+
+    def render_response(self, table: PairTable, side: str) -> Rendered:
+        """The single layout: every row's prompt with its response `side` ("a" or "b")."""
+        if self.layout != "single":
+            raise ValueError("render_response needs the single layout")
+        return self._rows(table.frame["prompt"], table.frame[f"response_{side}"])
 
     def decode(self, ids: Sequence[int]) -> str:
         return self.tok.decode(list(map(int, ids)), skip_special_tokens=False)

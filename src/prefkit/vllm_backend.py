@@ -1,5 +1,6 @@
 """vLLM, used only when installed (GPU machines): generation for students and a local teacher
-(`cot.backend=vllm`), and reward-model scoring through its pooling runner (`predict.backend=vllm`).
+(`cot.backend=vllm`), and reward-model scoring (`predict.backend=vllm`): its pooling runner for classifier heads,
+one generated token's log-probabilities for the lm_tokens judge.
 
 vllm pins a CUDA build of torch, so it cannot be installed on the CPU machines prefkit is built and tested
 on. What prefkit adds around it, the merged checkpoint vLLM serves, building the requests and mapping the
@@ -107,7 +108,7 @@ def merged_checkpoint(cfg: Any, folder: Path, work: Path, task: str = "causal_lm
         model.save_pretrained(str(tmp), safe_serialization=True)
         del model
         release()
-        form = sample_format(cfg) if task == "causal_lm" else None
+        form = sample_format(cfg) if cfg.model.kind == "causal_lm" else None  # a student's chat tokenizer
         if hasattr(form, "hf"):
             form.hf.save_pretrained(str(tmp))
         else:
@@ -136,8 +137,8 @@ def classify_requests(seqs: Sequence[Sequence[int]]) -> list[dict]:
     return [{"prompt_token_ids": [int(t) for t in s]} for s in seqs]
 
 
-def probs_from(outputs: Sequence[Any], n_rows: int, n_labels: int = 3):
-    """vLLM's ClassificationRequestOutputs (`.outputs.probs`, softmax applied), in request order -> (rows, 3)."""
+def probs_from(outputs: Sequence[Any], n_rows: int, n_labels: int):
+    """vLLM's ClassificationRequestOutputs (`.outputs.probs`, softmax applied), in request order -> (rows, labels)."""
     import numpy as np
 
     if len(outputs) != n_rows:
@@ -148,8 +149,48 @@ def probs_from(outputs: Sequence[Any], n_rows: int, n_labels: int = 3):
     return probs
 
 
-def classify(model_path: str, seqs: Sequence[Sequence[int]], **engine_kw):
+def classify(model_path: str, seqs: Sequence[Sequence[int]], n_labels: int, **engine_kw):
     """Class probabilities of every rendered row from a merged reward model."""
     vllm = require()
     llm = vllm.LLM(model=model_path, runner="pooling", **engine_kw)
-    return probs_from(llm.classify(classify_requests(seqs)), len(seqs))
+    return probs_from(llm.classify(classify_requests(seqs)), len(seqs), n_labels)
+
+
+# --- the lm_tokens judge: one generated token, its log-probabilities over the answer tokens -----------------
+
+# The engine must report log-probabilities after the allowed-token mask: by default (raw_logprobs) vLLM
+# computes them before it, and the top-k of the whole vocabulary need not hold every answer token.
+JUDGE_ENGINE = {"enable_prefix_caching": True, "logprobs_mode": "processed_logprobs"}
+
+
+def judge_params(token_ids: Sequence[int]) -> dict:
+    """SamplingParams of the judge: greedy, one token, only the answer tokens allowed, all their logprobs."""
+    ids = [int(t) for t in token_ids]
+    return {"max_tokens": 1, "temperature": 0.0, "allowed_token_ids": ids, "logprobs": len(ids)}
+
+
+def logprobs_from(outputs: Sequence[Any], n_rows: int, token_ids: Sequence[int]):
+    """vLLM's RequestOutputs (`.outputs[0].logprobs[0]`: token id -> Logprob) in request order -> (rows, answers),
+    the answer tokens' log-probabilities in `token_ids` order."""
+    import numpy as np
+
+    if len(outputs) != n_rows:
+        raise RuntimeError(f"vLLM returned {len(outputs)} results for {n_rows} rows")
+    out = np.empty((n_rows, len(token_ids)))
+    for i, o in enumerate(outputs):
+        first = o.outputs[0].logprobs[0]
+        missing = [t for t in token_ids if t not in first]
+        if missing:
+            raise RuntimeError(f"vLLM returned no log-probability for answer token {missing[0]} (row {i}): the engine "
+                               "needs logprobs_mode=processed_logprobs")
+        out[i] = [first[t].logprob for t in token_ids]
+    return out
+
+
+def judge(model_path: str, seqs: Sequence[Sequence[int]], token_ids: Sequence[int], **engine_kw):
+    """The answer tokens' log-probabilities after every rendered row, from a merged causal LM judge. Rows share
+    the template's opening (and, with swap TTA, every prompt twice), which prefix caching computes once."""
+    vllm = require()
+    llm = vllm.LLM(model=model_path, **{**JUDGE_ENGINE, **engine_kw})
+    outputs = llm.generate(classify_requests(seqs), vllm.SamplingParams(**judge_params(token_ids)))
+    return logprobs_from(outputs, len(seqs), token_ids)

@@ -14,6 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
+from prefkit.competition import of
 from prefkit.config import load_config
 from prefkit.cot import bradley_terry
 from prefkit.cot.answers import extract, is_correct
@@ -70,6 +71,8 @@ def main(rm_run: str | Path, dataset: str, systems: dict[str, str | None], out: 
     k = len(names)
     per_item = np.zeros((len(examples), k, k))
     pair_sums: dict[tuple[int, int], np.ndarray] = {}
+    if probs.shape[1] == 2:  # an A-or-B reward model (WSDM): no tie column
+        probs = np.c_[probs, np.zeros(len(probs))]
     for (q, i, j), p in zip(rows, probs):
         per_item[q, i, j] += p[0] + p[2] / 2
         per_item[q, j, i] += p[1] + p[2] / 2
@@ -87,7 +90,7 @@ def main(rm_run: str | Path, dataset: str, systems: dict[str, str | None], out: 
     }
     gold = table.frame["label"].notna().to_numpy()
     if gold.any():
-        s = score(probs[gold], table.frame["label"][gold])
+        s = score(probs[gold][:, : len(of(cfg).labels)], table.frame["label"][gold])
         result["gold"] = {"pairs": int(gold.sum()), "rm_accuracy": round(s["accuracy"], 4), "rm_logloss": round(s["logloss"], 4)}
     write_json(out / "rank.json", result)
     write_text(out / "rank.md", _markdown(result))

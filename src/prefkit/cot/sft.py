@@ -10,7 +10,7 @@ import numpy as np
 import torch
 
 from prefkit.batching import train_batches
-from prefkit.config import Config
+from prefkit.config import USES, Config
 from prefkit.cot.formats import IGNORE, completion_only, sample_format, teacher_samples
 from prefkit.dist import log
 from prefkit.errors import PrefkitError
@@ -21,6 +21,8 @@ from prefkit.templates import config_tokenizer, pad_token_id
 from prefkit.train import fit, make_accelerator, save_and_clear
 
 EOS_TOKENS = ("<eos>", "</s>", "<|eot_id|>", "<|im_end|>", "<|endoftext|>", "[SEP]")
+
+SECTIONS = USES["causal_lm"]  # the config keys it reads
 
 
 def special_ids(tokenizer: Any, form: Any = None) -> tuple[int | None, int | None]:
@@ -92,7 +94,7 @@ def _masked_logits_supported() -> bool:
 def main(cfg: Config, name: str = "", resume: bool = False) -> Path:
     require_kind(cfg, "prefkit cot sft", ("causal_lm",), "a reward model trains with `prefkit cv` or `prefkit train`; "
                  "for a student set model.kind=causal_lm")
-    report_unused(cfg, "cot sft")
+    report_unused(cfg, "cot sft", SECTIONS)
     out = output_dir(cfg, "sft", name)
     folder = out / "model"
     if resume and is_trained(folder):

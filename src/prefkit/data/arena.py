@@ -139,3 +139,27 @@ def write_parquet(table: PairTable, path: str | Path) -> None:
     columns = {name: [r[i] for r in rows] for i, name in enumerate(header)}
     with atomic_path(path) as tmp:
         pq.write_table(pa.table(columns), tmp)
+
+
+def write_wsdm_parquet(table: PairTable, path: str | Path) -> None:
+    """Write the WSDM Cup parquet: one turn of plain text per cell, `winner` model_a/model_b where labelled.
+    WSDM has no ties and no multi-turn rows: a table holding either is refused (filter it first)."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from prefkit.errors import PrefkitError
+
+    f = table.frame
+    multi = f[[len(t) != 1 for t in f["prompt"]]]
+    ties = f[f["label"] == "tie"]
+    for rows, what in ((multi, "have several turns"), (ties, "are ties")):
+        if len(rows):
+            raise PrefkitError(f"{path}: {len(rows)} rows {what} (first: id {rows['id'].iloc[0]!r}); WSDM rows have one "
+                               "turn and a winner")
+    columns = {"id": list(f["id"]), **{c: [t[0] or "" for t in f[c]] for c in TURN_COLUMNS}}
+    if table.has_labels:
+        columns["winner"] = ["model_a" if x == "a" else "model_b" for x in f["label"]]
+    columns.update({c: [x or "" for x in f[c]] for c in ("model_a", "model_b", "language")})
+    with atomic_path(path) as tmp:
+        pq.write_table(pa.table(columns), tmp)
+

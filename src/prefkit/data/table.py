@@ -41,6 +41,7 @@ class PairTable:
     source: str
     skipped: list[RowProblem] = field(default_factory=list)
     repaired_cells: int = 0  # cells whose lone UTF-16 surrogates were replaced by U+FFFD
+    dropped_labels: int = 0  # rows dropped because the competition has not their label (data.ties=drop)
 
     def __len__(self) -> int:
         return len(self.frame)

@@ -22,6 +22,7 @@ from pathlib import Path
 
 from prefkit import __version__
 from prefkit.config import load_config, save_config
+from prefkit.competition import kaggle_slug
 from prefkit.errors import PrefkitError
 from prefkit.kaggle.names import dataset_title
 from prefkit.kaggle.secrets import refuse_secrets
@@ -93,7 +94,7 @@ def check_mounts(cfg) -> None:
                            "to where it is mounted (override it for the bundle: model.path=/kaggle/input/...)")
     parts = path[len(KAGGLE_INPUT):].strip("/").split("/")
     mounts = [m.split("/")[1:5] for m in kc.model_sources]  # owner/model/framework/variation/version
-    mounts += [[d.split("/")[-1]] for d in kc.dataset_sources] + [[kc.competition]]
+    mounts += [[d.split("/")[-1]] for d in kc.dataset_sources] + [[kaggle_slug(cfg)]]
     if any(parts[: len(m)] == m for m in mounts):
         return
     raise PrefkitError(

@@ -1,4 +1,5 @@
-"""The `prefkit kaggle ...` and `prefkit ledger` commands: argument wiring over bundle, kernel, api, budget, ledger."""
+"""The `prefkit kaggle ...` and `prefkit ledger` recipes (their arguments: the table in `prefkit.cli`), over bundle,
+kernel, api, budget and ledger."""
 
 from __future__ import annotations
 
@@ -6,8 +7,8 @@ import json
 import sys
 from pathlib import Path
 
-from prefkit import __version__
 from prefkit.config import load_config
+from prefkit.competition import kaggle_slug
 from prefkit.errors import PrefkitError
 from prefkit.kaggle import api, ledger
 from prefkit.kaggle.budget import estimate, estimate_training
@@ -15,45 +16,6 @@ from prefkit.kaggle.budget import estimate, estimate_training
 
 def say(msg: str) -> None:
     print(msg, file=sys.stderr, flush=True)
-
-
-def add_parsers(sub) -> None:
-    kg = sub.add_parser("kaggle", help="bundles, kernels, pushes, submissions").add_subparsers(dest="kaggle_command", required=True)
-    b = kg.add_parser("bundle", help="a Kaggle dataset folder with what an offline kernel needs")
-    b.add_argument("--run", required=True)
-    b.add_argument("--out", required=True)
-    b.add_argument("overrides", nargs="*", metavar="key=value")
-    k = kg.add_parser("kernel", help="render a kernel folder (kernel.py + kernel-metadata.json)")
-    k.add_argument("kind", choices=["train", "infer"])
-    k.add_argument("--run", required=True)
-    k.add_argument("--bundle", required=True)
-    k.add_argument("--out", required=True)
-    k.add_argument("overrides", nargs="*", metavar="key=value")
-    p = kg.add_parser("push", help="create or version the bundle dataset and push a kernel")
-    p.add_argument("--bundle", help="bundle folder to upload as a dataset version")
-    p.add_argument("--kernel", help="kernel folder to push")
-    p.add_argument("--new-dataset", action="store_true", help="create the dataset instead of versioning it")
-    p.add_argument("--message", default=f"prefkit {__version__}")
-    p.add_argument("--tokens-per-row", type=float, help="mean rendered tokens of the test rows (default: max_length)")
-    p.add_argument("--force", action="store_true", help="push even when the time estimate exceeds the limit")
-    p.add_argument("--dry-run", action="store_true", help="prepare everything and print the calls, touch nothing")
-    s = kg.add_parser("status", help="poll a kernel with backoff until it ends; optionally download its output")
-    s.add_argument("kernel", help="OWNER/SLUG")
-    s.add_argument("--download", help="folder for the kernel's output files")
-    u = kg.add_parser("submit", help="submit a file, or a kernel version in a code competition; adds a ledger row")
-    u.add_argument("--run", required=True, help="the run the submission comes from (for the ledger)")
-    u.add_argument("--file")
-    u.add_argument("--kernel")
-    u.add_argument("--version", type=int)
-    u.add_argument("--message", default="")
-    u.add_argument("--ledger", default=str(ledger.DEFAULT))
-    u.add_argument("--dry-run", action="store_true")
-    c = kg.add_parser("scores", help="fill leaderboard scores into the ledger")
-    c.add_argument("--competition", default=None)
-    c.add_argument("--ledger", default=str(ledger.DEFAULT))
-    lg = sub.add_parser("ledger", help="CV against LB for every submission, and a plot")
-    lg.add_argument("--ledger", default=str(ledger.DEFAULT))
-    lg.add_argument("--plot", default=None, help="PNG to draw (default: beside the ledger)")
 
 
 def _kernel_kind(kernel: Path) -> str:
@@ -96,9 +58,9 @@ def run(args) -> int:
     elif cmd == "submit":
         run_dir = Path(args.run)
         cfg = load_config(run_dir / "config.yaml")
-        row = ledger.new_row(cfg.kaggle.competition, run_dir, args.message, args.file, args.kernel, args.version)
+        row = ledger.new_row(kaggle_slug(cfg), run_dir, args.message, args.file, args.kernel, args.version)
         message = f"{args.message} [{row['id']}]".strip()  # the ledger id lets `scores` find it again
-        plan = api.submit_plan(cfg.kaggle.competition, message, args.file, args.kernel, args.version)
+        plan = api.submit_plan(kaggle_slug(cfg), message, args.file, args.kernel, args.version)
         api.run_plan(plan, args.dry_run, say)
         if args.dry_run:
             say(f"dry run: ledger row not written: {json.dumps(row)}")

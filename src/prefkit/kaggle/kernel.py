@@ -14,6 +14,7 @@ from pathlib import Path
 
 from prefkit import __version__
 from prefkit.config import load_config
+from prefkit.competition import kaggle_data_path, kaggle_slug
 from prefkit.errors import PrefkitError
 from prefkit.io import write_json, write_text
 from prefkit.shipped import kernel_template
@@ -57,7 +58,7 @@ def kernel_metadata(cfg, kind: str, dataset: str) -> dict:
         "enable_internet": False,  # installs come from the bundle; code competitions refuse internet anyway
         "machine_shape": kc.machine_shape,
         "dataset_sources": [dataset, *kc.dataset_sources],
-        "competition_sources": [kc.competition],
+        "competition_sources": [kaggle_slug(cfg)],
         "kernel_sources": [],
         "model_sources": list(kc.model_sources),
     }
@@ -76,8 +77,8 @@ def render_kernel(kind: str, run_dir: str | Path, bundle: str | Path, out: str |
     template = kernel_template("common") + kernel_template(kind)
     slug = dataset.split("/", 1)[1]
     script = string.Template(template).substitute(
-        kind=kind, bundle_mount=f"/kaggle/input/{slug}", test_path=cfg.kaggle.test_path, version=__version__,
-        train_path=f"/kaggle/input/{cfg.kaggle.competition}/train.csv", minimum=repr(kernel_minimums()),
+        kind=kind, bundle_mount=f"/kaggle/input/{slug}", test_path=kaggle_data_path(cfg, "test"), version=__version__,
+        train_path=kaggle_data_path(cfg, "train"), minimum=repr(kernel_minimums()),
     )
     write_text(out / "kernel.py", script)
     write_json(out / "kernel-metadata.json", metadata)

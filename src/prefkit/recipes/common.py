@@ -5,6 +5,7 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
+from prefkit.competition import keep_labelled, of
 from prefkit.config import Config, save_config, unused_keys
 from prefkit.data import PairTable, load_pairs
 from prefkit.dist import is_main, log, wait  # noqa: F401  (log: used by the recipes)
@@ -36,11 +37,13 @@ def require_kind(cfg: Config, job: str, kinds: tuple[str, ...], hint: str) -> No
                            f"({hint})")
 
 
-def report_unused(cfg: Config, job: str) -> None:
-    """A key the job does not read is said, once, up front: it would otherwise look like it had an effect."""
-    keys = unused_keys(cfg)
+def report_unused(cfg: Config, job: str, sections: list[str] | dict[str, list[str]]) -> None:
+    """A key the job does not read (its recipe's `SECTIONS`: a list, or one per model kind) is said, once, up
+    front: it would otherwise look like it had an effect."""
+    keys = unused_keys(cfg, sections)
     if keys:
-        log(f"note: `{job}` with model.kind={cfg.model.kind} does not read {', '.join(keys)}: "
+        kind = f" with model.kind={cfg.model.kind}" if isinstance(sections, dict) else ""
+        log(f"note: `{job}`{kind} does not read {', '.join(keys)}: "
             f"{'they have' if len(keys) > 1 else 'it has'} no effect")
 
 
@@ -53,6 +56,9 @@ def load_labelled(path: str | None, cfg: Config, what: str = "data.train") -> Pa
     if unlabelled:
         first = table.frame.loc[table.frame["label"].isna(), "id"].iloc[0]
         raise PrefkitError(f"{path}: {unlabelled} rows have no label (first: id {first!r}); training needs labels")
+    table = keep_labelled(table, of(cfg), cfg.data.ties)
+    if table.dropped_labels:
+        log(f"{path}: dropped {table.dropped_labels} rows labelled tie (competition={cfg.competition} has no ties)")
     if len(table) == 0:
         raise PrefkitError(f"{path}: no rows to train on")
     return table

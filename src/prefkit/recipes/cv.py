@@ -8,16 +8,19 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from prefkit.config import Config
+from prefkit.competition import of
+from prefkit.config import USES, Config
 from prefkit.data.folds import assign_folds
-from prefkit.data.table import WINNER_COLUMNS, PairTable
+from prefkit.data.table import PairTable
 from prefkit.errors import PrefkitError
 from prefkit.io import atomic_path, write_json
 from prefkit.learners import check_source, is_trained, make_learner, mark_trained
-from prefkit.metrics import UNIFORM_LOGLOSS, apply_temperature, fit_temperature, reliability_plot, score
+from prefkit.metrics import apply_temperature, fit_temperature, reliability_plot, score, uniform_logloss
 from prefkit.dist import is_main
 from prefkit.recipes.common import load_labelled, log, output_dir, report_unused, require_kind
 
+
+SECTIONS = USES  # the config keys it reads, by model.kind
 
 
 def _subset(table: PairTable, mask: np.ndarray) -> PairTable:
@@ -27,7 +30,7 @@ def _subset(table: PairTable, mask: np.ndarray) -> PairTable:
 def main(cfg: Config, name: str = "", resume: bool = False) -> dict:
     check_source(cfg)
     require_kind(cfg, "prefkit cv", ("features", "seq_cls"), "a causal_lm student trains with `prefkit cot sft`")
-    report_unused(cfg, "cv")
+    report_unused(cfg, "cv", SECTIONS)
     out = output_dir(cfg, "cv", name)
     table = load_labelled(cfg.data.train, cfg)
     folds = assign_folds(table, cfg.cv.n_splits, cfg.cv.seed)
@@ -35,8 +38,9 @@ def main(cfg: Config, name: str = "", resume: bool = False) -> dict:
     bad = [k for k in run_folds if not 0 <= k < cfg.cv.n_splits]
     if bad:
         raise PrefkitError(f"cv.folds: fold {bad[0]} does not exist with cv.n_splits={cfg.cv.n_splits}")
+    comp = of(cfg)
     labels = table.frame["label"].to_numpy()
-    oof = np.full((len(table), 3), np.nan)
+    oof = np.full((len(table), len(comp.labels)), np.nan)
     per_fold, stats = [], {}
     for k in run_folds:
         folder = out / f"fold{k}"
@@ -58,8 +62,10 @@ def main(cfg: Config, name: str = "", resume: bool = False) -> dict:
         per_fold.append({"fold": k, **score(oof[va], labels[va])})
         log(f"fold {k}: logloss {per_fold[-1]['logloss']:.4f}  accuracy {per_fold[-1]['accuracy']:.4f}  n {per_fold[-1]['n']}")
     done = ~np.isnan(oof[:, 0])
-    metrics = {**score(oof[done], labels[done]), "uniform_logloss": UNIFORM_LOGLOSS, "folds": per_fold,
-               "data": str(cfg.data.train), "skipped_rows": len(table.skipped)}
+    uniform = uniform_logloss(len(comp.labels))
+    metrics = {**score(oof[done], labels[done]), "competition": comp.name, "metric": comp.metric,
+               "uniform_logloss": uniform, "folds": per_fold, "data": str(cfg.data.train),
+               "skipped_rows": len(table.skipped), "dropped_rows": table.dropped_labels}
     if stats:
         metrics["predict"] = stats
     if cfg.cv.temperature_scaling:
@@ -68,11 +74,12 @@ def main(cfg: Config, name: str = "", resume: bool = False) -> dict:
         metrics["calibrated"] = score(apply_temperature(oof[done], t), labels[done])
     if is_main():
         frame = pd.DataFrame({"id": table.frame["id"], "fold": folds, "label": labels,
-                              **{c: oof[:, i] for i, c in enumerate(WINNER_COLUMNS)}})[done]
+                              **{c: oof[:, i] for i, c in enumerate(comp.columns)}})[done]
         with atomic_path(out / "oof.csv") as tmp:
             frame.to_csv(tmp, index=False, float_format="%.6f")
         write_json(out / "metrics.json", metrics)
         reliability_plot(oof[done], labels[done], out / "reliability.png", title=f"OOF, {int(done.sum())} rows")
-    log(f"CV logloss {metrics['logloss']:.4f} (uniform {UNIFORM_LOGLOSS:.4f})  accuracy {metrics['accuracy']:.4f}  -> {out}")
+    log(f"CV logloss {metrics['logloss']:.4f} (uniform {uniform:.4f})  accuracy {metrics['accuracy']:.4f}  "
+        f"({comp.name}: {comp.metric})  -> {out}")
     return metrics
 

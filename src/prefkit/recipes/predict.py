@@ -1,6 +1,7 @@
 """`prefkit predict`: a submission from a run folder. Every finished model folder of the run (the fold
 models of `cv`, the model of `train`) predicts the test rows; their probabilities are averaged (fold
-ensembling), the run's temperature is applied when CV fitted one, and the submission is validated."""
+ensembling), the run's temperature is applied when CV fitted one, and the submission is validated. The
+averaged probabilities are kept in the output folder as probabilities.csv."""
 
 from __future__ import annotations
 
@@ -9,21 +10,27 @@ from pathlib import Path
 
 import pandas as pd
 
+from prefkit.competition import of
 from prefkit.config import load_config
 from prefkit.data import load_pairs
 from prefkit.errors import PrefkitError
-from prefkit.io import write_json
+from prefkit.io import atomic_path, write_json
 from prefkit.learners import ensemble_predict
 from prefkit.metrics import apply_temperature
 from prefkit.dist import is_main
-from prefkit.recipes.common import log, output_dir, report_skipped
+from prefkit.recipes.common import log, output_dir, report_skipped, report_unused
 from prefkit.submission import write_submission
+
+# What an override may change: the run's saved config is otherwise what it was trained with
+SECTIONS = ["output_dir", "data.*", "predict.*", "template.tokenizer", "model.path", "model.dtype",
+            "model.attn_implementation", "quantization.*"]
 
 
 def main(run_dir: str | Path, test: str | Path, out_file: str | Path, overrides: list[str] = ()) -> pd.DataFrame | None:
     run_dir = Path(run_dir)
     if not (run_dir / "config.yaml").is_file():
         raise PrefkitError(f"{run_dir}: not a run folder (no config.yaml); give a folder written by cv or train")
+    report_unused(load_config(None, overrides), "predict", SECTIONS)
     cfg = load_config(run_dir / "config.yaml", overrides)
     if not any(o.startswith("output_dir=") for o in overrides):
         cfg.output_dir = None  # never write into the training run's folder
@@ -39,6 +46,10 @@ def main(run_dir: str | Path, test: str | Path, out_file: str | Path, overrides:
         return None
     write_json(out / "predict_stats.json", {"models": [x["model"] for x in stats], "temperature": temperature,
                                              "rows": len(table), "per_model": stats})
-    sub = write_submission(table.frame["id"], table.frame["id"], p, out_file, cfg.predict.clip)
+    comp = of(cfg)
+    sub = write_submission(table.frame["id"], table.frame["id"], p, out_file, cfg.predict.clip, comp)
+    with atomic_path(out / "probabilities.csv") as tmp:  # unclipped, in every competition (WSDM submits labels)
+        pd.DataFrame({"id": table.frame["id"], **{c: p[:, i] for i, c in enumerate(comp.columns)}}).to_csv(
+            tmp, index=False, float_format="%.6f")
     log(f"wrote {len(sub)} predictions ({len(stats)} models averaged) -> {out_file}")
     return sub

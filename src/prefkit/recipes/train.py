@@ -4,15 +4,17 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from prefkit.config import Config
+from prefkit.config import USES, Config
 from prefkit.learners import check_source, is_trained, make_learner, mark_trained
 from prefkit.recipes.common import load_labelled, log, output_dir, report_unused, require_kind
+
+SECTIONS = USES  # the config keys it reads, by model.kind
 
 
 def main(cfg: Config, name: str = "", resume: bool = False) -> Path:
     check_source(cfg)
     require_kind(cfg, "prefkit train", ("features", "seq_cls"), "a causal_lm student trains with `prefkit cot sft`")
-    report_unused(cfg, "train")
+    report_unused(cfg, "train", SECTIONS)
     out = output_dir(cfg, "train", name)
     folder = out / "model"
     if resume and is_trained(folder):

@@ -1,0 +1,35 @@
+"""`prefkit data check`: summarise a preference file and validate every row (token counts with the configured
+tokenizer and template). Exit 1 when bad rows were skipped (`data.skip_bad_rows`)."""
+
+from __future__ import annotations
+
+import json
+import sys
+
+from prefkit.config import Config
+from prefkit.data import load_pairs
+
+SECTIONS = ["output_dir", "data.*", "template.*", "model.kind", "model.path", "model.head", "competition"]
+
+
+def main(cfg: Config, path: str, as_json: bool = False, tokens: bool = True) -> int:
+    from prefkit.data.check import format_summary, summarise
+    from prefkit.heads import make_head
+    from prefkit.io import write_json
+    from prefkit.recipes.common import output_dir, report_unused
+    from prefkit.templates import Renderer, config_tokenizer
+
+    report_unused(cfg, "data check", SECTIONS)
+    table = load_pairs(path, cfg.data)
+    renderer = None
+    if tokens:
+        tokenizer = config_tokenizer(cfg)
+        layout = make_head(cfg).layout if cfg.model.kind == "seq_cls" else "pair"
+        renderer = Renderer(tokenizer, cfg.template, "pair" if layout == "single" else layout)
+    summary = summarise(table, renderer)
+    print(json.dumps(summary, indent=2, ensure_ascii=False) if as_json else format_summary(summary))
+    if table.skipped:
+        print(table.skipped_report(), file=sys.stderr)
+    if cfg.output_dir:
+        write_json(output_dir(cfg, "check") / "summary.json", summary)
+    return 1 if table.skipped else 0

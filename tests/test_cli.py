@@ -1,0 +1,52 @@
+"""The CLI is a table from command to recipe: every row's recipe imports and has what its call uses; recipes
+say which config keys they read."""
+
+from __future__ import annotations
+
+import importlib
+
+import pytest
+
+from prefkit import cli
+
+
+def test_every_command_has_its_recipe():
+    names = [" ".join(c.words) for c in cli.COMMANDS]
+    assert len(names) == len(set(names))
+    for needed in ("cv", "train", "predict", "demo", "data check", "data convert", "cot sft", "cot generate",
+                   "cot rank", "cot demo", "kaggle bundle", "kaggle kernel", "kaggle push", "ledger"):
+        assert needed in names
+    for cmd in cli.COMMANDS:
+        module = importlib.import_module(cmd.recipe)
+        assert any(hasattr(module, f) for f in ("main", "run", "evaluate", "write_teacher_file", "config_names")), cmd.words
+
+
+def test_help_lists_the_table(run_cli, capsys):
+    with pytest.raises(SystemExit) as e:
+        cli.main(["cot", "--help"])
+    assert e.value.code == 0
+    out = capsys.readouterr().out
+    assert all(w in out for w in ("sft", "generate", "rank", "teacher", "demo", "eval"))
+
+
+def test_predict_says_which_overrides_it_does_not_read(run_cli, tmp_path):
+    from tests.conftest import lmsys_row, write_lmsys
+
+    rows = [lmsys_row(str(i), ["q"], ["good answer"] if i % 2 else ["no"], ["no"] if i % 2 else ["good answer"],
+                      (1, 0, 0) if i % 2 else (0, 1, 0)) for i in range(40)]
+    data = write_lmsys(tmp_path / "t.csv", rows)
+    r = run_cli("train", "features_baseline", f"data.train={data}", f"output_dir={tmp_path / 'run'}")
+    assert r.code == 0, r.err
+    r = run_cli("predict", "--run", tmp_path / "run", "--test", data, "--out", tmp_path / "s.csv", "train.epochs=3",
+                "predict.clip=0.01", f"output_dir={tmp_path / 'p'}")
+    assert r.code == 0, r.err
+    assert "note: `predict` does not read train.epochs: it has no effect" in r.err
+
+
+def test_data_check_refuses_nothing_it_reads(run_cli, tmp_path):
+    from tests.conftest import lmsys_row, write_lmsys
+
+    data = write_lmsys(tmp_path / "t.csv", [lmsys_row("1", ["q"], ["a"], ["b"])])
+    r = run_cli("data", "check", data, "--no-tokens", "data.limit=5", "train.epochs=2")
+    assert r.code == 0, r.err
+    assert "does not read train.epochs" in r.err and "data.limit" not in r.err.split("does not read")[1]
