@@ -28,12 +28,13 @@ def test_demo_end_to_end(run_cli, tmp_path, config, rows):
 
 def test_demo_runs_the_wsdm_cup(run_cli, tmp_path):
     """competition=wsdm: a WSDM-form sample set (parquet, one turn, no ties) and an `id,winner` submission."""
+    from prefkit.config import DataConfig
     from prefkit.data import load_pairs
 
     r = run_cli("demo", "--config", CONFIGS / "features_baseline.yaml", "--rows", 600, "competition=wsdm",
                 f"output_dir={tmp_path}")
     assert r.code == 0, r.err
-    train = load_pairs(tmp_path / "data" / "train.parquet")
+    train = load_pairs(tmp_path / "data" / "train.parquet", DataConfig())
     assert len(train) == 600 and set(train.frame["label"]) == {"a", "b"}
     m = json.loads((tmp_path / "metrics.json").read_text())
     assert m["competition"] == "wsdm" and m["metric"] == "accuracy" and m["accuracy"] > 0.7
