@@ -62,7 +62,8 @@ def predict_logits(model: Any, head: Head, seqs: list[np.ndarray], pad_id: int, 
     bad = np.flatnonzero(~np.isfinite(out).all(axis=1))
     if len(bad):
         shown = ", ".join(repr(names[i]) if names is not None else f"#{i}" for i in bad[:10])
-        raise NonFiniteLogits(f"{desc}: {len(bad)} of {len(seqs)} sequences have non-finite logits (ids {shown}"
+        unit = "rows" if head.per_row == 1 else "sequences"
+        raise NonFiniteLogits(f"{desc}: {len(bad)} of {len(seqs)} {unit} have non-finite logits (ids {shown}"
                               f"{', ...' if len(bad) > 10 else ''}). In fp16 this is usually an activation overflow: "
                               "try model.dtype=bfloat16 where the GPU has it, or float32")
     seconds = time.perf_counter() - t0
