@@ -146,3 +146,21 @@ def test_hh_rlhf_rows_within_budget():
     need = sum(token_counts(r.tok, t, 10**9)[0].values())
     over = single & (need > r.text_budget)
     assert over.sum() > 10 and (lengths[over] == 256).all()
+
+
+def test_single_and_judge_layouts_keep_the_budget():
+    """bt renders each response alone; lm_tokens ends every row with the question, no closing specials."""
+    tok = templates.byte_tokenizer()
+    table = make_pairs(60, seed=2)
+    cfg = TemplateConfig(max_length=200)
+    single = Renderer(tok, cfg, "single")
+    for side in "ab":
+        ids = single.render_response(table, side).input_ids
+        assert max(len(x) for x in ids) <= 200 and min(len(x) for x in ids) > 20
+    assert "# Response:" in single.decode(single.render_response(table, "a").input_ids[0])
+    judge = Renderer(tok, cfg, "judge")
+    question = judge._ids(cfg.question)
+    for row in judge.render(table).input_ids:
+        assert len(row) <= 200 and list(row[-len(question):]) == question
+    with pytest.raises(ValueError, match="render_response"):
+        single.render(table)
