@@ -230,9 +230,9 @@ def test_evaluation_during_training_is_a_capped_sample_without_tta(tmp_path, mon
     descs = []
     original = predictor.predict_logits
 
-    def spy(model, seqs, *args, **kwargs):
+    def spy(model, head, seqs, *args, **kwargs):
         descs.append((args[3] if len(args) > 3 else kwargs.get("desc"), len(seqs)))
-        return original(model, seqs, *args, **kwargs)
+        return original(model, head, seqs, *args, **kwargs)
 
     monkeypatch.setattr(predictor, "predict_logits", spy)
     cfg = load_config(TINY, FAST + ["quantization.mode=none", "train.epochs=1", "train.eval_every=2",
