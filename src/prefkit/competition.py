@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from prefkit.data.table import LABELS, SWAPPED_LABEL, WINNER_COLUMNS, PairTable
+from prefkit.data.table import LABELS, WINNER_COLUMNS, PairTable
 from prefkit.errors import PrefkitError
 
 
@@ -37,7 +37,6 @@ COMPETITIONS = {
     "wsdm": Competition("wsdm", LABELS[:2], "accuracy", "wsdm-cup-multilingual-chatbot-arena", "train.parquet",
                         "test.parquet"),
 }
-assert all(c.labels[:2] == ("a", "b") and SWAPPED_LABEL["a"] == "b" for c in COMPETITIONS.values())
 
 
 def of(cfg) -> Competition:

@@ -29,9 +29,6 @@ from scipy.special import softmax
 from prefkit.competition import Competition, of
 from prefkit.errors import PrefkitError
 
-HEADS = ("cls3", "cls2", "bt", "lm_tokens")
-
-
 class Head:
     name = ""
     task = "seq_cls"  # what modeling builds: a sequence classifier, or a causal LM ("causal_lm")

@@ -14,7 +14,7 @@ SECTIONS = ["output_dir", "data.*", "template.*", "model.kind", "model.path", "m
 
 def main(cfg: Config, path: str, as_json: bool = False, tokens: bool = True) -> int:
     from prefkit.data.check import format_summary, summarise
-    from prefkit.heads import make_head
+    from prefkit.heads import head_name
     from prefkit.io import write_json
     from prefkit.recipes.common import output_dir, report_unused
     from prefkit.templates import Renderer, config_tokenizer
@@ -23,9 +23,8 @@ def main(cfg: Config, path: str, as_json: bool = False, tokens: bool = True) -> 
     table = load_pairs(path, cfg.data)
     renderer = None
     if tokens:
-        tokenizer = config_tokenizer(cfg)
-        layout = make_head(cfg).layout if cfg.model.kind == "seq_cls" else "pair"
-        renderer = Renderer(tokenizer, cfg.template, "pair" if layout == "single" else layout)
+        judge = cfg.model.kind == "seq_cls" and head_name(cfg) == "lm_tokens"  # counts include its question
+        renderer = Renderer(config_tokenizer(cfg), cfg.template, "judge" if judge else "pair")
     summary = summarise(table, renderer)
     print(json.dumps(summary, indent=2, ensure_ascii=False) if as_json else format_summary(summary))
     if table.skipped:
