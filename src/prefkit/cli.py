@@ -6,6 +6,8 @@
     prefkit train CONFIG [--resume] [key=value ...]
     prefkit predict --run RUN_DIR --test PATH --out FILE [key=value ...]
     prefkit demo [--config CONFIG] [--rows N] [key=value ...]
+    prefkit blend RUN RUN... --out DIR [--method simplex|stack] [--test-preds PRED...] [--submission FILE]
+    prefkit pseudo-label --run RUN_OR_BLEND --data PATH --out FILE [--min-margin M] [key=value ...]
     prefkit configs {list,copy}
     prefkit kaggle {bundle,kernel,push,status,submit,scores} ...      prefkit ledger
     prefkit cot sft CONFIG [--resume] [key=value ...]
@@ -132,6 +134,21 @@ COMMANDS = [
             ((("--config",), {"default": None, "help": "default: rm/minilm_cpu (the CPU reward model)"}),
              (("--rows",), {"type": int, "default": 1200, "help": "training pairs to make (test: a quarter as many)"}), OVERRIDES),
             lambda a, r: r.main(a.overrides, a.config, a.rows)),
+    Command(("blend",), "prefkit.recipes.blend", "blend cv runs with weights fitted on their OOF (and the blender's own CV)",
+            ((("runs",), {"nargs": "+", "metavar": "RUN", "help": "cv run folders"}),
+             (("--out",), {"required": True, "help": "folder for the blend"}),
+             (("--method",), {"default": "simplex", "choices": ["simplex", "stack"]}),
+             (("--test-preds",), {"nargs": "+", "default": [], "metavar": "PRED",
+                                   "help": "one predict folder per run, in the same order: writes the blended submission"}),
+             (("--submission",), {"default": None, "help": "submission CSV to write (default: OUT/submission.csv)"})),
+            lambda a, r: r.main(a.runs, a.out, a.method, a.test_preds, a.submission)),
+    Command(("pseudo-label",), "prefkit.recipes.pseudo_label", "soft labels for unlabelled pairs from a run or blend",
+            ((("--run",), {"required": True, "help": "a cv/train run folder or a blend folder"}),
+             (("--data",), {"required": True, "help": "the unlabelled pairs (any supported format)"}),
+             (("--out",), {"required": True, "help": "pseudo-label CSV to write (train.pseudo_labels reads it)"}),
+             (("--min-margin",), {"type": float, "default": 0.0, "help": "drop rows whose two most probable labels are at most this far apart (|P(A) - P(B)| for WSDM)"}),
+             OVERRIDES),
+            lambda a, r: r.main(a.run, a.data, a.out, a.min_margin, a.overrides)),
     Command(("configs", "list"), "prefkit.shipped", "names of the shipped configs (usable wherever a config path is)",
             (), _configs),
     Command(("configs", "copy"), "prefkit.shipped", "copy a shipped config to edit it",

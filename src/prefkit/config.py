@@ -120,6 +120,15 @@ class FeaturesConfig:
 
 
 @dataclass
+class DistillConfig:
+    # teacher predictions (prefkit.predictions sources): a cv run (its OOF logits), a predict or blend folder, or
+    # a CSV; several are looked up in order (teacher OOF for the training rows, pseudo-labels for the others)
+    teacher: list[str] = field(default_factory=list)
+    temperature: float = _range(1.0, 0.0, low_open=True)
+    alpha: float = _range(0.5, 0.0, 1.0)  # loss = alpha * T^2 * KL(teacher_T || student_T) + (1 - alpha) * CE(labels)
+
+
+@dataclass
 class TrainConfig:
     seed: int = 0
     # none; random: each row shown in a random A/B order each epoch; both: every row twice, once swapped
@@ -139,6 +148,10 @@ class TrainConfig:
     save_every: int = _range(50, 0)  # optimizer steps between checkpoints (0: none)
     log_every: int = _range(10, 1)
     soft_labels: str | None = None  # CSV: id + the competition's probability columns (winner_model_a, ...): teacher probabilities
+    # a file from `prefkit pseudo-label`: its unlabelled pairs join the training rows (of every fold in cv, never
+    # the validation rows) with its probabilities as soft targets
+    pseudo_labels: str | None = None
+    distill: DistillConfig = field(default_factory=DistillConfig)  # on when distill.teacher is set
     tensorboard: bool = False
 
 
@@ -261,6 +274,8 @@ def _coerce(value: Any, tp: Any, key: str, source: str) -> Any:
         raise bad
     if origin is list:
         (item,) = typing.get_args(tp)
+        if isinstance(value, str) and item is str:
+            value = [value]  # one path or name where a list of them is read
         if not isinstance(value, list):
             raise bad
         return [_coerce(v, item, f"{key}[{i}]", source) for i, v in enumerate(value)]

@@ -40,7 +40,7 @@ class Learner(Protocol):
 def check_classes(train: PairTable, swap_augment: str) -> None:
     """Refuse a training set with one class (after A/B swap augmentation, which turns every A into a B too):
     a classifier would learn to give one answer, and scikit-learn's cannot even be fitted on it."""
-    seen = set(train.frame["label"])
+    seen = set(train.frame["label"].dropna())  # pseudo-labelled rows have none
     if swap_augment != "none":
         seen |= {SWAPPED_LABEL[x] for x in seen}
     if len(seen) < 2:

@@ -1,40 +1,19 @@
-"""Training data of the reward model: soft targets from a teacher's file, the seeded evaluation sample, and
-`PairTrainData`, the `train.TrainData` of rendered rows (one or more sequences each, as the head wants) with
-A/B swap augmentation."""
+"""Training data of the reward model: the seeded evaluation sample, and `PairTrainData`, the `train.TrainData`
+of rendered rows (one or more sequences each, as the head wants) with A/B swap augmentation and, where a
+teacher is given, distillation (`prefkit.distill`)."""
 
 from __future__ import annotations
 
 from typing import Any
 
 import numpy as np
-import pandas as pd
 import torch
 
 from prefkit.batching import collate, train_batches
 from prefkit.data.table import PairTable
-from prefkit.errors import PrefkitError
+from prefkit.distill import distill_loss
 from prefkit.heads import Head
 from prefkit.metrics import swap_probs
-
-
-def soft_targets(path: str, table: PairTable, columns: tuple[str, ...]) -> np.ndarray:
-    """Teacher probabilities from a CSV (id and the competition's probability `columns`) for every row."""
-    try:
-        frame = pd.read_csv(path, dtype={"id": str})
-    except (OSError, ValueError) as e:
-        raise PrefkitError(f"train.soft_labels {path}: cannot read ({e})") from None
-    cols = list(columns)
-    missing = [c for c in ["id", *cols] if c not in frame.columns]
-    if missing:
-        raise PrefkitError(f"{path}: column {missing[0]!r}: missing column")
-    probs = frame.set_index("id")[cols]
-    absent = [i for i in table.frame["id"] if i not in probs.index]
-    if absent:
-        raise PrefkitError(f"{path}: {len(absent)} training ids have no soft label (first: {absent[0]!r})")
-    t = probs.loc[table.frame["id"]].to_numpy(dtype=np.float32)
-    if not np.allclose(t.sum(axis=1), 1.0, atol=1e-3) or (t < 0).any():
-        raise PrefkitError(f"{path}: soft labels must be probabilities that sum to 1 per row")
-    return t
 
 
 def eval_sample(table: PairTable, rows: int, seed: int) -> PairTable:
@@ -50,14 +29,17 @@ def eval_sample(table: PairTable, rows: int, seed: int) -> PairTable:
 class PairTrainData:
     """`train.TrainData` for the reward model. Example i of an epoch is row i % n, swapped when i >= n
     ("both") or when that epoch's seeded coin says so ("random"). Row r's sequences are
-    `ids[r * per_row : (r + 1) * per_row]` (`ids_swapped` likewise, in the swapped A/B order)."""
+    `ids[r * per_row : (r + 1) * per_row]` (`ids_swapped` likewise, in the swapped A/B order). With `teacher`
+    logits (one row each) the loss is `distill_loss` at `temperature` and `alpha`."""
 
     def __init__(self, head: Head, ids: list[np.ndarray], ids_swapped: list[np.ndarray] | None, targets: np.ndarray,
-                 swap: str, batch_size: int, seed: int, pad_id: int, names: list[str] | None = None):
+                 swap: str, batch_size: int, seed: int, pad_id: int, names: list[str] | None = None,
+                 teacher: np.ndarray | None = None, temperature: float = 1.0, alpha: float = 0.0):
         self.head, self.per_row = head, head.per_row
         self.ids, self.ids_swapped, self.targets = ids, ids_swapped, targets
         self.swap, self.batch_size, self.seed, self.pad_id = swap, batch_size, seed, pad_id
         self.names = names
+        self.teacher, self.temperature, self.alpha = teacher, temperature, alpha
         self.n = len(targets)
         if len(ids) != self.n * self.per_row:
             raise ValueError(f"{len(ids)} sequences for {self.n} rows of {self.per_row}")
@@ -92,8 +74,16 @@ class PairTrainData:
         p = self.per_row
         seqs = [s for r, f in zip(rows, flips) for s in (self.ids_swapped if f else self.ids)[r * p : (r + 1) * p]]
         targets = np.where(flips[:, None], swap_probs(self.targets[rows]), self.targets[rows])
-        return {**collate(seqs, self.pad_id, left=self.head.left_pad), "targets": torch.from_numpy(targets)}
+        batch = {**collate(seqs, self.pad_id, left=self.head.left_pad), "targets": torch.from_numpy(targets)}
+        if self.teacher is not None:  # swap_probs exchanges columns: it maps logits as it maps probabilities
+            batch["teacher"] = torch.from_numpy(np.where(flips[:, None], swap_probs(self.teacher[rows]), self.teacher[rows]))
+        return batch
 
     def loss(self, model: Any, tensors: dict[str, torch.Tensor]) -> tuple[torch.Tensor, int]:
         out = self.head.forward(model, tensors)
-        return self.head.loss(out, tensors["targets"]), len(tensors["targets"])
+        if "teacher" in tensors:
+            loss = distill_loss(self.head.row_logits(out.float()), tensors["targets"], tensors["teacher"],
+                                self.temperature, self.alpha)
+        else:
+            loss = self.head.loss(out, tensors["targets"])
+        return loss, len(tensors["targets"])

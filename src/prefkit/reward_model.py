@@ -20,9 +20,10 @@ from prefkit.dist import log
 from prefkit.errors import PrefkitError
 from prefkit.heads import make_head
 from prefkit.learners import check_classes
-from prefkit.metrics import hard_targets, score, swap_probs
+from prefkit.metrics import score, swap_probs
 from prefkit.modeling import build_model, compute_dtype, load_trained, release
-from prefkit.pair_data import PairTrainData, eval_sample, soft_targets
+from prefkit.pair_data import PairTrainData, eval_sample
+from prefkit.distill import row_targets, teacher_logits
 from prefkit.predictor import predict_pairs
 from prefkit.templates import Renderer, config_tokenizer, pad_token_id
 from prefkit.train import fit, make_accelerator, save_and_clear
@@ -53,13 +54,15 @@ class RewardModelLearner:
             log(f"model.head={head.name} sees A and B alike: train.swap_augment={tc.swap_augment} would change nothing, skipped")
         ids = head.sequences(self.renderer, train)
         ids_swapped = head.sequences(self.renderer, train, swap=True) if swap != "none" else None
-        if tc.soft_labels:
-            targets = soft_targets(tc.soft_labels, train, self.comp.columns)
-        else:
+        if not tc.soft_labels:
             check_classes(train, swap)
-            targets = hard_targets(train.frame["label"], len(self.comp.labels))
+        targets = row_targets(cfg, train, self.comp)
+        teacher = teacher_logits(cfg, train, self.comp)
+        if teacher is not None:
+            log(f"distilling from {', '.join(tc.distill.teacher)} (T={tc.distill.temperature}, alpha={tc.distill.alpha})")
         data = PairTrainData(head, ids, ids_swapped, targets, swap, tc.batch_size, tc.seed, self.pad_id,
-                             names=list(train.frame["id"]))
+                             names=list(train.frame["id"]), teacher=teacher, temperature=tc.distill.temperature,
+                             alpha=tc.distill.alpha)
         evaluate = None
         if valid is not None and len(valid) and tc.eval_every:
             sample = eval_sample(valid, tc.eval_rows, tc.seed)

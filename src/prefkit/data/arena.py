@@ -53,8 +53,9 @@ def _lmsys_label(values: dict) -> str:
     return label
 
 
-def load_arena(path: Path, flavour: str, skip_bad_rows: bool, limit: int | None) -> PairTable:
-    """Load an LMSYS (`flavour="lmsys"`) or WSDM Cup (`flavour="wsdm"`) file."""
+def load_arena(path: Path, flavour: str, skip_bad_rows: bool, limit: int | None, labels: bool = True) -> PairTable:
+    """Load an LMSYS (`flavour="lmsys"`) or WSDM Cup (`flavour="wsdm"`) file; `labels=False` reads the pairs
+    only (a pseudo-label file, whose winner columns hold probabilities)."""
     b = TableBuilder(str(path), skip_bad_rows)
     is_csv = path.suffix == ".csv" or path.name.endswith(".csv.gz")
     if is_csv:
@@ -64,12 +65,12 @@ def load_arena(path: Path, flavour: str, skip_bad_rows: bool, limit: int | None)
     header_line = 1 if is_csv else None
     require_columns(columns, ["id", *TURN_COLUMNS], b, header_line)
     if flavour == "lmsys":
-        labelled = any(c in columns for c in WINNER_COLUMNS)
+        labelled = labels and any(c in columns for c in WINNER_COLUMNS)
         if labelled:
             require_columns(columns, list(WINNER_COLUMNS), b, header_line)
         decode_turns = json_turns
     else:
-        labelled = "winner" in columns
+        labelled = labels and "winner" in columns
         decode_turns = plain_turns
     for row, line, v in records:
         if limit is not None and row > limit:

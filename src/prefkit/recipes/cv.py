@@ -1,5 +1,5 @@
 """`prefkit cv`: K-fold CV grouped by prompt. One model folder per fold (fold0, fold1, ...), out-of-fold
-predictions (`oof.csv`), `metrics.json`, `reliability.png`; optionally a temperature fitted on the OOF.
+predictions (`oof.csv`, and `oof_logits.csv` at full precision for distillation and blending), `metrics.json`, `reliability.png`; optionally a temperature fitted on the OOF.
 With `--resume`, finished folds are kept and an interrupted one continues from its checkpoint."""
 
 from __future__ import annotations
@@ -13,8 +13,11 @@ from prefkit.config import USES, Config
 from prefkit.data.folds import assign_folds
 from prefkit.data.table import PairTable
 from prefkit.errors import PrefkitError
+from prefkit.distill import check_trainable
+from prefkit.pseudo import load_pseudo_rows, with_pseudo_rows
 from prefkit.io import atomic_path, write_json
 from prefkit.learners import check_source, is_trained, make_learner, mark_trained
+from prefkit.predictions import OOF_FILE, write_logits
 from prefkit.metrics import apply_temperature, fit_temperature, reliability_plot, score, uniform_logloss
 from prefkit.dist import is_main
 from prefkit.recipes.common import load_labelled, log, output_dir, report_unused, require_kind
@@ -30,10 +33,14 @@ def _subset(table: PairTable, mask: np.ndarray) -> PairTable:
 def main(cfg: Config, name: str = "", resume: bool = False) -> dict:
     check_source(cfg)
     require_kind(cfg, "prefkit cv", ("features", "seq_cls"), "a causal_lm student trains with `prefkit cot sft`")
+    check_trainable(cfg)
     report_unused(cfg, "cv", SECTIONS)
     out = output_dir(cfg, "cv", name)
     table = load_labelled(cfg.data.train, cfg)
     folds = assign_folds(table, cfg.cv.n_splits, cfg.cv.seed)
+    if cfg.train.pseudo_labels:
+        log(f"{cfg.train.pseudo_labels}: {len(load_pseudo_rows(cfg.train.pseudo_labels))} pseudo-labelled pairs join "
+            "each fold's training rows")
     run_folds = cfg.cv.folds if cfg.cv.folds is not None else list(range(cfg.cv.n_splits))
     bad = [k for k in run_folds if not 0 <= k < cfg.cv.n_splits]
     if bad:
@@ -51,7 +58,8 @@ def main(cfg: Config, name: str = "", resume: bool = False) -> dict:
             log(f"fold {k}: finished earlier, kept")
         else:
             learner = make_learner(cfg)
-            history = learner.fit(_subset(table, ~va), _subset(table, va), folder, resume)
+            history = learner.fit(with_pseudo_rows(_subset(table, ~va), cfg.train.pseudo_labels), _subset(table, va),
+                                  folder, resume)
             oof[va], stats = learner.predict(_subset(table, va))
             learner.release()  # before the next fold's model is built
             del learner
@@ -77,6 +85,7 @@ def main(cfg: Config, name: str = "", resume: bool = False) -> dict:
                               **{c: oof[:, i] for i, c in enumerate(comp.columns)}})[done]
         with atomic_path(out / "oof.csv") as tmp:
             frame.to_csv(tmp, index=False, float_format="%.6f")
+        write_logits(out / OOF_FILE, frame["id"], oof[done], comp, fold=folds[done], label=labels[done])
         write_json(out / "metrics.json", metrics)
         reliability_plot(oof[done], labels[done], out / "reliability.png", title=f"OOF, {int(done.sum())} rows")
     log(f"CV logloss {metrics['logloss']:.4f} (uniform {uniform:.4f})  accuracy {metrics['accuracy']:.4f}  "

@@ -1,22 +1,25 @@
 """`prefkit predict`: a submission from a run folder. Every finished model folder of the run (the fold
 models of `cv`, the model of `train`) predicts the test rows; their probabilities are averaged (fold
 ensembling), the run's temperature is applied when CV fitted one, and the submission is validated. The
-averaged probabilities are kept in the output folder as probabilities.csv."""
+averaged probabilities are kept in the output folder as probabilities.csv, and as logits.csv at full
+precision (a teacher or blend member, `prefkit.predictions`)."""
 
 from __future__ import annotations
 
 import json
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 
 from prefkit.competition import of
-from prefkit.config import load_config
-from prefkit.data import load_pairs
+from prefkit.config import Config, load_config
+from prefkit.data import PairTable, load_pairs
 from prefkit.errors import PrefkitError
 from prefkit.io import atomic_path, write_json
 from prefkit.learners import ensemble_predict
 from prefkit.metrics import apply_temperature
+from prefkit.predictions import TEST_FILE, write_logits
 from prefkit.dist import is_main
 from prefkit.recipes.common import log, output_dir, report_skipped, report_unused
 from prefkit.submission import write_submission
@@ -26,30 +29,42 @@ SECTIONS = ["output_dir", "data.*", "predict.*", "template.tokenizer", "model.pa
             "model.attn_implementation", "quantization.*"]
 
 
-def main(run_dir: str | Path, test: str | Path, out_file: str | Path, overrides: list[str] = ()) -> pd.DataFrame | None:
+def run_config(run_dir: str | Path, overrides: list[str] = ()) -> Config:
+    """A run folder's saved config with `overrides` applied (only the SECTIONS keys may change)."""
     run_dir = Path(run_dir)
     if not (run_dir / "config.yaml").is_file():
         raise PrefkitError(f"{run_dir}: not a run folder (no config.yaml); give a folder written by cv or train")
     report_unused(load_config(None, overrides), "predict", SECTIONS)
-    cfg = load_config(run_dir / "config.yaml", overrides)
-    if not any(o.startswith("output_dir=") for o in overrides):
-        cfg.output_dir = None  # never write into the training run's folder
-    out = output_dir(cfg, "predict")
-    table = load_pairs(test, cfg.data)
-    report_skipped(table)
+    return load_config(run_dir / "config.yaml", overrides)
+
+
+def run_probabilities(cfg: Config, run_dir: str | Path, table: PairTable) -> tuple[np.ndarray, dict]:
+    """The run's fold-averaged probabilities of the rows, its temperature applied where CV fitted one."""
+    run_dir = Path(run_dir)
     p, stats = ensemble_predict(cfg, run_dir, table, log)
     metrics_file = run_dir / "metrics.json"
     temperature = json.loads(metrics_file.read_text()).get("temperature") if metrics_file.exists() else None
     if temperature:
         p = apply_temperature(p, temperature)
+    return p, {"models": [x["model"] for x in stats], "temperature": temperature, "rows": len(table), "per_model": stats}
+
+
+def main(run_dir: str | Path, test: str | Path, out_file: str | Path, overrides: list[str] = ()) -> pd.DataFrame | None:
+    cfg = run_config(run_dir, overrides)
+    if not any(o.startswith("output_dir=") for o in overrides):
+        cfg.output_dir = None  # never write into the training run's folder
+    out = output_dir(cfg, "predict")
+    table = load_pairs(test, cfg.data)
+    report_skipped(table)
+    p, stats = run_probabilities(cfg, run_dir, table)
     if not is_main():
         return None
-    write_json(out / "predict_stats.json", {"models": [x["model"] for x in stats], "temperature": temperature,
-                                             "rows": len(table), "per_model": stats})
+    write_json(out / "predict_stats.json", stats)
     comp = of(cfg)
     sub = write_submission(table.frame["id"], table.frame["id"], p, out_file, cfg.predict.clip, comp)
     with atomic_path(out / "probabilities.csv") as tmp:  # unclipped, in every competition (WSDM submits labels)
         pd.DataFrame({"id": table.frame["id"], **{c: p[:, i] for i, c in enumerate(comp.columns)}}).to_csv(
             tmp, index=False, float_format="%.6f")
-    log(f"wrote {len(sub)} predictions ({len(stats)} models averaged) -> {out_file}")
+    write_logits(out / TEST_FILE, table.frame["id"], p, comp)
+    log(f"wrote {len(sub)} predictions ({len(stats['models'])} models averaged) -> {out_file}")
     return sub

@@ -1,0 +1,198 @@
+"""The winners' toolbox: distillation (loss by hand, training with a teacher and pseudo-labels), prediction files,
+blending with the blender's own CV, and pseudo-labels, from the CLI."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+
+from prefkit.competition import COMPETITIONS
+from prefkit.config import load_config
+from prefkit.data.arena import write_lmsys_csv
+from prefkit.data.synthetic import make_pairs
+from prefkit.data.table import PairTable
+from prefkit.distill import distill_loss
+from prefkit.errors import PrefkitError
+from prefkit.blend import Blender, blender_cv
+from prefkit.metrics import hard_targets, score
+from prefkit.predictions import lookup, read_logits, write_logits
+from prefkit.pseudo import load_pseudo_rows, margins, with_pseudo_rows, write_pseudo_labels
+
+LMSYS = COMPETITIONS["lmsys"]
+
+
+def test_distill_loss_by_hand():
+    student = torch.tensor([[2.0, 0.5, -1.0], [0.0, 1.0, 0.3]])
+    teacher = torch.tensor([[1.0, 0.0, 0.2], [-0.5, 2.0, 0.1]])
+    targets = torch.tensor([[1.0, 0.0, 0.0], [0.0, 0.0, 1.0]])
+    T, alpha = 2.0, 0.7
+    s, t, y = student.numpy(), teacher.numpy(), targets.numpy()
+
+    def sm(x):
+        e = np.exp(x - x.max(axis=1, keepdims=True))
+        return e / e.sum(axis=1, keepdims=True)
+
+    pt, ps = sm(t / T), sm(s / T)
+    kl = (pt * np.log(pt / ps)).sum(axis=1).mean()
+    ce = -(y * np.log(sm(s))).sum(axis=1).mean()
+    expected = alpha * T * T * kl + (1 - alpha) * ce
+    assert distill_loss(student, targets, teacher, T, alpha).item() == pytest.approx(expected, rel=1e-6)
+
+    # T = 1, alpha = 1: KL(teacher || student) = soft-label CE minus the teacher's entropy (a constant), so the
+    # gradient is that of training on the teacher's probabilities as soft labels
+    a = student.clone().requires_grad_(True)
+    kd = distill_loss(a, targets, teacher, 1.0, 1.0)
+    kd.backward()
+    b = student.clone().requires_grad_(True)
+    soft = torch.softmax(teacher, dim=1)
+    ce_soft = torch.nn.functional.cross_entropy(b, soft)
+    ce_soft.backward()
+    entropy = -(soft * soft.log()).sum(dim=1).mean()
+    assert kd.item() == pytest.approx((ce_soft - entropy).item(), rel=1e-6)
+    assert torch.allclose(a.grad, b.grad, atol=1e-7)
+
+
+def test_prediction_files_round_trip_and_name_what_is_wrong(tmp_path):
+    p = np.array([[0.7, 0.2, 0.1], [0.1, 0.1, 0.8]])
+    write_logits(tmp_path / "oof_logits.csv", ["x", "NA"], p, LMSYS, fold=[0, 1], label=["a", "tie"])
+    frame = read_logits(tmp_path, LMSYS)  # a folder: its oof_logits.csv
+    assert list(frame.index) == ["x", "NA"] and list(frame["label"]) == ["a", "tie"]
+    assert np.allclose(np.exp(frame[["logit_a", "logit_b", "logit_tie"]].to_numpy()), p)
+    probs_file = tmp_path / "soft.csv"
+    pd.DataFrame({"id": ["y"], "winner_model_a": [0.5], "winner_model_b": [0.25], "winner_tie": [0.25]}).to_csv(probs_file, index=False)
+    got = lookup([tmp_path, probs_file], ["y", "x"], LMSYS, "train.distill.teacher")
+    assert np.allclose(np.exp(got), [[0.5, 0.25, 0.25], [0.7, 0.2, 0.1]])
+    with pytest.raises(PrefkitError, match=r"1 training ids have no prediction \(first: 'z'\)"):
+        lookup([probs_file], ["y", "z"], LMSYS, "train.distill.teacher")
+    pd.DataFrame({"id": ["y"], "winner_model_a": [0.9], "winner_model_b": [0.25], "winner_tie": [0.25]}).to_csv(probs_file, index=False)
+    with pytest.raises(PrefkitError, match=r"soft.csv: row 1 \(id 'y'\).*sum to 1"):
+        read_logits(probs_file, LMSYS)
+
+
+def test_simplex_blend_weights_the_informative_run_and_its_cv_is_out_of_fold():
+    rng = np.random.default_rng(0)
+    n = 600
+    labels = rng.choice(["a", "b", "tie"], n, p=[0.4, 0.4, 0.2])
+    y = hard_targets(labels, 3)
+    good = 0.6 * y + 0.4 / 3  # right, with some slack
+    noise = rng.dirichlet(np.ones(3), n)
+    b = Blender("simplex").fit([good, noise], labels)
+    assert b.weights.sum() == pytest.approx(1.0) and b.weights[0] > 0.9
+    folds = np.arange(n) % 3
+    oof = blender_cv([good, noise], labels, folds, "simplex")
+    assert score(oof, labels)["logloss"] <= score(good, labels)["logloss"] + 1e-3
+    # out of fold: fold 0's blend comes from weights fitted on folds 1 and 2 only
+    w12 = Blender("simplex").fit([good[folds > 0], noise[folds > 0]], labels[folds > 0]).weights
+    assert np.allclose(oof[folds == 0], w12[0] * good[folds == 0] + w12[1] * noise[folds == 0])
+    stacked = blender_cv([good, noise], labels, folds, "stack")
+    assert stacked.shape == (n, 3) and np.allclose(stacked.sum(axis=1), 1.0)
+
+
+def test_pseudo_label_file_drops_unsure_rows_and_joins_training(tmp_path):
+    table = make_pairs(6, seed=3)
+    table = PairTable(table.frame.assign(label=None, id="u" + table.frame["id"]), table.source)
+    probs = np.array([[0.5, 0.48, 0.02], [0.9, 0.05, 0.05], [0.1, 0.8, 0.1],
+                      [0.34, 0.33, 0.33], [0.6, 0.2, 0.2], [0.2, 0.2, 0.6]])
+    info = write_pseudo_labels(tmp_path / "pl.csv", table, probs, LMSYS, min_margin=0.03)
+    assert info == {"rows": 6, "kept": 4, "dropped": 2, "min_margin": 0.03}
+    assert np.allclose(margins(probs), [0.02, 0.85, 0.7, 0.01, 0.4, 0.4]), "the gap between the top two labels"
+    rows = load_pseudo_rows(tmp_path / "pl.csv")
+    kept = table.frame["id"].iloc[[1, 2, 4, 5]].tolist()
+    assert rows.frame["id"].tolist() == kept and rows.frame["label"].isna().all()
+    assert rows.frame["prompt"].tolist() == table.frame["prompt"].iloc[[1, 2, 4, 5]].tolist(), "turns survive"
+    assert np.allclose(np.exp(lookup([tmp_path / "pl.csv"], kept, LMSYS, "x")), probs[[1, 2, 4, 5]], atol=1e-7)
+    train = make_pairs(5, seed=4)
+    joined = with_pseudo_rows(train, str(tmp_path / "pl.csv"))
+    assert len(joined) == 9 and joined.frame["label"].isna().sum() == 4
+    with pytest.raises(PrefkitError, match="also a labelled training row"):
+        with_pseudo_rows(PairTable(pd.concat([train.frame, rows.frame.assign(label="a")]), "t"), str(tmp_path / "pl.csv"))
+
+
+def test_distillation_with_pseudo_labels_trains_the_tiny_reward_model(tmp_path):
+    """Teacher logits for the labelled rows, pseudo-labels (teacher and target) for the unlabelled ones: the loss
+    falls, every trainable tensor moves, and the model follows the pseudo-labels on rows it had no label for."""
+    pytest.importorskip("bitsandbytes")
+    from prefkit.modeling import build_model
+    from prefkit.reward_model import RewardModelLearner
+    from prefkit.train import trainable_state
+    from tests.test_reward_model import FAST, TINY, learnable
+
+    labelled, unlabelled = learnable(32, seed=0), learnable(24, seed=1)
+    unlabelled.frame["id"] = "u" + unlabelled.frame["id"]
+    truth = hard_targets(unlabelled.frame["label"], 3)
+    pseudo = PairTable(unlabelled.frame.assign(label=None), "u")
+    write_pseudo_labels(tmp_path / "pl.csv", pseudo, 0.9 * truth + 0.1 / 3, LMSYS)
+    teacher = 0.8 * hard_targets(labelled.frame["label"], 3) + 0.2 / 3
+    write_logits(tmp_path / "teacher.csv", labelled.frame["id"], teacher, LMSYS)
+    cfg = load_config(TINY, FAST + ["train.epochs=4", f"train.pseudo_labels={tmp_path / 'pl.csv'}",
+                                    f"train.distill.teacher={tmp_path / 'teacher.csv'}", "train.distill.temperature=2",
+                                    "train.distill.alpha=0.5"])
+    learner = RewardModelLearner(cfg)
+    before = trainable_state(build_model(cfg, learner.head.task, learner.pad_id, learner.vocab_size))
+    train = with_pseudo_rows(labelled, cfg.train.pseudo_labels)
+    history = learner.fit(train, None, tmp_path / "m")
+    after = trainable_state(learner.model)
+    assert all(not torch.equal(before[k], after[k]) for k in before), "every trainable tensor moved"
+    assert history[-1]["loss"] < 0.6 * history[0]["loss"], (history[0]["loss"], history[-1]["loss"])
+    assert score(learner.predict(unlabelled)[0], unlabelled.frame["label"])["accuracy"] > 0.9
+
+
+def _cv(run_cli, tmp_path, data, name, *extra):
+    res = run_cli("cv", "rm/features_baseline", f"data.train={data}", "cv.n_splits=3", f"output_dir={tmp_path / name}", *extra)
+    assert res.code == 0, res.err
+    return tmp_path / name
+
+
+def test_blend_and_pseudo_label_from_the_cli(tmp_path, run_cli):
+    data, test, unlabelled = tmp_path / "train.csv", tmp_path / "test.csv", tmp_path / "unlabelled.csv"
+    write_lmsys_csv(make_pairs(240, seed=0), data)
+    write_lmsys_csv(PairTable(make_pairs(40, seed=1).frame.assign(label=None), "t"), test)
+    u = make_pairs(60, seed=2).frame
+    write_lmsys_csv(PairTable(u.assign(label=None, id="u" + u["id"]), "u"), unlabelled)
+    hist = _cv(run_cli, tmp_path, data, "hist")
+    logreg = _cv(run_cli, tmp_path, data, "logreg", "features.estimator=logreg", "features.l2_regularization=0.1")
+    preds = []
+    for run in (hist, logreg):
+        res = run_cli("predict", "--run", run, "--test", test, "--out", tmp_path / f"{run.name}.csv",
+                      f"output_dir={tmp_path / ('pred_' + run.name)}")
+        assert res.code == 0, res.err
+        preds.append(tmp_path / f"pred_{run.name}")
+    res = run_cli("blend", hist, logreg, "--out", tmp_path / "blend", "--test-preds", *preds)
+    assert res.code == 0, res.err
+    m = json.loads((tmp_path / "blend" / "metrics.json").read_text())
+    members = [json.loads((r / "metrics.json").read_text())["logloss"] for r in (hist, logreg)]
+    assert [round(x, 4) for x in members] == [r["logloss"] for r in m["members"][:2]], "members scored as their own cv"
+    assert m["logloss"] <= min(members) + 0.005, (m["logloss"], members)
+    sub = pd.read_csv(tmp_path / "blend" / "submission.csv")
+    assert len(sub) == 40 and np.allclose(sub.iloc[:, 1:].sum(axis=1), 1.0)
+    w = m["blender"]["weights"]
+    p = [pd.read_csv(d / "probabilities.csv").iloc[:, 1:].to_numpy() for d in preds]
+    blended = pd.read_csv(tmp_path / "blend" / "probabilities.csv").iloc[:, 1:].to_numpy()
+    assert np.allclose(blended, w[0] * p[0] + w[1] * p[1], atol=2e-5), "the test rows get the fitted weights"
+    assert "| blend (simplex, blender CV) |" in (tmp_path / "blend" / "table.md").read_text()
+
+    res = run_cli("pseudo-label", "--run", tmp_path / "blend", "--data", unlabelled, "--out", tmp_path / "pl.csv",
+                  "--min-margin", "0.05")
+    assert res.code == 0, res.err
+    info = json.loads((tmp_path / "pl.json").read_text())
+    kept = pd.read_csv(tmp_path / "pl.csv")
+    assert info["rows"] == 60 and info["kept"] + info["dropped"] == 60 and len(kept) == info["kept"]
+    assert (kept["margin"] > 0.05).all() and np.allclose(kept[["winner_model_a", "winner_model_b", "winner_tie"]].sum(axis=1), 1)
+    assert set(load_pseudo_rows(tmp_path / "pl.csv").frame["id"]) <= set("u" + u["id"])
+
+    res = run_cli("cv", "rm/features_baseline", f"data.train={data}", f"train.pseudo_labels={tmp_path / 'pl.csv'}",
+                  f"output_dir={tmp_path / 'refused'}")
+    assert res.code == 2 and "train.pseudo_labels: trains model.kind=seq_cls" in res.err
+
+
+def test_blend_refuses_runs_of_other_rows(tmp_path, run_cli):
+    a, b = tmp_path / "a.csv", tmp_path / "b.csv"
+    write_lmsys_csv(make_pairs(90, seed=0), a)
+    write_lmsys_csv(make_pairs(60, seed=5), b)
+    ra, rb = _cv(run_cli, tmp_path, a, "ra"), _cv(run_cli, tmp_path, b, "rb")
+    res = run_cli("blend", ra, rb, "--out", tmp_path / "blend")
+    assert res.code == 2 and "cover other rows" in res.err and "Traceback" not in res.err
