@@ -196,3 +196,57 @@ def test_blend_refuses_runs_of_other_rows(tmp_path, run_cli):
     ra, rb = _cv(run_cli, tmp_path, a, "ra"), _cv(run_cli, tmp_path, b, "rb")
     res = run_cli("blend", ra, rb, "--out", tmp_path / "blend")
     assert res.code == 2 and "cover other rows" in res.err and "Traceback" not in res.err
+
+
+class FirstToken(torch.nn.Module):
+    """Logits (first token / 10, 0, 0): a row's confidence is set by its first token."""
+
+    def __init__(self):
+        super().__init__()
+        self.p = torch.nn.Parameter(torch.zeros(1))
+
+    def forward(self, input_ids, attention_mask, use_cache):
+        x = input_ids[:, :1].float() / 10
+        return type("O", (), {"logits": torch.cat([x, torch.zeros_like(x), torch.zeros_like(x)], dim=1)})()
+
+
+def test_budgeted_tta_swaps_the_least_sure_rows_first():
+    from prefkit.heads import Classifier
+    from prefkit.predictor import predict_pairs
+
+    head = Classifier(LMSYS)
+    ids = [np.array([v, 1]) for v in (40, 0, 30, 5, 20, 10)]  # sure ... unsure; row 1 is the least sure
+    swapped = [np.array([1, 1]) for _ in ids]  # the swapped row says (0.1, 0, 0): swapped back, B a little ahead
+    plain, stats = predict_pairs(FirstToken(), head, (ids, None), 0, 64, True, torch.float32)
+    full, stats_full = predict_pairs(FirstToken(), head, (ids, swapped), 0, 64, True, torch.float32)
+    assert stats["tta_rows"] == 0 and stats_full["tta_rows"] == 6
+    half, stats_half = predict_pairs(FirstToken(), head, (ids, swapped), 0, 64, True, torch.float32, tta_fraction=0.5)
+    assert stats_half["tta_rows"] == 3
+    got = [i for i in range(6) if not np.allclose(half[i], plain[i])]
+    assert got == [1, 3, 5], "the three least sure rows (first tokens 0, 5, 10) got the swap pass"
+    assert np.allclose(half[[1, 3, 5]], full[[1, 3, 5]]) and np.allclose(half[[0, 2, 4]], plain[[0, 2, 4]])
+    none, stats_none = predict_pairs(FirstToken(), head, (ids, swapped), 0, 64, True, torch.float32, tta_budget_s=0.0)
+    assert stats_none["tta_rows"] == 0 and np.allclose(none, plain), "no seconds left: no swap pass"
+
+
+def test_repredict_with_a_cascade_stays_out_of_fold(tmp_path, run_cli):
+    data = tmp_path / "train.csv"
+    write_lmsys_csv(make_pairs(150, seed=0), data)
+    hist = _cv(run_cli, tmp_path, data, "hist")
+    logreg = _cv(run_cli, tmp_path, data, "logreg", "features.estimator=logreg")
+    res = run_cli("repredict", "--run", hist, f"predict.cascade.run={logreg}", "predict.cascade.fraction=0.2",
+                  "predict.cascade.weight=1.0", f"output_dir={tmp_path / 'again'}")
+    assert res.code == 0, res.err
+    m = json.loads((tmp_path / "again" / "metrics.json").read_text())
+    assert m["cascade"]["rows"] == 30 and m["tta_rows"] == 150
+    a = read_logits(hist, LMSYS)
+    b = read_logits(logreg, LMSYS)
+    c = read_logits(tmp_path / "again", LMSYS).loc[a.index]
+    cols = ["logit_a", "logit_b", "logit_tie"]
+    changed = ~np.isclose(c[cols], a[cols]).all(axis=1)
+    assert changed.sum() == 30 and np.allclose(c.loc[changed, cols], b.loc[c.index[changed], cols]), \
+        "weight 1: the least sure rows take the second run's own out-of-fold predictions"
+    from prefkit.pseudo import margins as gap
+
+    sure = gap(np.exp(a[cols].to_numpy()))
+    assert sure[changed].max() <= sure[~changed].min() + 1e-9

@@ -6,6 +6,7 @@
     prefkit train CONFIG [--resume] [key=value ...]
     prefkit predict --run RUN_DIR --test PATH --out FILE [key=value ...]
     prefkit demo [--config CONFIG] [--rows N] [key=value ...]
+    prefkit repredict --run CV_RUN [key=value ...]
     prefkit blend RUN RUN... --out DIR [--method simplex|stack] [--test-preds PRED...] [--submission FILE]
     prefkit pseudo-label --run RUN_OR_BLEND --data PATH --out FILE [--min-margin M] [key=value ...]
     prefkit configs {list,copy}
@@ -134,6 +135,9 @@ COMMANDS = [
             ((("--config",), {"default": None, "help": "default: rm/minilm_cpu (the CPU reward model)"}),
              (("--rows",), {"type": int, "default": 1200, "help": "training pairs to make (test: a quarter as many)"}), OVERRIDES),
             lambda a, r: r.main(a.overrides, a.config, a.rows)),
+    Command(("repredict",), "prefkit.recipes.repredict", "a cv run's out-of-fold predictions again under other predict.* settings",
+            ((("--run",), {"required": True, "help": "folder written by `prefkit cv`"}), OVERRIDES),
+            lambda a, r: r.main(a.run, a.overrides)),
     Command(("blend",), "prefkit.recipes.blend", "blend cv runs with weights fitted on their OOF (and the blender's own CV)",
             ((("runs",), {"nargs": "+", "metavar": "RUN", "help": "cv run folders"}),
              (("--out",), {"required": True, "help": "folder for the blend"}),

@@ -164,8 +164,24 @@ class CVConfig:
 
 
 @dataclass
+class CascadeConfig:
+    # a second run (cv or train folder) that re-scores the least sure rows (WSDM Cup 7th: a bigger model on 15%)
+    run: str | None = None
+    fraction: float = _range(0.15, 0.0, 1.0, low_open=True)  # of the rows, the least sure first
+    weight: float = _range(0.5, 0.0, 1.0)  # of the second run's probabilities in the rows it re-scores
+
+
+@dataclass
 class PredictConfig:
     swap_tta: bool = True  # average the prediction with the swapped row's prediction, swapped back
+    # seq_cls: the swap pass for only the least sure rows (smallest gap between the top two labels) first: this
+    # share of them (WSDM Cup 4th), and/or until this many seconds per model are spent (None: no limit)
+    tta_fraction: float = _range(1.0, 0.0, 1.0)
+    tta_budget_s: float | None = _range(None, 0.0)
+    cascade: CascadeConfig = field(default_factory=CascadeConfig)
+    # rules fitted on the run's training labels (`prefkit cv` measures them on the OOF first): empty (one response
+    # empty), identical (the two responses the same)
+    rules: list[str] = field(default_factory=list)
     clip: float = _range(1e-6, 0.0, 1 / 3, high_open=True)  # submission probabilities are kept within [clip, 1 - clip]
     batch_tokens: int = _range(8192, 1)  # seq_cls: a batch holds at most this many tokens, padding included
     sort_by_length: bool = True  # seq_cls: batches of similar lengths (less padding)
@@ -371,7 +387,7 @@ DICT_KEYS = {"data.columns", "model.random_init"}  # keys whose value is a mappi
 # what `prefkit kaggle bundle/kernel` read later.
 USES = {
     "features": ["output_dir", "competition", "data.*", "template.*", "model.kind", "features.*", "train.seed", "train.swap_augment",
-                 "cv.*", "predict.swap_tta", "predict.clip", "kaggle.*"],
+                 "cv.*", "predict.swap_tta", "predict.clip", "predict.cascade.*", "predict.rules", "kaggle.*"],
     "seq_cls": ["output_dir", "competition", "data.*", "template.*", "model.*", "lora.*", "quantization.*", "train.*", "cv.*",
                 "predict.*", "kaggle.*"],
     "causal_lm": ["output_dir", "template.tokenizer", "template.max_length", "model.*", "lora.*", "quantization.*",

@@ -71,7 +71,8 @@ class FeatureLearner:
     def predict(self, table: PairTable) -> tuple[np.ndarray, dict]:
         t0 = time.perf_counter()
         probs = self.model.predict_proba(table_features(table), self.cfg.predict.swap_tta)
-        return probs, {"rows": len(table), "seconds": round(time.perf_counter() - t0, 3)}
+        return probs, {"rows": len(table), "seconds": round(time.perf_counter() - t0, 3),
+                       "tta_rows": len(table) if self.cfg.predict.swap_tta else 0}  # a column swap: every row
 
     def release(self) -> None:
         self.model = None

@@ -95,8 +95,10 @@ class RewardModelLearner:
         pc = self.cfg.predict
         if pc.backend == "vllm" and model is None:
             return self._predict_vllm(*rendered)
+        full = desc == "eval"  # evaluation during training: the plain or the full TTA pass, as configured
         return predict_pairs(model, self.head, rendered, self.pad_id, pc.batch_tokens, pc.sort_by_length,
-                             compute_dtype(self.cfg.model.dtype), desc, names)
+                             compute_dtype(self.cfg.model.dtype), desc, names,
+                             1.0 if full else pc.tta_fraction, None if full else pc.tta_budget_s)
 
     def _predict_vllm(self, ids: list[np.ndarray], swapped: list[np.ndarray] | None) -> tuple[np.ndarray, dict]:
         """The same rendered rows (and swap TTA) scored by vLLM on the merged model: its pooling runner for a
@@ -105,6 +107,10 @@ class RewardModelLearner:
 
         work = Path(self.cfg.output_dir or ".")  # predict's own output folder: writable, unlike /kaggle/input
         merged = vllm_backend.merged_checkpoint(self.cfg, self.folder, work, self.head.task)
+        pc = self.cfg.predict
+        if swapped is not None and (pc.tta_fraction < 1 or pc.tta_budget_s is not None):
+            log("predict.backend=vllm scores every row in one pass: the swap pass covers all rows "
+                "(predict.tta_fraction and tta_budget_s apply to the transformers backend)")
         t0 = time.perf_counter()
         seqs = ids + (swapped or [])
         if self.head.name == "lm_tokens":
@@ -115,6 +121,7 @@ class RewardModelLearner:
             probs = (probs[: len(ids)] + swap_probs(probs[len(ids):])) / 2
         seconds = time.perf_counter() - t0
         return probs, {"rows": len(ids), "seconds": round(seconds, 3), "backend": "vllm",
+                       "tta_rows": len(ids) if swapped is not None else 0,
                        "rows_per_s": round(len(ids) / max(seconds, 1e-9), 2)}
 
     def predict(self, table: PairTable) -> tuple[np.ndarray, dict]:

@@ -19,6 +19,7 @@ from prefkit.errors import PrefkitError
 from prefkit.io import atomic_path, write_json
 from prefkit.learners import ensemble_predict
 from prefkit.metrics import apply_temperature
+from prefkit.pseudo import margins
 from prefkit.predictions import TEST_FILE, write_logits
 from prefkit.dist import is_main
 from prefkit.recipes.common import log, output_dir, report_skipped, report_unused
@@ -49,6 +50,32 @@ def run_probabilities(cfg: Config, run_dir: str | Path, table: PairTable) -> tup
     return p, {"models": [x["model"] for x in stats], "temperature": temperature, "rows": len(table), "per_model": stats}
 
 
+def cascade(cfg: Config, table: PairTable, p: np.ndarray, second=None) -> tuple[np.ndarray, dict]:
+    """`predict.cascade`: the least sure `fraction` of the rows re-scored by a second run and blended in with
+    `weight`. `second(rows) -> probabilities` stands in for predicting with the run (repredict passes that run's
+    out-of-fold predictions)."""
+    cc = cfg.predict.cascade
+    if not cc.run:
+        return p, {}
+    order = np.sort(np.argsort(margins(p), kind="stable")[: int(np.ceil(cc.fraction * len(p)))])
+    subset = PairTable(table.frame.iloc[order].reset_index(drop=True), table.source)
+    log(f"cascade: {cc.run} re-scores the {len(order)} least sure of {len(p)} rows (weight {cc.weight})")
+    if second is None:
+        second_cfg = run_config(cc.run)
+        second_cfg.output_dir = cfg.output_dir
+        q, _ = run_probabilities(second_cfg, cc.run, subset)
+    else:
+        q = second(subset)
+    p = p.copy()
+    p[order] = (1 - cc.weight) * p[order] + cc.weight * q
+    return p, {"run": cc.run, "rows": len(order), "weight": cc.weight}
+
+
+def tta_report(stats: dict) -> str:
+    per = [f"{m['model']} {m.get('tta_rows', 0)}" for m in stats["per_model"]]
+    return f"swap TTA rows of {stats['rows']}: " + ", ".join(per)
+
+
 def main(run_dir: str | Path, test: str | Path, out_file: str | Path, overrides: list[str] = ()) -> pd.DataFrame | None:
     cfg = run_config(run_dir, overrides)
     if not any(o.startswith("output_dir=") for o in overrides):
@@ -57,6 +84,8 @@ def main(run_dir: str | Path, test: str | Path, out_file: str | Path, overrides:
     table = load_pairs(test, cfg.data)
     report_skipped(table)
     p, stats = run_probabilities(cfg, run_dir, table)
+    log(tta_report(stats))
+    p, stats["cascade"] = cascade(cfg, table, p)
     if not is_main():
         return None
     write_json(out / "predict_stats.json", stats)

@@ -1,0 +1,75 @@
+"""`prefkit repredict --run CV_RUN [key=value ...]`: the out-of-fold predictions of a cv run again, each fold's
+model predicting its own validation rows, under other prediction settings (`predict.*`: budgeted swap TTA, the
+cascade, rules, batching). Nothing is trained; the folds are the run's (its oof_logits.csv). A cascade run
+contributes its own out-of-fold predictions of the same rows, so the score stays out of fold.
+
+Writes oof.csv, oof_logits.csv and metrics.json (with how many rows got the swap pass) into its output folder.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from prefkit.competition import of
+from prefkit.errors import PrefkitError
+from prefkit.io import atomic_path, write_json
+from prefkit.learners import is_trained, load_learner
+from prefkit.metrics import score
+from prefkit.predictions import OOF_FILE, logit_columns, probabilities, read_logits, write_logits
+from prefkit.recipes.common import load_labelled, log, output_dir
+from prefkit.recipes.predict import cascade, run_config
+from prefkit.data.table import PairTable
+
+
+def main(run_dir: str | Path, overrides: list[str] = ()) -> dict:
+    run_dir = Path(run_dir)
+    cfg = run_config(run_dir, overrides)
+    if not any(o.startswith("output_dir=") for o in overrides):
+        cfg.output_dir = None  # never write into the cv run's folder
+    comp = of(cfg)
+    saved = read_logits(run_dir / OOF_FILE, comp) if (run_dir / OOF_FILE).is_file() else None
+    if saved is None or "fold" not in saved.columns:
+        raise PrefkitError(f"{run_dir}: no {OOF_FILE} with folds (a folder written by `prefkit cv` of this prefkit)")
+    out = output_dir(cfg, "repredict")
+    table = load_labelled(cfg.data.train, cfg)
+    table = PairTable(table.frame[table.frame["id"].isin(saved.index)].reset_index(drop=True), table.source)
+    folds = saved.loc[table.frame["id"], "fold"].to_numpy().astype(int)
+    labels = table.frame["label"].to_numpy()
+    p = np.zeros((len(table), len(comp.labels)))
+    per_fold = []
+    for k in sorted(set(folds)):
+        folder = run_dir / f"fold{k}"
+        if not is_trained(folder):
+            raise PrefkitError(f"{folder}: not a finished fold model")
+        va = folds == k
+        learner = load_learner(cfg, folder)
+        p[va], stats = learner.predict(PairTable(table.frame[va].reset_index(drop=True), table.source))
+        learner.release()
+        per_fold.append({"fold": int(k), **score(p[va], labels[va]), "tta_rows": stats.get("tta_rows", 0),
+                         "seconds": stats.get("seconds")})
+        log(f"fold {k}: logloss {per_fold[-1]['logloss']:.4f}  swap TTA on {per_fold[-1]['tta_rows']} of {int(va.sum())} rows")
+    second = None
+    if cfg.predict.cascade.run:
+        other = read_logits(cfg.predict.cascade.run, comp)
+
+        def second(subset: PairTable) -> np.ndarray:
+            return probabilities(other.loc[subset.frame["id"], logit_columns(comp)].to_numpy())
+
+    p, cascaded = cascade(cfg, table, p, second)
+    metrics = {**score(p, labels), "competition": comp.name, "metric": comp.metric, "run": str(run_dir),
+               "tta_rows": int(sum(f["tta_rows"] for f in per_fold)), "folds": per_fold,
+               "tta_fraction": cfg.predict.tta_fraction, "tta_budget_s": cfg.predict.tta_budget_s}
+    if cascaded:
+        metrics["cascade"] = cascaded
+    frame = pd.DataFrame({"id": table.frame["id"], "fold": folds, "label": labels,
+                          **{c: p[:, i] for i, c in enumerate(comp.columns)}})
+    with atomic_path(out / "oof.csv") as tmp:
+        frame.to_csv(tmp, index=False, float_format="%.6f")
+    write_logits(out / OOF_FILE, frame["id"], p, comp, fold=folds, label=labels)
+    write_json(out / "metrics.json", metrics)
+    log(f"OOF logloss {metrics['logloss']:.4f}  accuracy {metrics['accuracy']:.4f}  swap TTA on {metrics['tta_rows']} "
+        f"of {len(table)} rows -> {out}")
+    return metrics
