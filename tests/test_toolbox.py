@@ -250,3 +250,58 @@ def test_repredict_with_a_cascade_stays_out_of_fold(tmp_path, run_cli):
 
     sure = gap(np.exp(a[cols].to_numpy()))
     assert sure[changed].max() <= sure[~changed].min() + 1e-9
+
+
+def _rule_rows() -> PairTable:
+    from prefkit.data.table import TableBuilder
+
+    b = TableBuilder("rules")
+    rows = [  # (a, b, label)
+        ("good", "", "a"), ("good", None, "a"), ("", "good", "b"), ("", "good", "tie"),  # one side empty
+        ("same", "same", "tie"), ("same", "same", "a"),  # identical
+        ("x", "y", "a"), ("y", "x", "b"),  # neither
+    ]
+    for i, (a, bb, label) in enumerate(rows, start=1):
+        b.add(i, None, f"r{i}", ["q"], [a], [bb], label=label)
+    return b.build()
+
+
+def test_rules_fitted_and_applied_by_hand():
+    from prefkit import rules
+
+    table = _rule_rows()
+    empty = rules.fit(table, LMSYS, "empty")
+    # oriented to (non-empty wins, empty wins, tie): 3, 0, 1, plus one count each -> 4, 1, 2 over 7
+    assert empty["rows"] == 4 and np.allclose(empty["probs"], [4 / 7, 1 / 7, 2 / 7], atol=1e-6)
+    same = rules.fit(table, LMSYS, "identical")
+    # a, b, tie = 1, 0, 1, plus one each -> 2, 1, 2; A and B exchangeable -> 1.5, 1.5, 2 over 5
+    assert same["rows"] == 2 and np.allclose(same["probs"], [0.3, 0.3, 0.4], atol=1e-6)
+    probs = np.full((8, 3), 1 / 3)
+    out, counts = rules.apply(table, probs, {"empty": empty, "identical": same}, ["empty", "identical"])
+    assert counts == {"empty": 4, "identical": 2}
+    assert np.allclose(out[0], [4 / 7, 1 / 7, 2 / 7]) and np.allclose(out[2], [1 / 7, 4 / 7, 2 / 7]), "B is the non-empty side"
+    assert np.allclose(out[4], [0.3, 0.3, 0.4]) and np.allclose(out[6:], 1 / 3)
+    m = rules.measure(table, probs, np.array([0, 1, 0, 1, 0, 1, 0, 1]), LMSYS)
+    assert m["empty"]["rows"] == 4 and m["empty"]["logloss_model"] == pytest.approx(np.log(3), abs=1e-4)
+    with pytest.raises(PrefkitError, match="unknown rule 'lenght'"):
+        rules.check(["lenght"])
+
+
+def test_predict_applies_the_rules_the_run_fitted(tmp_path, run_cli):
+    data, test = tmp_path / "train.csv", tmp_path / "test.csv"
+    train = make_pairs(120, seed=0)
+    write_lmsys_csv(PairTable(pd.concat([train.frame, _rule_rows().frame], ignore_index=True), "t"), data)
+    write_lmsys_csv(PairTable(_rule_rows().frame.assign(label=None), "t"), test)
+    run = _cv(run_cli, tmp_path, data, "run")
+    m = json.loads((run / "metrics.json").read_text())
+    assert m["rules"]["empty"]["rows"] >= 4 and "logloss_rule" in m["rules"]["empty"]
+    fitted = json.loads((run / "rules.json").read_text())
+    res = run_cli("predict", "--run", run, "--test", test, "--out", tmp_path / "sub.csv", "predict.rules=[empty]",
+                  f"output_dir={tmp_path / 'p'}")
+    assert res.code == 0, res.err
+    sub = pd.read_csv(tmp_path / "sub.csv").set_index("id")
+    assert np.allclose(sub.loc["r1"], fitted["empty"]["probs"], atol=1e-6)
+    assert np.allclose(sub.loc["r3"], np.array(fitted["empty"]["probs"])[[1, 0, 2]], atol=1e-6)
+    res = run_cli("predict", "--run", run, "--test", test, "--out", tmp_path / "sub2.csv", "predict.rules=[short]",
+                  f"output_dir={tmp_path / 'p2'}")
+    assert res.code == 2 and "unknown rule 'short'" in res.err

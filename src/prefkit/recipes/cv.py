@@ -20,6 +20,7 @@ from prefkit.learners import check_source, is_trained, make_learner, mark_traine
 from prefkit.predictions import OOF_FILE, write_logits
 from prefkit.metrics import apply_temperature, fit_temperature, reliability_plot, score, uniform_logloss
 from prefkit.dist import is_main
+from prefkit import rules
 from prefkit.recipes.common import load_labelled, log, output_dir, report_unused, require_kind
 
 
@@ -80,7 +81,14 @@ def main(cfg: Config, name: str = "", resume: bool = False) -> dict:
         t = fit_temperature(oof[done], labels[done])
         metrics["temperature"] = t
         metrics["calibrated"] = score(apply_temperature(oof[done], t), labels[done])
+    rows = PairTable(table.frame[done].reset_index(drop=True), table.source)
+    metrics["rules"] = rules.measure(rows, oof[done], folds[done], comp)
+    for name, r in metrics["rules"].items():
+        if r["rows"]:
+            log(f"rule {name}: {r['rows']} rows; their OOF log loss {r['logloss_model']:.4f} (model) -> "
+                f"{r['logloss_rule']:.4f} (rule fitted on the other folds); predict.rules=[{name}] applies it")
     if is_main():
+        write_json(out / rules.FILE, rules.fit_all(rows, comp))
         frame = pd.DataFrame({"id": table.frame["id"], "fold": folds, "label": labels,
                               **{c: oof[:, i] for i, c in enumerate(comp.columns)}})[done]
         with atomic_path(out / "oof.csv") as tmp:

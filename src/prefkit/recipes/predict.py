@@ -22,6 +22,7 @@ from prefkit.metrics import apply_temperature
 from prefkit.pseudo import margins
 from prefkit.predictions import TEST_FILE, write_logits
 from prefkit.dist import is_main
+from prefkit import rules
 from prefkit.recipes.common import log, output_dir, report_skipped, report_unused
 from prefkit.submission import write_submission
 
@@ -78,6 +79,8 @@ def tta_report(stats: dict) -> str:
 
 def main(run_dir: str | Path, test: str | Path, out_file: str | Path, overrides: list[str] = ()) -> pd.DataFrame | None:
     cfg = run_config(run_dir, overrides)
+    rules.check(cfg.predict.rules)
+    fitted = rules.load(run_dir) if cfg.predict.rules else {}
     if not any(o.startswith("output_dir=") for o in overrides):
         cfg.output_dir = None  # never write into the training run's folder
     out = output_dir(cfg, "predict")
@@ -86,6 +89,9 @@ def main(run_dir: str | Path, test: str | Path, out_file: str | Path, overrides:
     p, stats = run_probabilities(cfg, run_dir, table)
     log(tta_report(stats))
     p, stats["cascade"] = cascade(cfg, table, p)
+    if cfg.predict.rules:
+        p, stats["rules"] = rules.apply(table, p, fitted, cfg.predict.rules)
+        log("rules: " + ", ".join(f"{k} on {v} rows" for k, v in stats["rules"].items()))
     if not is_main():
         return None
     write_json(out / "predict_stats.json", stats)

@@ -19,6 +19,7 @@ from prefkit.io import atomic_path, write_json
 from prefkit.learners import is_trained, load_learner
 from prefkit.metrics import score
 from prefkit.predictions import OOF_FILE, logit_columns, probabilities, read_logits, write_logits
+from prefkit import rules
 from prefkit.recipes.common import load_labelled, log, output_dir
 from prefkit.recipes.predict import cascade, run_config
 from prefkit.data.table import PairTable
@@ -59,11 +60,23 @@ def main(run_dir: str | Path, overrides: list[str] = ()) -> dict:
             return probabilities(other.loc[subset.frame["id"], logit_columns(comp)].to_numpy())
 
     p, cascaded = cascade(cfg, table, p, second)
+    ruled = {}
+    if cfg.predict.rules:  # each fold's rules fitted on the other folds' labels: still out of fold
+        rules.check(cfg.predict.rules)
+        for k in sorted(set(folds)):
+            va = folds == k
+            rest = PairTable(table.frame[~va].reset_index(drop=True), table.source)
+            here = PairTable(table.frame[va].reset_index(drop=True), table.source)
+            p[va], counts = rules.apply(here, p[va], rules.fit_all(rest, comp), cfg.predict.rules)
+            for name, n in counts.items():
+                ruled[name] = ruled.get(name, 0) + n
     metrics = {**score(p, labels), "competition": comp.name, "metric": comp.metric, "run": str(run_dir),
                "tta_rows": int(sum(f["tta_rows"] for f in per_fold)), "folds": per_fold,
                "tta_fraction": cfg.predict.tta_fraction, "tta_budget_s": cfg.predict.tta_budget_s}
     if cascaded:
         metrics["cascade"] = cascaded
+    if ruled:
+        metrics["rules"] = ruled
     frame = pd.DataFrame({"id": table.frame["id"], "fold": folds, "label": labels,
                           **{c: p[:, i] for i, c in enumerate(comp.columns)}})
     with atomic_path(out / "oof.csv") as tmp:

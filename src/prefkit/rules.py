@@ -1,0 +1,117 @@
+"""Rules for rows a model should not have to guess (LMSYS 4th place): one response empty, or both the same.
+
+    empty      one side's response is empty (every turn blank or null) and the other is not
+    identical  the two responses are the same, turn for turn
+
+A rule's prediction is the outcome distribution of the rows it matches in the training labels, oriented (for
+`empty`: P(the non-empty side wins), P(the empty side wins), P(tie)), with one added count per outcome so
+that none is 0. `prefkit cv` measures every rule on its out-of-fold predictions (each fold's rule fitted on the
+other folds) and writes the rules fitted on all rows to `rules.json`; `predict.rules` applies them, from that
+file, to the rows they match.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from prefkit.competition import Competition
+from prefkit.data.table import PairTable
+from prefkit.errors import PrefkitError
+from prefkit.metrics import label_ids, score
+
+RULES = ("empty", "identical")
+FILE = "rules.json"
+
+
+def _blank(turns: list) -> bool:
+    return all(t is None or not str(t).strip() for t in turns)
+
+
+def matches(table: PairTable, rule: str) -> tuple[np.ndarray, np.ndarray]:
+    """(rows the rule matches, the side its first column means: 0 for A, 1 for B)."""
+    f = table.frame
+    if rule == "empty":
+        ea = np.array([_blank(t) for t in f["response_a"]], dtype=bool)
+        eb = np.array([_blank(t) for t in f["response_b"]], dtype=bool)
+        return ea ^ eb, np.where(eb, 0, 1)  # the non-empty side
+    if rule == "identical":
+        same = np.array([a == b for a, b in zip(f["response_a"], f["response_b"])], dtype=bool)
+        return same, np.zeros(len(f), dtype=int)
+    raise PrefkitError(f"predict.rules: unknown rule {rule!r} (rules: {', '.join(RULES)})")
+
+
+def _orient(values: np.ndarray, side: np.ndarray) -> np.ndarray:
+    """Exchange the A and B columns where `side` is 1 (the same map turns rule order into row order and back)."""
+    out = values.copy()
+    flip = side == 1
+    out[flip, 0], out[flip, 1] = values[flip, 1], values[flip, 0]
+    return out
+
+
+def check(names: list[str]) -> None:
+    bad = [r for r in names if r not in RULES]
+    if bad:
+        raise PrefkitError(f"predict.rules: unknown rule {bad[0]!r} (rules: {', '.join(RULES)})")
+
+
+def fit(table: PairTable, comp: Competition, rule: str) -> dict:
+    mask, side = matches(table, rule)
+    k = len(comp.labels)
+    y = np.eye(k)[label_ids(table.frame["label"][mask])] if mask.any() else np.zeros((0, k))
+    counts = _orient(y, side[mask]).sum(axis=0) + 1.0
+    if rule == "identical":  # A and B are the same text: the two sides are exchangeable
+        counts[:2] = counts[:2].mean()
+    return {"rows": int(mask.sum()), "probs": (counts / counts.sum()).round(6).tolist()}
+
+
+def apply(table: PairTable, probs: np.ndarray, fitted: dict, names: list[str]) -> tuple[np.ndarray, dict]:
+    probs = probs.copy()
+    counts = {}
+    for rule in names:
+        if rule not in fitted:
+            raise PrefkitError(f"predict.rules: {rule!r} was not fitted by this run (its {FILE} has "
+                               f"{', '.join(fitted) or 'none'}); train it again with this prefkit")
+        mask, side = matches(table, rule)
+        if mask.any():
+            probs[mask] = _orient(np.tile(np.array(fitted[rule]["probs"]), (int(mask.sum()), 1)), side[mask])
+        counts[rule] = int(mask.sum())
+    return probs, counts
+
+
+def measure(table: PairTable, oof: np.ndarray, folds: np.ndarray, comp: Competition) -> dict:
+    """Each rule on out-of-fold predictions: the rows it matches and their log loss and accuracy with the
+    model's predictions and with the rule's, each fold's rule fitted on the other folds' labels."""
+    labels = table.frame["label"].to_numpy()
+    out = {}
+    for rule in RULES:
+        mask, _ = matches(table, rule)
+        if not mask.any():
+            out[rule] = {"rows": 0}
+            continue
+        ruled = oof.copy()
+        for k in np.unique(folds):
+            va = folds == k
+            rest = PairTable(table.frame[~va].reset_index(drop=True), table.source)
+            here = PairTable(table.frame[va].reset_index(drop=True), table.source)
+            ruled[va], _ = apply(here, oof[va], {rule: fit(rest, comp, rule)}, [rule])
+        before, after = score(oof[mask], labels[mask]), score(ruled[mask], labels[mask])
+        out[rule] = {"rows": int(mask.sum()), "logloss_model": round(before["logloss"], 4),
+                     "logloss_rule": round(after["logloss"], 4), "accuracy_model": round(before["accuracy"], 4),
+                     "accuracy_rule": round(after["accuracy"], 4),
+                     "logloss_all_rows_with_rule": round(score(ruled, labels)["logloss"], 4)}
+    return out
+
+
+def fit_all(table: PairTable, comp: Competition) -> dict:
+    return {rule: fit(table, comp, rule) for rule in RULES}
+
+
+def load(run_dir: Path) -> dict:
+    import json
+
+    path = Path(run_dir) / FILE
+    if not path.is_file():
+        raise PrefkitError(f"predict.rules: {run_dir} has no {FILE} (written by cv and train of this prefkit)")
+    return json.loads(path.read_text())
