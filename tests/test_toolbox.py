@@ -305,3 +305,46 @@ def test_predict_applies_the_rules_the_run_fitted(tmp_path, run_cli):
     res = run_cli("predict", "--run", run, "--test", test, "--out", tmp_path / "sub2.csv", "predict.rules=[short]",
                   f"output_dir={tmp_path / 'p2'}")
     assert res.code == 2 and "unknown rule 'short'" in res.err
+
+
+@pytest.mark.parametrize("into_base", [False, True])
+def test_merge_averages_fold_models_into_a_run_predict_uses(tmp_path, run_cli, into_base):
+    """Averaged tensors are the folds' means; two identical folds merge back to that model's predictions (the
+    LoRA, the trained head and, into the base, the merged weights all survive)."""
+    import shutil
+
+    from safetensors.torch import load_file
+    from tests.test_reward_model import FAST, TINY, learnable
+
+    data, test = tmp_path / "train.csv", tmp_path / "test.csv"
+    write_lmsys_csv(learnable(24), data)
+    write_lmsys_csv(PairTable(learnable(8, seed=3).frame.assign(label=None), "t"), test)
+    run = tmp_path / "cv"
+    res = run_cli("cv", TINY, f"data.train={data}", "cv.n_splits=2", *FAST, "train.epochs=2", "quantization.mode=none",
+                  f"output_dir={run}")
+    assert res.code == 0, res.err
+    weights = [load_file(str(run / f"fold{k}" / "adapter_model.safetensors")) for k in (0, 1)]
+    res = run_cli("merge", "--run", run, "--out", tmp_path / "avg", *(["--into-base"] if into_base else []))
+    assert res.code == 0, res.err
+    if not into_base:
+        avg = load_file(str(tmp_path / "avg" / "model" / "adapter_model.safetensors"))
+        assert set(avg) == set(weights[0]) and all(torch.allclose(avg[k], (weights[0][k] + weights[1][k]) / 2) for k in avg)
+    else:
+        assert (tmp_path / "avg" / "model" / "config.json").is_file() and not (tmp_path / "avg" / "model" / "adapter_config.json").exists()
+    res = run_cli("predict", "--run", tmp_path / "avg", "--test", test, "--out", tmp_path / "avg.csv",
+                  f"output_dir={tmp_path / 'pa'}")
+    assert res.code == 0, res.err
+
+    shutil.rmtree(run / "fold1")
+    shutil.copytree(run / "fold0", run / "fold1")  # two identical folds: their average is that model
+    res = run_cli("merge", "--run", run, "--out", tmp_path / "same", *(["--into-base"] if into_base else []))
+    assert res.code == 0, res.err
+    for name, r in (("fold0", run), ("same", tmp_path / "same")):
+        if name == "fold0":
+            shutil.rmtree(run / "fold1")
+        res = run_cli("predict", "--run", r, "--test", test, "--out", tmp_path / f"{name}.csv", f"output_dir={tmp_path / ('p' + name)}")
+        assert res.code == 0, res.err
+    a, b = pd.read_csv(tmp_path / "fold0.csv"), pd.read_csv(tmp_path / "same.csv")
+    assert np.allclose(a.iloc[:, 1:], b.iloc[:, 1:], atol=1e-5)
+    res = run_cli("merge", "--run", run, "--out", tmp_path / "one")
+    assert res.code == 2 and "1 finished fold models" in res.err

@@ -7,6 +7,7 @@
     prefkit predict --run RUN_DIR --test PATH --out FILE [key=value ...]
     prefkit demo [--config CONFIG] [--rows N] [key=value ...]
     prefkit repredict --run CV_RUN [key=value ...]
+    prefkit merge --run CV_RUN --out DIR [--into-base]
     prefkit blend RUN RUN... --out DIR [--method simplex|stack] [--test-preds PRED...] [--submission FILE]
     prefkit pseudo-label --run RUN_OR_BLEND --data PATH --out FILE [--min-margin M] [key=value ...]
     prefkit configs {list,copy}
@@ -138,6 +139,11 @@ COMMANDS = [
     Command(("repredict",), "prefkit.recipes.repredict", "a cv run's out-of-fold predictions again under other predict.* settings",
             ((("--run",), {"required": True, "help": "folder written by `prefkit cv`"}), OVERRIDES),
             lambda a, r: r.main(a.run, a.overrides)),
+    Command(("merge",), "prefkit.recipes.merge", "average a cv run's fold models into one model (a run folder)",
+            ((("--run",), {"required": True, "help": "folder written by `prefkit cv`"}),
+             (("--out",), {"required": True, "help": "new run folder for the averaged model"}),
+             (("--into-base",), {"action": "store_true", "help": "merge each fold's LoRA into the base weights, then average"})),
+            lambda a, r: r.main(a.run, a.out, a.into_base)),
     Command(("blend",), "prefkit.recipes.blend", "blend cv runs with weights fitted on their OOF (and the blender's own CV)",
             ((("runs",), {"nargs": "+", "metavar": "RUN", "help": "cv run folders"}),
              (("--out",), {"required": True, "help": "folder for the blend"}),
