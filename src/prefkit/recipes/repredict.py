@@ -31,9 +31,9 @@ def main(run_dir: str | Path, overrides: list[str] = ()) -> dict:
     if not any(o.startswith("output_dir=") for o in overrides):
         cfg.output_dir = None  # never write into the cv run's folder
     comp = of(cfg)
-    saved = read_logits(run_dir / OOF_FILE, comp) if (run_dir / OOF_FILE).is_file() else None
-    if saved is None or "fold" not in saved.columns:
-        raise PrefkitError(f"{run_dir}: no {OOF_FILE} with folds (a folder written by `prefkit cv` of this prefkit)")
+    saved = read_logits(run_dir, comp)  # its oof_logits.csv (or the oof.csv of an older run)
+    if "fold" not in saved.columns:
+        raise PrefkitError(f"{run_dir}: its predictions have no folds (give a folder written by `prefkit cv`)")
     out = output_dir(cfg, "repredict")
     table = load_labelled(cfg.data.train, cfg)
     table = PairTable(table.frame[table.frame["id"].isin(saved.index)].reset_index(drop=True), table.source)
