@@ -5,7 +5,7 @@
     prefkit cv CONFIG [--resume] [key=value ...]
     prefkit train CONFIG [--resume] [key=value ...]
     prefkit predict --run RUN_DIR --test PATH --out FILE [key=value ...]
-    prefkit demo [--config CONFIG] [--rows N] [key=value ...]
+    prefkit demo [--config CONFIG] [--rows N] [-v] [key=value ...]
     prefkit repredict --run CV_RUN [key=value ...]
     prefkit merge --run CV_RUN --out DIR [--into-base]
     prefkit blend RUN RUN... --out DIR [--method simplex|stack] [--test-preds PRED...] [--submission FILE]
@@ -134,8 +134,10 @@ COMMANDS = [
             lambda a, r: r.main(a.run, a.test, a.out, a.overrides)),
     Command(("demo",), "prefkit.recipes.demo", "end to end on a sample set prefkit makes: CV, predict, report",
             ((("--config",), {"default": None, "help": "default: rm/minilm_cpu (the CPU reward model)"}),
-             (("--rows",), {"type": int, "default": 1200, "help": "training pairs to make (test: a quarter as many)"}), OVERRIDES),
-            lambda a, r: r.main(a.overrides, a.config, a.rows)),
+             (("--rows",), {"type": int, "default": 1200, "help": "training pairs to make (test: a quarter as many)"}),
+             (("-v", "--verbose"), {"action": "store_true", "help": "library messages on the terminal too (always in log.txt)"}),
+             OVERRIDES),
+            lambda a, r: r.main(a.overrides, a.config, a.rows, a.verbose)),
     Command(("repredict",), "prefkit.recipes.repredict", "a cv run's out-of-fold predictions again under other predict.* settings",
             ((("--run",), {"required": True, "help": "folder written by `prefkit cv`"}), OVERRIDES),
             lambda a, r: r.main(a.run, a.overrides)),

@@ -7,8 +7,6 @@ prefkit gets it from here so that this holds.
 
 from __future__ import annotations
 
-import sys
-
 import torch
 
 
@@ -27,7 +25,10 @@ def wait() -> None:
     state().wait_for_everyone()
 
 
-def log(msg: str) -> None:
-    """A progress message on stderr, from the main process only."""
+def log(msg: str, summary: bool = False) -> None:
+    """A progress message on stderr, from the main process only. Inside `console.quiet` (the demo) only
+    `summary` lines reach the terminal; the rest go to its log file."""
     if is_main():
-        print(msg, file=sys.stderr, flush=True)
+        from prefkit.console import write
+
+        write(msg, summary)

@@ -13,6 +13,7 @@ import torch
 from tqdm.auto import tqdm
 
 from prefkit.batching import collate, padding_ratio, predict_batches, shard
+from prefkit.console import keep_bars
 from prefkit.errors import PrefkitError
 from prefkit.heads import Head
 from prefkit.metrics import swap_probs
@@ -45,7 +46,7 @@ def predict_logits(model: Any, head: Head, seqs: list[np.ndarray], pad_id: int, 
     t0 = time.perf_counter()
     results = []
     with tqdm(total=sum(len(b) for b in mine), desc=desc, unit="row", disable=not state.is_main_process,
-              mininterval=1.0) as bar:
+              mininterval=1.0, leave=keep_bars()) as bar:
         for b in mine:
             t = collate([seqs[i] for i in b], pad_id, left=head.left_pad)
             with precision(dtype, device):

@@ -36,6 +36,7 @@ import torch
 from tqdm.auto import tqdm
 
 from prefkit.batching import shard
+from prefkit.console import keep_bars
 from prefkit.config import Config
 from prefkit.dist import log
 from prefkit.errors import PrefkitError
@@ -236,7 +237,7 @@ def fit(model: Any, data: TrainData, cfg: Config, out: Path, evaluate: Callable[
     metrics_log.keep_until(pos.step)  # a fresh run (step 0) starts a fresh log
     records: list[dict] = []
     bar = tqdm(total=total_steps, initial=pos.step, desc="train", unit="step", disable=not acc.is_main_process,
-               mininterval=1.0)
+               mininterval=1.0, leave=keep_bars())
     # the loss is summed on the device and read back only once a step (the finite check) and when logged: a
     # float() every micro-batch would make the host wait for the GPU at each one
     window_loss, window_rows, t_window = torch.zeros((), device=acc.device), 0, time.perf_counter()
@@ -284,7 +285,7 @@ def fit(model: Any, data: TrainData, cfg: Config, out: Path, evaluate: Callable[
                               rows_per_s=float(stats[1]) / max(elapsed, 1e-9))
                 if scaler is not None:
                     record["grad_scale"] = float(scaler.get_scale())
-                bar.set_postfix(loss=f"{record['loss']:.4f}")
+                bar.set_postfix(loss=f"{record['loss']:.4f}", rows_s=f"{record['rows_per_s']:.1f}")
                 window_loss, window_rows, t_window = torch.zeros((), device=acc.device), 0, time.perf_counter()
             # (no evaluation forced at the end: callers predict their validation rows right after)
             if evaluate is not None and tc.eval_every and pos.step % tc.eval_every == 0:

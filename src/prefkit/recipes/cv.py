@@ -69,7 +69,8 @@ def main(cfg: Config, name: str = "", resume: bool = False) -> dict:
             mark_trained(folder, {"kind": cfg.model.kind, "fold": k, "rows": int((~va).sum()),
                                   "history_tail": history[-1:] if history else []})
         per_fold.append({"fold": k, **score(oof[va], labels[va])})
-        log(f"fold {k}: logloss {per_fold[-1]['logloss']:.4f}  accuracy {per_fold[-1]['accuracy']:.4f}  n {per_fold[-1]['n']}")
+        log(f"{name or 'cv'} fold {k}: logloss {per_fold[-1]['logloss']:.4f}  accuracy {per_fold[-1]['accuracy']:.4f}  "
+            f"n {per_fold[-1]['n']}", summary=True)
     done = ~np.isnan(oof[:, 0])
     uniform = uniform_logloss(len(comp.labels))
     metrics = {**score(oof[done], labels[done]), "competition": comp.name, "metric": comp.metric,

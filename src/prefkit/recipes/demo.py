@@ -1,68 +1,55 @@
-"""`prefkit demo`: the whole loop on a sample set prefkit makes, with no data and no network.
+"""`prefkit demo`: the loop a Kaggler runs, on a sample set prefkit makes, with no data and no network.
 
-Default: the embedded CPU reward model (configs/rm/minilm_cpu.yaml: MiniLM fine-tuned as a 3-label
-cross-encoder) on 1,200 training and 300 test pairs, at 128 tokens and 3 folds so that it runs in minutes
-on 2 cores. CV trains one model per fold; the submission averages the fold models with A/B swap TTA (as
-Kaggle entries do), so no fourth training is spent on all rows (`prefkit train` does that).
+1. A sample set: 1,200 training and 300 test pairs (`prefkit.data.synthetic`; with `competition=wsdm` the WSDM
+   Cup form: one turn per row, no ties, parquet, `id,winner` submissions).
+2. The feature baseline and the transformer reward model (default: configs/rm/minilm_cpu.yaml, MiniLM as a
+   cross-encoder, at 128 tokens so that it trains in minutes on 2 cores) cross-validated on the same 3 folds,
+   each then predicting the test rows (fold models averaged, swap TTA).
+3. Their blend, weights fitted on the out-of-fold predictions and scored by the blender's own CV.
+4. The submission from the best of the three by CV (the competition's metric), `report.md` with one table,
+   the reliability plot of each and the log loss per fold, and the next steps: the exact commands that take
+   the transformer run to Kaggle (bundle, kernel, push; the push is run here with --dry-run, which prints the
+   T4x2 time estimate) and that train the Gemma-2 config on a GPU.
 
-With `competition=wsdm` the sample set is WSDM Cup's: one turn per row, no ties, parquet files with a
-`winner` column, and the submission is `id,winner`.
+The terminal gets a progress bar per phase and a line per fold; everything else (library warnings, the
+weight-loading report) goes to log.txt in the output folder (`-v` shows it too). A `--config` of the
+feature baseline runs that model alone.
 
-Writes in output_dir: data/train and data/test (LMSYS CSV, or WSDM parquet), cv/ (fold models, oof.csv,
-metrics.json, reliability.png), predict/, submission.csv, metrics.json and report.md.
+Writes in output_dir: data/, cv_<model>/ and predict_<model>/ for each model, blend/, submission.csv,
+metrics.json, report.md, plots (reliability_<model>.png, folds.png), kaggle/ and log.txt.
 """
 
 from __future__ import annotations
 
+import contextlib
 import copy
-import json
+import io
+import shutil
 import time
 from pathlib import Path
 
+import numpy as np
+
 from prefkit.competition import of
 from prefkit.config import Config, load_config
+from prefkit.console import quiet
 from prefkit.data.arena import write_lmsys_csv, write_wsdm_parquet
 from prefkit.data.synthetic import make_pairs
 from prefkit.data.table import PairTable
 from prefkit.dist import is_main, wait
-from prefkit.io import write_json, write_text
+from prefkit.io import save_figure, write_json, write_text
 from prefkit.heads import head_name
-from prefkit.metrics import uniform_logloss
-from prefkit.recipes import cv, predict
+from prefkit.metrics import reliability_plot, score, uniform_logloss
+from prefkit.predictions import logit_columns, probabilities, read_logits
+from prefkit.recipes import blend, cv, predict
 from prefkit.recipes.common import log, output_dir
 from prefkit.shipped import config_path as config_path_of
 
 DEFAULT_CONFIG = "rm/minilm_cpu"  # a shipped config (prefkit.shipped)
+BASELINE = "rm/features_baseline"
 # What the demo changes in the config it is given, to fit its time: shorter rows, three folds.
 DEMO_OVERRIDES = ["template.max_length=128", "cv.n_splits=3"]
-
-
-def _report(cfg: Config, config_path: Path, metrics: dict, stats: dict, sub_head: str, seconds: dict) -> str:
-    rows = "\n".join(f"| {f['fold']} | {f['logloss']:.4f} | {f['accuracy']:.4f} | {f['n']} |" for f in metrics["folds"])
-    padding = f"{stats['padding_ratio']:.3f}" if "padding_ratio" in stats else "n/a"
-    comp = of(cfg)
-    head = f", head `{head_name(cfg)}`" if cfg.model.kind == "seq_cls" else ""
-    return f"""# prefkit demo
-
-Config `{config_path.name}` (model kind `{cfg.model.kind}`{head}{f", backbone `{cfg.model.path}`" if cfg.model.path else ""}),
-{metrics['n']} synthetic {comp.name.upper()}-format pairs made by `prefkit.data.synthetic`, grouped {len(metrics['folds'])}-fold CV.
-The competition scores {comp.metric}; uniform prediction has log loss {uniform_logloss(len(comp.labels)):.4f}.
-
-| fold | log loss | accuracy | n |
-|---|---|---|---|
-{rows}
-| **all (OOF)** | **{metrics['logloss']:.4f}** | **{metrics['accuracy']:.4f}** | {metrics['n']} |
-
-Expected calibration error (top class): {metrics['ece']:.4f}. Reliability plot: `cv/reliability.png`.
-Submission: the {len(metrics['folds'])} fold models averaged, each with A/B swap TTA; padding ratio of the
-length-sorted test batches (padded tokens / real tokens): {padding}.
-
-```
-{sub_head}```
-
-Time: {seconds['cv']:.0f} s CV (training and out-of-fold prediction), {seconds['predict']:.0f} s test prediction,
-{seconds['total']:.0f} s in all.
-"""
+SHARED = ("competition", "data", "cv")  # the overrides that the baseline takes too: the same data and folds
 
 
 def _sample(rows: int, seed: int, competition: str) -> PairTable:
@@ -74,11 +61,118 @@ def _sample(rows: int, seed: int, competition: str) -> PairTable:
     return PairTable(f, drawn.source)
 
 
-def main(overrides: list[str], config: str | None = None, rows: int = 1200) -> dict:
+def _model_name(cfg: Config, config_path: Path) -> str:
+    return "features" if cfg.model.kind == "features" else config_path.stem.split("_")[0]
+
+
+def _better(comp, a: dict, b: dict) -> bool:
+    return a["accuracy"] > b["accuracy"] if comp.metric == "accuracy" else a["logloss"] < b["logloss"]
+
+
+def _fold_plot(results: dict, path: Path, comp) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(6, 4))
+    for name, r in results.items():
+        folds = r["metrics"]["folds"]
+        ax.plot([f["fold"] for f in folds], [f["logloss"] for f in folds], marker="o", label=name)
+    ax.axhline(uniform_logloss(len(comp.labels)), color="grey", ls="--", lw=1, label="uniform")
+    ax.set_xlabel("fold")
+    ax.set_ylabel("log loss (lower is better)")
+    ax.set_title("CV log loss per fold")
+    ax.legend()
+    save_figure(fig, path)
+
+
+def _blend_folds(blend_dir: Path, comp) -> list[dict]:
+    oof = read_logits(blend_dir, comp)
+    p = probabilities(oof[logit_columns(comp)].to_numpy())
+    folds, labels = oof["fold"].to_numpy(), oof["label"].to_numpy()
+    return [{"fold": int(k), **score(p[folds == k], labels[folds == k])} for k in np.unique(folds)]
+
+
+def _kaggle_steps(run: Path, out: Path, name: str) -> tuple[list[str], str]:
+    """The commands that take the run to Kaggle, run here with the push as a dry run; (commands, their output)."""
+    from prefkit import cli
+
+    bundle, kernel = out / "bundle", out / "kernel"
+    commands = [
+        ["kaggle", "bundle", "--run", str(run), "--out", str(bundle), f"kaggle.dataset=YOU/prefkit-demo-{name}"],
+        ["kaggle", "kernel", "infer", "--run", str(run), "--bundle", str(bundle), "--out", str(kernel),
+         f"kaggle.kernel=YOU/prefkit-demo-{name}-infer"],
+        ["kaggle", "push", "--bundle", str(bundle), "--kernel", str(kernel), "--new-dataset", "--dry-run"],
+    ]
+    for p in (bundle, kernel):
+        shutil.rmtree(p, ignore_errors=True)
+    said = io.StringIO()
+    for words in commands:
+        with contextlib.redirect_stderr(said), contextlib.redirect_stdout(said):
+            code = cli.main(words)
+        if code != 0:
+            said.write(f"(`prefkit {' '.join(words[:2])}` exited with {code})\n")
+            break
+    return ["prefkit " + " ".join(w) for w in commands], said.getvalue()
+
+
+def _report(cfg: Config, comp, results: dict, best: str, steps: list[str], said: str, gpu: str, seconds: float,
+            rows: int, note: str) -> str:
+    table = "\n".join(
+        f"| {name}{' (submitted)' if name == best else ''} | {r['metrics']['logloss']:.4f} | {r['metrics']['accuracy']:.4f} | "
+        f"{r['metrics']['ece']:.4f} | {r['seconds']:.0f} |" for name, r in results.items())
+    plots = ", ".join(f"`reliability_{n}.png`" for n in results)
+    step_lines = "\n".join(steps)
+    return f"""# prefkit demo
+
+{rows} synthetic {comp.name.upper()}-format training pairs (`prefkit.data.synthetic`), grouped
+{cfg.cv.n_splits}-fold CV; the same folds for every model. The competition scores {comp.metric}; a uniform
+prediction has log loss {uniform_logloss(len(comp.labels)):.4f}.{note}
+
+| model | CV log loss | CV accuracy | ECE | seconds |
+|---|---|---|---|---|
+{table}
+
+Seconds: cross-validation and test prediction of the model (the blend: fitting and its own CV). The blend's
+scores are the blender's own CV (weights fitted on the other folds' OOF), so they are out of fold too.
+`submission.csv` comes from the best by {comp.metric}: **{best}**. Reliability plots: {plots};
+log loss per fold: `folds.png`. Library messages: `log.txt`.
+
+## Next: the same run on Kaggle
+
+Run here, the push as a dry run (it prints what it would call and the T4x2 time estimate):
+
+```
+{step_lines}
+```
+
+```
+{said.strip()}
+```
+
+Set `kaggle.dataset` and `kaggle.kernel` to your own `OWNER/SLUG`, and drop `--dry-run` (credentials from
+`~/.kaggle/kaggle.json` or `KAGGLE_USERNAME`/`KAGGLE_KEY`).
+
+## Next: a real model on a GPU
+
+```
+{gpu}
+```
+"""
+
+
+def main(overrides: list[str], config: str | None = None, rows: int = 1200, verbose: bool = False) -> dict:
     t0 = time.perf_counter()
     config_path = config_path_of(config or DEFAULT_CONFIG)
     cfg = load_config(config_path, DEMO_OVERRIDES + list(overrides))
     out = output_dir(cfg, "demo")
+    with quiet(out / "log.txt", verbose):
+        return _run(cfg, config_path, overrides, out, rows, t0)
+
+
+def _run(cfg: Config, config_path: Path, overrides: list[str], out: Path, rows: int, t0: float) -> dict:
+    comp = of(cfg)
     data_dir = out / "data"
     train_set = _sample(rows, cfg.data.seed, cfg.competition)
     test_set = _sample(max(rows // 4, 10), cfg.data.seed + 1, cfg.competition)
@@ -89,23 +183,65 @@ def main(overrides: list[str], config: str | None = None, rows: int = 1200) -> d
         write(train_set, cfg.data.train)
         write(test_set, cfg.data.test)
     wait()  # the other processes read these next
-    log(f"sample set: {len(train_set)} training and {len(test_set)} test pairs -> {data_dir}")
+    log(f"sample set: {len(train_set)} training and {len(test_set)} test pairs ({comp.name}) -> {data_dir}", summary=True)
 
-    cv_cfg = copy.deepcopy(cfg)
-    cv_cfg.output_dir = str(out / "cv")
-    metrics = cv.main(cv_cfg)
-    t_cv = time.perf_counter()
-    sub = predict.main(out / "cv", cfg.data.test, out / "submission.csv", [f"output_dir={out / 'predict'}"])
-    t_end = time.perf_counter()
-    seconds = {"cv": t_cv - t0, "predict": t_end - t_cv, "total": t_end - t0}
-    if is_main():
-        stats_file = out / "predict" / "predict_stats.json"
-        per_model = json.loads(stats_file.read_text())["per_model"] if stats_file.exists() else []
-        stats = per_model[0] if per_model else {}
-        write_json(out / "metrics.json", {**metrics, "seconds": {k: round(v, 1) for k, v in seconds.items()},
-                                          "test_padding_ratio": stats.get("padding_ratio")})
-        head = sub.head().to_csv(index=False, float_format="%.4f")
-        write_text(out / "report.md", _report(cfg, config_path, metrics, stats, head, seconds))
-    log(f"demo done in {seconds['total']:.0f} s: CV logloss {metrics['logloss']:.4f}, accuracy {metrics['accuracy']:.4f} "
-        f"-> {out / 'report.md'}")
-    return metrics
+    configs = {}
+    if cfg.model.kind != "features":
+        shared = [o for o in overrides if o.split("=", 1)[0].split(".")[0] in SHARED]
+        base = load_config(config_path_of(BASELINE), DEMO_OVERRIDES + shared)
+        base.data.train, base.data.test = cfg.data.train, cfg.data.test
+        configs["features"] = base
+    configs[_model_name(cfg, config_path)] = cfg
+    results: dict = {}
+    for name, mcfg in configs.items():
+        t = time.perf_counter()
+        run_cfg = copy.deepcopy(mcfg)
+        run_cfg.output_dir = str(out / f"cv_{name}")
+        head = f", head {head_name(mcfg)}" if mcfg.model.kind == "seq_cls" else ""
+        log(f"{name}: {mcfg.model.kind}{head}, {mcfg.cv.n_splits}-fold CV", summary=True)
+        metrics = cv.main(run_cfg, name)
+        predict.main(out / f"cv_{name}", cfg.data.test, out / f"submission_{name}.csv", [f"output_dir={out / f'predict_{name}'}"])
+        results[name] = {"metrics": metrics, "seconds": time.perf_counter() - t, "submission": out / f"submission_{name}.csv"}
+        shutil.copy2(out / f"cv_{name}" / "reliability.png", out / f"reliability_{name}.png")
+    if len(results) > 1:
+        t = time.perf_counter()
+        names = list(results)
+        m = blend.main([str(out / f"cv_{n}") for n in names], str(out / "blend"),
+                       test_preds=[str(out / f"predict_{n}") for n in names], submission=str(out / "submission_blend.csv"))
+        m["folds"] = _blend_folds(out / "blend", comp)
+        results["blend"] = {"metrics": m, "seconds": time.perf_counter() - t, "submission": out / "submission_blend.csv"}
+        oof = read_logits(out / "blend", comp)
+        reliability_plot(probabilities(oof[logit_columns(comp)].to_numpy()), oof["label"].to_numpy(),
+                         out / "reliability_blend.png", title=f"blend OOF, {len(oof)} rows")
+        log(f"blend: CV logloss {m['logloss']:.4f}  accuracy {m['accuracy']:.4f}  weights "
+            f"{m['blender'].get('weights')}", summary=True)
+    best = None
+    for name, r in results.items():
+        if best is None or _better(comp, r["metrics"], results[best]["metrics"]):
+            best = name
+    if not is_main():
+        return results[best]["metrics"]
+    shutil.copy2(results[best]["submission"], out / "submission.csv")
+    _fold_plot(results, out / "folds.png", comp)
+    transformer = next((n for n in configs if configs[n].model.kind == "seq_cls"), None)
+    steps, said = _kaggle_steps(out / f"cv_{transformer or 'features'}", out / "kaggle", transformer or "features")
+    gpu = ("prefkit configs copy rm/gemma2_9b_qlora_t4x2 my.yaml     # model.path: your Kaggle input folder of Gemma-2 9B\n"
+           "torchrun --nproc_per_node 2 -m prefkit.cli -- cv my.yaml data.train=/kaggle/input/lmsys-chatbot-arena/train.csv\n"
+           "prefkit kaggle bundle --run runs/cv-my-... --out bundle kaggle.dataset=YOU/gemma2-folds")
+    note = ""
+    if "features" in results and transformer and not _better(comp, results[transformer]["metrics"], results["features"]["metrics"]):
+        note = (f"\n\nOn this small sample the baseline beats {transformer}: a transformer needs more pairs, more tokens "
+                "and a GPU to pass a feature model; the blend still takes what each knows.")
+    seconds = time.perf_counter() - t0
+    summary = {"models": {n: {k: r["metrics"][k] for k in ("logloss", "accuracy", "ece")} | {"seconds": round(r["seconds"], 1)}
+                          for n, r in results.items()},
+               "best": best, "competition": comp.name, "metric": comp.metric, "seconds": round(seconds, 1),
+               **{k: results[best]["metrics"][k] for k in ("logloss", "accuracy", "ece")}}
+    write_json(out / "metrics.json", summary)
+    write_text(out / "report.md", _report(cfg, comp, results, best, steps, said, gpu, seconds, rows, note))
+    width = max(len(n) for n in results)
+    for name, r in results.items():
+        log(f"  {name:<{width}}  logloss {r['metrics']['logloss']:.4f}  accuracy {r['metrics']['accuracy']:.4f}  "
+            f"{r['seconds']:.0f} s{'  <- submitted' if name == best else ''}", summary=True)
+    log(f"demo done in {seconds:.0f} s -> {out / 'report.md'} (next steps for Kaggle and a GPU are at its end)", summary=True)
+    return summary
