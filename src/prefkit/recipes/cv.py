@@ -1,6 +1,7 @@
 """`prefkit cv`: K-fold CV grouped by prompt. One model folder per fold (fold0, fold1, ...), out-of-fold
-predictions (`oof.csv`, and `oof_logits.csv` at full precision for distillation and blending), `metrics.json`, `reliability.png`; optionally a temperature fitted on the OOF.
-With `--resume`, finished folds are kept and an interrupted one continues from its checkpoint."""
+predictions (`oof.csv`, and `oof_logits.csv` at full precision for distillation and blending), `metrics.json`
+(with each rule of `prefkit.rules` measured on the OOF), `rules.json`, `reliability.png`; optionally a
+temperature fitted on the OOF. With `--resume`, finished folds are kept and an interrupted one continues from its checkpoint."""
 
 from __future__ import annotations
 
@@ -84,10 +85,10 @@ def main(cfg: Config, name: str = "", resume: bool = False) -> dict:
         metrics["calibrated"] = score(apply_temperature(oof[done], t), labels[done])
     rows = PairTable(table.frame[done].reset_index(drop=True), table.source)
     metrics["rules"] = rules.measure(rows, oof[done], folds[done], comp)
-    for name, r in metrics["rules"].items():
+    for rule, r in metrics["rules"].items():
         if r["rows"]:
-            log(f"rule {name}: {r['rows']} rows; their OOF log loss {r['logloss_model']:.4f} (model) -> "
-                f"{r['logloss_rule']:.4f} (rule fitted on the other folds); predict.rules=[{name}] applies it")
+            log(f"rule {rule}: {r['rows']} rows; their OOF log loss {r['logloss_model']:.4f} (model) -> "
+                f"{r['logloss_rule']:.4f} (rule fitted on the other folds); predict.rules=[{rule}] applies it")
     if is_main():
         write_json(out / rules.FILE, rules.fit_all(rows, comp))
         frame = pd.DataFrame({"id": table.frame["id"], "fold": folds, "label": labels,
