@@ -307,24 +307,37 @@ def test_predict_applies_the_rules_the_run_fitted(tmp_path, run_cli):
     assert res.code == 2 and "unknown rule 'short'" in res.err
 
 
+@pytest.fixture(scope="module")
+def tiny_cv(tmp_path_factory):
+    """A 2-fold cv run of the tiny Gemma-2 (LoRA, unquantised) and an unlabelled test file, made once."""
+    pytest.importorskip("bitsandbytes")
+    from prefkit import cli
+    from tests.test_reward_model import FAST, TINY, learnable
+
+    root = tmp_path_factory.mktemp("tiny_cv")
+    data, test = root / "train.csv", root / "test.csv"
+    write_lmsys_csv(learnable(24), data)
+    write_lmsys_csv(PairTable(learnable(8, seed=3).frame.assign(label=None), "t"), test)
+    code = cli.main(["cv", str(TINY), f"data.train={data}", "cv.n_splits=2", *FAST, "train.epochs=2",
+                     "quantization.mode=none", f"output_dir={root / 'cv'}"])
+    assert code == 0
+    return root / "cv", test
+
+
 @pytest.mark.parametrize("into_base", [False, True])
-def test_merge_averages_fold_models_into_a_run_predict_uses(tmp_path, run_cli, into_base):
+def test_merge_averages_fold_models_into_a_run_predict_uses(tmp_path, run_cli, tiny_cv, into_base):
     """Averaged tensors are the folds' means; two identical folds merge back to that model's predictions (the
     LoRA, the trained head and, into the base, the merged weights all survive)."""
     import shutil
 
     from safetensors.torch import load_file
-    from tests.test_reward_model import FAST, TINY, learnable
 
-    data, test = tmp_path / "train.csv", tmp_path / "test.csv"
-    write_lmsys_csv(learnable(24), data)
-    write_lmsys_csv(PairTable(learnable(8, seed=3).frame.assign(label=None), "t"), test)
+    source, test = tiny_cv
     run = tmp_path / "cv"
-    res = run_cli("cv", TINY, f"data.train={data}", "cv.n_splits=2", *FAST, "train.epochs=2", "quantization.mode=none",
-                  f"output_dir={run}")
-    assert res.code == 0, res.err
+    shutil.copytree(source, run)
+    flag = ["--into-base"] if into_base else []
     weights = [load_file(str(run / f"fold{k}" / "adapter_model.safetensors")) for k in (0, 1)]
-    res = run_cli("merge", "--run", run, "--out", tmp_path / "avg", *(["--into-base"] if into_base else []))
+    res = run_cli("merge", "--run", run, "--out", tmp_path / "avg", *flag)
     assert res.code == 0, res.err
     if not into_base:
         avg = load_file(str(tmp_path / "avg" / "model" / "adapter_model.safetensors"))
@@ -337,11 +350,10 @@ def test_merge_averages_fold_models_into_a_run_predict_uses(tmp_path, run_cli, i
 
     shutil.rmtree(run / "fold1")
     shutil.copytree(run / "fold0", run / "fold1")  # two identical folds: their average is that model
-    res = run_cli("merge", "--run", run, "--out", tmp_path / "same", *(["--into-base"] if into_base else []))
+    res = run_cli("merge", "--run", run, "--out", tmp_path / "same", *flag)
     assert res.code == 0, res.err
+    shutil.rmtree(run / "fold1")  # the run is now fold0 alone
     for name, r in (("fold0", run), ("same", tmp_path / "same")):
-        if name == "fold0":
-            shutil.rmtree(run / "fold1")
         res = run_cli("predict", "--run", r, "--test", test, "--out", tmp_path / f"{name}.csv", f"output_dir={tmp_path / ('p' + name)}")
         assert res.code == 0, res.err
     a, b = pd.read_csv(tmp_path / "fold0.csv"), pd.read_csv(tmp_path / "same.csv")
