@@ -225,9 +225,11 @@ def _run(cfg: Config, config_path: Path, overrides: list[str], out: Path, rows: 
     _fold_plot(results, out / "folds.png", comp)
     transformer = next((n for n in configs if configs[n].model.kind == "seq_cls"), None)
     steps, said = _kaggle_steps(out / f"cv_{transformer or 'features'}", out / "kaggle", transformer or "features")
-    gpu = ("prefkit configs copy rm/gemma2_9b_qlora_t4x2 my.yaml     # model.path: your Kaggle input folder of Gemma-2 9B\n"
-           "torchrun --nproc_per_node 2 -m prefkit.cli -- cv my.yaml data.train=/kaggle/input/lmsys-chatbot-arena/train.csv\n"
-           "prefkit kaggle bundle --run runs/cv-my-... --out bundle kaggle.dataset=YOU/gemma2-folds")
+    gpu = ("prefkit configs copy rm/gemma2_9b_qlora_t4x2 gemma2.yaml   # set model.path to your Gemma-2 9B folder\n"
+           "torchrun --nproc_per_node 2 -m prefkit.cli -- cv gemma2.yaml data.train=PATH/train.csv output_dir=runs/gemma2\n"
+           "prefkit kaggle bundle --run runs/gemma2 --out bundle-gemma2 kaggle.dataset=YOU/gemma2-folds\n"
+           "prefkit kaggle kernel infer --run runs/gemma2 --bundle bundle-gemma2 --out kernel-gemma2 "
+           "kaggle.kernel=YOU/gemma2-infer")
     note = ""
     if "features" in results and transformer and not _better(comp, results[transformer]["metrics"], results["features"]["metrics"]):
         note = (f"\n\nOn this small sample the baseline beats {transformer}: a transformer needs more pairs, more tokens "
