@@ -84,6 +84,7 @@ def _fold_plot(results: dict, path: Path, comp) -> None:
     for name, r in results.items():
         folds = r["metrics"]["folds"]
         ax.plot([f["fold"] for f in folds], [f["logloss"] for f in folds], marker="o", label=name)
+    ax.set_xticks([f["fold"] for f in next(iter(results.values()))["metrics"]["folds"]])
     ax.axhline(uniform_logloss(len(comp.labels)), color="grey", ls="--", lw=1, label="uniform")
     ax.set_xlabel("fold")
     ax.set_ylabel("log loss (lower is better)")
