@@ -18,6 +18,7 @@
     prefkit cot teacher --dataset NAME --out FILE [--samples D --temperature T]
     prefkit cot demo [--rm RUN] [--limit N] [key=value ...]
     prefkit cot eval --dataset NAME --predictions FILE [--split train|test|all]
+    prefkit cot truthfulqa RUN_OR_CONFIG [--limit N] [--out FILE] [key=value ...]
 
 Each command is a row of `COMMANDS`: its words, the recipe module that does the job (each has a `main`), its
 arguments, and `call`, the few lines from parsed arguments to that `main`. Recipe modules are imported only
@@ -213,6 +214,12 @@ COMMANDS = [
             ((("--rm",), {"default": None, "help": "a trained reward-model run (default: train MiniLM here)"}),
              (("--limit",), {"type": int, "default": 30, "help": "test questions the student answers"}), OVERRIDES),
             lambda a, r: r.main(a.overrides, a.rm, a.limit)),
+    Command(("cot", "truthfulqa"), "prefkit.cot.truthfulqa",
+            "TruthfulQA MC1/MC2 from the student's log-likelihoods (a config: base weights; a run: after SFT)",
+            ((("source",), {"help": "an SFT run folder, or a config (path or shipped name)"}),
+             (("--limit",), {"type": int, "default": None, "help": "only the first N questions"}),
+             (("--out",), {"default": None, "help": "JSON file for the scores"}), OVERRIDES),
+            lambda a, r: print(json.dumps(r.main(a.source, a.out, a.limit, a.overrides), indent=2))),
     Command(("cot", "eval"), "prefkit.cot.evaluate", "answer accuracy of predictions (or of the paper's teacher files)",
             ((("--dataset",), {"required": True}), (("--predictions",), {"required": True}),
              (("--split",), {"default": "all", "choices": ["train", "test", "all"]}), DATA_ROOT),

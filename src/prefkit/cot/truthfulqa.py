@@ -1,0 +1,120 @@
+"""`prefkit cot truthfulqa`: TruthfulQA multiple choice, scored from the student's log-likelihoods of the
+reference answers, as its paper scores it (Lin, Hilton and Evans 2022, "TruthfulQA", section 3.2; no
+generation, so no answer matching):
+
+    MC1  the best answer against the incorrect ones: right when the best answer has the highest total
+         log-likelihood.
+    MC2  the normalised probability of the true answers: sum_true p / (sum_true p + sum_false p), p the
+         probability of the whole answer given the question (exp of its total log-likelihood).
+
+The question is put in the student's own format (`cot.format`: its chat template's user turn and generation
+prompt for an instruct model; the paper put few-shot "Q: ... A:" pairs before it, a base model's way), and
+the answer is scored as what follows. A run folder is scored with its trained adapter; a config with its base
+weights: before and after SFT, on the same questions.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import torch
+from tqdm.auto import tqdm
+
+from prefkit.config import Config, load_config
+from prefkit.console import keep_bars
+from prefkit.cot.datasets import TruthfulQA, load_truthfulqa
+from prefkit.cot.formats import IGNORE, completion_only, sample_format
+from prefkit.cot.sft import special_ids
+from prefkit.errors import PrefkitError
+from prefkit.io import write_json
+
+
+def mc_scores(best: float, true: list[float], false: list[float]) -> tuple[float, float]:
+    """(MC1, MC2) of one question from the total log-likelihoods of its answers."""
+    mc1 = float(best > max(false))
+    lp = np.array(true + false)
+    p = np.exp(lp - lp.max())  # the shift cancels in the ratio
+    mc2 = float(p[: len(true)].sum() / p.sum())
+    return mc1, mc2
+
+
+@torch.inference_mode()
+def answer_logprobs(model, samples: list[dict[str, list[int]]], pad_id: int, batch_size: int = 16) -> np.ndarray:
+    """Total log-likelihood of each sample's labelled (non-IGNORE) tokens given the ones before them."""
+    device = next(model.parameters()).device
+    order = np.argsort([len(s["input_ids"]) for s in samples], kind="stable")
+    out = np.zeros(len(samples))
+    for start in tqdm(range(0, len(order), batch_size), desc="truthfulqa", unit="batch", leave=keep_bars(),
+                      mininterval=1.0):
+        idx = order[start: start + batch_size]
+        width = max(len(samples[i]["input_ids"]) for i in idx)
+        ids = torch.full((len(idx), width), pad_id, dtype=torch.long)
+        labels = torch.full((len(idx), width), IGNORE, dtype=torch.long)
+        mask = torch.zeros((len(idx), width), dtype=torch.long)
+        for row, i in enumerate(idx):
+            n = len(samples[i]["input_ids"])
+            ids[row, :n] = torch.tensor(samples[i]["input_ids"])
+            labels[row, :n] = torch.tensor(samples[i]["labels"])
+            mask[row, :n] = 1
+        logits = model(input_ids=ids.to(device), attention_mask=mask.to(device), use_cache=False).logits.float()
+        logp = torch.log_softmax(logits[:, :-1], dim=-1)
+        target = labels[:, 1:].to(device)
+        keep = target != IGNORE
+        picked = logp.gather(-1, target.clamp(min=0).unsqueeze(-1)).squeeze(-1) * keep
+        out[idx] = picked.sum(dim=1).cpu().numpy()
+    return out
+
+
+def score(model, cfg: Config, items: list[TruthfulQA], batch_size: int = 16) -> dict:
+    from prefkit.templates import config_tokenizer, pad_token_id
+
+    tok = config_tokenizer(cfg)
+    form = sample_format(cfg)
+    bos, _ = special_ids(tok, form)
+    chat = getattr(form, "stop_tokens", None) is not None
+    samples, spans = [], []
+    for item in items:
+        prompt = form(item.question, "", "")["prompt"]
+        answers = [item.best, *item.correct, *item.incorrect]
+        spans.append((len(samples), len(item.correct), len(item.incorrect)))
+        for a in answers:  # no EOS: the answer's own tokens are scored, not where it stops
+            samples.append(completion_only(tok, prompt, a if chat else f" {a}", cfg.template.max_length, bos, None))
+    lp = answer_logprobs(model, samples, pad_token_id(tok), batch_size)
+    mc1, mc2 = [], []
+    for start, n_true, n_false in spans:
+        best, true, false = lp[start], list(lp[start + 1: start + 1 + n_true]), list(lp[start + 1 + n_true: start + 1 + n_true + n_false])
+        a, b = mc_scores(best, true, false)
+        mc1.append(a)
+        mc2.append(b)
+    return {"questions": len(items), "answers_scored": len(samples), "mc1": round(float(np.mean(mc1)), 4),
+            "mc2": round(float(np.mean(mc2)), 4)}
+
+
+def main(source: str, out: str | None = None, limit: int | None = None, overrides: list[str] = ()) -> dict:
+    """`source`: an SFT run folder (its trained model) or a config (its base weights)."""
+    from prefkit.modeling import build_model, load_trained
+    from prefkit.templates import config_tokenizer, pad_token_id
+
+    path = Path(source)
+    run = path.is_dir() and (path / "model").is_dir()
+    if path.is_dir() and not run:
+        raise PrefkitError(f"{path}: not an SFT run folder (no model/); give a run folder or a config")
+    if run:
+        cfg = load_config(path / "config.yaml", overrides)
+    else:
+        from prefkit.shipped import config_path
+
+        cfg = load_config(config_path(source), overrides)
+    if cfg.model.kind != "causal_lm":
+        raise PrefkitError(f"{source}: model.kind={cfg.model.kind}; TruthfulQA scores a causal_lm student")
+    items = load_truthfulqa(Path(cfg.cot.data_root) / "truthfulqa" / "TruthfulQA.csv")[:limit]
+    tok = config_tokenizer(cfg)
+    if run:
+        model = load_trained(cfg, path / "model", "causal_lm", pad_token_id(tok), tok.get_vocab_size())
+    else:
+        model = build_model(cfg, "causal_lm", pad_token_id(tok), tok.get_vocab_size(), trainable=False)
+    result = {"source": str(source), "trained": run, **score(model.eval(), cfg, items, cfg.cot.generate_batch_size)}
+    if out:
+        write_json(Path(out), result)
+    return result
