@@ -176,11 +176,13 @@ def main(overrides: list[str], config: str | None = None, rows: int = 1200, verb
     config_path = config_path_of(config or DEFAULT_CONFIG)
     cfg = load_config(config_path, DEMO_OVERRIDES + (DEFAULT_HEAD if config is None else []) + list(overrides))
     out = output_dir(cfg, "demo")
+    default_head = config is None and not any(o.startswith("model.head") for o in overrides)
     with quiet(out / "log.txt", verbose):
-        return _run(cfg, config_path, overrides, out, rows, t0)
+        return _run(cfg, config_path, overrides, out, rows, t0, default_head)
 
 
-def _run(cfg: Config, config_path: Path, overrides: list[str], out: Path, rows: int, t0: float) -> dict:
+def _run(cfg: Config, config_path: Path, overrides: list[str], out: Path, rows: int, t0: float,
+         default_head: bool) -> dict:
     comp = of(cfg)
     data_dir = out / "data"
     train_set = _sample(rows, cfg.data.seed, cfg.competition)
@@ -240,7 +242,7 @@ def _run(cfg: Config, config_path: Path, overrides: list[str], out: Path, rows: 
            "prefkit kaggle kernel infer --run runs/gemma2 --bundle bundle-gemma2 --out kernel-gemma2 "
            "kaggle.kernel=YOU/gemma2-infer")
     note = ""
-    if cfg.model.kind == "seq_cls" and head_name(cfg) == "bt" and not any(o.startswith("model.head") for o in overrides):
+    if default_head:
         note = ("\n\nThe transformer is MiniLM with the Bradley-Terry head (`model.head=bt`: each response read with "
                 "the prompt in its own 96 tokens, one score each). It is the demo's default because, measured on this "
                 "sample when the default was chosen (README, \"Competitions and heads\"), the 3-class pair classifier "
