@@ -45,14 +45,16 @@ def quiet(log_file: Path, verbose: bool = False) -> Iterator[None]:
             hf_logging.disable_progress_bar()  # its "Loading weights" bar
     except ImportError:
         pass
+    terminal = logging.StreamHandler(sys.stderr)  # verbose: the same records on the terminal too
     saved = []
     for name in LIBRARIES:
         lg = logging.getLogger(name)
         saved.append((lg, list(lg.handlers), lg.propagate))
-        if not verbose:
-            for h in list(lg.handlers):
-                lg.removeHandler(h)
+        for h in list(lg.handlers):
+            lg.removeHandler(h)
         lg.addHandler(handler)
+        if verbose:
+            lg.addHandler(terminal)
         lg.propagate = False
     logging.captureWarnings(True)
     old = dict(_state)
@@ -68,6 +70,7 @@ def quiet(log_file: Path, verbose: bool = False) -> Iterator[None]:
             hf_logging.enable_progress_bar()
         for lg, handlers, propagate in saved:
             lg.removeHandler(handler)
+            lg.removeHandler(terminal)
             for h in handlers:
                 if h not in lg.handlers:
                     lg.addHandler(h)
