@@ -47,13 +47,14 @@ def check_trainable(cfg: Config) -> None:
 
 
 def row_targets(cfg: Config, table: PairTable, comp: Competition) -> np.ndarray:
-    """One target distribution per training row: one-hot from its label, the soft label file's probabilities
-    (`train.soft_labels`, every row), or, for the rows without a label (pseudo-labelled pairs), those of the
-    pseudo-label file."""
+    """One target distribution per training row: one-hot from its label, or the soft label file's probabilities
+    (`train.soft_labels`, every row); rows without a label (pseudo-labelled pairs) take the pseudo-label file's
+    where the soft label file has none."""
     tc = cfg.train
     ids = list(table.frame["id"])
-    if tc.soft_labels:
-        return probabilities(lookup([tc.soft_labels], ids, comp, "train.soft_labels")).astype(np.float32)
+    if tc.soft_labels:  # pseudo-labelled rows that the soft-label file lacks take the pseudo-label file's
+        sources = [tc.soft_labels] + ([tc.pseudo_labels] if tc.pseudo_labels else [])
+        return probabilities(lookup(sources, ids, comp, "train.soft_labels")).astype(np.float32)
     labelled = table.frame["label"].notna().to_numpy()
     targets = np.zeros((len(table), len(comp.labels)), dtype=np.float32)
     targets[labelled] = hard_targets(table.frame["label"][labelled], len(comp.labels))
