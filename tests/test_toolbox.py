@@ -360,3 +360,21 @@ def test_merge_averages_fold_models_into_a_run_predict_uses(tmp_path, run_cli, t
     assert np.allclose(a.iloc[:, 1:], b.iloc[:, 1:], atol=1e-5)
     res = run_cli("merge", "--run", run, "--out", tmp_path / "one")
     assert res.code == 2 and "1 finished fold models" in res.err
+
+
+def test_row_targets_from_labels_soft_labels_and_pseudo_labels(tmp_path):
+    from prefkit.distill import row_targets
+
+    train = make_pairs(4, seed=0)
+    pseudo = make_pairs(2, seed=1).frame
+    pseudo = PairTable(pseudo.assign(label=None, id="u" + pseudo["id"]), "u")
+    write_pseudo_labels(tmp_path / "pl.csv", pseudo, np.array([[0.6, 0.3, 0.1], [0.2, 0.7, 0.1]]), LMSYS)
+    joined = with_pseudo_rows(train, str(tmp_path / "pl.csv"))
+    cfg = load_config(None, [f"train.pseudo_labels={tmp_path / 'pl.csv'}"])
+    t = row_targets(cfg, joined, LMSYS)
+    assert np.allclose(t[:4], hard_targets(train.frame["label"], 3)) and np.allclose(t[4:], [[0.6, 0.3, 0.1], [0.2, 0.7, 0.1]])
+    soft = np.array([[0.5, 0.25, 0.25]] * 4)
+    write_logits(tmp_path / "soft.csv", train.frame["id"], soft, LMSYS)
+    cfg = load_config(None, [f"train.pseudo_labels={tmp_path / 'pl.csv'}", f"train.soft_labels={tmp_path / 'soft.csv'}"])
+    t = row_targets(cfg, joined, LMSYS)
+    assert np.allclose(t[:4], soft, atol=1e-6) and np.allclose(t[4:], [[0.6, 0.3, 0.1], [0.2, 0.7, 0.1]], atol=1e-6)
