@@ -69,6 +69,14 @@ def score(probs: np.ndarray, labels) -> dict:
     }
 
 
+def margins(probs: np.ndarray) -> np.ndarray:
+    """The gap between a row's two most probable labels: |P(A) - P(B)| for A-or-B (WSDM); with ties, a sure tie
+    has a wide gap too. How sure a prediction is: the order of budgeted TTA and the cascade, and the
+    pseudo-label cut."""
+    top = np.sort(probs, axis=1)
+    return top[:, -1] - top[:, -2]
+
+
 def swap_probs(p: np.ndarray) -> np.ndarray:
     """Probabilities (or targets) of the A/B-swapped row mapped back: P(A) and P(B) exchange, P(tie) stays."""
     return p[:, swap_index(p.shape[1])]

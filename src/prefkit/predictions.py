@@ -19,7 +19,7 @@ from typing import Sequence
 
 import numpy as np
 import pandas as pd
-from scipy.special import log_softmax, softmax
+from scipy.special import softmax
 
 from prefkit.competition import Competition
 from prefkit.errors import PrefkitError
@@ -118,8 +118,3 @@ def lookup(sources: Sequence[str | Path], ids: Sequence[str], comp: Competition,
 
 def probabilities(logits: np.ndarray) -> np.ndarray:
     return softmax(logits, axis=1)
-
-
-def normalise(logits: np.ndarray) -> np.ndarray:
-    """Log-probabilities (each row's logsumexp is 0)."""
-    return log_softmax(logits, axis=1)

@@ -16,7 +16,7 @@ from prefkit.batching import collate, padding_ratio, predict_batches, shard
 from prefkit.console import keep_bars
 from prefkit.errors import PrefkitError
 from prefkit.heads import Head
-from prefkit.metrics import swap_probs
+from prefkit.metrics import margins, swap_probs
 from prefkit.modeling import precision
 
 
@@ -108,7 +108,6 @@ def _budgeted_tta(model, head, probs, swapped, pad_id, batch_tokens, sort, dtype
     until the share is done or the seconds are spent. With several processes the main one decides when to stop
     (each process times its own shard) and tells the others, so that all run the same chunks."""
     from prefkit.dist import state as dist_state
-    from prefkit.pseudo import margins
 
     per = head.per_row
     order = np.argsort(margins(probs), kind="stable")[: int(np.ceil(fraction * len(probs)))]

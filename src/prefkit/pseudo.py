@@ -24,13 +24,7 @@ from prefkit.data.arena import load_arena
 from prefkit.data.table import TURN_COLUMNS, PairTable
 from prefkit.errors import PrefkitError
 from prefkit.io import atomic_path
-
-
-def margins(probs: np.ndarray) -> np.ndarray:
-    """The gap between a row's two most probable labels: |P(A) - P(B)| for A-or-B (WSDM); with ties, a sure tie
-    has a wide gap too. How sure a prediction is (the uncertainty order of budgeted TTA and the cascade)."""
-    top = np.sort(probs, axis=1)
-    return top[:, -1] - top[:, -2]
+from prefkit.metrics import margins
 
 
 def write_pseudo_labels(path: str | Path, table: PairTable, probs: np.ndarray, comp: Competition,

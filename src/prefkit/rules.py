@@ -80,6 +80,22 @@ def apply(table: PairTable, probs: np.ndarray, fitted: dict, names: list[str]) -
     return probs, counts
 
 
+def out_of_fold(table: PairTable, probs: np.ndarray, folds: np.ndarray, comp: Competition,
+                names: list[str]) -> tuple[np.ndarray, dict]:
+    """`names` applied to out-of-fold predictions, each fold's rules fitted on the other folds' labels (so the
+    result stays out of fold); the rows each rule matched."""
+    probs = probs.copy()
+    counts = dict.fromkeys(names, 0)
+    for k in np.unique(folds):
+        va = folds == k
+        rest = PairTable(table.frame[~va].reset_index(drop=True), table.source)
+        here = PairTable(table.frame[va].reset_index(drop=True), table.source)
+        probs[va], n = apply(here, probs[va], {r: fit(rest, comp, r) for r in names}, names)
+        for r in names:
+            counts[r] += n[r]
+    return probs, counts
+
+
 def measure(table: PairTable, oof: np.ndarray, folds: np.ndarray, comp: Competition) -> dict:
     """Each rule on out-of-fold predictions: the rows it matches and their log loss and accuracy with the
     model's predictions and with the rule's, each fold's rule fitted on the other folds' labels."""
@@ -90,12 +106,7 @@ def measure(table: PairTable, oof: np.ndarray, folds: np.ndarray, comp: Competit
         if not mask.any():
             out[rule] = {"rows": 0}
             continue
-        ruled = oof.copy()
-        for k in np.unique(folds):
-            va = folds == k
-            rest = PairTable(table.frame[~va].reset_index(drop=True), table.source)
-            here = PairTable(table.frame[va].reset_index(drop=True), table.source)
-            ruled[va], _ = apply(here, oof[va], {rule: fit(rest, comp, rule)}, [rule])
+        ruled, _ = out_of_fold(table, oof, folds, comp, [rule])
         before, after = score(oof[mask], labels[mask]), score(ruled[mask], labels[mask])
         out[rule] = {"rows": int(mask.sum()), "logloss_model": round(before["logloss"], 4),
                      "logloss_rule": round(after["logloss"], 4), "accuracy_model": round(before["accuracy"], 4),

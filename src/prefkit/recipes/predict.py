@@ -18,8 +18,7 @@ from prefkit.data import PairTable, load_pairs
 from prefkit.errors import PrefkitError
 from prefkit.io import atomic_path, write_json
 from prefkit.learners import ensemble_predict
-from prefkit.metrics import apply_temperature
-from prefkit.pseudo import margins
+from prefkit.metrics import apply_temperature, margins
 from prefkit.predictions import TEST_FILE, write_logits
 from prefkit.dist import is_main
 from prefkit import rules

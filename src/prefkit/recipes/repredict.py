@@ -61,15 +61,9 @@ def main(run_dir: str | Path, overrides: list[str] = ()) -> dict:
 
     p, cascaded = cascade(cfg, table, p, second)
     ruled = {}
-    if cfg.predict.rules:  # each fold's rules fitted on the other folds' labels: still out of fold
+    if cfg.predict.rules:
         rules.check(cfg.predict.rules)
-        for k in sorted(set(folds)):
-            va = folds == k
-            rest = PairTable(table.frame[~va].reset_index(drop=True), table.source)
-            here = PairTable(table.frame[va].reset_index(drop=True), table.source)
-            p[va], counts = rules.apply(here, p[va], rules.fit_all(rest, comp), cfg.predict.rules)
-            for name, n in counts.items():
-                ruled[name] = ruled.get(name, 0) + n
+        p, ruled = rules.out_of_fold(table, p, folds, comp, cfg.predict.rules)
     metrics = {**score(p, labels), "competition": comp.name, "metric": comp.metric, "run": str(run_dir),
                "tta_rows": int(sum(f["tta_rows"] for f in per_fold)), "folds": per_fold,
                "tta_fraction": cfg.predict.tta_fraction, "tta_budget_s": cfg.predict.tta_budget_s}
