@@ -211,7 +211,7 @@ class KaggleConfig:
 
 @dataclass
 class CotConfig:
-    dataset: str = "multiarith"  # one of prefkit.cot.datasets.DATASETS
+    dataset: str = "multiarith"  # a name in prefkit.cot.datasets.DATASETS; for SFT also "a,b,c" or "all"
     data_root: str = "../shared/data"  # folder holding reasoning/ and truthfulqa/
     diverse: bool = False  # train on every correct teacher rationale, not only the temperature-0 one
     format: str = _choice("finetune_cot", "finetune_cot", "alpaca", "chat")

@@ -52,6 +52,17 @@ def spec(name: str) -> Spec:
     return DATASETS[name]
 
 
+def names(value: str) -> list[str]:
+    """The datasets a `cot.dataset` value names: one name, a comma-separated list, or "all" (SFT on several
+    at once; generation and evaluation take one)."""
+    picked = list(DATASETS) if value.strip() == "all" else [v.strip() for v in value.split(",") if v.strip()]
+    for name in picked:
+        spec(name)
+    if not picked:
+        raise PrefkitError("cot.dataset is empty: name a dataset, several separated by commas, or all")
+    return picked
+
+
 def _read_json(path: Path):
     try:
         return json.loads(path.read_text(encoding="utf-8"))

@@ -65,9 +65,9 @@ def evaluate(dataset: str, predictions: Path, split: str = "all", root: Path = D
         if not comps:
             missing += 1
             continue
-        correct += is_correct(dataset, extract(dataset, comps[0], marker), ex.answer)
+        correct += is_correct(dataset, extract(dataset, comps[0], marker, ex.question), ex.answer)
         completions += len(comps)
-        surviving += sum(is_correct(dataset, extract(dataset, c, marker), ex.answer) for c in comps)
+        surviving += sum(is_correct(dataset, extract(dataset, c, marker, ex.question), ex.answer) for c in comps)
     n = len(examples)
     scored = completions + missing
     return {"dataset": dataset, "split": split, "n": n,

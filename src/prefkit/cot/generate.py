@@ -1,4 +1,5 @@
-"""`prefkit cot generate --run RUN --out FILE`: a trained student answers a dataset split.
+"""`prefkit cot generate --run RUN_OR_CONFIG --out FILE`: a student answers a dataset split: a trained one
+(an SFT run folder) or, zero-shot, the base weights of a config.
 
 Batched greedy generation with transformers (prompts left-padded, longest first), cut at the format's end
 marker (" END", or the chat template's end of turn); writes JSONL `{"index", "completion"}` that
@@ -14,14 +15,13 @@ from pathlib import Path
 import torch
 from tqdm.auto import tqdm
 
-from prefkit.config import load_config
-from prefkit.cot.datasets import load
+from prefkit.console import keep_bars
+from prefkit.cot.datasets import load, names
 from prefkit.cot.formats import sample_format
 from prefkit.cot.sft import special_ids
 from prefkit.errors import PrefkitError
 from prefkit.io import atomic_path
-from prefkit.learners import is_trained
-from prefkit.modeling import load_trained
+from prefkit.cot.student import open_student
 from prefkit.templates import config_tokenizer, pad_token_id
 
 END = " END"
@@ -37,13 +37,12 @@ def generation_settings(max_new_tokens: int, pad: int, stops: list[int]) -> dict
 
 
 @torch.no_grad()
-def main(run_dir: str | Path, out_file: str | Path, split: str = "test", limit: int | None = None,
+def main(source: str | Path, out_file: str | Path, split: str = "test", limit: int | None = None,
          overrides: list[str] = ()) -> dict:
-    run_dir = Path(run_dir)
-    folder = run_dir / "model"
-    if not is_trained(folder):
-        raise PrefkitError(f"{run_dir}: no finished student in model/ (train one with `prefkit cot sft`)")
-    cfg = load_config(run_dir / "config.yaml", overrides)
+    cfg, _, trained = open_student(source, overrides, load_model=False)
+    datasets = names(cfg.cot.dataset)
+    if len(datasets) != 1:
+        raise PrefkitError(f"cot.dataset={cfg.cot.dataset}: generation answers one dataset; add cot.dataset=NAME")
     tok = config_tokenizer(cfg)
     form = sample_format(cfg)
     bos, eos = special_ids(tok, form)
@@ -51,15 +50,18 @@ def main(run_dir: str | Path, out_file: str | Path, split: str = "test", limit: 
     examples = load(cfg.cot.dataset, split, Path(cfg.cot.data_root))[:limit]
     texts = [form(e.question, "", "")["prompt"] for e in examples]
     if cfg.cot.backend == "vllm":
-        return _with_vllm(folder, cfg, examples, texts, out_file, split)
+        if not trained:
+            raise PrefkitError("cot.backend=vllm serves a trained student (an SFT run folder)")
+        return _with_vllm(Path(source) / "model", cfg, examples, texts, out_file, split)
     pad = pad_token_id(tok)
-    model = load_trained(cfg, folder, "causal_lm", pad, tok.get_vocab_size())
+    _, model, _ = open_student(source, overrides)
     device = next(model.parameters()).device
     prompts = [([bos] if bos is not None else []) + tok.encode(t, add_special_tokens=False).ids for t in texts]
     order = sorted(range(len(prompts)), key=lambda i: -len(prompts[i]))
     completions: dict[int, str] = {}
     bs = max(1, cfg.cot.generate_batch_size)
-    for start in tqdm(range(0, len(order), bs), desc="generate", unit="batch", mininterval=1.0):
+    for start in tqdm(range(0, len(order), bs), desc=f"generate {cfg.cot.dataset}", unit="batch", leave=keep_bars(),
+                      mininterval=1.0):
         batch = order[start : start + bs]
         width = max(len(prompts[i]) for i in batch)
         ids = torch.full((len(batch), width), pad, dtype=torch.long)

@@ -11,6 +11,7 @@ import torch
 
 from prefkit.batching import train_batches
 from prefkit.config import USES, Config
+from prefkit.cot.datasets import names
 from prefkit.cot.formats import IGNORE, completion_only, sample_format, teacher_samples
 from prefkit.dist import log
 from prefkit.errors import PrefkitError
@@ -103,10 +104,16 @@ def main(cfg: Config, name: str = "", resume: bool = False) -> Path:
     tok = config_tokenizer(cfg)
     form = sample_format(cfg)
     bos, eos = special_ids(tok, form)
-    raw, counts = teacher_samples(cfg.cot.dataset, "train", Path(cfg.cot.data_root), cfg.cot.diverse, form)
+    raw, counts = [], {"rationales": 0, "surviving": 0, "per_dataset": {}}
+    for dataset in names(cfg.cot.dataset):  # several datasets: one student on all their training rationales
+        got, c = teacher_samples(dataset, "train", Path(cfg.cot.data_root), cfg.cot.diverse, form)
+        log(f"{dataset}: {c['surviving']} of {c['rationales']} teacher rationales have the right answer")
+        raw += got
+        counts["rationales"] += c["rationales"]
+        counts["surviving"] += c["surviving"]
+        counts["per_dataset"][dataset] = c["surviving"]
     if not raw:
         raise PrefkitError(f"{cfg.cot.dataset}: no teacher rationale survived; nothing to train on")
-    log(f"{cfg.cot.dataset}: {counts['surviving']} of {counts['rationales']} teacher rationales have the right answer")
     samples = [completion_only(tok, s["prompt"], s["completion"], cfg.template.max_length, bos, eos) for s in raw]
     acc = make_accelerator(cfg)
     model = build_model(cfg, "causal_lm", pad_token_id(tok), tok.get_vocab_size())

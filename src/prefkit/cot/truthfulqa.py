@@ -21,7 +21,7 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
-from prefkit.config import Config, load_config
+from prefkit.config import Config
 from prefkit.console import keep_bars
 from prefkit.cot.datasets import TruthfulQA, load_truthfulqa
 from prefkit.cot.formats import IGNORE, completion_only, sample_format
@@ -93,28 +93,12 @@ def score(model, cfg: Config, items: list[TruthfulQA], batch_size: int = 16) -> 
 
 def main(source: str, out: str | None = None, limit: int | None = None, overrides: list[str] = ()) -> dict:
     """`source`: an SFT run folder (its trained model) or a config (its base weights)."""
-    from prefkit.modeling import build_model, load_trained
-    from prefkit.templates import config_tokenizer, pad_token_id
+    from prefkit.cot.student import open_student
 
-    path = Path(source)
-    run = path.is_dir() and (path / "model").is_dir()
-    if path.is_dir() and not run:
-        raise PrefkitError(f"{path}: not an SFT run folder (no model/); give a run folder or a config")
-    if run:
-        cfg = load_config(path / "config.yaml", overrides)
-    else:
-        from prefkit.shipped import config_path
-
-        cfg = load_config(config_path(source), overrides)
-    if cfg.model.kind != "causal_lm":
-        raise PrefkitError(f"{source}: model.kind={cfg.model.kind}; TruthfulQA scores a causal_lm student")
-    items = load_truthfulqa(Path(cfg.cot.data_root) / "truthfulqa" / "TruthfulQA.csv")[:limit]
-    tok = config_tokenizer(cfg)
-    if run:
-        model = load_trained(cfg, path / "model", "causal_lm", pad_token_id(tok), tok.get_vocab_size())
-    else:
-        model = build_model(cfg, "causal_lm", pad_token_id(tok), tok.get_vocab_size(), trainable=False)
-    result = {"source": str(source), "trained": run, **score(model.eval(), cfg, items, cfg.cot.generate_batch_size)}
+    cfg, _, _ = open_student(source, overrides, load_model=False)
+    items = load_truthfulqa(Path(cfg.cot.data_root) / "truthfulqa" / "TruthfulQA.csv")[:limit]  # before the model loads
+    cfg, model, trained = open_student(source, overrides)
+    result = {"source": str(source), "trained": trained, **score(model, cfg, items, cfg.cot.generate_batch_size)}
     if out:
         write_json(Path(out), result)
     return result

@@ -1,0 +1,38 @@
+"""A student to run: an SFT run folder (its trained adapter or model) or a config (its base weights, zero-shot).
+What `prefkit cot generate` and `prefkit cot truthfulqa` open, so a student is scored before and after SFT the
+same way."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from prefkit.config import Config, load_config
+from prefkit.errors import PrefkitError
+
+
+def open_student(source: str | Path, overrides: list[str] = (), load_model: bool = True) -> tuple[Config, Any, bool]:
+    """(config, model in eval mode or None, trained?). `source`: a run folder holding model/ or a config (a
+    file, or a shipped config's name)."""
+    from prefkit.learners import is_trained
+    from prefkit.modeling import build_model, load_trained
+    from prefkit.shipped import config_path
+    from prefkit.templates import config_tokenizer, pad_token_id
+
+    path = Path(source)
+    trained = path.is_dir() and (path / "model").is_dir()
+    if path.is_dir() and not trained:
+        raise PrefkitError(f"{path}: not an SFT run folder (no model/); give a run folder or a config")
+    if trained and not is_trained(path / "model"):
+        raise PrefkitError(f"{path}: the student in model/ did not finish training (run `prefkit cot sft ... --resume`)")
+    cfg = load_config(path / "config.yaml" if trained else config_path(str(source)), list(overrides))
+    if cfg.model.kind != "causal_lm":
+        raise PrefkitError(f"{source}: model.kind={cfg.model.kind}; a student is a causal_lm")
+    if not load_model:
+        return cfg, None, trained
+    tok = config_tokenizer(cfg)
+    if trained:
+        model = load_trained(cfg, path / "model", "causal_lm", pad_token_id(tok), tok.get_vocab_size())
+    else:
+        model = build_model(cfg, "causal_lm", pad_token_id(tok), tok.get_vocab_size(), trainable=False)
+    return cfg, model.eval(), trained
