@@ -13,8 +13,9 @@
     prefkit configs {list,copy}
     prefkit kaggle {bundle,kernel,push,status,submit,scores} ...      prefkit ledger
     prefkit cot sft CONFIG [--resume] [key=value ...]
-    prefkit cot generate --run RUN --out FILE [--split test] [--limit N]
-    prefkit cot rank --rm RUN --dataset NAME --system NAME=FILE ... [--reference] --out DIR
+    prefkit cot generate --run RUN_OR_CONFIG --out FILE [--split test] [--limit N] [key=value ...]
+    prefkit cot pairs --dataset NAMES --system NAME=FILE ... [--reference] --out DIR [--test-fraction F]
+    prefkit cot rank --rm RUN --dataset NAME --system NAME=FILE ... [--reference] [--questions SPLIT_JSON] --out DIR
     prefkit cot teacher --dataset NAME --out FILE [--samples D --temperature T]
     prefkit cot demo [--rm RUN] [--limit N] [key=value ...]
     prefkit cot eval --dataset NAME --predictions FILE [--split train|test|all]
@@ -90,7 +91,7 @@ def _cot_generate(args, generate) -> int:
     return 0
 
 
-def _cot_rank(args, rank) -> int:
+def _systems(args) -> dict:
     systems: dict = {}
     for item in args.system:
         name, sep, path = item.partition("=")
@@ -98,9 +99,21 @@ def _cot_rank(args, rank) -> int:
             raise PrefkitError(f"--system {item!r}: write NAME=FILE")
         systems[name] = path
     if args.reference:
-        systems[rank.REFERENCE] = None
-    rank.main(args.rm, args.dataset, systems, args.out, args.split, _root(args), args.limit)
+        systems["reference"] = None
+    return systems
+
+
+def _cot_rank(args, rank) -> int:
+    rank.main(args.rm, args.dataset, _systems(args), args.out, args.split, _root(args), args.limit,
+              questions=args.questions)
     print((Path(args.out) / "rank.md").read_text())
+    return 0
+
+
+def _cot_pairs(args, pairs) -> int:
+    summary = pairs.main(args.dataset, _systems(args), args.out, args.split, args.test_fraction, args.per_question,
+                         args.seed, _root(args))
+    print(json.dumps(summary, indent=2))
     return 0
 
 
@@ -194,14 +207,26 @@ COMMANDS = [
             lambda a, r: r.run(a)),
     Command(("cot", "sft"), "prefkit.cot.sft", "LoRA fine-tuning of a student on the teacher's correct rationales",
             (CONFIG, RESUME, OVERRIDES), lambda a, r: r.main(_config(a), Path(a.config).stem, resume=a.resume)),
-    Command(("cot", "generate"), "prefkit.cot.generate", "a trained student answers a dataset split (JSONL predictions)",
-            ((("--run",), {"required": True}), (("--out",), {"required": True}), SPLIT,
+    Command(("cot", "generate"), "prefkit.cot.generate",
+            "a student answers a dataset split (JSONL predictions): a trained one, or zero-shot from a config",
+            ((("--run",), {"required": True, "help": "an SFT run folder, or a config (its base weights: zero-shot)"}), (("--out",), {"required": True}), SPLIT,
              (("--limit",), {"type": int, "default": None, "help": "only the first N examples"}), OVERRIDES), _cot_generate),
     Command(("cot", "rank"), "prefkit.cot.rank", "rank students (and teacher, reference) with a trained reward model",
             ((("--rm",), {"required": True, "help": "reward-model run folder (cv or train)"}), (("--dataset",), {"required": True}),
              (("--system",), {"action": "append", "default": [], "metavar": "NAME=FILE", "help": "predictions or teacher file"}),
              (("--reference",), {"action": "store_true", "help": "add the reference answers as a system"}), SPLIT,
-             (("--limit",), {"type": int, "default": None}), (("--out",), {"required": True}), DATA_ROOT), _cot_rank),
+             (("--limit",), {"type": int, "default": None}), (("--out",), {"required": True}),
+             (("--questions",), {"default": None, "metavar": "SPLIT_JSON",
+                                 "help": "rank only the held-out questions of a `cot pairs` split.json"}), DATA_ROOT), _cot_rank),
+    Command(("cot", "pairs"), "prefkit.cot.pairs",
+            "arena-format pairs (a right and a wrong answer to one question) for a CoT reward model, split by question",
+            ((("--dataset",), {"required": True, "help": "a dataset, several separated by commas, or all"}),
+             (("--system",), {"action": "append", "default": [], "metavar": "NAME=FILE",
+                              "help": "predictions or teacher file; {dataset} in FILE is filled in per dataset"}),
+             (("--reference",), {"action": "store_true", "help": "add the reference answers as a system"}), SPLIT,
+             (("--test-fraction",), {"type": float, "default": 0.3, "help": "share of questions held out"}),
+             (("--per-question",), {"type": int, "default": 2, "help": "at most this many pairs a question"}),
+             (("--seed",), {"type": int, "default": 0}), (("--out",), {"required": True}), DATA_ROOT), _cot_pairs),
     Command(("cot", "teacher"), "prefkit.cot.teacher_api",
             "ask an OpenAI-compatible endpoint for rationales (env: PREFKIT_TEACHER_*)",
             ((("--dataset",), {"required": True}), (("--split",), {"default": "train", "choices": ["train", "test", "all"]}),

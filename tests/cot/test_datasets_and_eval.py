@@ -37,6 +37,22 @@ def test_extract_by_hand(dataset, text, marker, expected):
     assert extract(dataset, text, marker) == expected
 
 
+DATE_Q = ("Yesterday was April 30, 2021. What is the date today in MM/DD/YYYY?\nWhich choice is true? Answer choices: "
+          "(A) 06/12/2021, (B) 03/11/2021, (C) 02/23/2021, (D) 05/09/2021, (E) 04/29/2021, (F) 05/01/2021.")
+
+
+@pytest.mark.parametrize("text,expected", [
+    ("Based on this, Friday comes. The answer is (F) 05/01/2021.", "F"),  # "B" of "Based", "F" of "Friday" do not count
+    ("Counting on, today is 05/01/2021.", "F"),                          # the option's text without its letter
+    ("It was 04/29/2021 or maybe 05/01/2021, so E.", "E"),                 # a letter standing alone wins over texts
+    ("Based on the calendar, I cannot tell.", None),
+])
+def test_student_letters_are_read_strictly(text, expected):
+    assert extract("date_understanding", text, "-->", DATE_Q) == expected
+    # the teacher's answer steps keep the paper's rule: any capital A-F, the first
+    assert extract("date_understanding", "Based on (F)", None) == "B"
+
+
 def test_number_and_letter_comparison():
     assert is_correct("svamp", "17", "17.0") and is_correct("addsub", "1234", "1,234")
     assert not is_correct("svamp", "17.5", "17.0") and not is_correct("svamp", None, "1")

@@ -62,8 +62,20 @@ def test_rank_students_with_a_reward_model(run_cli, tmp_path):
     s_ok = [k < 2 for k in range(6)]
     gold = sum(a != b for a, b in zip(t_ok, s_ok)) + sum(not a for a in t_ok) + sum(not b for b in s_ok)
     assert out["pairs"] == 18 and out["gold"]["pairs"] == gold
+    assert sum(p["gold_pairs"] for p in out["pairwise"]) == gold
+    for p in out["pairwise"]:
+        assert (p["gold_accuracy"] is None) == (p["gold_pairs"] == 0)
     for s in out["systems"]:
         assert s["bt_low"] <= s["bt_strength"] <= s["bt_high"]
+    # --questions: only the held-out questions of a `cot pairs` split are ranked
+    split = tmp_path / "split.json"
+    split.write_text(json.dumps({"questions": {"multiarith": {"train": [e.index for e in test[2:]],
+                                                              "test": [e.index for e in test[:2]]}}}))
+    r = run_cli("cot", "rank", "--rm", rm, "--dataset", "multiarith", "--system", f"student={student}", "--reference",
+                "--questions", split, "--out", tmp_path / "rank2", "--data-root", SHARED)
+    assert r.code == 0, r.err
+    held = json.loads((tmp_path / "rank2" / "rank.json").read_text())
+    assert held["questions"] == 2 and held["pairs"] == 2 and "gold" not in held  # the student is right on both
     assert (tmp_path / "rank" / "rank.png").read_bytes()[:4] == b"\x89PNG" and "Bradley-Terry" in (tmp_path / "rank" / "rank.md").read_text()
 
 

@@ -4,7 +4,9 @@ Every pair of systems (students, the teacher, the reference answers) is put to t
 question, in both A/B orders (swap TTA, inside the model's predict). From the probabilities: mean win and
 tie rates per pair, and Bradley-Terry strengths (a tie counts half to each side) with bootstrap intervals
 over questions. Where one answer is correct and the other is not, the correct one is the gold preference:
-the reward model's accuracy and log loss on those pairs say how far to trust it here.
+the reward model's accuracy and log loss on those pairs say how far to trust it here, in all and for each
+pair of systems (a reward model that only tells one system's style from another's shows it there). The
+answers are shown to it as `prefkit.cot.pairs.response_text` writes them, as in the pairs it was trained on.
 """
 
 from __future__ import annotations
@@ -17,9 +19,8 @@ import numpy as np
 from prefkit.competition import of
 from prefkit.config import load_config
 from prefkit.cot import bradley_terry
-from prefkit.cot.answers import extract, is_correct
 from prefkit.cot.datasets import DEFAULT_ROOT, load
-from prefkit.cot.evaluate import read_predictions
+from prefkit.cot.pairs import held_out, read_answers
 from prefkit.data.table import TableBuilder
 from prefkit.errors import PrefkitError
 from prefkit.io import save_figure, write_json, write_text
@@ -29,39 +30,33 @@ from prefkit.metrics import score
 REFERENCE = "reference"
 
 
-def _responses(dataset: str, examples, systems: dict[str, str | None]) -> tuple[dict[str, dict[int, str]], dict[str, dict[int, bool]]]:
-    texts, correct = {}, {}
-    for name, path in systems.items():
-        if path is None:  # the reference answers
-            texts[name] = {e.index: f"The answer is {e.answer}." for e in examples}
-            correct[name] = {e.index: True for e in examples}
-            continue
-        full, _ = read_predictions(Path(path), full_text=True)
-        raw, marker = read_predictions(Path(path))
-        texts[name] = {e.index: full[e.index][0] for e in examples if e.index in full}
-        correct[name] = {e.index: is_correct(dataset, extract(dataset, raw[e.index][0], marker), e.answer)
-                         for e in examples if e.index in raw}
-    return texts, correct
-
-
 def main(rm_run: str | Path, dataset: str, systems: dict[str, str | None], out: str | Path, split: str = "test",
-         root: Path = DEFAULT_ROOT, limit: int | None = None, rounds: int = 200) -> dict:
+         root: Path = DEFAULT_ROOT, limit: int | None = None, rounds: int = 200, questions: str | Path | None = None) -> dict:
+    """`questions`: a split.json from `prefkit cot pairs`: only its held-out (test-side) questions are ranked,
+    the ones the reward model was not trained on."""
     if len(systems) < 2:
         raise PrefkitError("ranking needs at least two systems (--system NAME=FILE, and/or --reference)")
     rm_run, out = Path(rm_run), Path(out)
-    examples = load(dataset, split, root)[:limit]
-    texts, correct = _responses(dataset, examples, systems)
+    examples = load(dataset, split, root)
+    if questions is not None:
+        keep = held_out(questions, dataset)
+        examples = [e for e in examples if e.index in keep]
+    examples = examples[:limit]
+    if not examples:
+        raise PrefkitError(f"{dataset} ({split}): no questions to rank")
+    answers = {n: read_answers(dataset, p, examples, n) for n, p in systems.items()}
     names = list(systems)
     b = TableBuilder(f"<{dataset} {split} pairs>")
     rows = []  # (question position, i, j)
     for q, e in enumerate(examples):
         for i, j in itertools.combinations(range(len(names)), 2):
             a, bb = names[i], names[j]
-            if e.index not in texts[a] or e.index not in texts[bb]:
+            if e.index not in answers[a] or e.index not in answers[bb]:
                 continue
-            ca, cb = correct[a][e.index], correct[bb][e.index]
+            ca, cb = answers[a][e.index].correct, answers[bb][e.index].correct
             label = None if ca == cb else ("a" if ca else "b")
-            b.add(len(rows) + 1, None, f"{e.index}:{a}:{bb}", [e.question], [texts[a][e.index]], [texts[bb][e.index]], label)
+            b.add(len(rows) + 1, None, f"{e.index}:{a}:{bb}", [e.question], [answers[a][e.index].text],
+                  [answers[bb][e.index].text], label)
             rows.append((q, i, j))
     table = b.build()
     if not rows:
@@ -79,13 +74,20 @@ def main(rm_run: str | Path, dataset: str, systems: dict[str, str | None], out: 
         pair_sums.setdefault((i, j), []).append(p)
     strength = bradley_terry.fit(per_item.sum(axis=0))
     lo, hi = bradley_terry.bootstrap(per_item, rounds=rounds)
-    accuracy = {n: float(np.mean([correct[n][e.index] for e in examples if e.index in correct[n]])) for n in names}
+    accuracy = {n: float(np.mean([a.correct for a in answers[n].values()])) if answers[n] else 0.0 for n in names}
+    labels = table.frame["label"].to_numpy()
+    gold_by_pair: dict[tuple[int, int], list[bool]] = {}
+    for (q, i, j), p, label in zip(rows, probs, labels):
+        if label in ("a", "b"):  # the reward model prefers the right answer of the two
+            gold_by_pair.setdefault((i, j), []).append(bool(p[0] > p[1]) == (label == "a"))
     result = {
         "dataset": dataset, "split": split, "questions": len(examples), "pairs": len(rows), "reward_model": str(rm_run),
         "systems": [{"name": n, "accuracy": round(accuracy[n], 4), "bt_strength": round(float(strength[i]), 4),
                      "bt_low": round(float(lo[i]), 4), "bt_high": round(float(hi[i]), 4)} for i, n in enumerate(names)],
         "pairwise": [{"a": names[i], "b": names[j], "n": len(ps), "p_a_wins": round(float(np.mean(ps, axis=0)[0]), 4),
-                      "p_b_wins": round(float(np.mean(ps, axis=0)[1]), 4), "p_tie": round(float(np.mean(ps, axis=0)[2]), 4)}
+                      "p_b_wins": round(float(np.mean(ps, axis=0)[1]), 4), "p_tie": round(float(np.mean(ps, axis=0)[2]), 4),
+                      "gold_pairs": len(gold_by_pair.get((i, j), [])),
+                      "gold_accuracy": round(float(np.mean(gold_by_pair[(i, j)])), 4) if gold_by_pair.get((i, j)) else None}
                      for (i, j), ps in pair_sums.items()],
     }
     gold = table.frame["label"].notna().to_numpy()
@@ -103,8 +105,9 @@ def _markdown(r: dict) -> str:
              "| system | accuracy | Bradley-Terry strength | 95% interval |", "|---|---|---|---|"]
     for s in sorted(r["systems"], key=lambda s: -s["bt_strength"]):
         lines.append(f"| {s['name']} | {s['accuracy']:.3f} | {s['bt_strength']:+.3f} | [{s['bt_low']:+.3f}, {s['bt_high']:+.3f}] |")
-    lines += ["", "| A | B | P(A wins) | P(B wins) | P(tie) | n |", "|---|---|---|---|---|---|"]
-    lines += [f"| {p['a']} | {p['b']} | {p['p_a_wins']:.3f} | {p['p_b_wins']:.3f} | {p['p_tie']:.3f} | {p['n']} |" for p in r["pairwise"]]
+    lines += ["", "| A | B | P(A wins) | P(B wins) | P(tie) | n | gold pairs | right one preferred |", "|---|---|---|---|---|---|---|---|"]
+    lines += [f"| {p['a']} | {p['b']} | {p['p_a_wins']:.3f} | {p['p_b_wins']:.3f} | {p['p_tie']:.3f} | {p['n']} | "
+              f"{p['gold_pairs']} | {'' if p['gold_accuracy'] is None else format(p['gold_accuracy'], '.3f')} |" for p in r["pairwise"]]
     if "gold" in r:
         g = r["gold"]
         lines += ["", f"Gold preferences (correct answer against incorrect, {g['pairs']} pairs): reward model accuracy "

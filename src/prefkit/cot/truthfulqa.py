@@ -26,7 +26,6 @@ from prefkit.console import keep_bars
 from prefkit.cot.datasets import TruthfulQA, load_truthfulqa
 from prefkit.cot.formats import IGNORE, completion_only, sample_format
 from prefkit.cot.sft import special_ids
-from prefkit.errors import PrefkitError
 from prefkit.io import write_json
 
 
