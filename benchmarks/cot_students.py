@@ -67,10 +67,9 @@ def main() -> int:
                 t = time.perf_counter()
                 generate.main(source, out, "test", args.limit, [*args.overrides, f"cot.dataset={d}"])
                 seconds[f"{kind}/{d}"] = round(time.perf_counter() - t, 1)
-            got = evaluate(d, out, "test", root)
-            n = args.limit or got["n"]
-            rows[d]["questions"] = n
-            rows[d][kind] = round(100 * got["correct_first"] / n, 2)
+            got = evaluate(d, out, "test", root, args.limit)
+            rows[d]["questions"] = got["n"]
+            rows[d][kind] = round(100 * got["accuracy_first"], 2)
             report()
 
     def report() -> None:
@@ -78,10 +77,9 @@ def main() -> int:
         for d, r in rows.items():
             if "questions" not in r:
                 continue
-            teacher = evaluate(d, teacher_file(d, root), "test", root)  # its first completion a question
+            teacher = evaluate(d, teacher_file(d, root), "test", root, args.limit)  # its first completion a question
             n = r["questions"]
-            limited = args.limit is not None and args.limit < teacher["n"]
-            t_acc = None if limited else round(100 * teacher["accuracy_first"], 2)
+            t_acc = round(100 * teacher["accuracy_first"], 2)
             ft, zs = r.get("finetuned"), r.get("zero_shot")
             table.append({"dataset": d, "questions": n, "zero-shot": zs, "Fine-tune-CoT": ft,
                           "paper 0.3B Fine-tune-CoT": PAPER_FT_COT[d], "paper 0.3B diverse": PAPER_DIVERSE[d],

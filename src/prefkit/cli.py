@@ -17,7 +17,7 @@
     prefkit cot pairs --dataset NAMES --system NAME=FILE ... [--reference] --out DIR [--test-fraction F]
     prefkit cot rank --rm RUN --dataset NAME --system NAME=FILE ... [--reference] [--questions SPLIT_JSON] --out DIR
     prefkit cot teacher --dataset NAME --out FILE [--samples D --temperature T]
-    prefkit cot demo [--rm RUN] [--limit N] [key=value ...]
+    prefkit cot demo [--rm RUN] [--limit N] [--student CONFIG] [-v] [key=value ...]
     prefkit cot eval --dataset NAME --predictions FILE [--split train|test|all]
     prefkit cot truthfulqa RUN_OR_CONFIG [--limit N] [--out FILE] [key=value ...]
 
@@ -235,10 +235,14 @@ COMMANDS = [
              (("--limit",), {"type": int, "default": None}), (("--cache",), {"default": None, "help": "JSONL cache (default: beside --out)"}),
              (("--out",), {"required": True, "help": "teacher-completion file to write (the paper's format)"}), DATA_ROOT),
             _cot_teacher),
-    Command(("cot", "demo"), "prefkit.cot.demo", "teacher file, tiny student SFT, generation, accuracy, reward-model ranking",
+    Command(("cot", "demo"), "prefkit.cot.demo",
+            "SmolLM2 student zero-shot, Fine-tune-CoT, a reward model on right-against-wrong pairs, ranking",
             ((("--rm",), {"default": None, "help": "a trained reward-model run (default: train MiniLM here)"}),
-             (("--limit",), {"type": int, "default": 30, "help": "test questions the student answers"}), OVERRIDES),
-            lambda a, r: r.main(a.overrides, a.rm, a.limit)),
+             (("--limit",), {"type": int, "default": 64, "help": "test questions the student answers"}),
+             (("--student",), {"default": None, "help": "student config (default: sft/smollm2_135m_cpu)"}),
+             (("-v", "--verbose"), {"action": "store_true", "help": "library messages on the terminal too (always in log.txt)"}),
+             OVERRIDES),
+            lambda a, r: r.main(a.overrides, a.rm, a.limit, a.student, a.verbose)),
     Command(("cot", "truthfulqa"), "prefkit.cot.truthfulqa",
             "TruthfulQA MC1/MC2 from the student's log-likelihoods (a config: base weights; a run: after SFT)",
             ((("source",), {"help": "an SFT run folder, or a config (path or shipped name)"}),

@@ -214,6 +214,7 @@ class CotConfig:
     dataset: str = "multiarith"  # a name in prefkit.cot.datasets.DATASETS; for SFT also "a,b,c" or "all"
     data_root: str = "../shared/data"  # folder holding reasoning/ and truthfulqa/
     diverse: bool = False  # train on every correct teacher rationale, not only the temperature-0 one
+    train_limit: int = _range(0, 0)  # SFT on at most this many of the surviving rationales (a seeded draw); 0: all
     format: str = _choice("finetune_cot", "finetune_cot", "alpaca", "chat")
     chat_template: str = ""  # format=chat: a Jinja file replacing the tokenizer folder's chat template
     max_new_tokens: int = _range(128, 1)  # generation

@@ -13,6 +13,7 @@ from prefkit.cot import bradley_terry
 from prefkit.cot.datasets import load, teacher_file
 from prefkit.data.arena import write_lmsys_csv
 from prefkit.data.synthetic import make_pairs
+from prefkit.learners import MARKER
 from tests.conftest import SHARED, need_shared
 
 TINY_RM = Path(__file__).resolve().parents[2] / "configs" / "rm" / "tiny_gemma2.yaml"
@@ -83,9 +84,15 @@ def test_cot_demo_with_a_given_reward_model(run_cli, tmp_path):
     pytest.importorskip("bitsandbytes")
     need_shared(SHARED / "reasoning")
     rm = train_tiny_rm(tmp_path, rows=30, seed=4)
-    r = run_cli("cot", "demo", "--rm", rm, "--limit", "4", f"output_dir={tmp_path / 'demo'}", f"cot.data_root={SHARED}",
-                "template.max_length=160", "cot.max_new_tokens=8")
+    r = run_cli("cot", "demo", "--student", "sft/tiny_gemma2", "--rm", rm, "--limit", "8", f"output_dir={tmp_path / 'demo'}",
+                f"cot.data_root={SHARED}", "template.max_length=160", "cot.max_new_tokens=8", "cot.train_limit=12")
     assert r.code == 0, r.err
     m = json.loads((tmp_path / "demo" / "metrics.json").read_text())
-    assert m["teacher_accuracy_all"] == pytest.approx(624 / 792, abs=1e-6) and m["student"]["completions"] == 4
-    assert len(m["ranking"]["systems"]) == 3 and "Bradley-Terry" in (tmp_path / "demo" / "report.md").read_text()
+    assert m["teacher_accuracy_all"] == pytest.approx(624 / 792, abs=1e-6)
+    assert m["zero_shot"]["completions"] == 8 and m["finetuned"]["completions"] == 8 and m["zero_shot"]["n"] == 8
+    assert json.loads((tmp_path / "demo" / "student" / "model" / MARKER).read_text())["trained_on"] == 12
+    assert m["pairs"]["train"] + m["pairs"]["test"] > 0 and len(m["ranking"]["systems"]) == 4
+    held = json.loads((tmp_path / "demo" / "pairs" / "split.json").read_text())["questions"]["multiarith"]["test"]
+    assert m["ranking"]["questions"] == len(held)  # ranked on the held-out questions only
+    report = (tmp_path / "demo" / "report.md").read_text()
+    assert "Bradley-Terry" in report and "after Fine-tune-CoT" in report

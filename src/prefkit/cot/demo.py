@@ -1,12 +1,16 @@
-"""`prefkit cot demo`: the student loop end to end on CPU with no network.
+"""`prefkit cot demo`: the chain-of-thought loop end to end on CPU with no network, with a real student.
 
-1. the file teacher (the paper's text-davinci-002 rationales) on one dataset, its correct rationales counted;
-2. LoRA SFT of a tiny random student (configs/sft/tiny_gemma2.yaml) on them;
-3. the student answers the test questions; answer accuracy of student and teacher on the same questions;
-4. a reward model ranks student, teacher and reference answers: the MiniLM one (configs/rm/minilm_cpu.yaml,
-   trained here on prefkit's synthetic arena pairs) unless `--rm RUN` names a trained run.
-Writes report.md and metrics.json. The tiny student is random and learns the format, not arithmetic: the
-demo shows the loop runs, not a good student.
+1. the file teacher (the paper's text-davinci-002 rationales) on one dataset: its accuracy, its right rationales;
+2. the student (default SmolLM2-135M-Instruct, configs/sft/smollm2_135m_cpu.yaml) answers `limit` test
+   questions zero-shot;
+3. LoRA SFT of the student on `cot.train_limit` of the teacher's right training rationales; it answers the same
+   questions again: accuracy before and after;
+4. `prefkit cot pairs` from the three systems' answers (a right and a wrong one to the same question), split by
+   question; a MiniLM reward model (configs/rm/minilm_cpu.yaml, bt head) trained on the train side, unless
+   `--rm RUN` names one;
+5. `prefkit cot rank` on the held-out questions: Bradley-Terry strengths of zero-shot student, fine-tuned
+   student, teacher and reference, and the reward model's gold-pair accuracy (right against wrong).
+Writes report.md and metrics.json; the terminal gets a line a step (`-v`: everything; always in log.txt).
 """
 
 from __future__ import annotations
@@ -16,61 +20,105 @@ import time
 from pathlib import Path
 
 from prefkit.config import load_config
-from prefkit.cot import generate, rank, sft
+from prefkit.console import quiet
+from prefkit.cot import generate, pairs, rank, sft
 from prefkit.cot.datasets import teacher_file
 from prefkit.cot.evaluate import evaluate
-from prefkit.data.arena import write_lmsys_csv
-from prefkit.data.synthetic import make_pairs
 from prefkit.dist import log
 from prefkit.io import write_json, write_text
 from prefkit.recipes import train as train_recipe
 from prefkit.recipes.common import output_dir
 from prefkit.shipped import config_path
 
-STUDENT = config_path("sft/tiny_gemma2")  # shipped configs (prefkit.shipped)
+STUDENT = "sft/smollm2_135m_cpu"  # shipped configs (prefkit.shipped)
 RM = config_path("rm/minilm_cpu")
+DEMO = ["train.save_every=0", "cot.dataset=multiarith", "cot.train_limit=160"]  # the student's demo settings
+RM_SETTINGS = ["model.head=bt", "template.max_length=192", "train.epochs=3"]
 
 
-def main(overrides: list[str], rm_run: str | None = None, limit: int = 30, rm_rows: int = 600) -> dict:
+def main(overrides: list[str], rm_run: str | None = None, limit: int = 64, config: str | None = None,
+         verbose: bool = False) -> dict:
     t0 = time.perf_counter()
-    cfg = load_config(STUDENT, ["train.save_every=0", *overrides])
+    student = config_path(config or STUDENT)
+    cfg = load_config(student, [*DEMO, *overrides])
     out = output_dir(cfg, "cot-demo")
     root, dataset = Path(cfg.cot.data_root), cfg.cot.dataset
+    times = {}
+    with quiet(out / "log.txt", verbose):
+        def step(name: str, started: float) -> None:
+            times[name] = round(time.perf_counter() - started, 1)
 
-    teacher_all = evaluate(dataset, teacher_file(dataset, root), "all", root)
-    student_cfg = copy.deepcopy(cfg)
-    student_cfg.output_dir = str(out / "student")
-    sft.main(student_cfg)
-    predictions = out / "student_predictions.jsonl"
-    generate.main(out / "student", predictions, "test", limit)
-    student_acc = evaluate(dataset, predictions, "test", root)
+        t = time.perf_counter()
+        teacher_all = evaluate(dataset, teacher_file(dataset, root), "all", root)
+        zero_shot = out / "zero_shot.jsonl"
+        generate.main(student, zero_shot, "test", limit, [*DEMO, *overrides])
+        before = evaluate(dataset, zero_shot, "test", root, limit)
+        step("zero-shot answers", t)
+        log(f"zero-shot student: {before['correct_first']} of {limit} right", summary=True)
 
-    if rm_run is None:
-        arena = out / "rm_data" / "arena.csv"
-        write_lmsys_csv(make_pairs(rm_rows, seed=0), arena)
-        rm_cfg = load_config(RM, [f"data.train={arena}", "template.max_length=128", f"output_dir={out / 'reward_model'}"])
-        rm_run = str(train_recipe.main(rm_cfg, "minilm"))
-    ranking = rank.main(rm_run, dataset, {"student": str(predictions), "teacher": str(teacher_file(dataset, root)),
-                                          rank.REFERENCE: None}, out / "rank", "test", root, limit)
+        t = time.perf_counter()
+        student_cfg = copy.deepcopy(cfg)
+        student_cfg.output_dir = str(out / "student")
+        sft.main(student_cfg)
+        finetuned = out / "finetuned.jsonl"
+        generate.main(out / "student", finetuned, "test", limit)
+        after = evaluate(dataset, finetuned, "test", root, limit)
+        step("SFT and answers", t)
+        log(f"fine-tuned student: {after['correct_first']} of {limit} right", summary=True)
+
+        t = time.perf_counter()
+        systems = {"zero-shot student": str(zero_shot), "fine-tuned student": str(finetuned),
+                   "teacher": str(teacher_file(dataset, root))}
+        made = pairs.main(dataset, systems, out / "pairs", "test", root=root, limit=limit)
+        if rm_run is None:
+            rm_cfg = load_config(RM, [f"data.train={out / 'pairs' / 'train.csv'}", *RM_SETTINGS,
+                                      f"output_dir={out / 'reward_model'}"])
+            rm_run = str(train_recipe.main(rm_cfg, "minilm"))
+        step("pairs and reward model", t)
+
+        t = time.perf_counter()
+        ranking = rank.main(rm_run, dataset, {**systems, rank.REFERENCE: None}, out / "rank", "test", root, limit,
+                            questions=out / "pairs" / "split.json")
+        step("ranking", t)
+        gold = ranking.get("gold", {})
+        log(f"reward model on held-out questions: {gold.get('rm_accuracy', float('nan')):.3f} gold-pair accuracy "
+            f"({gold.get('pairs', 0)} pairs)", summary=True)
     seconds = time.perf_counter() - t0
-    metrics = {"dataset": dataset, "teacher_accuracy_all": teacher_all["accuracy"],
-               "teacher_rationales_surviving": teacher_all["surviving_completions"],
-               "student_questions": limit, "student": student_acc, "ranking": ranking, "seconds": round(seconds, 1)}
+    teacher_here = evaluate(dataset, teacher_file(dataset, root), "test", root, limit)
+    metrics = {"dataset": dataset, "student": cfg.model.path or f"{config or STUDENT} (random weights)", "questions": limit,
+               "teacher_accuracy_all": teacher_all["accuracy"], "teacher_correct": teacher_here["correct_first"],
+               "zero_shot": before, "finetuned": after, "pairs": made, "reward_model": rm_run, "ranking": ranking,
+               "times": times, "seconds": round(seconds, 1)}
     write_json(out / "metrics.json", metrics)
-    write_text(out / "report.md", f"""# prefkit cot demo: {dataset}
+    write_text(out / "report.md", _report(metrics, out))
+    log(f"cot demo done in {seconds:.0f} s -> {out / 'report.md'}", summary=True)
+    return metrics
 
-Teacher (text-davinci-002, Zero-shot-CoT, the paper's file): accuracy {teacher_all['accuracy']:.4f} over the
-{teacher_all['completions']} completions of all {teacher_all['n']} questions (the paper's rule; the first completion
-of each question alone: {teacher_all['accuracy_first']:.4f}). {teacher_all['surviving_completions']} rationales have
-the right answer.
 
-Student: a tiny random Gemma-2 (nf4 + LoRA) fine-tuned on the surviving training rationales; it answered
-{limit} test questions: {student_acc['correct_first']} right.
+def _report(m: dict, out: Path) -> str:
+    n, zs, ft = m["questions"], m["zero_shot"], m["finetuned"]
+    g = m["ranking"].get("gold")
+    gold = (f"{g['rm_accuracy']:.3f} (log loss {g['rm_logloss']:.4f}) on {g['pairs']} right-against-wrong pairs of "
+            f"questions it was not trained on" if g else "no right-against-wrong pair among the held-out questions")
+    trained = m["finetuned"]
+    steps = "\n".join(f"| {k} | {v:.0f} |" for k, v in m["times"].items())
+    return f"""# prefkit cot demo: {m['dataset']}
 
-Ranking by the reward model `{rm_run}`:
+| | right answers on the first {n} test questions |
+|---|---|
+| student `{m['student']}`, zero-shot | {zs['correct_first']} ({zs['correct_first'] / n:.1%}) |
+| the same student after Fine-tune-CoT (LoRA) | {trained['correct_first']} ({trained['correct_first'] / n:.1%}) |
+| teacher (text-davinci-002, the paper's file) | {m['teacher_correct']} ({m['teacher_correct'] / n:.1%}) |
+
+Teacher over all questions of the dataset (the paper's rule): {m['teacher_accuracy_all']:.4f}.
+
+Reward model `{m['reward_model']}`: gold-pair accuracy {gold}. Pairs: {m['pairs']['train']} to train on,
+{m['pairs']['test']} held out (split by question; `pairs/summary.json` counts them by pair of systems).
 
 {(out / 'rank' / 'rank.md').read_text()}
-Time: {seconds:.0f} s.
-""")
-    log(f"cot demo done in {seconds:.0f} s -> {out / 'report.md'}")
-    return metrics
+| step | seconds |
+|---|---|
+{steps}
+
+Total: {m['seconds']:.0f} s.
+"""

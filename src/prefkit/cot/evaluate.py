@@ -56,8 +56,10 @@ def read_predictions(path: Path, full_text: bool = False) -> tuple[dict[int, lis
     return out, "-->"
 
 
-def evaluate(dataset: str, predictions: Path, split: str = "all", root: Path = DEFAULT_ROOT) -> dict:
-    examples = load(dataset, split, root)
+def evaluate(dataset: str, predictions: Path, split: str = "all", root: Path = DEFAULT_ROOT,
+             limit: int | None = None) -> dict:
+    """Scores over the split's questions (the first `limit` of them)."""
+    examples = load(dataset, split, root)[:limit]
     preds, marker = read_predictions(predictions)
     correct = missing = completions = surviving = 0
     for ex in examples:

@@ -81,9 +81,10 @@ def build(dataset: str, examples: list[Example], systems: dict[str, str | None],
 
 
 def main(datasets: str, systems: dict[str, str | None], out: str | Path, split: str = "test",
-         test_fraction: float = 0.3, per_question: int = 2, seed: int = 0, root: Path = DEFAULT_ROOT) -> dict:
+         test_fraction: float = 0.3, per_question: int = 2, seed: int = 0, root: Path = DEFAULT_ROOT,
+         limit: int | None = None) -> dict:
     """`systems`: name -> prediction file (JSONL or the paper's teacher file); a `{dataset}` in a path is filled
-    in with each dataset's name."""
+    in with each dataset's name. `limit`: the first N questions of each dataset's split."""
     from prefkit.data.arena import write_lmsys_csv
     from prefkit.data.table import TableBuilder
 
@@ -97,7 +98,7 @@ def main(datasets: str, systems: dict[str, str | None], out: str | Path, split: 
     questions: dict[str, dict[str, list[int]]] = {}
     summary = {"datasets": {}, "seed": seed, "test_fraction": test_fraction, "per_question": per_question}
     for dataset in names(datasets):
-        examples = load(dataset, split, root)
+        examples = load(dataset, split, root)[:limit]
         paths = {n: (p.replace("{dataset}", dataset) if p else None) for n, p in systems.items()}
         for n, p in paths.items():
             if p is not None and not Path(p).is_file():

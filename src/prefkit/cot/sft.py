@@ -114,6 +114,11 @@ def main(cfg: Config, name: str = "", resume: bool = False) -> Path:
         counts["per_dataset"][dataset] = c["surviving"]
     if not raw:
         raise PrefkitError(f"{cfg.cot.dataset}: no teacher rationale survived; nothing to train on")
+    if 0 < cfg.cot.train_limit < len(raw):
+        keep = np.sort(np.random.default_rng(cfg.train.seed).choice(len(raw), cfg.cot.train_limit, replace=False))
+        log(f"cot.train_limit={cfg.cot.train_limit}: training on {len(keep)} of the {len(raw)} surviving rationales")
+        raw = [raw[i] for i in keep]
+        counts["trained_on"] = len(raw)
     samples = [completion_only(tok, s["prompt"], s["completion"], cfg.template.max_length, bos, eos) for s in raw]
     acc = make_accelerator(cfg)
     model = build_model(cfg, "causal_lm", pad_token_id(tok), tok.get_vocab_size())
