@@ -5,8 +5,6 @@ from __future__ import annotations
 import csv
 import json
 
-import pytest
-
 from prefkit.cot.datasets import load, teacher_file
 from prefkit.cot.pairs import response_text
 from tests.conftest import SHARED, need_shared

@@ -100,14 +100,13 @@ def _report(m: dict, out: Path) -> str:
     g = m["ranking"].get("gold")
     gold = (f"{g['rm_accuracy']:.3f} (log loss {g['rm_logloss']:.4f}) on {g['pairs']} right-against-wrong pairs of "
             f"questions it was not trained on" if g else "no right-against-wrong pair among the held-out questions")
-    trained = m["finetuned"]
     steps = "\n".join(f"| {k} | {v:.0f} |" for k, v in m["times"].items())
     return f"""# prefkit cot demo: {m['dataset']}
 
 | | right answers on the first {n} test questions |
 |---|---|
 | student `{m['student']}`, zero-shot | {zs['correct_first']} ({zs['correct_first'] / n:.1%}) |
-| the same student after Fine-tune-CoT (LoRA) | {trained['correct_first']} ({trained['correct_first'] / n:.1%}) |
+| the same student after Fine-tune-CoT (LoRA) | {ft['correct_first']} ({ft['correct_first'] / n:.1%}) |
 | teacher (text-davinci-002, the paper's file) | {m['teacher_correct']} ({m['teacher_correct'] / n:.1%}) |
 
 Teacher over all questions of the dataset (the paper's rule): {m['teacher_accuracy_all']:.4f}.
