@@ -14,7 +14,7 @@
     prefkit kaggle {bundle,kernel,push,status,submit,scores} ...      prefkit ledger
     prefkit cot sft CONFIG [--resume] [key=value ...]
     prefkit cot generate --run RUN_OR_CONFIG --out FILE [--split test] [--limit N] [key=value ...]
-    prefkit cot pairs --dataset NAMES --system NAME=FILE ... [--reference] --out DIR [--test-fraction F]
+    prefkit cot pairs --dataset NAMES --system NAME=FILE ... [--teacher] [--reference] --out DIR [--test-fraction F]
     prefkit cot rank --rm RUN --dataset NAME --system NAME=FILE ... [--reference] [--questions SPLIT_JSON] --out DIR
     prefkit cot teacher --dataset NAME --out FILE [--samples D --temperature T]
     prefkit cot demo [--rm RUN] [--limit N] [--student CONFIG] [-v] [key=value ...]
@@ -98,6 +98,8 @@ def _systems(args) -> dict:
         if not sep or not name or not path:
             raise PrefkitError(f"--system {item!r}: write NAME=FILE")
         systems[name] = path
+    if getattr(args, "teacher", False):
+        systems["teacher"] = "@teacher"  # prefkit.cot.pairs.TEACHER: each dataset's teacher file
     if args.reference:
         systems["reference"] = None
     return systems
@@ -223,6 +225,7 @@ COMMANDS = [
             ((("--dataset",), {"required": True, "help": "a dataset, several separated by commas, or all"}),
              (("--system",), {"action": "append", "default": [], "metavar": "NAME=FILE",
                               "help": "predictions or teacher file; {dataset} in FILE is filled in per dataset"}),
+             (("--teacher",), {"action": "store_true", "help": "add each dataset's teacher file as a system"}),
              (("--reference",), {"action": "store_true", "help": "add the reference answers as a system"}), SPLIT,
              (("--test-fraction",), {"type": float, "default": 0.3, "help": "share of questions held out"}),
              (("--per-question",), {"type": int, "default": 2, "help": "at most this many pairs a question"}),

@@ -16,7 +16,7 @@ def test_pairs_are_right_against_wrong_and_split_by_question(run_cli, tmp_path):
     student = tmp_path / "student.jsonl"  # right on even positions, wrong on odd ones
     student.write_text("".join(json.dumps({"index": e.index, "completion": f"I add them up.\n\n--> {e.answer if k % 2 == 0 else -1}"})
                                + "\n" for k, e in enumerate(test)))
-    r = run_cli("cot", "pairs", "--dataset", "multiarith", "--system", f"teacher={teacher_file('multiarith', SHARED)}",
+    r = run_cli("cot", "pairs", "--dataset", "multiarith", "--teacher",
                 "--system", f"student={student}", "--reference", "--out", tmp_path / "pairs", "--per-question", "1",
                 "--data-root", SHARED)
     assert r.code == 0, r.err

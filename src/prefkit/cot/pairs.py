@@ -23,10 +23,11 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from prefkit.cot.answers import MARKER, extract, is_correct
-from prefkit.cot.datasets import DEFAULT_ROOT, Example, load, names
+from prefkit.cot.datasets import DEFAULT_ROOT, Example, load, names, teacher_file
 from prefkit.errors import PrefkitError
 from prefkit.io import write_json
 
+TEACHER = "@teacher"  # a system's file: the paper's teacher file of each dataset
 STEP = "\nTherefore, the answer is"  # how evaluate.read_predictions(full_text=True) joins a teacher's two steps
 
 
@@ -84,7 +85,7 @@ def main(datasets: str, systems: dict[str, str | None], out: str | Path, split: 
          test_fraction: float = 0.3, per_question: int = 2, seed: int = 0, root: Path = DEFAULT_ROOT,
          limit: int | None = None) -> dict:
     """`systems`: name -> prediction file (JSONL or the paper's teacher file); a `{dataset}` in a path is filled
-    in with each dataset's name. `limit`: the first N questions of each dataset's split."""
+    in with each dataset's name; TEACHER stands for each dataset's teacher file. `limit`: the first N questions of each dataset's split."""
     from prefkit.data.arena import write_lmsys_csv
     from prefkit.data.table import TableBuilder
 
@@ -99,7 +100,8 @@ def main(datasets: str, systems: dict[str, str | None], out: str | Path, split: 
     summary = {"datasets": {}, "seed": seed, "test_fraction": test_fraction, "per_question": per_question}
     for dataset in names(datasets):
         examples = load(dataset, split, root)[:limit]
-        paths = {n: (p.replace("{dataset}", dataset) if p else None) for n, p in systems.items()}
+        paths = {n: (str(teacher_file(dataset, root)) if p == TEACHER else p.replace("{dataset}", dataset) if p else None)
+                 for n, p in systems.items()}
         for n, p in paths.items():
             if p is not None and not Path(p).is_file():
                 raise PrefkitError(f"--system {n}: {p}: no such file")
