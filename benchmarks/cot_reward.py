@@ -85,11 +85,19 @@ def main() -> int:
             gold_total.append((g["pairs"], g["rm_accuracy"]))
     n_gold = sum(n for n, _ in gold_total)
     overall = float(np.sum([n * a for n, a in gold_total]) / n_gold) if n_gold else None
+    # the headline: pairs between the systems the reward model was trained on (the reference's bare
+    # "Answer: X", never in its training pairs, is reported beside it)
+    seen = {k: v for k, v in by_pair.items() if rank.REFERENCE not in k.split(" vs ")}
+    n_seen = sum(n for n, _ in seen.values())
     summary = {"rm_config": args.rm_config, "rm_settings": [*RM_SETTINGS, *args.overrides], "pairs": made,
+               "gold_pairs_students_and_teacher": n_seen,
+               "gold_accuracy_students_and_teacher": round(sum(r for _, r in seen.values()) / n_seen, 4) if n_seen else None,
                "gold_pairs": n_gold, "gold_accuracy": None if overall is None else round(overall, 4),
                "gold_by_pair_of_systems": {k: {"pairs": n, "accuracy": round(r / n, 4)} for k, (n, r) in by_pair.items()},
                "seconds_pairs_and_training": trained_s}
-    intro = INTRO + f"\nAll held-out gold pairs: **{summary['gold_accuracy']}** accuracy on {n_gold} pairs.\n\n" + \
+    intro = INTRO + f"\nHeld-out gold pairs between the students and the teacher (the systems it was trained on): " \
+        f"**{summary['gold_accuracy_students_and_teacher']}** accuracy on {n_seen} pairs; with the reference answers too: " \
+        f"{summary['gold_accuracy']} on {n_gold} pairs.\n\n" + \
         "By pair of systems (held-out questions):\n\n| pair | gold pairs | right one preferred |\n|---|---|---|\n" + \
         "\n".join(f"| {k} | {v['pairs']} | {v['accuracy']:.3f} |" for k, v in summary["gold_by_pair_of_systems"].items())
     write_results("cot_reward", Path(args.out), summary, COLUMNS, rows, intro)
