@@ -96,3 +96,15 @@ def test_cot_demo_with_a_given_reward_model(run_cli, tmp_path):
     assert m["ranking"]["questions"] == len(held)  # ranked on the held-out questions only
     report = (tmp_path / "demo" / "report.md").read_text()
     assert "Bradley-Terry" in report and "after Fine-tune-CoT" in report
+
+
+def test_gold_among_leaves_the_reference_out():
+    from prefkit.cot.rank import gold_among
+
+    result = {"pairwise": [{"a": "student", "b": "teacher", "gold_pairs": 4, "gold_accuracy": 0.75},
+                           {"a": "student", "b": "reference", "gold_pairs": 6, "gold_accuracy": 0.0},
+                           {"a": "teacher", "b": "other", "gold_pairs": 0, "gold_accuracy": None},
+                           {"a": "other", "b": "student", "gold_pairs": 1, "gold_accuracy": 1.0}]}
+    assert gold_among(result) == {"pairs": 5, "accuracy": 0.8}  # (3 + 1) / 5
+    assert gold_among(result, ()) == {"pairs": 11, "accuracy": round(4 / 11, 4)}
+    assert gold_among({"pairwise": []}) is None

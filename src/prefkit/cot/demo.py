@@ -80,14 +80,14 @@ def main(overrides: list[str], rm_run: str | None = None, limit: int = 64, confi
         ranking = rank.main(rm_run, dataset, {**systems, rank.REFERENCE: None}, out / "rank", "test", root, limit,
                             questions=out / "pairs" / "split.json")
         step("ranking", t)
-        gold = ranking.get("gold", {})
-        log(f"reward model on held-out questions: {gold.get('rm_accuracy', float('nan')):.3f} gold-pair accuracy "
-            f"({gold.get('pairs', 0)} pairs)", summary=True)
+        gold = rank.gold_among(ranking) or {"pairs": 0, "accuracy": float("nan")}
+        log(f"reward model on held-out questions: {gold['accuracy']:.3f} gold-pair accuracy ({gold['pairs']} pairs "
+            "of students' and teacher's answers)", summary=True)
     seconds = time.perf_counter() - t0
     teacher_here = evaluate(dataset, teacher_file(dataset, root), "test", root, limit)
     metrics = {"dataset": dataset, "student": cfg.model.path or f"{config or STUDENT} (random weights)", "questions": limit,
                "teacher_accuracy_all": teacher_all["accuracy"], "teacher_correct": teacher_here["correct_first"],
-               "zero_shot": before, "finetuned": after, "pairs": made, "reward_model": rm_run, "ranking": ranking,
+               "zero_shot": before, "finetuned": after, "pairs": made, "reward_model": rm_run, "gold": gold, "ranking": ranking,
                "times": times, "seconds": round(seconds, 1)}
     write_json(out / "metrics.json", metrics)
     write_text(out / "report.md", _report(metrics, out))
@@ -97,9 +97,11 @@ def main(overrides: list[str], rm_run: str | None = None, limit: int = 64, confi
 
 def _report(m: dict, out: Path) -> str:
     n, zs, ft = m["questions"], m["zero_shot"], m["finetuned"]
-    g = m["ranking"].get("gold")
-    gold = (f"{g['rm_accuracy']:.3f} (log loss {g['rm_logloss']:.4f}) on {g['pairs']} right-against-wrong pairs of "
-            f"questions it was not trained on" if g else "no right-against-wrong pair among the held-out questions")
+    g, every = m["gold"], m["ranking"].get("gold")
+    gold = (f"{g['accuracy']:.3f} on {g['pairs']} right-against-wrong pairs of students' and teacher's answers to "
+            f"questions it was not trained on" if g["pairs"] else "no right-against-wrong pair among the held-out questions")
+    if every:
+        gold += f"; with the reference answers too, {every['rm_accuracy']:.3f} (log loss {every['rm_logloss']:.4f}) on {every['pairs']}"
     steps = "\n".join(f"| {k} | {v:.0f} |" for k, v in m["times"].items())
     return f"""# prefkit cot demo: {m['dataset']}
 

@@ -100,6 +100,14 @@ def main(rm_run: str | Path, dataset: str, systems: dict[str, str | None], out: 
     return result
 
 
+def gold_among(result: dict, leave_out: tuple[str, ...] = (REFERENCE,)) -> dict | None:
+    """Gold-pair accuracy over the pairs whose systems are not in `leave_out`: a reward model trained on
+    students' and teachers' answers is measured on those; the reference's bare "Answer: X" is not one of them."""
+    kept = [p for p in result["pairwise"] if p["gold_pairs"] and p["a"] not in leave_out and p["b"] not in leave_out]
+    n = sum(p["gold_pairs"] for p in kept)
+    return {"pairs": n, "accuracy": round(sum(p["gold_accuracy"] * p["gold_pairs"] for p in kept) / n, 4)} if n else None
+
+
 def _markdown(r: dict) -> str:
     lines = [f"# {r['dataset']} ({r['split']}): {r['questions']} questions, {r['pairs']} pairs judged by the reward model", "",
              "| system | accuracy | Bradley-Terry strength | 95% interval |", "|---|---|---|---|"]
