@@ -95,13 +95,58 @@ def main() -> int:
                "gold_pairs": n_gold, "gold_accuracy": None if overall is None else round(overall, 4),
                "gold_by_pair_of_systems": {k: {"pairs": n, "accuracy": round(r / n, 4)} for k, (n, r) in by_pair.items()},
                "seconds_pairs_and_training": trained_s}
-    intro = INTRO + f"\nHeld-out gold pairs between the students and the teacher (the systems it was trained on): " \
+    summary["held_out_pairs"] = against_the_source_prior(work, rm_dir)
+    h = summary["held_out_pairs"]
+    intro = INTRO + f"""
+The held-out pairs themselves (`pairs/test.csv`, {h['pairs']} pairs, students and teacher only): reward model
+**{h['rm_accuracy']:.4f}**; a judge that knows only which system wrote each answer and prefers the one that was
+right more often in the training pairs of that dataset (the source prior): {h['prior_accuracy']:.4f}. On the
+{h['against_prior_pairs']} pairs where the source prior is wrong (the usually-worse system is the right one), the
+reward model picks the right answer in {h['rm_accuracy_against_prior']:.4f}.
+"""
+    intro = intro + f"\nHeld-out gold pairs between the students and the teacher (the systems it was trained on): " \
         f"**{summary['gold_accuracy_students_and_teacher']}** accuracy on {n_seen} pairs; with the reference answers too: " \
         f"{summary['gold_accuracy']} on {n_gold} pairs.\n\n" + \
         "By pair of systems (held-out questions):\n\n| pair | gold pairs | right one preferred |\n|---|---|---|\n" + \
         "\n".join(f"| {k} | {v['pairs']} | {v['accuracy']:.3f} |" for k, v in summary["gold_by_pair_of_systems"].items())
     write_results("cot_reward", Path(args.out), summary, COLUMNS, rows, intro)
     return 0
+
+
+def against_the_source_prior(work: Path, rm_dir: Path) -> dict:
+    """The reward model on the held-out pairs, against the source prior: in these pairs the teacher is far more
+    often right than a student, so a judge could score well by recognising who wrote an answer. The prior
+    prefers, within a dataset, the system with the higher share of right answers among its training pairs."""
+    import pandas as pd
+
+    from prefkit.config import load_config
+    from prefkit.data import load_pairs
+    from prefkit.learners import ensemble_predict
+
+    cfg = load_config(rm_dir / "config.yaml")
+    train = load_pairs(work / "pairs" / "train.csv", cfg.data).frame
+    test = load_pairs(work / "pairs" / "test.csv", cfg.data)
+    probs, _ = ensemble_predict(cfg, rm_dir, test)
+    f = test.frame
+
+    def sides(frame: pd.DataFrame) -> pd.DataFrame:
+        a_right = frame["label"] == "a"
+        return pd.DataFrame({"dataset": frame["id"].str.split(":").str[0],
+                             "right": frame["model_a"].where(a_right, frame["model_b"]),
+                             "wrong": frame["model_b"].where(a_right, frame["model_a"])})
+
+    tr, te = sides(train), sides(f)
+    wins = {}
+    for d, g in tr.groupby("dataset"):
+        for name in set(g["right"]) | set(g["wrong"]):
+            r, w = int((g["right"] == name).sum()), int((g["wrong"] == name).sum())
+            wins[(d, name)] = r / (r + w)
+    prior_ok = np.array([wins.get((d, r), 0.5) > wins.get((d, w), 0.5) for d, r, w in te.itertuples(index=False)])
+    rm_ok = (probs[:, 0] > probs[:, 1]) == (f["label"] == "a").to_numpy()
+    against = ~prior_ok
+    return {"pairs": len(f), "rm_accuracy": round(float(rm_ok.mean()), 4), "prior_accuracy": round(float(prior_ok.mean()), 4),
+            "against_prior_pairs": int(against.sum()),
+            "rm_accuracy_against_prior": round(float(rm_ok[against].mean()), 4) if against.any() else None}
 
 
 INTRO = """
