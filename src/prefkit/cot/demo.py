@@ -3,8 +3,8 @@
 1. the file teacher (the paper's text-davinci-002 rationales) on one dataset: its accuracy, its right rationales;
 2. the student (default SmolLM2-135M-Instruct, configs/sft/smollm2_135m_cpu.yaml) answers `limit` test
    questions zero-shot;
-3. LoRA SFT of the student on `cot.train_limit` of the teacher's right training rationales; it answers the same
-   questions again: accuracy before and after;
+3. LoRA SFT of the student on `cot.train_limit` of the teacher's right rationales of the four arithmetic
+   training splits (`--train-on`); it answers the same questions again: accuracy before and after;
 4. `prefkit cot pairs` from the three systems' answers (a right and a wrong one to the same question), split by
    question; a MiniLM reward model (configs/rm/minilm_cpu.yaml, bt head) trained on the train side, unless
    `--rm RUN` names one;
@@ -32,12 +32,17 @@ from prefkit.shipped import config_path
 
 STUDENT = "sft/smollm2_135m_cpu"  # shipped configs (prefkit.shipped)
 RM = config_path("rm/minilm_cpu")
-DEMO = ["train.save_every=0", "cot.dataset=multiarith", "cot.train_limit=160"]  # the student's demo settings
+# The student's demo settings: it answers AddSub; it is fine-tuned on a seeded draw of 400 of the teacher's right
+# rationales of the four arithmetic training splits (no test question of one is in another's training split).
+DEMO = ["train.save_every=0", "cot.dataset=addsub", "cot.train_limit=400"]
+TRAIN_ON = "singleeq,addsub,multiarith,svamp"
 RM_SETTINGS = ["model.head=bt", "template.max_length=192", "train.epochs=3"]
 
 
 def main(overrides: list[str], rm_run: str | None = None, limit: int = 64, config: str | None = None,
-         verbose: bool = False) -> dict:
+         verbose: bool = False, train_on: str = TRAIN_ON) -> dict:
+    """`train_on`: the datasets whose training rationales the student is fine-tuned on (`cot.dataset` is the
+    one it answers)."""
     t0 = time.perf_counter()
     student = config_path(config or STUDENT)
     cfg = load_config(student, [*DEMO, *overrides])
@@ -59,9 +64,10 @@ def main(overrides: list[str], rm_run: str | None = None, limit: int = 64, confi
         t = time.perf_counter()
         student_cfg = copy.deepcopy(cfg)
         student_cfg.output_dir = str(out / "student")
+        student_cfg.cot.dataset = train_on
         sft.main(student_cfg)
         finetuned = out / "finetuned.jsonl"
-        generate.main(out / "student", finetuned, "test", limit)
+        generate.main(out / "student", finetuned, "test", limit, [f"cot.dataset={dataset}"])
         after = evaluate(dataset, finetuned, "test", root, limit)
         step("SFT and answers", t)
         log(f"fine-tuned student: {after['correct_first']} of {limit} right", summary=True)
@@ -85,7 +91,7 @@ def main(overrides: list[str], rm_run: str | None = None, limit: int = 64, confi
             "of students' and teacher's answers)", summary=True)
     seconds = time.perf_counter() - t0
     teacher_here = evaluate(dataset, teacher_file(dataset, root), "test", root, limit)
-    metrics = {"dataset": dataset, "student": cfg.model.path or f"{config or STUDENT} (random weights)", "questions": limit,
+    metrics = {"dataset": dataset, "student": cfg.model.path or f"{config or STUDENT} (random weights)", "questions": limit, "trained_on": train_on,
                "teacher_accuracy_all": teacher_all["accuracy"], "teacher_correct": teacher_here["correct_first"],
                "zero_shot": before, "finetuned": after, "pairs": made, "reward_model": rm_run, "gold": gold, "ranking": ranking,
                "times": times, "seconds": round(seconds, 1)}
@@ -108,7 +114,7 @@ def _report(m: dict, out: Path) -> str:
 | | right answers on the first {n} test questions |
 |---|---|
 | student `{m['student']}`, zero-shot | {zs['correct_first']} ({zs['correct_first'] / n:.1%}) |
-| the same student after Fine-tune-CoT (LoRA) | {ft['correct_first']} ({ft['correct_first'] / n:.1%}) |
+| the same student after Fine-tune-CoT (LoRA, rationales of {m['trained_on']}) | {ft['correct_first']} ({ft['correct_first'] / n:.1%}) |
 | teacher (text-davinci-002, the paper's file) | {m['teacher_correct']} ({m['teacher_correct'] / n:.1%}) |
 
 Teacher over all questions of the dataset (the paper's rule): {m['teacher_accuracy_all']:.4f}.
