@@ -98,22 +98,20 @@ def _systems(args) -> dict:
         if not sep or not name or not path:
             raise PrefkitError(f"--system {item!r}: write NAME=FILE")
         systems[name] = path
-    if getattr(args, "teacher", False):
-        systems["teacher"] = "@teacher"  # prefkit.cot.pairs.TEACHER: each dataset's teacher file
-    if args.reference:
-        systems["reference"] = None
     return systems
 
 
 def _cot_rank(args, rank) -> int:
-    rank.main(args.rm, args.dataset, _systems(args), args.out, args.split, _root(args), args.limit,
-              questions=args.questions)
+    systems = {**_systems(args), **({rank.REFERENCE: None} if args.reference else {})}
+    rank.main(args.rm, args.dataset, systems, args.out, args.split, _root(args), args.limit, questions=args.questions)
     print((Path(args.out) / "rank.md").read_text())
     return 0
 
 
 def _cot_pairs(args, pairs) -> int:
-    summary = pairs.main(args.dataset, _systems(args), args.out, args.split, args.test_fraction, args.per_question,
+    systems = {**_systems(args), **({"teacher": pairs.TEACHER} if args.teacher else {}),
+               **({pairs.REFERENCE: None} if args.reference else {})}
+    summary = pairs.main(args.dataset, systems, args.out, args.split, args.test_fraction, args.per_question,
                          args.seed, _root(args))
     print(json.dumps(summary, indent=2))
     return 0

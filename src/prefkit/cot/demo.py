@@ -91,10 +91,10 @@ def main(overrides: list[str], rm_run: str | None = None, limit: int = 64, confi
             "of students' and teacher's answers)", summary=True)
     seconds = time.perf_counter() - t0
     teacher_here = evaluate(dataset, teacher_file(dataset, root), "test", root, limit)
-    metrics = {"dataset": dataset, "student": cfg.model.path or f"{config or STUDENT} (random weights)", "questions": limit, "trained_on": train_on,
-               "teacher_accuracy_all": teacher_all["accuracy"], "teacher_correct": teacher_here["correct_first"],
-               "zero_shot": before, "finetuned": after, "pairs": made, "reward_model": rm_run, "gold": gold, "ranking": ranking,
-               "times": times, "seconds": round(seconds, 1)}
+    metrics = {"dataset": dataset, "student": cfg.model.path or f"{config or STUDENT} (random weights)",
+               "questions": limit, "trained_on": train_on, "teacher_accuracy_all": teacher_all["accuracy"],
+               "teacher_correct": teacher_here["correct_first"], "zero_shot": before, "finetuned": after, "pairs": made,
+               "reward_model": rm_run, "gold": gold, "ranking": ranking, "times": times, "seconds": round(seconds, 1)}
     write_json(out / "metrics.json", metrics)
     write_text(out / "report.md", _report(metrics, out))
     log(f"cot demo done in {seconds:.0f} s -> {out / 'report.md'}", summary=True)

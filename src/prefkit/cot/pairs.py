@@ -27,6 +27,7 @@ from prefkit.cot.datasets import DEFAULT_ROOT, Example, load, names, teacher_fil
 from prefkit.errors import PrefkitError
 from prefkit.io import write_json
 
+REFERENCE = "reference"  # the system whose file is None: the reference answers
 TEACHER = "@teacher"  # a system's file: the paper's teacher file of each dataset
 STEP = "\nTherefore, the answer is"  # how evaluate.read_predictions(full_text=True) joins a teacher's two steps
 

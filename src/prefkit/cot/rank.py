@@ -20,14 +20,13 @@ from prefkit.competition import of
 from prefkit.config import load_config
 from prefkit.cot import bradley_terry
 from prefkit.cot.datasets import DEFAULT_ROOT, load
-from prefkit.cot.pairs import held_out, read_answers
+from prefkit.cot.pairs import REFERENCE, held_out, read_answers
 from prefkit.data.table import TableBuilder
 from prefkit.errors import PrefkitError
 from prefkit.io import save_figure, write_json, write_text
 from prefkit.learners import ensemble_predict
 from prefkit.metrics import score
 
-REFERENCE = "reference"
 
 
 def main(rm_run: str | Path, dataset: str, systems: dict[str, str | None], out: str | Path, split: str = "test",
