@@ -51,7 +51,7 @@ def main() -> int:
     datasets = names(args.datasets)
     systems = {"zero-shot student": str(work / "zero_shot" / "{dataset}.jsonl"),
                "fine-tuned student": str(work / "finetuned" / "{dataset}.jsonl"), "teacher": pairs.TEACHER}
-    t0 = time.perf_counter()
+    t0, reused = time.perf_counter(), (work / "reward_model" / "model").exists()
     if (work / "pairs" / "split.json").exists():
         made = json.loads((work / "pairs" / "summary.json").read_text())
     else:
@@ -61,8 +61,8 @@ def main() -> int:
         cfg = load_config(config_path(args.rm_config), [f"data.train={work / 'pairs' / 'train.csv'}", *RM_SETTINGS,
                                                          *args.overrides, f"output_dir={rm_dir}"])
         train_recipe.main(cfg, "cot")
-    trained_s = round(time.perf_counter() - t0, 1)
-    rows, by_pair, gold_total = [], {}, []
+    trained_s = None if reused else round(time.perf_counter() - t0, 1)  # None: an earlier run's model, reused
+    rows, by_pair, gold_total, pairwise = [], {}, [], []
     for d in datasets:
         ranked = rank.main(rm_dir, d, {"zero-shot student": str(work / "zero_shot" / f"{d}.jsonl"),
                                        "fine-tuned student": str(work / "finetuned" / f"{d}.jsonl"),
@@ -76,6 +76,7 @@ def main() -> int:
                      "ranking (Bradley-Terry)": " > ".join(s["name"] for s in order),
                      "accuracy (zero-shot / fine-tuned / teacher)":
                          f"{acc['zero-shot student']:.3f} / {acc['fine-tuned student']:.3f} / {acc['teacher']:.3f}"})
+        pairwise += ranked["pairwise"]
         for p in ranked["pairwise"]:
             if p["gold_pairs"]:
                 key = f"{p['a']} vs {p['b']}"
@@ -87,11 +88,10 @@ def main() -> int:
     overall = float(np.sum([n * a for n, a in gold_total]) / n_gold) if n_gold else None
     # the headline: pairs between the systems the reward model was trained on (the reference's bare
     # "Answer: X", never in its training pairs, is reported beside it)
-    seen = {k: v for k, v in by_pair.items() if rank.REFERENCE not in k.split(" vs ")}
-    n_seen = sum(n for n, _ in seen.values())
+    seen = rank.gold_among({"pairwise": pairwise}) or {"pairs": 0, "accuracy": None}
+    n_seen = seen["pairs"]
     summary = {"rm_config": args.rm_config, "rm_settings": [*RM_SETTINGS, *args.overrides], "pairs": made,
-               "gold_pairs_students_and_teacher": n_seen,
-               "gold_accuracy_students_and_teacher": round(sum(r for _, r in seen.values()) / n_seen, 4) if n_seen else None,
+               "gold_pairs_students_and_teacher": n_seen, "gold_accuracy_students_and_teacher": seen["accuracy"],
                "gold_pairs": n_gold, "gold_accuracy": None if overall is None else round(overall, 4),
                "gold_by_pair_of_systems": {k: {"pairs": n, "accuracy": round(r / n, 4)} for k, (n, r) in by_pair.items()},
                "seconds_pairs_and_training": trained_s}
@@ -104,7 +104,7 @@ right more often in the training pairs of that dataset (the source prior): {h['p
 {h['against_prior_pairs']} pairs where the source prior is wrong (the usually-worse system is the right one), the
 reward model picks the right answer in {h['rm_accuracy_against_prior']:.4f}.
 """
-    intro = intro + f"\nHeld-out gold pairs between the students and the teacher (the systems it was trained on): " \
+    intro += f"\nHeld-out gold pairs between the students and the teacher (the systems it was trained on): " \
         f"**{summary['gold_accuracy_students_and_teacher']}** accuracy on {n_seen} pairs; with the reference answers too: " \
         f"{summary['gold_accuracy']} on {n_gold} pairs.\n\n" + \
         "By pair of systems (held-out questions):\n\n| pair | gold pairs | right one preferred |\n|---|---|---|\n" + \

@@ -22,6 +22,9 @@ from prefkit.cot.datasets import DEFAULT_ROOT, load
 from prefkit.errors import PrefkitError
 
 
+TEACHER_STEP = "\nTherefore, the answer is"  # joins a teacher's rationale and answer step in full text
+
+
 def read_predictions(path: Path, full_text: bool = False) -> tuple[dict[int, list[str]], str | None]:
     """index -> completions, and the marker rule to read them with (None: teacher answer steps).
     `full_text`: for teacher files, the rationale followed by the answer step (what a judge should read)."""
@@ -40,7 +43,7 @@ def read_predictions(path: Path, full_text: bool = False) -> tuple[dict[int, lis
             for key, comps in doc["data"].items():
                 ordered = sorted(comps, key=lambda c: c.get("completion_index", 0))
                 out[int(key)] = [
-                    f"{(c.get('reasoning_completion') or '').strip()}\nTherefore, the answer is {(c.get('completion') or '').strip()}"
+                    f"{(c.get('reasoning_completion') or '').strip()}{TEACHER_STEP} {(c.get('completion') or '').strip()}"
                     if full_text else c.get("completion") or "" for c in ordered
                 ]
             return out, None

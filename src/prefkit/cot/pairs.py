@@ -29,7 +29,6 @@ from prefkit.io import write_json
 
 REFERENCE = "reference"  # the system whose file is None: the reference answers
 TEACHER = "@teacher"  # a system's file: the paper's teacher file of each dataset
-STEP = "\nTherefore, the answer is"  # how evaluate.read_predictions(full_text=True) joins a teacher's two steps
 
 
 @dataclass(frozen=True)
@@ -47,7 +46,7 @@ def response_text(rationale: str, answer: str | None) -> str:
 
 def read_answers(dataset: str, path: str | Path | None, examples: list[Example], system: str) -> dict[int, Answer]:
     """index -> the system's (first) answer to each question it answered. `path` None: the reference answers."""
-    from prefkit.cot.evaluate import read_predictions
+    from prefkit.cot.evaluate import TEACHER_STEP, read_predictions
 
     if path is None:
         return {e.index: Answer(system, response_text("", e.answer), True) for e in examples}
@@ -59,7 +58,7 @@ def read_answers(dataset: str, path: str | Path | None, examples: list[Example],
             continue
         got = extract(dataset, scored[e.index][0], marker, e.question)
         text = full[e.index][0]
-        rationale = text.split(STEP)[0] if marker is None else text.split(MARKER)[0]
+        rationale = text.split(TEACHER_STEP)[0] if marker is None else text.split(MARKER)[0]
         out[e.index] = Answer(system, response_text(rationale, got), is_correct(dataset, got, e.answer))
     return out
 
@@ -86,7 +85,8 @@ def main(datasets: str, systems: dict[str, str | None], out: str | Path, split: 
          test_fraction: float = 0.3, per_question: int = 2, seed: int = 0, root: Path = DEFAULT_ROOT,
          limit: int | None = None) -> dict:
     """`systems`: name -> prediction file (JSONL or the paper's teacher file); a `{dataset}` in a path is filled
-    in with each dataset's name; TEACHER stands for each dataset's teacher file. `limit`: the first N questions of each dataset's split."""
+    in with each dataset's name; TEACHER stands for each dataset's teacher file. `limit`: the first N questions
+    of each dataset's split."""
     from prefkit.data.arena import write_lmsys_csv
     from prefkit.data.table import TableBuilder
 
@@ -117,7 +117,7 @@ def main(datasets: str, systems: dict[str, str | None], out: str | Path, split: 
             side = "test" if p["index"] in held else "train"
             written[side] += 1
             tables[side].add(written[side], None, p["id"], [p["prompt"]], [p["a"].text], [p["b"].text], p["label"],
-                  model_a=p["a"].system, model_b=p["b"].system)
+                             model_a=p["a"].system, model_b=p["b"].system)
             counts[side] += 1
         summary["datasets"][dataset] = counts
     for side, b in tables.items():
