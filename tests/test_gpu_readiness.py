@@ -152,7 +152,6 @@ def test_checkpointing_is_non_reentrant_and_frozen_layers_need_no_gradient(quant
     needs_bnb(overrides)
     model = build_model(load_config(TINY, overrides), "seq_cls", 0, 259)
     inner = model.base_model.model.model
-    assert all(layer._gradient_checkpointing_func.keywords == {"use_reentrant": False} for layer in inner.layers)
     seen = {}
 
     def record(name):
@@ -166,7 +165,13 @@ def test_checkpointing_is_non_reentrant_and_frozen_layers_need_no_gradient(quant
     inner.layers[1].register_forward_hook(record("layer 1"))
     model.train()
     x = torch.randint(3, 259, (2, 16))
-    model(input_ids=x, attention_mask=torch.ones_like(x), use_cache=False).logits.float().sum().backward()
+    loss = model(input_ids=x, attention_mask=torch.ones_like(x), use_cache=False).logits.float().sum()
+    # non-reentrant checkpointing, by what it does rather than by a private attribute: torch documents that the
+    # reentrant variant refuses torch.autograd.grad ("Checkpointing is not compatible with .grad()")
+    lora = inner.layers[1].self_attn.q_proj.lora_B["default"].weight  # lora_A gets 0 while B is still 0
+    (grad,) = torch.autograd.grad(loss, [lora], retain_graph=True)
+    assert grad is not None and grad.abs().sum() > 0
+    loss.backward()
     assert seen == {"embeddings": False, "layer 0": False, "layer 1": True}, \
         "backward stops at the first layer with adapters: nothing below it is recomputed for a gradient"
     assert inner.layers[1].self_attn.q_proj.lora_A["default"].weight.grad is not None
@@ -314,16 +319,19 @@ def test_completion_loss_computes_the_lm_head_at_completion_positions_only():
 
 
 def test_generation_uses_a_dynamic_cache_even_when_the_checkpoint_asks_for_hybrid():
-    from transformers import DynamicCache
+    from transformers import Cache, DynamicCache
 
     from prefkit.cot.generate import generation_settings
 
     cfg = load_config(SFT_TINY, ["quantization.mode=none"])
     model = build_model(cfg, "causal_lm", 0, 259, trainable=False)
     model.generation_config.cache_implementation = "hybrid"  # what Gemma-2's generation_config.json says
+    # whatever keyword transformers hands the cache under (`past_key_values` before 5.24, `cache` since), the
+    # forward receives a Cache object: record its type, not the name of the argument
     caches = []
-    model.register_forward_pre_hook(lambda m, args, kwargs: caches.append(type(kwargs.get("past_key_values"))),
-                                    with_kwargs=True)
+    model.register_forward_pre_hook(
+        lambda m, args, kwargs: caches.extend(type(v) for v in [*args, *kwargs.values()] if isinstance(v, Cache)),
+        with_kwargs=True)
     settings = generation_settings(4, 0, [2])
     assert settings["cache_implementation"] == "dynamic" and settings["disable_compile"] is True
     x = torch.randint(3, 259, (2, 6))
@@ -345,6 +353,7 @@ def test_gemma2_attention_choices():
 # ------------------------------------------------- the GPU dtypes end to end: cv -> predict -> cot sft
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("dtype", ["float16", "bfloat16"])
 @pytest.mark.parametrize("quant", ["nf4", "none"])
 def test_tiny_gemma2_cv_predict_sft_in_gpu_dtypes(run_cli, tmp_path, dtype, quant):
