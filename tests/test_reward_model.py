@@ -154,6 +154,7 @@ def _cli(*args: str, **kw) -> subprocess.Popen:
                             stderr=subprocess.PIPE, text=True, **kw)
 
 
+@pytest.mark.slow
 def test_resume_after_kill_9_matches_uninterrupted_run(tmp_path):
     pytest.importorskip("bitsandbytes")
     data = tmp_path / "train.csv"
@@ -189,6 +190,7 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
+@pytest.mark.slow
 def test_two_processes_predict_like_one(tmp_path):
     pytest.importorskip("bitsandbytes")
     train, test = tmp_path / "train.csv", tmp_path / "test.csv"
@@ -213,6 +215,7 @@ def test_two_processes_predict_like_one(tmp_path):
     assert stats["processes"] == 2 and stats["rows"] == 37
 
 
+@pytest.mark.slow
 def test_two_processes_train_data_parallel(tmp_path):
     pytest.importorskip("bitsandbytes")
     train = tmp_path / "train.csv"
@@ -227,6 +230,7 @@ def test_two_processes_train_data_parallel(tmp_path):
     assert (tmp_path / "run" / "model" / "adapter_model.safetensors").exists()
 
 
+@pytest.mark.slow
 def test_minilm_config_on_hh_rlhf_slice(run_cli, tmp_path):
     path = need_shared(HH / "helpful-base.test.jsonl.gz")
     r = run_cli("cv", MINILM, f"data.train={path}", "data.limit=96", "cv.n_splits=2", "template.max_length=96",
@@ -239,13 +243,6 @@ def test_minilm_config_on_hh_rlhf_slice(run_cli, tmp_path):
     oof = pd.read_csv(tmp_path / "oof.csv")
     assert len(oof) == 96 and oof["id"].is_unique
     assert (tmp_path / "fold0" / "trained.json").exists() and (tmp_path / "fold0" / "log.jsonl").exists()
-
-
-def test_tensorboard_logs(tmp_path):
-    pytest.importorskip("tensorboard")
-    cfg = load_config(TINY, FAST + ["train.epochs=1", "quantization.mode=none", "train.tensorboard=true"])
-    RewardModelLearner(cfg).fit(learnable(8), None, tmp_path / "m")
-    assert list((tmp_path / "m" / "tensorboard").glob("events.out.tfevents.*"))
 
 
 def test_quantized_full_finetuning_is_refused():

@@ -152,7 +152,8 @@ class TrainConfig:
     # the validation rows) with its probabilities as soft targets
     pseudo_labels: str | None = None
     distill: DistillConfig = field(default_factory=DistillConfig)  # on when distill.teacher is set
-    tensorboard: bool = False
+    # experiment trackers, any of tensorboard, wandb, trackio (each an extra): the scalars of log.jsonl
+    report_to: list[str] = field(default_factory=list, metadata={"choices": ("tensorboard", "wandb", "trackio")})
 
 
 @dataclass
@@ -339,7 +340,7 @@ def _apply(obj: Any, values: dict, prefix: str, source: str) -> None:
             continue
         value = _coerce(value, hints[name], key, source)
         choices = fields[name].metadata.get("choices")
-        if choices and value not in choices:
+        if choices and any(v not in choices for v in (value if isinstance(value, list) else [value])):
             raise PrefkitError(f"{source}: key {key!r} must be one of {', '.join(choices)}; got {value!r}")
         bounds = fields[name].metadata.get("range")
         if bounds and value is not None:
@@ -394,7 +395,7 @@ USES = {
     "causal_lm": ["output_dir", "template.tokenizer", "template.max_length", "model.*", "lora.*", "quantization.*",
                   "train.seed", "train.epochs", "train.learning_rate", "train.weight_decay", "train.warmup_ratio",
                   "train.batch_size", "train.grad_accum", "train.max_grad_norm", "train.save_every", "train.log_every",
-                  "train.tensorboard", "cot.*", "kaggle.*"],
+                  "train.report_to", "cot.*", "kaggle.*"],
 }
 
 

@@ -37,7 +37,7 @@ from tqdm.auto import tqdm
 
 from prefkit.batching import shard
 from prefkit.console import keep_bars
-from prefkit.config import Config
+from prefkit.config import Config, to_dict
 from prefkit.dist import log
 from prefkit.errors import PrefkitError
 from prefkit.modeling import HEAD_NAMES, compute_dtype, precision
@@ -156,14 +156,13 @@ def _load_checkpoint(out: Path, acc, model, opt, sched, scaler) -> Position:
 
 
 class _Log:
-    def __init__(self, out: Path, enabled: bool, tensorboard: bool):
-        self.path, self.enabled, self.tb = out / "log.jsonl", enabled, None
-        if enabled and tensorboard:
-            try:
-                from torch.utils.tensorboard import SummaryWriter
-            except ImportError:
-                raise PrefkitError("train.tensorboard=true needs the tensorboard package: pip install tensorboard") from None
-            self.tb = SummaryWriter(str(out / "tensorboard"))
+    """log.jsonl, and the same scalars to the trackers of `train.report_to` (prefkit.core.trackers)."""
+
+    def __init__(self, out: Path, enabled: bool, report_to: list[str], config: dict):
+        from prefkit.core import trackers
+
+        self.path, self.enabled = out / "log.jsonl", enabled
+        self.trackers = trackers.start(report_to, out, config) if enabled else []
 
     def keep_until(self, step: int) -> None:
         """On resume: drop the records written after the checkpoint's step (they are about to be written
@@ -182,14 +181,13 @@ class _Log:
             return
         with open(self.path, "a", encoding="utf-8") as fh:
             fh.write(json.dumps(record) + "\n")
-        if self.tb is not None:
-            for k, v in record.items():
-                if k != "step" and isinstance(v, (int, float)):
-                    self.tb.add_scalar(k, v, record["step"])
+        scalars = {k: v for k, v in record.items() if k != "step" and isinstance(v, (int, float))}
+        for tracker in self.trackers:
+            tracker.log(scalars, step=record["step"])
 
     def close(self) -> None:
-        if self.tb is not None:
-            self.tb.close()
+        for tracker in self.trackers:
+            tracker.finish()
 
 
 class NonFiniteLoss(PrefkitError):
@@ -233,7 +231,7 @@ def fit(model: Any, data: TrainData, cfg: Config, out: Path, evaluate: Callable[
     if resume and (out / CHECKPOINT / "position.json").exists():
         pos = _load_checkpoint(out, acc, model, opt, sched, scaler)
         log(f"resumed from {out / CHECKPOINT} at step {pos.step}/{total_steps}")
-    metrics_log = _Log(out, acc.is_main_process, tc.tensorboard)
+    metrics_log = _Log(out, acc.is_main_process, tc.report_to, to_dict(cfg))
     metrics_log.keep_until(pos.step)  # a fresh run (step 0) starts a fresh log
     records: list[dict] = []
     bar = tqdm(total=total_steps, initial=pos.step, desc="train", unit="step", disable=not acc.is_main_process,

@@ -28,7 +28,7 @@ from prefkit.kaggle.names import dataset_title
 from prefkit.kaggle.secrets import refuse_secrets
 from prefkit.learners import trained_folders
 
-SKIP_IN_MODEL = {"checkpoint", ".checkpoint.tmp", ".checkpoint.old", "valid_predictions.npy", "tensorboard"}
+SKIP_IN_MODEL = {"checkpoint", ".checkpoint.tmp", ".checkpoint.old", "valid_predictions.npy", "tensorboard", "wandb"}
 WHEEL_PLATFORMS = ["manylinux_2_24_x86_64", "manylinux2014_x86_64", "manylinux_2_17_x86_64", "any"]
 
 

@@ -14,7 +14,11 @@ from prefkit.lock import acquire
 
 
 def output_dir(cfg: Config, job: str, name: str = "") -> Path:
-    """`output_dir` from the config, or runs/<job>[-<name>]-<time>; created, with config.yaml written in it."""
+    """`output_dir` from the config, or runs/<job>[-<name>]-<time>; created, with config.yaml written in it.
+    A tracker of `train.report_to` whose package is missing stops the job here, before data or models load."""
+    from prefkit.core import trackers
+
+    trackers.check(cfg.train.report_to)
     if not cfg.output_dir:
         stamp = time.strftime("%Y%m%d-%H%M%S")
         cfg.output_dir = str(Path("runs") / "-".join(x for x in (job, name, stamp) if x))
