@@ -44,6 +44,7 @@ def test_fit_learns_and_tta_is_swap_symmetric():
     assert np.allclose(p.sum(axis=1), 1.0)
 
 
+@pytest.mark.slow
 def test_cv_writes_oof_and_metrics(run_cli, arena_files, tmp_path):
     train, _ = arena_files
     r = run_cli("cv", CONFIG, f"data.train={train}", f"output_dir={tmp_path}", "cv.n_splits=4")
@@ -81,6 +82,7 @@ def test_train_refuses_unlabelled(run_cli, arena_files, tmp_path):
     assert r.code == 2 and "120 rows have no label" in r.err
 
 
+@pytest.mark.slow
 def test_hh_rlhf_baseline_beats_chance(run_cli, tmp_path):
     path = need_shared(HH / "helpful-base.test.jsonl.gz")
     r = run_cli("cv", CONFIG, f"data.train={path}", f"output_dir={tmp_path}")

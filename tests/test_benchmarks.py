@@ -7,6 +7,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 BENCH = Path(__file__).resolve().parents[1] / "benchmarks"
 
 
@@ -23,6 +25,7 @@ def _run(script: str, *args: str) -> subprocess.CompletedProcess:
     return subprocess.run([sys.executable, str(BENCH / script), *args], capture_output=True, text=True, timeout=900)
 
 
+@pytest.mark.slow
 def test_predict_speed_tiny_preset(tmp_path):
     r = _run("predict_speed.py", "--preset", "tiny", "--rows", "12", "--max-length", "384", "--out", str(tmp_path))
     assert r.returncode == 0, r.stderr[-3000:]
@@ -34,6 +37,7 @@ def test_predict_speed_tiny_preset(tmp_path):
     assert all(x["rows_per_s"] > 0 and x["peak_mem_gib"] > 0 and x["speed_vs_plain"] > 0 for x in variants.values())
 
 
+@pytest.mark.slow
 def test_train_speed_tiny_preset(tmp_path):
     r = _run("train_speed.py", "--preset", "tiny", "--rows", "24", "--max-length", "96", "--out", str(tmp_path))
     assert r.returncode == 0, r.stderr[-3000:]
@@ -44,6 +48,7 @@ def test_train_speed_tiny_preset(tmp_path):
     assert (tmp_path / "train_speed_tiny.md").read_text().count("|") > 10
 
 
+@pytest.mark.slow
 def test_gpu_check_tiny_suite(tmp_path):
     """The GPU check runs end to end on CPU with the tiny preset: train, infer (swap TTA), SFT, in fp16."""
     r = _run("gpu_check.py", "--suite", "tiny", "--dtype", "float16", "--out", str(tmp_path))

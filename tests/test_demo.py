@@ -4,8 +4,11 @@ import json
 from pathlib import Path
 
 import pandas as pd
+import pytest
 
 from prefkit.metrics import UNIFORM_LOGLOSS
+
+pytestmark = pytest.mark.slow  # end to end: `make test` runs it, `make test-fast` does not
 
 CONFIGS = Path(__file__).resolve().parents[1] / "configs" / "rm"
 

@@ -18,6 +18,8 @@ from prefkit.data.table import PairTable
 from prefkit.kaggle import api, ledger
 from prefkit.kaggle.budget import estimate
 
+pytestmark = pytest.mark.slow  # end to end: `make test` runs it, `make test-fast` does not
+
 ROOT = Path(__file__).resolve().parents[1]
 TINY = ROOT / "configs" / "rm" / "tiny_gemma2.yaml"
 NAMES = ["kaggle.dataset=me/prefkit-test-bundle", "kaggle.kernel=me/prefkit-test-infer", "kaggle.wheels=[]"]

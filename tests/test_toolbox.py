@@ -147,6 +147,7 @@ def _cv(run_cli, tmp_path, data, name, *extra):
     return tmp_path / name
 
 
+@pytest.mark.slow
 def test_blend_and_pseudo_label_from_the_cli(tmp_path, run_cli):
     data, test, unlabelled = tmp_path / "train.csv", tmp_path / "test.csv", tmp_path / "unlabelled.csv"
     write_lmsys_csv(make_pairs(240, seed=0), data)

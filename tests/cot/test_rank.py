@@ -41,6 +41,7 @@ def test_bradley_terry_by_hand():
     assert (lo <= est + 1e-9).all() and (est <= hi + 1e-9).all() and lo[0] > 0
 
 
+@pytest.mark.slow
 def test_rank_students_with_a_reward_model(run_cli, tmp_path):
     pytest.importorskip("bitsandbytes")
     need_shared(SHARED / "reasoning")
@@ -80,6 +81,7 @@ def test_rank_students_with_a_reward_model(run_cli, tmp_path):
     assert (tmp_path / "rank" / "rank.png").read_bytes()[:4] == b"\x89PNG" and "Bradley-Terry" in (tmp_path / "rank" / "rank.md").read_text()
 
 
+@pytest.mark.slow
 def test_cot_demo_with_a_given_reward_model(run_cli, tmp_path):
     pytest.importorskip("bitsandbytes")
     need_shared(SHARED / "reasoning")

