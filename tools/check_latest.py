@@ -52,25 +52,26 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--venv", default=".latest", help="the throwaway environment (removed and rebuilt)")
     ap.add_argument("--extras", default="", help="the lock's extras, as `--extra a --extra b`")
     ap.add_argument("--tests", default="not slow", help="the pytest -m expression (default: the fast tests)")
+    ap.add_argument("--find-links", default="/opt/wheels", help="where the CPU torch build lies")
     args = ap.parse_args(argv)
 
     extras = ",".join(re.findall(r"--extra\s+(\S+)", args.extras))
     env_dir = ROOT / args.venv
     shutil.rmtree(env_dir, ignore_errors=True)
-    venv.create(env_dir, with_pip=True)
+    venv.create(env_dir, with_pip=False)
     py = str(env_dir / "bin" / "python")
-    pip = [py, "-m", "pip", "install", "-q", "--disable-pip-version-check"]
+    uv = [str(Path(sys.executable).parent / "uv"), "pip", "install", "-q", "-p", py]
     spec = f".[{extras}]" if extras else "."
     steps = [
-        pip + ["--upgrade", "-c", "requirements.constraints", "-e", spec],
-        pip + ["--no-deps", "--require-hashes", "-r", "requirements-nodeps.lock"],
+        uv + ["--upgrade", "-c", "requirements.constraints", "--find-links", args.find_links, "-e", spec],
+        uv + ["--no-deps", "--require-hashes", "-r", "requirements-nodeps.lock"],
     ]
     for step in steps:
         if run(step).returncode != 0:
             print("check-latest: the set-up with the newest versions failed (above)", file=sys.stderr)
             return 2
 
-    freeze = run([py, "-m", "pip", "freeze", "--exclude-editable"], capture_output=True, text=True).stdout
+    freeze = run([uv[0], "pip", "freeze", "-p", py, "--exclude-editable"], capture_output=True, text=True).stdout
     locked = pins((ROOT / "requirements.lock").read_text().splitlines())
     changes = moved(locked, pins(freeze.splitlines()))
 

@@ -15,6 +15,9 @@
     prefkit cot sft CONFIG [--resume] [key=value ...]
     prefkit cot generate --run RUN_OR_CONFIG --out FILE [--split test] [--limit N] [key=value ...]
     prefkit cot pairs --dataset NAMES --system NAME=FILE ... [--teacher] [--reference] --out DIR [--test-fraction F]
+    prefkit cot sample --run RUN_OR_CONFIG --out FILE [--k 8 --temperature 0.7 --top-p 0.95 --seed 0] [key=value ...]
+    prefkit cot verifier-pairs --samples FILE... --out DIR [--valid-fraction 0.2] [--per-question 4]
+    prefkit cot rerank --rm VERIFIER_RUN --pairs DIR --samples FILE... --out DIR
     prefkit cot rank --rm RUN --dataset NAME --system NAME=FILE ... [--reference] [--questions SPLIT_JSON] --out DIR
     prefkit cot teacher --dataset NAME --out FILE [--samples D --temperature T]
     prefkit cot demo [--rm RUN] [--limit N] [--student CONFIG] [-v] [key=value ...]
@@ -211,6 +214,31 @@ COMMANDS = [
             "a student answers a dataset split (JSONL predictions): a trained one, or zero-shot from a config",
             ((("--run",), {"required": True, "help": "an SFT run folder, or a config (its base weights: zero-shot)"}), (("--out",), {"required": True}), SPLIT,
              (("--limit",), {"type": int, "default": None, "help": "only the first N examples"}), OVERRIDES), _cot_generate),
+    Command(("cot", "sample"), "prefkit.cot.sampling",
+            "K sampled rationales a question from one student, each scored (JSONL), resumable",
+            ((("--run",), {"required": True, "help": "an SFT run folder, or a config (its base weights)"}),
+             (("--out",), {"required": True, "help": "JSONL to write (<out>.partial while it runs)"}), SPLIT,
+             (("--k",), {"type": int, "default": 8, "help": "samples a question (1 with --temperature 0: greedy)"}),
+             (("--temperature",), {"type": float, "default": 0.7}), (("--top-p",), {"type": float, "default": 0.95}),
+             (("--seed",), {"type": int, "default": 0}),
+             (("--limit",), {"type": int, "default": None, "help": "only the first N questions"}), OVERRIDES),
+            lambda a, r: print(json.dumps(r.main(a.run, a.out, a.split, a.k, a.temperature, a.top_p, a.seed, a.limit,
+                                                 a.overrides), indent=2))),
+    Command(("cot", "verifier-pairs"), "prefkit.recipes.cot_verifier",
+            "same-source pairs (a right and a wrong sample of one question) from training-split samples",
+            ((("--samples",), {"nargs": "+", "required": True, "help": "`prefkit cot sample` files of the train split"}),
+             (("--out",), {"required": True, "help": "folder for train.csv, valid.csv, split.json, summary.json"}),
+             (("--valid-fraction",), {"type": float, "default": 0.2, "help": "share of training questions held out"}),
+             (("--per-question",), {"type": int, "default": 4, "help": "at most this many pairs a question"}),
+             (("--seed",), {"type": int, "default": 0})),
+            lambda a, r: print(json.dumps(r.pairs_main(a.samples, a.out, a.valid_fraction, a.per_question, a.seed), indent=2))),
+    Command(("cot", "rerank"), "prefkit.recipes.cot_verifier",
+            "best-of-K: first sample, majority vote, verifier best, verifier-weighted vote; the verifier's quality",
+            ((("--rm",), {"required": True, "help": "the verifier: a reward-model run (cv or train) on verifier-pairs"}),
+             (("--pairs",), {"required": True, "help": "the verifier-pairs folder (its held-out questions calibrate)"}),
+             (("--samples",), {"nargs": "+", "required": True, "help": "test-split `prefkit cot sample` files"}),
+             (("--out",), {"required": True}), (("--seed",), {"type": int, "default": 0})),
+            lambda a, r: print(r.markdown(r.rerank_main(a.rm, a.pairs, a.samples, a.out, seed=a.seed)))),
     Command(("cot", "rank"), "prefkit.cot.rank", "rank students (and teacher, reference) with a trained reward model",
             ((("--rm",), {"required": True, "help": "reward-model run folder (cv or train)"}), (("--dataset",), {"required": True}),
              (("--system",), {"action": "append", "default": [], "metavar": "NAME=FILE", "help": "predictions or teacher file"}),

@@ -91,6 +91,10 @@ class ModelConfig:
     # full fine-tuning: keep the input word embeddings fixed (on MiniLM: half the parameters, most of AdamW's
     # time, and nothing a few thousand pairs could teach them)
     freeze_embeddings: bool = False
+    # the backbone's dropout probabilities (every config field named *dropout or *dropout_prob: BERT's hidden and
+    # attention dropout, a decoder's attention_dropout); unset: the checkpoint's. On 2 CPU cores dropout's random
+    # masks are 16% of a MiniLM training step (torch profiler, aten::bernoulli_)
+    dropout: float | None = _range(None, 0.0, 1.0, high_open=True)
 
 
 @dataclass
@@ -117,6 +121,8 @@ class FeaturesConfig:
     learning_rate: float = _range(0.05, 0.0, low_open=True)
     max_leaf_nodes: int = _range(15, 2)
     l2_regularization: float = _range(1.0, 0.0)
+    # recompute every "x op y = z" of a response (chain-of-thought verifiers): prefkit.features.ARITHMETIC_FEATURES
+    arithmetic: bool = False
 
 
 @dataclass
@@ -216,6 +222,10 @@ class CotConfig:
     data_root: str = "../shared/data"  # folder holding reasoning/ and truthfulqa/
     diverse: bool = False  # train on every correct teacher rationale, not only the temperature-0 one
     train_limit: int = _range(0, 0)  # SFT on at most this many of the surviving rationales (a seeded draw); 0: all
+    # self-training (STaR-style rejection sampling): `prefkit cot sample` files of training questions whose right
+    # samples join the teacher's rationales (at most samples_per_question distinct ones a question)
+    samples: list[str] = field(default_factory=list)
+    samples_per_question: int = _range(4, 1)
     format: str = _choice("finetune_cot", "finetune_cot", "alpaca", "chat")
     chat_template: str = ""  # format=chat: a Jinja file replacing the tokenizer folder's chat template
     max_new_tokens: int = _range(128, 1)  # generation

@@ -42,6 +42,13 @@ RESPONSE_FEATURES = [
     "log_chars", "log_words", "lines", *_PATTERNS, "unique_word_ratio", "prompt_overlap", "prompt_coverage",
     "empty", "null_turns",
 ]
+# features.arithmetic: does a response's own arithmetic hold? Every "x op y = z" it writes is recomputed (a
+# verifier's check on chain-of-thought rationales); and does its stated answer come out of that arithmetic?
+ARITHMETIC_FEATURES = ["equations", "equations_right", "equations_wrong", "share_wrong", "answer_is_last_result",
+                       "answer_in_prompt", "answer_missing", "prompt_numbers_used"]
+_NUM = r"-?\d+(?:\.\d+)?"
+_EQUATION = re.compile(rf"({_NUM})\s*([-+*/x\u00d7\u00f7])\s*({_NUM})\s*=\s*({_NUM})")
+_STATED = re.compile(rf"Answer:\s*({_NUM})\s*$")
 PROMPT_FEATURES = ["prompt_log_chars", "prompt_turns"]
 PAIR_FEATURES = ["ab_jaccard", "ab_identical"]
 
@@ -68,8 +75,40 @@ def _response_features(turns: list, prompt_words: set[str]) -> list[float]:
     ]
 
 
-def table_features(table: PairTable) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """(features of A, features of B, prompt and symmetric pair features), one row per table row."""
+def _apply(x: float, op: str, y: float) -> float | None:
+    if op in "+":
+        return x + y
+    if op == "-":
+        return x - y
+    if op in "*x\u00d7":
+        return x * y
+    return x / y if y else None
+
+
+def arithmetic_features(text: str, prompt: str) -> list[float]:
+    """ARITHMETIC_FEATURES of one response (commas in numbers ignored)."""
+    text, prompt = text.replace(",", ""), prompt.replace(",", "")
+    right = wrong = 0
+    last = None
+    for m in _EQUATION.finditer(text):
+        x, op, y, z = float(m.group(1)), m.group(2), float(m.group(3)), float(m.group(4))
+        got = _apply(x, op, y)
+        ok = got is not None and abs(got - z) <= 1e-6 * max(1.0, abs(z))
+        right, wrong, last = right + ok, wrong + (not ok), z
+    stated = _STATED.search(text.strip())
+    answer = float(stated.group(1)) if stated else None
+    prompt_numbers = {float(n) for n in re.findall(_NUM, prompt)}
+    body_numbers = {float(n) for n in re.findall(_NUM, text[: stated.start()] if stated else text)}
+    n = right + wrong
+    return [n, right, wrong, wrong / n if n else 0.0,
+            float(answer is not None and last is not None and abs(answer - last) <= 1e-6 * max(1.0, abs(last))),
+            float(answer is not None and answer in prompt_numbers), float(answer is None),
+            len(prompt_numbers & body_numbers) / len(prompt_numbers) if prompt_numbers else 0.0]
+
+
+def table_features(table: PairTable, arithmetic: bool = False) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(features of A, features of B, prompt and symmetric pair features), one row per table row.
+    `arithmetic`: each response's ARITHMETIC_FEATURES too."""
     f = table.frame
     fa, fb, shared = [], [], []
     rows = zip(f["prompt"], f["response_a"], f["response_b"])
@@ -78,6 +117,9 @@ def table_features(table: PairTable) -> tuple[np.ndarray, np.ndarray, np.ndarray
         pw = _words(ptext)
         fa.append(_response_features(a, pw))
         fb.append(_response_features(b, pw))
+        if arithmetic:
+            fa[-1] += arithmetic_features("\n".join(t for t in a if t), ptext)
+            fb[-1] += arithmetic_features("\n".join(t for t in b if t), ptext)
         wa, wb = _words("\n".join(t for t in a if t)), _words("\n".join(t for t in b if t))
         shared.append([
             np.log1p(len(ptext)),
@@ -92,9 +134,10 @@ def design(fa: np.ndarray, fb: np.ndarray, shared: np.ndarray) -> np.ndarray:
     return np.hstack([fa, fb, fa - fb, shared])
 
 
-def feature_names() -> list[str]:
-    return ([f"a_{n}" for n in RESPONSE_FEATURES] + [f"b_{n}" for n in RESPONSE_FEATURES]
-            + [f"diff_{n}" for n in RESPONSE_FEATURES] + PROMPT_FEATURES + PAIR_FEATURES)
+def feature_names(arithmetic: bool = False) -> list[str]:
+    response = RESPONSE_FEATURES + (ARITHMETIC_FEATURES if arithmetic else [])
+    return ([f"a_{n}" for n in response] + [f"b_{n}" for n in response] + [f"diff_{n}" for n in response]
+            + PROMPT_FEATURES + PAIR_FEATURES)
 
 
 class FeatureModel:
@@ -155,7 +198,7 @@ class FeatureModel:
 
         with atomic_path(path) as tmp:
             joblib.dump({"cfg": self.cfg, "seed": self.seed, "classes": self.classes, "estimator": self.estimator,
-                         "features": feature_names()}, tmp)
+                         "features": feature_names(self.cfg.arithmetic)}, tmp)
 
     @classmethod
     def load(cls, path: str | Path) -> "FeatureModel":
@@ -163,7 +206,7 @@ class FeatureModel:
             state = joblib.load(path)
         except FileNotFoundError:
             raise PrefkitError(f"{path}: no trained model here (run `prefkit train` first)") from None
-        if state.get("features") != feature_names():
+        if state.get("features") != feature_names(getattr(state["cfg"], "arithmetic", False)):
             raise PrefkitError(f"{path}: trained with another feature set; train it again with this prefkit")
         model = cls(state["cfg"], state["seed"], state.get("classes", len(LABELS)))
         model.estimator = state["estimator"]

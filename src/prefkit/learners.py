@@ -62,7 +62,7 @@ class FeatureLearner:
     def fit(self, train: PairTable, valid: PairTable | None, out: Path, resume: bool = False) -> list[dict]:
         check_classes(train, self.cfg.train.swap_augment)
         self.model = FeatureModel(self.cfg.features, self.cfg.train.seed, len(of(self.cfg).labels)).fit(
-            table_features(train), train.frame["label"].to_numpy(), self.cfg.train.swap_augment
+            table_features(train, self.cfg.features.arithmetic), train.frame["label"].to_numpy(), self.cfg.train.swap_augment
         )
         if is_main():
             self.model.save(out / self.FILE)
@@ -70,7 +70,7 @@ class FeatureLearner:
 
     def predict(self, table: PairTable) -> tuple[np.ndarray, dict]:
         t0 = time.perf_counter()
-        probs = self.model.predict_proba(table_features(table), self.cfg.predict.swap_tta)
+        probs = self.model.predict_proba(table_features(table, self.cfg.features.arithmetic), self.cfg.predict.swap_tta)
         return probs, {"rows": len(table), "seconds": round(time.perf_counter() - t0, 3),
                        "tta_rows": len(table) if self.cfg.predict.swap_tta else 0}  # a column swap: every row
 

@@ -116,6 +116,10 @@ def _hf_config(m: ModelConfig, task: str, pad_token_id: int | None, vocab_size: 
         config.num_labels = width  # (a single-score reward model keeps its one output until `_widen_head`)
     if pad_token_id is not None and getattr(config, "pad_token_id", None) is None:
         config.pad_token_id = pad_token_id  # batches of more than one row need it
+    if m.dropout is not None:
+        for name, value in config.to_dict().items():
+            if name.endswith(("dropout", "dropout_prob")) and isinstance(value, float):
+                setattr(config, name, m.dropout)
     if config.model_type in SOFTCAPPED and not m.softcapping:
         config.attn_logit_softcapping = None
         config.final_logit_softcapping = None

@@ -92,6 +92,29 @@ def _masked_logits_supported() -> bool:
     return hasattr(modeling_utils, "slice_logits_to_keep")
 
 
+def own_samples(files: list[str], form: Any, per_question: int) -> list[dict[str, str]]:
+    """Training samples from a student's own right samples (`prefkit cot sample` files of the train split):
+    rationale and extracted answer in the student's format, distinct rationales, at most `per_question` a
+    question, in file order. A test-split file is refused: self-training never sees a test question."""
+    from prefkit.cot.answers import MARKER
+    from prefkit.cot.sampling import read_samples
+
+    out, kept = [], {}
+    for f in files:
+        for n, r in enumerate(read_samples(f), start=1):
+            if r["split"] != "train":
+                raise PrefkitError(f"cot.samples: {f}: row {n}: split {r['split']!r}; self-training uses training "
+                                   "questions only")
+            if not r["correct"]:
+                continue
+            rationale = r["completion"].split(MARKER)[0].removesuffix(" END").strip()
+            seen = kept.setdefault((r["dataset"], r["index"]), set())
+            if rationale and rationale not in seen and len(seen) < per_question:
+                seen.add(rationale)
+                out.append(form(r["question"], rationale, str(r["answer"])))
+    return out
+
+
 def main(cfg: Config, name: str = "", resume: bool = False) -> Path:
     require_kind(cfg, "prefkit cot sft", ("causal_lm",), "a reward model trains with `prefkit cv` or `prefkit train`; "
                  "for a student set model.kind=causal_lm")
@@ -112,6 +135,11 @@ def main(cfg: Config, name: str = "", resume: bool = False) -> Path:
         counts["rationales"] += c["rationales"]
         counts["surviving"] += c["surviving"]
         counts["per_dataset"][dataset] = c["surviving"]
+    if cfg.cot.samples:
+        own = own_samples(cfg.cot.samples, form, cfg.cot.samples_per_question)
+        log(f"self-training: {len(own)} of the student's own right samples of training questions join them")
+        raw += own
+        counts["own_samples"] = len(own)
     if not raw:
         raise PrefkitError(f"{cfg.cot.dataset}: no teacher rationale survived; nothing to train on")
     if 0 < cfg.cot.train_limit < len(raw):

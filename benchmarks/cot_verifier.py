@@ -1,0 +1,216 @@
+"""Best-of-K with a verifier trained on the student's own samples, against self-consistency, on the paper's splits.
+
+    python benchmarks/cot_verifier.py [--datasets all] [--k 8] [--train-questions 100] [--work runs/cot_verifier]
+                                      [--verifiers features,minilm,smollm2] [--self-train]
+
+Steps, each kept in --work and reused when the script runs again (a long run stops and goes on; the results
+are rewritten after every step that adds figures):
+1. the student: SmolLM2-135M-Instruct, LoRA SFT on the teacher's right rationales of all six training splits
+   (`prefkit cot sft smollm2_135m_cpu cot.dataset=all`, as benchmarks/cot_students.py; reused from --student);
+2. its greedy answers (K=1, temperature 0) and K samples (temperature 0.7, top-p 0.95, seed 0) of every test
+   question, and K samples of the first --train-questions training questions of each dataset;
+3. same-source pairs from the training samples (`prefkit cot verifier-pairs`, 20% of the training questions
+   held out for calibration and for choosing the verifier);
+4. verifiers trained on those pairs with prefkit's own reward-model core (`prefkit.recipes.train`): the feature
+   baseline with the arithmetic check (`features.arithmetic=true`), MiniLM (bt head), SmolLM2-135M with LoRA and
+   a bt score head (the student's own backbone, as Cobbe et al. 2021 initialise the verifier from the generator);
+5. `prefkit cot rerank` with each verifier; the headline verifier of a dataset is the one with the best AUC on
+   the held-out *training* questions (never chosen on test);
+6. --self-train: the student fine-tuned again from its base weights on the teacher's rationales plus its own
+   right training samples (STaR-style rejection sampling, `cot.samples`), then greedy and best-of-K again.
+
+Results: results/cot_verifier.{json,md}; one object a dataset with `first`, `majority`, `verifier`,
+`weighted`, `pass_at_k`, `k`, `n` (accuracy as fractions), and pooled `auc` and `same_source_gold`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from harness import HERE, write_results  # noqa: E402
+
+# Ho et al. 2023, Table 1, the 0.3B (ada) student with diverse reasoning, accuracy in %.
+PAPER_DIVERSE = {"singleeq": 9.21, "addsub": 10.08, "multiarith": 23.89, "svamp": 14.33, "date_understanding": 58.56,
+                 "tracking_shuffled_objects": 61.78}
+VERIFIERS = {
+    "features": ("rm/features_baseline", ["features.arithmetic=true"]),
+    "minilm": ("rm/minilm_cpu", ["model.head=bt", "template.max_length=256", "train.epochs=3"]),
+    "smollm2": ("rm/smollm2_135m_cpu", []),
+}
+COLUMNS = ["dataset", "n", "k", "greedy", "first", "majority", "verifier", "weighted", "pass@K", "verifier used",
+           "auc", "same-source gold", "paper 0.3B diverse", "self-trained greedy", "self-trained best"]
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--datasets", default="all")
+    ap.add_argument("--k", type=int, default=8)
+    ap.add_argument("--train-questions", type=int, default=100, help="training questions sampled a dataset")
+    ap.add_argument("--work", default="runs/cot_verifier")
+    ap.add_argument("--student", default=None, help="a trained student run (default: train one in --work)")
+    ap.add_argument("--verifiers", default="features,minilm,smollm2")
+    ap.add_argument("--self-train", action="store_true")
+    ap.add_argument("--out", default=str(HERE / "results"))
+    args = ap.parse_args()
+
+    from prefkit.config import load_config
+    from prefkit.cot import sampling, sft
+    from prefkit.cot.datasets import names
+    from prefkit.recipes import cot_verifier, train
+    from prefkit.shipped import config_path
+
+    work = Path(args.work)
+    datasets = names(args.datasets)
+    seconds: dict[str, float] = json.loads((work / "seconds.json").read_text()) if (work / "seconds.json").exists() else {}
+
+    def timed(key: str, fn):
+        t = time.perf_counter()
+        out = fn()
+        if key not in seconds:
+            seconds[key] = round(time.perf_counter() - t, 1)
+            (work / "seconds.json").write_text(json.dumps(seconds, indent=1))
+        return out
+
+    work.mkdir(parents=True, exist_ok=True)
+    student = Path(args.student) if args.student else work / "student"
+    if not args.student:
+        cfg = load_config(config_path("sft/smollm2_135m_cpu"), ["cot.dataset=all", f"output_dir={student}"])
+        timed("sft", lambda: sft.main(cfg, resume=True))
+
+    def sample(run: Path, tag: str, split: str, d: str, k: int, limit: int | None = None) -> Path:
+        out = work / tag / f"{split}_k{k}" / f"{d}.jsonl"
+        t, p = (0.0, 1.0) if k == 1 else (0.7, 0.95)
+        if not out.exists():
+            timed(f"{tag}/{split}_k{k}/{d}", lambda: sampling.main(run, out, split, k, t, p, 0, limit, [f"cot.dataset={d}"]))
+        return out
+
+    results: dict = {"k": args.k, "train_questions": args.train_questions, "datasets": {}, "seconds": seconds}
+    for d in datasets:  # the test samples first: the greedy and self-consistency columns need no verifier
+        sample(student, "student", "test", d, 1)
+        sample(student, "student", "test", d, args.k)
+        sample(student, "student", "train", d, args.k, args.train_questions)
+        _report(results, work, datasets, args, rerank=None)
+
+    done = [d for d in datasets if (work / "student" / f"train_k{args.k}" / f"{d}.jsonl").exists()]
+    pairs = work / "pairs"
+    if (pairs / "summary.json").exists() and json.loads((pairs / "summary.json").read_text())["datasets"].keys() != set(done):
+        import shutil  # more datasets sampled since: new pairs, so new verifiers and reranks
+
+        for stale in ("pairs", "verifiers", "rerank", "rerank_self_trained", "self_trained"):
+            shutil.rmtree(work / stale, ignore_errors=True)
+    if not (pairs / "summary.json").exists():
+        cot_verifier.pairs_main([str(work / "student" / f"train_k{args.k}" / f"{d}.jsonl") for d in done], pairs)
+    reranks = {}
+    for name in args.verifiers.split(","):
+        config, over = VERIFIERS[name]
+        run = work / "verifiers" / name
+        cfg = load_config(config_path(config), [*over, f"data.train={pairs / 'train.csv'}", f"output_dir={run}"])
+        timed(f"verifier/{name}", lambda: train.main(cfg, name, resume=True))
+        out = work / "rerank" / name
+        if not (out / "rerank.json").exists():
+            timed(f"rerank/{name}", lambda: cot_verifier.rerank_main(
+                run, pairs, [str(work / "student" / f"test_k{args.k}" / f"{d}.jsonl") for d in done], out))
+        reranks[name] = json.loads((out / "rerank.json").read_text())
+        _report(results, work, datasets, args, rerank=reranks)
+
+    if args.self_train:
+        st = work / "self_trained"
+        cfg = load_config(config_path("sft/smollm2_135m_cpu"), [
+            "cot.dataset=all", f"output_dir={st}",
+            f"cot.samples=[{','.join(str(work / 'student' / f'train_k{args.k}' / f'{d}.jsonl') for d in done)}]"])
+        timed("self_train_sft", lambda: sft.main(cfg, resume=True))
+        for d in done:
+            sample(st, "self_trained", "test", d, 1)
+            sample(st, "self_trained", "test", d, args.k)
+        best = max(reranks, key=lambda n: reranks[n]["valid"]["auc"] or 0) if reranks else None
+        if best:
+            out = work / "rerank_self_trained" / best
+            if not (out / "rerank.json").exists():
+                cot_verifier.rerank_main(work / "verifiers" / best, pairs,
+                                         [str(work / "self_trained" / f"test_k{args.k}" / f"{d}.jsonl") for d in done], out)
+        _report(results, work, datasets, args, rerank=reranks)
+    return 0
+
+
+def _accuracy(path: Path) -> tuple[float | None, int]:
+    if not path.exists():
+        return None, 0
+    rows = [json.loads(x) for x in path.read_text().splitlines()]
+    first = {}
+    for r in rows:
+        first.setdefault(r["index"], r["correct"])
+    return sum(first.values()) / len(first), len(first)
+
+
+def _report(results: dict, work: Path, datasets: list[str], args, rerank: dict | None) -> None:
+    from prefkit.cot import verifier
+    from prefkit.cot.sampling import read_samples
+
+    k = args.k
+    best = max(rerank, key=lambda n: rerank[n]["valid"]["auc"] or 0) if rerank else None
+    table = []
+    for d in datasets:
+        greedy, n = _accuracy(work / "student" / "test_k1" / f"{d}.jsonl")
+        path = work / "student" / f"test_k{k}" / f"{d}.jsonl"
+        if greedy is None or not path.exists():
+            continue
+        entry: dict = {"n": n, "k": k, "greedy": round(greedy, 4)}
+        if best and d in rerank[best]["datasets"]:
+            x = rerank[best]["datasets"][d]
+            entry.update({m: x[m] for m in ("first", "majority", "verifier", "weighted", "pass_at_k")})
+            entry.update({f"{m}_ci": x[f"{m}_ci"] for m in verifier.METHODS})
+            entry.update({"verifier_name": best, "auc": x["auc"], "same_source_gold": x["same_source_gold"],
+                          "by_verifier": {name: {m: r["datasets"][d][m] for m in (*verifier.METHODS, "auc", "same_source_gold")}
+                                          for name, r in rerank.items() if d in r["datasets"]}})
+        else:  # no verifier yet: the methods that need none
+            rows = read_samples(path)
+            import numpy as np
+
+            x = verifier.rerank(rows, np.zeros(len(rows)), (0.0, 0.0))
+            entry.update({m: x[m] for m in ("first", "majority", "pass_at_k")})
+        sg, _ = _accuracy(work / "self_trained" / "test_k1" / f"{d}.jsonl")
+        if sg is not None:
+            entry["self_trained_greedy"] = round(sg, 4)
+        st = work / "rerank_self_trained" / (best or "") / "rerank.json"
+        if best and st.exists():
+            entry["self_trained"] = {m: json.loads(st.read_text())["datasets"][d][m]
+                                     for m in ("first", "majority", "verifier", "weighted", "pass_at_k")}
+        results["datasets"][d] = entry
+
+        def pct(v):
+            return None if v is None else round(100 * v, 2)
+
+        table.append({"dataset": d, "n": n, "k": k, "greedy": pct(entry["greedy"]), "first": pct(entry.get("first")),
+                      "majority": pct(entry.get("majority")), "verifier": pct(entry.get("verifier")),
+                      "weighted": pct(entry.get("weighted")), "pass@K": pct(entry.get("pass_at_k")),
+                      "verifier used": entry.get("verifier_name"), "auc": entry.get("auc"),
+                      "same-source gold": entry.get("same_source_gold"), "paper 0.3B diverse": PAPER_DIVERSE[d],
+                      "self-trained greedy": pct(entry.get("self_trained_greedy")),
+                      "self-trained best": pct((entry.get("self_trained") or {}).get("weighted"))})
+    if best:
+        results["auc"] = rerank[best]["pooled"]["auc"]
+        results["same_source_gold"] = rerank[best]["pooled"]["same_source_gold"]
+        results["verifier"] = best
+        results["verifiers"] = {n: {"valid_auc": r["valid"]["auc"], "pooled": {m: r["pooled"][m] for m in
+                                    ("auc", "same_source_gold", "logloss", "ece", *verifier.METHODS, "pass_at_k")}}
+                                for n, r in rerank.items()}
+    write_results("cot_verifier", Path(args.out), results, COLUMNS, table, INTRO.format(k=k, n=args.train_questions))
+
+
+INTRO = """
+Accuracy (%) on each dataset's test split (the paper's split). Student: SmolLM2-135M-Instruct after Fine-tune-CoT
+on all six training splits. greedy: temperature 0. The other columns choose among K={k} samples (temperature 0.7,
+top-p 0.95, seed 0): first, majority (self-consistency), verifier (its best-scored sample), weighted (the answer
+with the largest sum of calibrated P(right)); pass@K: some sample is right. The verifier is trained on pairs of a
+right and a wrong sample of the same training question (the first {n} training questions of each dataset) and
+chosen by AUC on held-out training questions. Written by benchmarks/cot_verifier.py.
+"""
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,131 @@
+"""The verifier loop: same-source pairs, the reranking methods and their figures by hand, the arithmetic
+features, and a feature verifier trained with `prefkit cv` that reranks better than the first sample."""
+
+from __future__ import annotations
+
+import json
+import random
+
+import numpy as np
+import pytest
+
+from prefkit.cot import verifier
+from prefkit.cot.formats import finetune_cot
+from prefkit.cot.sft import own_samples
+from prefkit.errors import PrefkitError
+from prefkit.features import ARITHMETIC_FEATURES, arithmetic_features
+
+
+def row(index, sample, answer, correct, completion=None, dataset="addsub", split="train", question=None):
+    return {"dataset": dataset, "split": split, "index": index, "sample": sample,
+            "question": question or f"question {index}", "completion": completion or f"rationale {sample} --> {answer}",
+            "answer": None if answer is None else str(answer), "correct": correct}
+
+
+def test_each_method_picks_by_hand():
+    rows = [row(1, 0, 5, True), row(1, 1, 7, False), row(1, 2, 7, False), row(1, 3, None, False)]
+    s = np.array([2.0, 0.1, 0.2, -1.0])
+    picks = verifier.choose(rows, s, np.array([0.9, 0.2, 0.2, 0.1]))
+    assert picks["first"]["answer"] == "5" and picks["majority"]["answer"] == "7"  # 7 twice, 5 once
+    assert picks["verifier"]["sample"] == 0
+    assert picks["weighted"]["answer"] == "5"  # 0.9 against 0.2 + 0.2
+    # a vote tie goes to the answer seen first; weights can overturn a majority
+    tied = [row(2, 0, 3, False), row(2, 1, 4, True), row(2, 2, 4, True), row(2, 3, 3, False)]
+    assert verifier.choose(tied, np.zeros(4), np.array([0.1, 0.1, 0.1, 0.1]))["majority"]["answer"] == "3"
+    assert verifier.choose(tied, np.zeros(4), np.array([0.1, 0.5, 0.5, 0.1]))["weighted"]["answer"] == "4"
+
+
+def test_rerank_figures_by_hand():
+    rows = [row(1, 0, 5, False), row(1, 1, 6, True), row(1, 2, 5, False),   # majority wrong, verifier right
+            row(2, 0, 9, True), row(2, 1, 8, False), row(2, 2, 9, True),    # all but the verifier right
+            row(3, 0, 1, False), row(3, 1, 2, False), row(3, 2, 3, False)]  # nothing right
+    s = np.array([0.0, 1.0, -1.0, 0.0, 2.0, 0.5, 0.0, 0.0, 0.0])
+    r = verifier.rerank(rows, s, (1.0, 0.0), rounds=200)
+    assert (r["n"], r["k"], r["samples"]) == (3, 3, 9)
+    assert r["first"] == pytest.approx(1 / 3, abs=1e-4) and r["majority"] == pytest.approx(1 / 3, abs=1e-4)
+    assert r["verifier"] == pytest.approx(1 / 3, abs=1e-4) and r["pass_at_k"] == pytest.approx(2 / 3, abs=1e-4)
+    # same-source pairs: q1 right 1.0 beats wrong 0.0 and -1.0 (2 of 2); q2 rights 0.0, 0.5 lose to wrong 2.0 (0 of 2)
+    assert r["same_source_gold"] == pytest.approx(0.5) and r["same_source_pairs"] == 4
+    from sklearn.metrics import roc_auc_score
+
+    assert r["auc"] == pytest.approx(roc_auc_score([x["correct"] for x in rows], s), abs=1e-4)
+    lo, hi = r["first_ci"]
+    assert 0 <= lo <= r["first"] <= hi <= 1
+
+
+def test_same_source_pairs_stay_within_a_question():
+    groups = verifier.by_question([row(1, 0, 5, True), row(1, 1, 6, False), row(1, 2, 7, False),
+                                   row(2, 0, 1, True), row(2, 1, 1, True, completion="same --> 1"),
+                                   row(3, 0, 4, False)])
+    pairs = verifier.same_source_pairs(groups, per_question=4, rng=random.Random(0))
+    assert len(pairs) == 2 and {p["id"].split(":")[1] for p in pairs} == {"1"}  # q2 has no wrong, q3 no right
+    for p in pairs:
+        good, bad = (p["a"], p["b"]) if p["label"] == "a" else (p["b"], p["a"])
+        assert good.endswith("Answer: 5") and not bad.endswith("Answer: 5")
+
+
+def test_arithmetic_features_by_hand():
+    f = dict(zip(ARITHMETIC_FEATURES, arithmetic_features("3 + 4 = 7. Then 7 * 2 = 15.\n\nAnswer: 15",
+                                                          "I have 3 apples, 4 pears, twice: 2")))
+    assert f == {"equations": 2, "equations_right": 1, "equations_wrong": 1, "share_wrong": 0.5,
+                 "answer_is_last_result": 1.0, "answer_in_prompt": 0.0, "answer_missing": 0.0, "prompt_numbers_used": 1.0}
+    g = dict(zip(ARITHMETIC_FEATURES, arithmetic_features("1,200 / 4 = 300\n\nAnswer: (none)", "1,200 cakes, 4 boxes")))
+    assert g["equations_right"] == 1 and g["answer_missing"] == 1.0 and g["answer_is_last_result"] == 0.0
+
+
+def test_self_training_samples_are_right_distinct_capped_and_from_training_questions(tmp_path):
+    rows = [row(1, i, 5, True, completion=f"way {i % 2}\n\n--> 5") for i in range(4)] + [row(1, 4, 6, False)]
+    rows += [row(2, i, 3, True, completion=f"path {i}\n\n--> 3") for i in range(5)]
+    f = tmp_path / "s.jsonl"
+    f.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    got = own_samples([str(f)], finetune_cot, per_question=3)
+    assert len(got) == 2 + 3, "q1: two distinct rationales; q2: capped at 3"
+    assert got[0] == finetune_cot("question 1", "way 0", "5")
+    t = tmp_path / "t.jsonl"
+    t.write_text(json.dumps(row(1, 0, 5, True, split="test")) + "\n")
+    with pytest.raises(PrefkitError, match="t.jsonl: row 1: split 'test'"):
+        own_samples([str(t)], finetune_cot, 3)
+
+
+def _synthetic(n_questions: int, split: str, seed: int, start: int = 0) -> list[dict]:
+    """Samples of arithmetic questions: a right one keeps its arithmetic, a wrong one slips in a step; the
+    first sample is right 40% of the time, another sample about as often."""
+    rng = np.random.default_rng(seed)
+    rows = []
+    for q in range(start, start + n_questions):
+        a, b = int(rng.integers(2, 50)), int(rng.integers(2, 50))
+        question = f"({q}) Tom has {a} marbles and finds {b} more. How many marbles does he have?"
+        for k in range(4):
+            right = rng.random() < 0.4
+            got = a + b if right else a + b + int(rng.integers(1, 9))
+            text = f"Tom starts with {a} marbles. He finds {b} more, so {a} + {b} = {got}.\n\n--> {got}"
+            rows.append(row(q, k, got, right, completion=text, split=split, question=question))
+    return rows
+
+
+@pytest.mark.slow
+def test_feature_verifier_from_cv_reranks_above_the_first_sample(run_cli, tmp_path):
+    train, test = tmp_path / "train.jsonl", tmp_path / "test.jsonl"
+    train.write_text("".join(json.dumps(r) + "\n" for r in _synthetic(120, "train", 0)))
+    test.write_text("".join(json.dumps(r) + "\n" for r in _synthetic(60, "test", 1, start=1000)))
+    r = run_cli("cot", "verifier-pairs", "--samples", test, "--out", tmp_path / "p")
+    assert r.code == 2 and "test.jsonl: row 1: split 'test'" in r.err, "the test split is never trained on"
+    r = run_cli("cot", "verifier-pairs", "--samples", train, "--out", tmp_path / "pairs")
+    assert r.code == 0, r.err
+    split = json.loads((tmp_path / "pairs" / "split.json").read_text())
+    assert 0 < len(split["valid"]) < 120
+    r = run_cli("cv", "rm/features_baseline", f"data.train={tmp_path / 'pairs' / 'train.csv'}", "cv.n_splits=3",
+                "features.arithmetic=true", f"output_dir={tmp_path / 'verifier'}")
+    assert r.code == 0, r.err
+    r = run_cli("cot", "rerank", "--rm", tmp_path / "verifier", "--pairs", tmp_path / "pairs", "--samples", test,
+                "--out", tmp_path / "rerank")
+    assert r.code == 0, r.err
+    res = json.loads((tmp_path / "rerank" / "rerank.json").read_text())
+    pooled = res["pooled"]
+    assert pooled["auc"] > 0.9 and pooled["same_source_gold"] > 0.9, "the arithmetic check tells right from wrong"
+    assert pooled["verifier"] > pooled["first"] + 0.2 and pooled["weighted"] >= pooled["verifier"] - 0.05
+    assert pooled["verifier"] <= pooled["pass_at_k"]
+    assert (tmp_path / "rerank" / "reliability.png").stat().st_size > 0 and "| addsub |" in r.out
+    r = run_cli("cot", "rerank", "--rm", tmp_path / "verifier", "--pairs", tmp_path / "pairs", "--samples", train,
+                "--out", tmp_path / "bad")
+    assert r.code == 2 and "among the verifier's training questions" in r.err
