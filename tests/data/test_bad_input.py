@@ -64,6 +64,42 @@ def test_zero_or_two_winners(run_cli, tmp_path, winner, words):
     check_rejected(run_cli, p, "9", 3, "winner_model_a/winner_model_b/winner_tie", words)
 
 
+def test_winners_as_floats_or_booleans_are_the_0_1_they_mean(tmp_path):
+    # pandas writes 1.0/0.0 after a NaN or a merge, True/False for a boolean column
+    from prefkit.config import DataConfig
+    from prefkit.data import load_pairs
+
+    rows = [lmsys_row("f", ["q"], ["a"], ["b"], winner=("0.0", "1.0", "0.0")),
+            lmsys_row("t", ["q"], ["a"], ["b"], winner=("False", "False", "True")),
+            lmsys_row("l", ["q"], ["a"], ["b"], winner=("true", "false", "false"))]
+    t = load_pairs(write_lmsys(tmp_path / "t.csv", rows), DataConfig())
+    assert list(t.frame["label"]) == ["b", "tie", "a"]
+
+
+def test_winners_as_parquet_floats_and_bools(tmp_path):
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from prefkit.config import DataConfig
+    from prefkit.data import load_pairs
+
+    p = tmp_path / "t.parquet"
+    pq.write_table(pa.table({"id": ["x", "y"], "prompt": [["q"], ["r"]], "response_a": [["a"], ["c"]],
+                             "response_b": [["b"], ["d"]], "winner_model_a": [0.0, True], "winner_model_b": [0.0, False],
+                             "winner_tie": [1.0, False]}), p)
+    assert list(load_pairs(p, DataConfig()).frame["label"]) == ["tie", "a"]
+
+
+@pytest.mark.parametrize("winner,column,shown", [((3, 0, -2), "winner_model_a", "'3'"),
+                                                 ((0, "1", "0.5"), "winner_tie", "'0.5'"),
+                                                 (("yes", 0, 0), "winner_model_a", "'yes'"),
+                                                 ((0, "", 1), "winner_model_b", "an empty cell")])
+def test_winners_not_0_or_1_named_by_cell(run_cli, tmp_path, winner, column, shown):
+    p = write_lmsys(tmp_path / "t.csv", [GOOD, lmsys_row("8", ["q"], ["a"], ["b"], winner=winner)])
+    r = check_rejected(run_cli, p, "8", 3, column, "row 2", "must be 0 or 1", shown)
+    assert "winners marked" not in r.err, "a value that is not 0/1 is not counted as a winner"
+
+
 def test_duplicate_ids(run_cli, tmp_path):
     p = write_lmsys(tmp_path / "t.csv", [GOOD, lmsys_row("2", ["q"], ["a"], ["b"]), lmsys_row("1", ["q2"], ["a"], ["b"])])
     check_rejected(run_cli, p, "1", 4, "id", "duplicate id, first seen at row 1")

@@ -41,11 +41,42 @@ def plain_turns(value: Any) -> Any:
     return [value] if value is None or isinstance(value, str) else value
 
 
+# The spellings of 0 and 1 that files really hold: pandas writes 1.0/0.0 once a column had a NaN or went through
+# a merge, and True/False for a boolean column; parquet gives native ints, floats and bools.
+_BOOL_TEXT = {"false": 0, "true": 1}
+
+
+class LabelError(ValueError):
+    """A winner cell that is not 0 or 1; `column` names the cell."""
+
+    def __init__(self, column: str, message: str):
+        super().__init__(message)
+        self.column = column
+
+
+def winner_flag(value: Any, column: str) -> int:
+    """A winner cell as 0 or 1. Anything else (-1, 2, 0.5, "yes", empty, NaN) is refused, never rounded:
+    a label read wrong trains the wrong answer silently."""
+    if hasattr(value, "item") and not isinstance(value, str):
+        value = value.item()  # a numpy scalar (numpy.bool_ is not a bool)
+    if isinstance(value, str):
+        text = value.strip().lower()
+        if text in _BOOL_TEXT:
+            return _BOOL_TEXT[text]
+        try:
+            number = float(text)
+        except ValueError:
+            number = None
+    else:
+        number = value if isinstance(value, (int, float)) else None  # bool is an int: True == 1
+    if number is not None and number in (0, 1):  # 1.0 == 1; NaN equals nothing
+        return int(number)
+    shown = "an empty cell" if value is None or (isinstance(value, str) and not value.strip()) else repr(value)
+    raise LabelError(column, f"must be 0 or 1 (or 0.0/1.0, True/False), got {shown}")
+
+
 def _lmsys_label(values: dict) -> str:
-    try:
-        key = tuple(int(str(values[c]).strip() or "x") for c in WINNER_COLUMNS)
-    except ValueError:
-        raise ValueError("winner columns must hold 0 or 1") from None
+    key = tuple(winner_flag(values[c], c) for c in WINNER_COLUMNS)
     label = _WINNER_LABEL.get(key)
     if label is None:
         n = sum(key)
@@ -90,7 +121,10 @@ def load_arena(path: Path, flavour: str, skip_bad_rows: bool, limit: int | None,
             if flavour == "lmsys":
                 try:
                     label = _lmsys_label(v)
-                except ValueError as e:
+                except LabelError as e:  # one cell is not 0/1: name that cell
+                    b.problem(row, line, rid, e.column, str(e))
+                    continue
+                except ValueError as e:  # every cell 0/1, but not exactly one 1: the three columns together
                     b.problem(row, line, rid, "/".join(WINNER_COLUMNS), str(e))
                     continue
             else:
