@@ -30,6 +30,15 @@ def _range(default: Any, low: float | None = None, high: float | None = None, *,
     return field(default=default, metadata={"range": (low, high, low_open, high_open)})
 
 
+SEED_MAX = 2**32 - 1
+
+
+def _seed(default: int) -> Any:
+    """A random seed: numpy (and so scikit-learn's folds) takes only 0..2**32-1 and raises deep inside a job on
+    anything else, after data has loaded and folders were made; refused here at load, naming the key."""
+    return _range(default, 0, SEED_MAX)
+
+
 @dataclass
 class DataConfig:
     train: str | None = None
@@ -43,7 +52,7 @@ class DataConfig:
     skip_bad_rows: bool = False  # skip (and report) bad rows instead of stopping
     # a label the competition does not have (a tie in a WSDM run): refuse the file, or drop those rows and count them
     ties: str = _choice("refuse", "refuse", "drop")
-    seed: int = 0  # A/B order for sources without one (HH-RLHF)
+    seed: int = _seed(0)  # A/B order for sources without one (HH-RLHF)
     limit: int | None = _range(None, 1)  # read only the first N rows (quick runs)
 
 
@@ -136,7 +145,7 @@ class DistillConfig:
 
 @dataclass
 class TrainConfig:
-    seed: int = 0
+    seed: int = _seed(0)
     # none; random: each row shown in a random A/B order each epoch; both: every row twice, once swapped
     swap_augment: str = _choice("both", "none", "random", "both")
     # seq_cls only below
@@ -165,7 +174,7 @@ class TrainConfig:
 @dataclass
 class CVConfig:
     n_splits: int = _range(5, 2)
-    seed: int = 42
+    seed: int = _seed(42)
     folds: list[int] | None = _range(None, 0)  # train only these folds (default: all)
     temperature_scaling: bool = False  # fit one temperature on the OOF predictions; predict applies it
 
@@ -315,6 +324,10 @@ def _coerce(value: Any, tp: Any, key: str, source: str) -> Any:
     raise TypeError(f"unsupported config type {tp!r} for {key}")  # a bug in this module, not user input
 
 
+def _bound(x: float) -> str:
+    return f"{x:g}" if isinstance(x, float) else str(x)  # an int bound in full: 4294967295, not 4.29497e+09
+
+
 def _check_range(value: float, bounds: tuple, key: str, source: str) -> None:
     low, high, low_open, high_open = bounds
     ok = (low is None or (value > low if low_open else value >= low)) and \
@@ -322,9 +335,9 @@ def _check_range(value: float, bounds: tuple, key: str, source: str) -> None:
     if not ok:
         parts = []
         if low is not None:
-            parts.append(f"{'>' if low_open else '>='} {low:g}")
+            parts.append(f"{'>' if low_open else '>='} {_bound(low)}")
         if high is not None:
-            parts.append(f"{'<' if high_open else '<='} {high:g}")
+            parts.append(f"{'<' if high_open else '<='} {_bound(high)}")
         raise PrefkitError(f"{source}: key {key!r} must be {' and '.join(parts)}; got {value!r}")
 
 
