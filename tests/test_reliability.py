@@ -8,6 +8,7 @@ import json
 import os
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import numpy as np
@@ -105,6 +106,132 @@ def test_two_runs_at_once_in_one_folder(tmp_path, pairs_csv):
     assert codes == [0, 2], results
     refused = next(err for code, err in results if code == 2)
     assert "is in use by `prefkit cv features_baseline`" in refused
+
+
+@pytest.mark.parametrize("text", ["", "   ", '{"pid": "seven", "host": "x"}', "{not json"])
+def test_an_unreadable_lock_left_by_a_crash_is_taken_over_once_old(tmp_path, text):
+    from prefkit import lock
+
+    (tmp_path / lock.LOCK).write_text(text)
+    old = time.time() - 3600  # a crash between create and write, an hour ago
+    os.utime(tmp_path / lock.LOCK, (old, old))
+    said = []
+    try:
+        lock.acquire(tmp_path, "prefkit cv mine", said.append)
+        assert json.loads((tmp_path / lock.LOCK).read_text())["pid"] == os.getpid()
+        assert len(said) == 1 and "removed an unreadable lock" in said[0] and str(tmp_path) in said[0]
+    finally:
+        lock.release_all()
+    assert not (tmp_path / lock.LOCK).exists() and not list(tmp_path.glob(".prefkit.lock*"))
+
+
+def test_a_lock_being_written_is_waited_for_not_taken_over(tmp_path):
+    # an empty lock a moment old may be one that a live command is writing right now
+    import threading
+
+    from prefkit import lock
+    from prefkit.errors import PrefkitError
+
+    holder = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    path = tmp_path / lock.LOCK
+    path.write_text("")
+    late = threading.Timer(0.6, lambda: path.write_text(json.dumps(
+        {"pid": holder.pid, "host": os.uname().nodename, "command": "prefkit train slow", "since": "now"})))
+    late.start()
+    try:
+        with pytest.raises(PrefkitError, match=rf"in use by `prefkit train slow` \(process {holder.pid} "):
+            lock.acquire(tmp_path, "prefkit cv mine")
+        assert json.loads(path.read_text())["pid"] == holder.pid, "the live command's lock is left alone"
+    finally:
+        late.join()
+        holder.kill()
+        holder.wait()
+
+
+@pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="process start times come from /proc")
+def test_a_lock_whose_pid_now_names_another_process_is_stale(tmp_path):
+    from prefkit import lock
+    from prefkit.errors import PrefkitError
+
+    other = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    path = tmp_path / lock.LOCK
+    try:
+        started = lock.start_time(other.pid)
+        assert started is not None
+        holder = {"pid": other.pid, "host": os.uname().nodename, "command": "prefkit cv gone", "since": "earlier"}
+        path.write_text(json.dumps({**holder, "start": started}))
+        with pytest.raises(PrefkitError, match="in use by `prefkit cv gone`"):
+            lock.acquire(tmp_path, "prefkit cv mine")  # the very process that took it: still in use
+        said = []
+        path.write_text(json.dumps({**holder, "start": started - 250}))  # the pid, reused by a later process
+        lock.acquire(tmp_path, "prefkit cv mine", said.append)
+        assert said and "removed a stale lock left by `prefkit cv gone`" in said[0] and "reused" in said[0]
+        lock.release_all()
+        # this very pid, written by an earlier process (a restarted container gets the same small pids)
+        path.write_text(json.dumps({**holder, "pid": os.getpid(), "start": lock.start_time(os.getpid()) - 7}))
+        lock.acquire(tmp_path, "prefkit cv mine", said.append)
+        assert json.loads(path.read_text())["start"] == lock.start_time(os.getpid()), "taken over, not joined"
+    finally:
+        lock.release_all()
+        other.kill()
+        other.wait()
+    assert not path.exists(), "released: it was this process's own"
+
+
+SLOW_JOB = """
+import sys, time
+from pathlib import Path
+import prefkit.recipes.data_convert as recipe
+from prefkit import cli
+from prefkit.io import atomic_path
+from prefkit.recipes.common import output_dir
+
+def slow(cfg, path, out):  # a job that holds its folder's lock and is half-way through writing a file
+    output_dir(cfg, "convert")
+    with atomic_path(Path(out)) as tmp:
+        tmp.write_text("half written")
+        print("ready", flush=True)
+        time.sleep(120)
+
+recipe.main = slow
+sys.exit(cli.main(sys.argv[1:]))
+"""
+
+
+def test_sigterm_is_handled_like_ctrl_c(tmp_path, pairs_csv):
+    import signal
+
+    out, folder = tmp_path / "converted.csv", tmp_path / "run"
+    p = subprocess.Popen([sys.executable, "-c", SLOW_JOB, "data", "convert", str(pairs_csv), "--out", str(out),
+                          f"output_dir={folder}"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        assert p.stdout.readline().strip() == "ready", p.stderr.read()
+        assert (folder / ".prefkit.lock").exists() and list(tmp_path.glob(".converted.csv.*.tmp"))
+        p.send_signal(signal.SIGTERM)  # a timeout, `docker stop`, Kaggle's kill
+        code = p.wait(timeout=60)
+    finally:
+        p.kill()
+    err = p.stderr.read()
+    assert code == 143 and "terminated" in err and "Traceback" not in err, (code, err)
+    assert not (folder / ".prefkit.lock").exists(), "the lock is released"
+    assert not list(tmp_path.glob(".converted.csv.*")) and not out.exists(), "the temporary file is removed"
+
+
+def test_two_commands_in_the_same_second_get_their_own_folders(tmp_path, monkeypatch):
+    from prefkit import lock
+    from prefkit.config import Config
+    from prefkit.recipes import common
+
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr(common.time, "strftime", lambda fmt, *a: "20270314-015926")  # one second for all
+    try:
+        (tmp_path / "runs" / "predict-20270314-015926").mkdir(parents=True)  # one started a moment ago
+        first, second = Config(), Config()
+        a, b = common.output_dir(first, "predict"), common.output_dir(second, "predict")
+    finally:
+        lock.release_all()
+    assert (a, b) == (Path("runs/predict-20270314-015926-2"), Path("runs/predict-20270314-015926-3"))
+    assert first.output_dir == str(a) and (b / "config.yaml").exists()
 
 
 # 3. ---------------------------------------------------------------------- ranges and output paths

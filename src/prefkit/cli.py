@@ -37,7 +37,9 @@ from __future__ import annotations
 import argparse
 import importlib
 import json
+import signal
 import sys
+import threading
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
@@ -308,6 +310,26 @@ def _parser() -> argparse.ArgumentParser:
     return p
 
 
+class Terminated(KeyboardInterrupt):
+    """SIGTERM (a timeout, `docker stop`, Kaggle's kill) raised where the program is, as Ctrl-C raises
+    KeyboardInterrupt: every `finally` runs, so locks, temporary files and child processes are cleaned up."""
+
+
+def _on_sigterm(signum, frame) -> None:
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)  # a second SIGTERM must not cut the clean-up short
+    raise Terminated()
+
+
+def _handle_sigterm() -> Callable[[], None]:
+    """Install the SIGTERM handler; returns what puts the previous one back (a test or a notebook calls `main`
+    more than once). Python can only do this in the main thread: elsewhere the default stays."""
+    if threading.current_thread() is not threading.main_thread():
+        return lambda: None
+    previous = signal.signal(signal.SIGTERM, _on_sigterm)
+    # None: a handler installed outside Python, which cannot be put back from here; the default is the nearest
+    return lambda: signal.signal(signal.SIGTERM, signal.SIG_DFL if previous is None else previous)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = _parser()
     # argparse binds an empty `overrides` list at the first positional, so `key=value` words placed after an
@@ -317,7 +339,9 @@ def main(argv: list[str] | None = None) -> int:
         if word.startswith("-") or "=" not in word or not hasattr(args, "overrides"):
             parser.error(f"unrecognised argument: {word}")
         args.overrides.append(word)
+    restore_sigterm = lambda: None  # noqa: E731
     try:
+        restore_sigterm = _handle_sigterm()
         if getattr(args, "config", None) is not None and args.command != "demo":
             from prefkit.shipped import config_path
 
@@ -334,6 +358,9 @@ def main(argv: list[str] | None = None) -> int:
         # a path problem (a folder where a file is asked for, no permission, a full disk): the user's to fix
         print(f"error: {e.filename}: {e.strerror or e}", file=sys.stderr)
         return 2
+    except Terminated:
+        print("terminated", file=sys.stderr)
+        return 143  # 128 + SIGTERM, as a shell reports a process the signal ended
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130
@@ -341,6 +368,7 @@ def main(argv: list[str] | None = None) -> int:
         from prefkit.lock import release_all
 
         release_all()
+        restore_sigterm()
 
 
 if __name__ == "__main__":

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import time
 from pathlib import Path
+from typing import Any
 
 from prefkit.competition import keep_labelled, of
 from prefkit.config import Config, save_config, unused_keys
@@ -20,8 +21,7 @@ def output_dir(cfg: Config, job: str, name: str = "") -> Path:
 
     trackers.check(cfg.train.report_to)
     if not cfg.output_dir:
-        stamp = time.strftime("%Y%m%d-%H%M%S")
-        cfg.output_dir = str(Path("runs") / "-".join(x for x in (job, name, stamp) if x))
+        cfg.output_dir = str(_same_in_every_process(_new_run_folder(job, name) if is_main() else None))
     out = Path(cfg.output_dir)
     if is_main():
         try:
@@ -32,6 +32,36 @@ def output_dir(cfg: Config, job: str, name: str = "") -> Path:
         save_config(cfg, out)
     wait()
     return out
+
+
+def _new_run_folder(job: str, name: str) -> Path:
+    """runs/<job>[-<name>]-<time>, made here, exclusively: a second command started in the same second gets
+    -2 (then -3, ...) instead of sharing the folder, where the same second would have it refused as in use (or,
+    in one process, write over the first)."""
+    base = Path("runs") / "-".join(x for x in (job, name, time.strftime("%Y%m%d-%H%M%S")) if x)
+    out, n = base, 1
+    try:
+        base.parent.mkdir(parents=True, exist_ok=True)
+        while True:
+            try:
+                out.mkdir(exist_ok=False)  # exclusive: of two commands, one gets each name
+                return out
+            except FileExistsError:
+                n += 1
+                out = base.with_name(f"{base.name}-{n}")
+    except OSError as e:
+        raise PrefkitError(f"output_dir {out}: cannot create it ({e.strerror or e})") from None
+
+
+def _same_in_every_process(value: Any) -> Any:
+    """The main process's value in every process of a multi-GPU launch (the others made no folder)."""
+    from prefkit.dist import state
+
+    if state().num_processes == 1:
+        return value
+    from accelerate.utils import broadcast_object_list
+
+    return broadcast_object_list([value])[0]
 
 
 def require_kind(cfg: Config, job: str, kinds: tuple[str, ...], hint: str) -> None:
