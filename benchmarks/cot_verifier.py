@@ -62,7 +62,7 @@ def main() -> int:
     from prefkit.config import load_config
     from prefkit.cot import sampling, sft
     from prefkit.cot.datasets import names
-    from prefkit.recipes import cot_verifier, train
+    from prefkit.recipes import cot_rerank, cot_verifier_pairs, train
     from prefkit.shipped import config_path
 
     work = Path(args.work)
@@ -105,7 +105,7 @@ def main() -> int:
         for stale in ("pairs", "verifiers", "rerank", "rerank_self_trained", "self_trained"):
             shutil.rmtree(work / stale, ignore_errors=True)
     if not (pairs / "summary.json").exists():
-        cot_verifier.pairs_main([str(work / "student" / f"train_k{args.k}" / f"{d}.jsonl") for d in done], pairs)
+        cot_verifier_pairs.main([str(work / "student" / f"train_k{args.k}" / f"{d}.jsonl") for d in done], pairs)
     reranks = {}
     for name in args.verifiers.split(","):
         config, over = VERIFIERS[name]
@@ -114,7 +114,7 @@ def main() -> int:
         timed(f"verifier/{name}", lambda: train.main(cfg, name, resume=True))
         out = work / "rerank" / name
         if not (out / "rerank.json").exists():
-            timed(f"rerank/{name}", lambda: cot_verifier.rerank_main(
+            timed(f"rerank/{name}", lambda: cot_rerank.main(
                 run, pairs, [str(work / "student" / f"test_k{args.k}" / f"{d}.jsonl") for d in done], out))
         reranks[name] = json.loads((out / "rerank.json").read_text())
         _report(results, work, datasets, args, rerank=reranks)
@@ -132,7 +132,7 @@ def main() -> int:
         if best:
             out = work / "rerank_self_trained" / best
             if not (out / "rerank.json").exists():
-                cot_verifier.rerank_main(work / "verifiers" / best, pairs,
+                cot_rerank.main(work / "verifiers" / best, pairs,
                                          [str(work / "self_trained" / f"test_k{args.k}" / f"{d}.jsonl") for d in done], out)
         _report(results, work, datasets, args, rerank=reranks)
     return 0
