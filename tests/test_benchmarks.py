@@ -12,6 +12,7 @@ import pytest
 BENCH = Path(__file__).resolve().parents[1] / "benchmarks"
 
 
+@pytest.mark.slow
 def test_data_prep_smoke(tmp_path):
     r = subprocess.run([sys.executable, str(BENCH / "data_prep.py"), "--rows", "200", "--repeats", "1",
                         "--max-length", "256", "--out", str(tmp_path), "--cache", str(tmp_path)], capture_output=True, text=True)

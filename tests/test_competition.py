@@ -28,6 +28,7 @@ def wsdm_pairs(n: int, seed: int, labelled: bool = True) -> PairTable:
     return PairTable(f if labelled else f.assign(label=None), t.source)
 
 
+@pytest.mark.slow
 def test_wsdm_file_through_cv_and_predict(run_cli, tmp_path):
     write_wsdm_parquet(wsdm_pairs(300, 1), tmp_path / "train.parquet")
     test = wsdm_pairs(40, 2, labelled=False)

@@ -97,6 +97,7 @@ def test_a_second_run_in_a_busy_output_folder_is_refused_and_a_stale_lock_is_tak
     assert not (out / ".prefkit.lock").exists(), "released when the command ends"
 
 
+@pytest.mark.slow
 def test_two_runs_at_once_in_one_folder(tmp_path, pairs_csv):
     out = tmp_path / "run"
     cmd = [sys.executable, "-m", "prefkit.cli", "cv", str(FEATURES), f"data.train={pairs_csv}", *QUICK, f"output_dir={out}"]
@@ -198,6 +199,7 @@ sys.exit(cli.main(sys.argv[1:]))
 """
 
 
+@pytest.mark.slow
 def test_sigterm_is_handled_like_ctrl_c(tmp_path, pairs_csv):
     import signal
 

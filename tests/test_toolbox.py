@@ -190,6 +190,7 @@ def test_blend_and_pseudo_label_from_the_cli(tmp_path, run_cli):
     assert res.code == 2 and "train.pseudo_labels: trains model.kind=seq_cls" in res.err
 
 
+@pytest.mark.slow
 def test_blend_refuses_runs_of_other_rows(tmp_path, run_cli):
     a, b = tmp_path / "a.csv", tmp_path / "b.csv"
     write_lmsys_csv(make_pairs(90, seed=0), a)
@@ -230,6 +231,7 @@ def test_budgeted_tta_swaps_the_least_sure_rows_first():
     assert stats_none["tta_rows"] == 0 and np.allclose(none, plain), "no seconds left: no swap pass"
 
 
+@pytest.mark.slow
 def test_repredict_with_a_cascade_stays_out_of_fold(tmp_path, run_cli):
     data = tmp_path / "train.csv"
     write_lmsys_csv(make_pairs(150, seed=0), data)

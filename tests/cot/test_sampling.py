@@ -5,6 +5,8 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import pytest
+
 from prefkit.cot.sampling import FIELDS
 from tests.conftest import SHARED, need_shared
 
@@ -21,6 +23,7 @@ def _rows(path: Path) -> list[dict]:
     return [json.loads(x) for x in path.read_text().splitlines()]
 
 
+@pytest.mark.slow
 def test_k_samples_a_question_seeded_and_resumable(run_cli, tmp_path):
     args = _args(tmp_path)
     whole = tmp_path / "whole.jsonl"
