@@ -30,11 +30,6 @@ ROOT = Path(__file__).resolve().parents[1]
 SFT_TINY = ROOT / "configs" / "sft" / "tiny_gemma2.yaml"
 
 
-def needs_bnb(overrides: list[str]) -> None:
-    if "quantization.mode=none" not in overrides:
-        pytest.importorskip("bitsandbytes")
-
-
 # 1. ------------------------------------------------------------------ every trainable parameter is fp32
 
 
@@ -45,7 +40,6 @@ def needs_bnb(overrides: list[str]) -> None:
     (["quantization.mode=none", "lora.enabled=false", "model.dtype=float16"], None),  # full fine-tuning
 ])
 def test_every_trainable_parameter_is_fp32(overrides, frozen):
-    needs_bnb(overrides)
     model = build_model(load_config(TINY, overrides), "seq_cls", pad_token_id=0, vocab_size=259)
     trainable = {n: p.dtype for n, p in model.named_parameters() if p.requires_grad}
     assert any("score" in n for n in trainable), "the head trains"
@@ -90,7 +84,6 @@ def test_grad_scaler_state_survives_a_checkpoint(tmp_path):
 def test_cv_and_ensemble_hold_one_model_at_a_time(tmp_path, monkeypatch):
     """With the cycle collector off, a fold's model must be gone before the next one is built: only the
     explicit release frees a model that sits in reference cycles (the peft models fold ensembling loads do)."""
-    pytest.importorskip("bitsandbytes")
     import prefkit.reward_model as rm
     from prefkit.data.arena import write_lmsys_csv
     from prefkit.learners import ensemble_predict
@@ -149,7 +142,6 @@ def test_no_kv_cache_in_classifier_forwards():
 @pytest.mark.parametrize("quant", ["nf4", "none"])
 def test_checkpointing_is_non_reentrant_and_frozen_layers_need_no_gradient(quant):
     overrides = [f"quantization.mode={quant}", "model.gradient_checkpointing=true", "lora.skip_first_layers=1"]
-    needs_bnb(overrides)
     model = build_model(load_config(TINY, overrides), "seq_cls", 0, 259)
     inner = model.base_model.model.model
     seen = {}
@@ -362,7 +354,6 @@ def test_tiny_gemma2_cv_predict_sft_in_gpu_dtypes(run_cli, tmp_path, dtype, quan
     from tests.conftest import SHARED, need_shared
 
     over = [f"model.dtype={dtype}", f"quantization.mode={quant}"]
-    needs_bnb(over)
     write_lmsys_csv(learnable(24), tmp_path / "train.csv")
     test = learnable(7, seed=5)
     write_lmsys_csv(PairTable(test.frame.assign(label=None), "t"), tmp_path / "test.csv")

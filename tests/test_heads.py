@@ -36,7 +36,6 @@ def no_ties(table: PairTable) -> PairTable:
 
 @pytest.mark.parametrize("head", list(HEADS))
 def test_head_learns_reloads_and_is_swap_symmetric(head, tmp_path):
-    pytest.importorskip("bitsandbytes")
     cfg = load_config(TINY, FAST + ["train.epochs=4", f"model.head={head}", *HEADS[head]])
     table = learnable(48)
     if cfg.competition == "wsdm":

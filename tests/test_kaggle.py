@@ -28,7 +28,6 @@ NAMES = ["kaggle.dataset=me/prefkit-test-bundle", "kaggle.kernel=me/prefkit-test
 @pytest.fixture(scope="module")
 def trained(tmp_path_factory):
     """A tiny Gemma-2 QLoRA run (2 folds) and an unlabelled test file."""
-    pytest.importorskip("bitsandbytes")
     d = tmp_path_factory.mktemp("kaggle")
     write_lmsys_csv(make_pairs(40, seed=1), d / "train.csv")
     t = make_pairs(23, seed=2)

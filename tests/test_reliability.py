@@ -344,7 +344,6 @@ def test_temporary_files_of_a_killed_writer_are_removed(tmp_path):
 
 
 def test_a_resumed_run_logs_each_step_once(tmp_path):
-    pytest.importorskip("bitsandbytes")
     from prefkit.config import load_config
     from prefkit.modeling import build_model
     from prefkit.pair_data import PairTrainData

@@ -65,7 +65,6 @@ def test_compute_dtype_follows_the_device(monkeypatch):
 
 
 def test_gemma2_eager_attention_and_softcapping_switch():
-    pytest.importorskip("bitsandbytes")
     on = build_model(load_config(TINY), "seq_cls", pad_token_id=0, vocab_size=259, trainable=False)
     assert on.config._attn_implementation == "eager" and on.config.attn_logit_softcapping == 50.0
     assert type(on.model.layers[0].self_attn.q_proj).__name__ == "Linear4bit"
@@ -76,7 +75,6 @@ def test_gemma2_eager_attention_and_softcapping_switch():
 
 @pytest.mark.parametrize("mode,layer", [("nf4", "Linear4bit"), ("int8", "Linear8bitLt")])
 def test_lora_on_quantized_weights_gets_gradients(mode, layer):
-    pytest.importorskip("bitsandbytes")
     model = build_model(load_config(TINY, [f"quantization.mode={mode}"]), "seq_cls", pad_token_id=0, vocab_size=259)
     q_proj = model.base_model.model.model.layers[0].self_attn.q_proj
     assert type(q_proj.base_layer).__name__ == layer and not q_proj.base_layer.weight.requires_grad
@@ -94,7 +92,6 @@ def test_missing_model_folder_is_a_clear_error(run_cli, tmp_path):
 
 
 def test_qlora_trains_saves_and_reloads(tmp_path):
-    pytest.importorskip("bitsandbytes")
     cfg = load_config(TINY, FAST + ["train.epochs=6"])
     table = learnable(48)
     learner = RewardModelLearner(cfg)
@@ -156,7 +153,6 @@ def _cli(*args: str, **kw) -> subprocess.Popen:
 
 @pytest.mark.slow
 def test_resume_after_kill_9_matches_uninterrupted_run(tmp_path):
-    pytest.importorskip("bitsandbytes")
     data = tmp_path / "train.csv"
     write_lmsys_csv(learnable(40, seed=1), data)
     args = ["train", TINY, f"data.train={data}", *FAST, "train.epochs=8", "train.save_every=2"]
@@ -192,7 +188,6 @@ def _free_port() -> int:
 
 @pytest.mark.slow
 def test_two_processes_predict_like_one(tmp_path):
-    pytest.importorskip("bitsandbytes")
     train, test = tmp_path / "train.csv", tmp_path / "test.csv"
     write_lmsys_csv(learnable(30, seed=2), train)
     t = learnable(37, seed=5)  # an odd number of rows: shards of different sizes
@@ -217,7 +212,6 @@ def test_two_processes_predict_like_one(tmp_path):
 
 @pytest.mark.slow
 def test_two_processes_train_data_parallel(tmp_path):
-    pytest.importorskip("bitsandbytes")
     train = tmp_path / "train.csv"
     write_lmsys_csv(learnable(40, seed=1), train)
     r = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_port",

@@ -115,7 +115,6 @@ def test_pseudo_label_file_drops_unsure_rows_and_joins_training(tmp_path):
 def test_distillation_with_pseudo_labels_trains_the_tiny_reward_model(tmp_path):
     """Teacher logits for the labelled rows, pseudo-labels (teacher and target) for the unlabelled ones: the loss
     falls, every trainable tensor moves, and the model follows the pseudo-labels on rows it had no label for."""
-    pytest.importorskip("bitsandbytes")
     from prefkit.modeling import build_model
     from prefkit.reward_model import RewardModelLearner
     from prefkit.train import trainable_state
@@ -313,7 +312,6 @@ def test_predict_applies_the_rules_the_run_fitted(tmp_path, run_cli):
 @pytest.fixture(scope="module")
 def tiny_cv(tmp_path_factory):
     """A 2-fold cv run of the tiny Gemma-2 (LoRA, unquantised) and an unlabelled test file, made once."""
-    pytest.importorskip("bitsandbytes")
     from prefkit import cli
     from tests.test_reward_model import FAST, TINY, learnable
 

@@ -37,7 +37,6 @@ def test_clear_message_without_vllm():
 
 @pytest.mark.skipif(importlib.util.find_spec("vllm") is not None, reason="vllm is installed here")
 def test_generate_with_vllm_backend_fails_clearly_without_it(run_cli, tmp_path):
-    pytest.importorskip("bitsandbytes")
     from tests.conftest import SHARED, need_shared
 
     need_shared(SHARED / "reasoning")
@@ -68,7 +67,6 @@ def test_classify_requests_and_probabilities():
 
 def test_reward_model_merged_for_vllm_matches_the_adapter(tmp_path, run_cli):
     """The checkpoint vLLM's pooling runner would load: LoRA and score head merged, same logits as the adapter."""
-    pytest.importorskip("bitsandbytes")
     import torch
     from transformers import AutoModelForSequenceClassification
 

@@ -69,7 +69,6 @@ def test_chat_needs_a_tokenizer_folder():
 
 
 def test_chat_sft_generate_and_merge(run_cli, tmp_path, chat_dir):
-    pytest.importorskip("bitsandbytes")
     need_shared(SHARED / "reasoning")
     run = tmp_path / "sft"
     args = [f"output_dir={run}", f"cot.data_root={SHARED}", "cot.dataset=singleeq", "cot.format=chat",

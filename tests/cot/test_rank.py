@@ -43,7 +43,6 @@ def test_bradley_terry_by_hand():
 
 @pytest.mark.slow
 def test_rank_students_with_a_reward_model(run_cli, tmp_path):
-    pytest.importorskip("bitsandbytes")
     need_shared(SHARED / "reasoning")
     rm = train_tiny_rm(tmp_path, rows=40, seed=3)
     test = load("multiarith", "test", SHARED)[:6]
@@ -83,7 +82,6 @@ def test_rank_students_with_a_reward_model(run_cli, tmp_path):
 
 @pytest.mark.slow
 def test_cot_demo_with_a_given_reward_model(run_cli, tmp_path):
-    pytest.importorskip("bitsandbytes")
     need_shared(SHARED / "reasoning")
     rm = train_tiny_rm(tmp_path, rows=30, seed=4)
     r = run_cli("cot", "demo", "--student", "sft/tiny_gemma2", "--rm", rm, "--limit", "8", f"output_dir={tmp_path / 'demo'}",

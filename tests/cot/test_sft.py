@@ -6,7 +6,6 @@ import json
 from pathlib import Path
 
 import numpy as np
-import pytest
 import torch
 
 from prefkit.config import load_config
@@ -34,7 +33,6 @@ def test_byte_tokenizer_special_ids():
 
 
 def test_sft_generate_eval(run_cli, tmp_path):
-    pytest.importorskip("bitsandbytes")
     need_shared(SHARED / "reasoning")
     run = tmp_path / "sft"
     args = [f"output_dir={run}", f"cot.data_root={SHARED}", "template.max_length=160", "train.save_every=0",

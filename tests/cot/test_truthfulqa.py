@@ -23,7 +23,6 @@ def test_mc_scores_by_hand():
 
 
 def test_log_likelihoods_do_not_depend_on_the_batch(tmp_path):
-    pytest.importorskip("bitsandbytes")
     import torch
 
     from prefkit.config import load_config
@@ -43,7 +42,6 @@ def test_log_likelihoods_do_not_depend_on_the_batch(tmp_path):
 
 
 def test_truthfulqa_command_scores_a_config(run_cli, tmp_path):
-    pytest.importorskip("bitsandbytes")
     need_shared(SHARED / "truthfulqa" / "TruthfulQA.csv")
     r = run_cli("cot", "truthfulqa", TINY, "--limit", 4, "--out", tmp_path / "tqa.json", f"cot.data_root={SHARED}")
     assert r.code == 0, r.err
