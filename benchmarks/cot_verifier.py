@@ -52,6 +52,7 @@ def main() -> int:
     ap.add_argument("--datasets", default="all")
     ap.add_argument("--k", type=int, default=8)
     ap.add_argument("--train-questions", type=int, default=100, help="training questions sampled a dataset")
+    ap.add_argument("--test-questions", type=int, default=None, help="only the first N test questions (default: all)")
     ap.add_argument("--work", default="runs/cot_verifier")
     ap.add_argument("--student", default=None, help="a trained student run (default: train one in --work)")
     ap.add_argument("--verifiers", default="features,minilm,smollm2")
@@ -90,10 +91,11 @@ def main() -> int:
             timed(f"{tag}/{split}_k{k}/{d}", lambda: sampling.main(run, out, split, k, t, p, 0, limit, [f"cot.dataset={d}"]))
         return out
 
-    results: dict = {"k": args.k, "train_questions": args.train_questions, "datasets": {}, "seconds": seconds}
+    results: dict = {"k": args.k, "train_questions": args.train_questions, "test_questions": args.test_questions or "all",
+                     "datasets": {}, "seconds": seconds}
     for d in datasets:  # the test samples first: the greedy and self-consistency columns need no verifier
         sample(student, "student", "test", d, 1)
-        sample(student, "student", "test", d, args.k)
+        sample(student, "student", "test", d, args.k, args.test_questions)
         sample(student, "student", "train", d, args.k, args.train_questions)
         _report(results, work, datasets, args, rerank=None)
 
@@ -127,7 +129,7 @@ def main() -> int:
         timed("self_train_sft", lambda: sft.main(cfg, resume=True))
         for d in done:
             sample(st, "self_trained", "test", d, 1)
-            sample(st, "self_trained", "test", d, args.k)
+            sample(st, "self_trained", "test", d, args.k, args.test_questions)
         best = max(reranks, key=lambda n: reranks[n]["valid"]["auc"] or 0) if reranks else None
         if best:
             out = work / "rerank_self_trained" / best
@@ -138,13 +140,15 @@ def main() -> int:
     return 0
 
 
-def _accuracy(path: Path) -> tuple[float | None, int]:
+def _accuracy(path: Path, questions: set | None = None) -> tuple[float | None, int]:
+    """Accuracy of each question's first sample, over `questions` (default: every question in the file)."""
     if not path.exists():
         return None, 0
     rows = [json.loads(x) for x in path.read_text().splitlines()]
     first = {}
     for r in rows:
-        first.setdefault(r["index"], r["correct"])
+        if questions is None or r["index"] in questions:
+            first.setdefault(r["index"], r["correct"])
     return sum(first.values()) / len(first), len(first)
 
 
@@ -156,9 +160,12 @@ def _report(results: dict, work: Path, datasets: list[str], args, rerank: dict |
     best = max(rerank, key=lambda n: rerank[n]["valid"]["auc"] or 0) if rerank else None
     table = []
     for d in datasets:
-        greedy, n = _accuracy(work / "student" / "test_k1" / f"{d}.jsonl")
         path = work / "student" / f"test_k{k}" / f"{d}.jsonl"
-        if greedy is None or not path.exists():
+        if not path.exists():
+            continue
+        asked = {json.loads(x)["index"] for x in path.read_text().splitlines()}
+        greedy, n = _accuracy(work / "student" / "test_k1" / f"{d}.jsonl", asked)  # on the questions sampled
+        if greedy is None:
             continue
         entry: dict = {"n": n, "k": k, "greedy": round(greedy, 4)}
         if best and d in rerank[best]["datasets"]:
@@ -174,7 +181,7 @@ def _report(results: dict, work: Path, datasets: list[str], args, rerank: dict |
 
             x = verifier.rerank(rows, np.zeros(len(rows)), (0.0, 0.0))
             entry.update({m: x[m] for m in ("first", "majority", "pass_at_k")})
-        sg, _ = _accuracy(work / "self_trained" / "test_k1" / f"{d}.jsonl")
+        sg, _ = _accuracy(work / "self_trained" / "test_k1" / f"{d}.jsonl", asked)
         if sg is not None:
             entry["self_trained_greedy"] = round(sg, 4)
         st = work / "rerank_self_trained" / (best or "") / "rerank.json"
@@ -200,11 +207,12 @@ def _report(results: dict, work: Path, datasets: list[str], args, rerank: dict |
         results["verifiers"] = {n: {"valid_auc": r["valid"]["auc"], "pooled": {m: r["pooled"][m] for m in
                                     ("auc", "same_source_gold", "logloss", "ece", *verifier.METHODS, "pass_at_k")}}
                                 for n, r in rerank.items()}
-    write_results("cot_verifier", Path(args.out), results, COLUMNS, table, INTRO.format(k=k, n=args.train_questions))
+    write_results("cot_verifier", Path(args.out), results, COLUMNS, table, INTRO.format(k=k, n=args.train_questions,
+                                                                              tq=f"the first {args.test_questions}" if args.test_questions else "all"))
 
 
 INTRO = """
-Accuracy (%) on each dataset's test split (the paper's split). Student: SmolLM2-135M-Instruct after Fine-tune-CoT
+Accuracy (%) on each dataset's test split (the paper's split; {tq} of its questions). Student: SmolLM2-135M-Instruct after Fine-tune-CoT
 on all six training splits. greedy: temperature 0. The other columns choose among K={k} samples (temperature 0.7,
 top-p 0.95, seed 0): first, majority (self-consistency), verifier (its best-scored sample), weighted (the answer
 with the largest sum of calibrated P(right)); pass@K: some sample is right. The verifier is trained on pairs of a
