@@ -72,19 +72,21 @@ def main(argv: list[str] | None = None) -> int:
             return 2
 
     freeze = run([uv[0], "pip", "freeze", "-p", py, "--exclude-editable"], capture_output=True, text=True).stdout
-    locked = pins((ROOT / "requirements.lock").read_text().splitlines())
+    locked = {**pins((ROOT / "requirements.lock").read_text().splitlines()),
+              **pins((ROOT / "requirements-nodeps.lock").read_text().splitlines())}
     changes = moved(locked, pins(freeze.splitlines()))
 
     report = env_dir / "pytest.txt"
     with report.open("w") as out:
-        tests = run([py, "-m", "pytest", "tests", "-m", args.tests, "-q", "-rfE", "-p", "no:cacheprovider"],
+        tests = run([py, "-m", "pytest", "tests", "-m", args.tests, "-rfE", "-p", "no:cacheprovider"],
                     stdout=out, stderr=subprocess.STDOUT)
     lines = report.read_text().splitlines()
     failed = [ln for ln in lines if ln.startswith(("FAILED", "ERROR"))]
 
     print(f"\ncheck-latest: {len(changes)} package(s) differ from requirements.lock")
     print("\n".join(changes) if changes else "  (none)")
-    print(f"\ncheck-latest: fast tests {'passed' if tests.returncode == 0 else 'FAILED'}: {lines[-1] if lines else ''}")
+    summary = next((ln for ln in reversed(lines) if " passed" in ln or " failed" in ln or " error" in ln), "")
+    print(f"\ncheck-latest: fast tests {'passed' if tests.returncode == 0 else 'FAILED'}: {summary.strip('= ')}")
     for ln in failed:
         print("  " + ln)
     print(f"(whole output: {report.relative_to(ROOT)})")
