@@ -76,7 +76,7 @@ def _response_features(turns: list, prompt_words: set[str]) -> list[float]:
 
 
 def _apply(x: float, op: str, y: float) -> float | None:
-    if op in "+":
+    if op == "+":
         return x + y
     if op == "-":
         return x - y

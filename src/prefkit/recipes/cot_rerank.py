@@ -17,7 +17,7 @@ from prefkit.recipes.cot_verifier_pairs import samples_of
 
 
 def main(rm_run: str | Path, pairs_dir: str | Path, sample_files: list[str], out: str | Path,
-                rounds: int = 1000, seed: int = 0) -> dict:
+         rounds: int = 1000, seed: int = 0) -> dict:
     pairs_dir, out = Path(pairs_dir), Path(out)
     try:
         split = json.loads((pairs_dir / "split.json").read_text(encoding="utf-8"))
@@ -31,10 +31,9 @@ def main(rm_run: str | Path, pairs_dir: str | Path, sample_files: list[str], out
     if overlap:
         raise PrefkitError(f"{len(overlap)} questions of the samples to rerank are among the verifier's training "
                            "questions: rerank test-split samples")
-    s_valid = verifier.scores(rm_run, valid_rows)
-    y_valid = np.array([bool(r["correct"]) for r in valid_rows])
-    ab = verifier.fit_calibration(s_valid, y_valid)
-    s_test = verifier.scores(rm_run, test_rows)
+    scored = verifier.scores(rm_run, valid_rows + test_rows)  # one pass: each fold model loads once
+    s_valid, s_test = scored[: len(valid_rows)], scored[len(valid_rows):]
+    ab = verifier.fit_calibration(s_valid, np.array([bool(r["correct"]) for r in valid_rows]))
     result: dict = {"verifier": str(rm_run), "pairs": str(pairs_dir), "calibration": {"a": round(ab[0], 6), "b": round(ab[1], 6)},
                     "valid": verifier.rerank(valid_rows, s_valid, ab, rounds, seed), "datasets": {}}
     for dataset in sorted({r["dataset"] for r in test_rows}):
