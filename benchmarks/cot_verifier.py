@@ -85,7 +85,7 @@ def main() -> int:
         timed("sft", lambda: sft.main(cfg, resume=True))
 
     def sample(run: Path, tag: str, split: str, d: str, k: int, limit: int | None = None) -> Path:
-        out = work / tag / f"{split}_k{k}" / f"{d}.jsonl"
+        out = samples_path(work, tag, split, k, limit, d)
         t, p = (0.0, 1.0) if k == 1 else (0.7, 0.95)
         if not out.exists():
             timed(f"{tag}/{split}_k{k}/{d}", lambda: sampling.main(run, out, split, k, t, p, 0, limit, [f"cot.dataset={d}"]))
@@ -94,12 +94,12 @@ def main() -> int:
     results: dict = {"k": args.k, "train_questions": args.train_questions, "test_questions": args.test_questions or "all",
                      "datasets": {}, "seconds": seconds}
     for d in datasets:  # the test samples first: the greedy and self-consistency columns need no verifier
-        sample(student, "student", "test", d, 1)
+        sample(student, "student", "test", d, 1, args.test_questions)  # greedy on the questions sampled
         sample(student, "student", "test", d, args.k, args.test_questions)
         sample(student, "student", "train", d, args.k, args.train_questions)
         _report(results, work, datasets, args, rerank=None)
 
-    done = [d for d in datasets if (work / "student" / f"train_k{args.k}" / f"{d}.jsonl").exists()]
+    done = [d for d in datasets if (samples_path(work, "student", "train", args.k, args.train_questions, d)).exists()]
     pairs = work / "pairs"
     if (pairs / "summary.json").exists() and json.loads((pairs / "summary.json").read_text())["datasets"].keys() != set(done):
         import shutil  # more datasets sampled since: new pairs, so new verifiers and reranks
@@ -107,7 +107,7 @@ def main() -> int:
         for stale in ("pairs", "verifiers", "rerank", "rerank_self_trained", "self_trained"):
             shutil.rmtree(work / stale, ignore_errors=True)
     if not (pairs / "summary.json").exists():
-        cot_verifier_pairs.main([str(work / "student" / f"train_k{args.k}" / f"{d}.jsonl") for d in done], pairs)
+        cot_verifier_pairs.main([str(samples_path(work, "student", "train", args.k, args.train_questions, d)) for d in done], pairs)
     reranks = {}
     for name in args.verifiers.split(","):
         config, over = VERIFIERS[name]
@@ -117,7 +117,7 @@ def main() -> int:
         out = work / "rerank" / name
         if not (out / "rerank.json").exists():
             timed(f"rerank/{name}", lambda: cot_rerank.main(
-                run, pairs, [str(work / "student" / f"test_k{args.k}" / f"{d}.jsonl") for d in done], out))
+                run, pairs, [str(samples_path(work, "student", "test", args.k, args.test_questions, d)) for d in done], out))
         reranks[name] = json.loads((out / "rerank.json").read_text())
         _report(results, work, datasets, args, rerank=reranks)
 
@@ -125,19 +125,25 @@ def main() -> int:
         st = work / "self_trained"
         cfg = load_config(config_path("sft/smollm2_135m_cpu"), [
             "cot.dataset=all", f"output_dir={st}",
-            f"cot.samples=[{','.join(str(work / 'student' / f'train_k{args.k}' / f'{d}.jsonl') for d in done)}]"])
+            f"cot.samples=[{','.join(str(samples_path(work, 'student', 'train', args.k, args.train_questions, d)) for d in done)}]"])
         timed("self_train_sft", lambda: sft.main(cfg, resume=True))
         for d in done:
-            sample(st, "self_trained", "test", d, 1)
+            sample(st, "self_trained", "test", d, 1, args.test_questions)
             sample(st, "self_trained", "test", d, args.k, args.test_questions)
         best = max(reranks, key=lambda n: reranks[n]["valid"]["auc"] or 0) if reranks else None
         if best:
             out = work / "rerank_self_trained" / best
             if not (out / "rerank.json").exists():
                 cot_rerank.main(work / "verifiers" / best, pairs,
-                                         [str(work / "self_trained" / f"test_k{args.k}" / f"{d}.jsonl") for d in done], out)
+                                         [str(samples_path(work, "self_trained", "test", args.k, args.test_questions, d)) for d in done], out)
         _report(results, work, datasets, args, rerank=reranks)
     return 0
+
+
+def samples_path(work: Path, tag: str, split: str, k: int, limit: int | None, dataset: str) -> Path:
+    """Where one sampling step's rows live: the question limit is in the name, so a run with more questions
+    never reuses a file sampled on fewer (the batches, and so the seeded samples, differ)."""
+    return work / tag / (f"{split}_k{k}" + ("" if limit is None else f"_n{limit}")) / f"{dataset}.jsonl"
 
 
 def _accuracy(path: Path, questions: set | None = None) -> tuple[float | None, int]:
@@ -160,11 +166,11 @@ def _report(results: dict, work: Path, datasets: list[str], args, rerank: dict |
     best = max(rerank, key=lambda n: rerank[n]["valid"]["auc"] or 0) if rerank else None
     table = []
     for d in datasets:
-        path = work / "student" / f"test_k{k}" / f"{d}.jsonl"
+        path = samples_path(work, "student", "test", k, args.test_questions, d)
         if not path.exists():
             continue
         asked = {json.loads(x)["index"] for x in path.read_text().splitlines()}
-        greedy, n = _accuracy(work / "student" / "test_k1" / f"{d}.jsonl", asked)  # on the questions sampled
+        greedy, n = _accuracy(samples_path(work, "student", "test", 1, args.test_questions, d), asked)  # on the questions sampled
         if greedy is None:
             continue
         entry: dict = {"n": n, "k": k, "greedy": round(greedy, 4)}
@@ -181,7 +187,7 @@ def _report(results: dict, work: Path, datasets: list[str], args, rerank: dict |
 
             x = verifier.rerank(rows, np.zeros(len(rows)), (0.0, 0.0))
             entry.update({m: x[m] for m in ("first", "majority", "pass_at_k")})
-        sg, _ = _accuracy(work / "self_trained" / "test_k1" / f"{d}.jsonl", asked)
+        sg, _ = _accuracy(samples_path(work, "self_trained", "test", 1, args.test_questions, d), asked)
         if sg is not None:
             entry["self_trained_greedy"] = round(sg, 4)
         st = work / "rerank_self_trained" / (best or "") / "rerank.json"
