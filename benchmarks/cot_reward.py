@@ -121,7 +121,7 @@ def against_the_source_prior(work: Path, rm_dir: Path) -> dict:
 
     from prefkit.config import load_config
     from prefkit.data import load_pairs
-    from prefkit.learners import ensemble_predict
+    from prefkit.rm.learners import ensemble_predict
 
     cfg = load_config(rm_dir / "config.yaml")
     train = load_pairs(work / "pairs" / "train.csv", cfg.data).frame

@@ -48,9 +48,10 @@ def main() -> int:
     args = ap.parse_args()
 
     from prefkit.config import load_config
-    from prefkit.cot import generate, sft
+    from prefkit.cot import generate
     from prefkit.cot.datasets import names, teacher_file
     from prefkit.cot.evaluate import evaluate
+    from prefkit.recipes import cot_sft as sft
     from prefkit.shipped import config_path
 
     work = Path(args.work)

@@ -61,9 +61,10 @@ def main() -> int:
     args = ap.parse_args()
 
     from prefkit.config import load_config
-    from prefkit.cot import sampling, sft
+    from prefkit.cot import sampling
     from prefkit.cot.datasets import names
     from prefkit.recipes import cot_rerank, cot_verifier_pairs, train
+    from prefkit.recipes import cot_sft as sft
     from prefkit.shipped import config_path
 
     work = Path(args.work)

@@ -49,8 +49,9 @@ def peak_rss_mb() -> float:
 
 def run_stage(stage: str, path: Path, max_length: int) -> dict:
     from prefkit.config import DataConfig, TemplateConfig
+    from prefkit.core.tokenizer import load_tokenizer
     from prefkit.data import load_pairs
-    from prefkit.templates import Renderer, load_tokenizer
+    from prefkit.rm.templates import Renderer
 
     renderer = Renderer(load_tokenizer("minilm"), TemplateConfig(max_length=max_length))
     out: dict = {"stage": stage}

@@ -6,12 +6,12 @@ synthetic token ids of fixed lengths (the worst case: every row at the full leng
 Each phase runs in its own process, so its peak memory is its own:
 
     train-9b   Gemma-2 9B, nf4 QLoRA as configs/rm/gemma2_9b_qlora_t4x2.yaml, 20 steps of 2 rows x 1,024 tokens,
-               gradient checkpointing, through `prefkit.train.fit`
+               gradient checkpointing, through `prefkit.core.train.fit`
     infer-9b   Gemma-2 9B nf4, 256 rows x 2,048 tokens with swap TTA (512 sequences), batch_tokens 8,192,
-               through `prefkit.predictor.predict_logits`
+               through `prefkit.rm.predictor.predict_logits`
     train-2b, infer-2b   the same for Gemma-2 2B (configs/rm/gemma2_2b_qlora_t4x2.yaml)
     sft-2b     Gemma-2 2B as a causal LM, nf4 + LoRA, 20 steps of 4 x 512 tokens (the second half is completion),
-               through `prefkit.cot.sft.CompletionData` and `fit`
+               through `prefkit.cot.completions.CompletionData` and `fit`
 
 `--t4-cap` caps this process's GPU memory at a T4's 15 GiB (`torch.cuda.set_per_process_memory_fraction`)
 once the model is built (building draws the full-precision random weights first; a real checkpoint loads
@@ -74,9 +74,11 @@ def _vocab(cfg) -> int:
 
 
 def _build(cfg, task: str, cap: bool, trainable: bool):
-    from prefkit.modeling import build_model
+    from prefkit.core.modeling import build_model
+    from prefkit.rm.heads import make_head
 
-    model = build_model(cfg, task, pad_token_id=0, vocab_size=_vocab(cfg), trainable=trainable)
+    outputs = make_head(cfg).outputs if task == "seq_cls" else None
+    model = build_model(cfg, task, pad_token_id=0, vocab_size=_vocab(cfg), trainable=trainable, outputs=outputs)
     harness.sync()
     weights = round(torch.cuda.memory_allocated() / 2**30, 2) if torch.cuda.is_available() else None
     if cap and torch.cuda.is_available():
@@ -92,11 +94,11 @@ def _ids(n: int, length: int, vocab: int, seed: int = 0) -> list[np.ndarray]:
 
 
 def train_phase(preset: str, sizes: dict, cap: bool, sft: bool) -> dict:
+    from prefkit.core.train import fit, make_accelerator
+    from prefkit.cot.completions import CompletionData
     from prefkit.cot.formats import IGNORE
-    from prefkit.cot.sft import CompletionData
-    from prefkit.heads import make_head
-    from prefkit.pair_data import PairTrainData
-    from prefkit.train import fit, make_accelerator
+    from prefkit.rm.heads import make_head
+    from prefkit.rm.pair_data import PairTrainData
 
     rows, length, steps = sizes["rows"], sizes["length"], sizes["steps"]
     extra = [f"train.batch_size={rows}", "train.grad_accum=1", "train.epochs=1", "model.gradient_checkpointing=true"]
@@ -129,9 +131,9 @@ def train_phase(preset: str, sizes: dict, cap: bool, sft: bool) -> dict:
 
 
 def infer_phase(preset: str, sizes: dict, cap: bool) -> dict:
-    from prefkit.heads import make_head
-    from prefkit.modeling import compute_dtype
-    from prefkit.predictor import predict_logits
+    from prefkit.core.modeling import compute_dtype
+    from prefkit.rm.heads import make_head
+    from prefkit.rm.predictor import predict_logits
 
     cfg = _config(preset, [f"predict.batch_tokens={sizes['batch_tokens']}"])
     model, weights = _build(cfg, "seq_cls", cap, trainable=False)
@@ -158,7 +160,7 @@ def infer_phase(preset: str, sizes: dict, cap: bool) -> dict:
 
 
 def phase(args) -> dict:
-    from prefkit.modeling import compute_dtype
+    from prefkit.core.modeling import compute_dtype
 
     preset, kind, sizes = SUITES[args.suite][args.phase]
     if kind == "infer":

@@ -28,10 +28,10 @@ HH = ROOT.parent / "shared" / "data" / "preference" / "hh-rlhf"
 
 
 def main() -> None:
-    from prefkit.batching import padding_ratio, predict_batches
     from prefkit.config import load_config
+    from prefkit.core.batching import padding_ratio, predict_batches
     from prefkit.data import load_pairs
-    from prefkit.learners import make_learner
+    from prefkit.rm.learners import make_learner
 
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--data", type=Path, nargs="*",
@@ -58,10 +58,10 @@ def main() -> None:
             row[f"{name}_batches"] = len(batches)
             row[f"{name}_padding_ratio"] = round(padding_ratio(batches, lengths), 4)
         if args.measure:
-            from prefkit.modeling import build_model
-            from prefkit.predictor import predict_logits
+            from prefkit.core.modeling import build_model
+            from prefkit.rm.predictor import predict_logits
 
-            model = build_model(cfg, "seq_cls", learner.pad_id, learner.vocab_size, trainable=False)
+            model = build_model(cfg, "seq_cls", learner.pad_id, learner.vocab_size, trainable=False, outputs=learner.head.outputs)
             for name, sort in (("plain", False), ("sorted", True)):
                 _, stats = predict_logits(model, learner.head, ids, learner.pad_id, cfg.predict.batch_tokens, sort, name)
                 row[f"{name}_rows_per_s"] = stats["rows_per_s"]

@@ -52,7 +52,7 @@ def plain_pipeline(model, tok, pad_id: int, table, max_length: int, batch: int, 
 
 
 def sorted_fixed(model, ids: list[np.ndarray], pad_id: int, batch: int, device) -> tuple[int, int]:
-    from prefkit.batching import collate
+    from prefkit.core.batching import collate
 
     order = np.argsort([-len(x) for x in ids], kind="stable")
     real = padded = 0
@@ -65,9 +65,9 @@ def sorted_fixed(model, ids: list[np.ndarray], pad_id: int, batch: int, device) 
 
 
 def variant(args) -> dict:
-    from prefkit.learners import make_learner
-    from prefkit.modeling import build_model
-    from prefkit.predictor import predict_logits
+    from prefkit.core.modeling import build_model
+    from prefkit.rm.learners import make_learner
+    from prefkit.rm.predictor import predict_logits
 
     extra = [f"template.max_length={args.max_length}"] if args.max_length else []
     if args.quant != "config":
@@ -75,7 +75,7 @@ def variant(args) -> dict:
     cfg = harness.preset_config(args.preset, extra, args.tokenizer)
     learner = make_learner(cfg)
     table, source = harness.bench_pairs(args.rows)
-    model = build_model(cfg, "seq_cls", learner.pad_id, learner.vocab_size, trainable=False).eval()
+    model = build_model(cfg, "seq_cls", learner.pad_id, learner.vocab_size, trainable=False, outputs=learner.head.outputs).eval()
     device = next(model.parameters()).device
     L, batch_tokens = cfg.template.max_length, cfg.predict.batch_tokens
     batch = max(1, batch_tokens // L)
@@ -93,7 +93,7 @@ def variant(args) -> dict:
                 real, padded = sorted_fixed(model, ids, learner.pad_id, batch, device)
             else:
                 predict_logits(model, learner.head, ids, learner.pad_id, batch_tokens, True, "budget")
-                from prefkit.batching import predict_batches
+                from prefkit.core.batching import predict_batches
 
                 lengths = np.array([len(x) for x in ids])
                 real = int(lengths.sum())

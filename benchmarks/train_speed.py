@@ -2,14 +2,14 @@
 
     python benchmarks/train_speed.py --preset minilm [--rows 400] [--max-length 512]
 
-Variants (each in its own process; the same model built by prefkit.modeling: from_pretrained or random
+Variants (each in its own process; the same model built by prefkit.core.modeling: from_pretrained or random
 weights of the preset's shape, the config's LoRA through peft and 4-bit weights through bitsandbytes, so only
 the data pipeline and the loop differ):
   plain    what public notebooks do: per row, an f-string and a tokenizer call (truncated at max_length), a
            list of dicts, `DataCollatorWithPadding` (pads each random batch to its longest row) and
            `transformers.Trainer` with the config's batch size, accumulation, rate, warmup and cosine schedule
   prefkit  prefkit's template (one batched tokenizer call), length-grouped batches (`batching.train_batches`)
-           and `prefkit.train.fit`, with the same hyper-parameters
+           and `prefkit.core.train.fit`, with the same hyper-parameters
 One epoch over the same rows each. Reports samples/s, real tokens/s, the padding ratio the batches carried,
 model FLOPs utilisation (FLOPs of a training step counted by torch, per real token), peak memory per
 process, and the loss of the first and last steps (both must learn), with prefkit's speed as a ratio to plain.
@@ -34,12 +34,17 @@ LABEL = {"a": 0, "b": 1, "tie": 2}
 
 
 def plain(cfg, learner, table, out: Path) -> dict:
-    from transformers import DataCollatorWithPadding, PreTrainedTokenizerFast, Trainer, TrainingArguments
+    from transformers import (
+        DataCollatorWithPadding,
+        PreTrainedTokenizerFast,
+        Trainer,
+        TrainingArguments,
+    )
 
-    from prefkit.modeling import build_model, compute_dtype
+    from prefkit.core.modeling import build_model, compute_dtype
 
     tc = cfg.train
-    model = build_model(cfg, "seq_cls", learner.pad_id, learner.vocab_size)  # not timed: the same for both
+    model = build_model(cfg, "seq_cls", learner.pad_id, learner.vocab_size, outputs=learner.head.outputs)  # not timed: the same for both
     harness.reset_peak()
     t0 = time.perf_counter()
     hf = PreTrainedTokenizerFast(tokenizer_object=learner.tokenizer, pad_token=learner.tokenizer.id_to_token(learner.pad_id))
@@ -76,13 +81,13 @@ def plain(cfg, learner, table, out: Path) -> dict:
 
 
 def prefkit_loop(cfg, learner, table, out: Path) -> dict:
-    from prefkit.modeling import build_model
+    from prefkit.core.modeling import build_model
+    from prefkit.core.train import fit, make_accelerator
     from prefkit.metrics import hard_targets
-    from prefkit.pair_data import PairTrainData
-    from prefkit.train import fit, make_accelerator
+    from prefkit.rm.pair_data import PairTrainData
 
     tc = cfg.train
-    model = build_model(cfg, "seq_cls", learner.pad_id, learner.vocab_size)  # not timed: the same for both
+    model = build_model(cfg, "seq_cls", learner.pad_id, learner.vocab_size, outputs=learner.head.outputs)  # not timed: the same for both
     harness.reset_peak()
     t0 = time.perf_counter()
     ids = learner.renderer.render(table).input_ids
@@ -100,7 +105,7 @@ def prefkit_loop(cfg, learner, table, out: Path) -> dict:
 
 
 def variant(args) -> dict:
-    from prefkit.learners import make_learner
+    from prefkit.rm.learners import make_learner
 
     extra = ["train.epochs=1", "train.save_every=0", "train.eval_every=0", "train.log_every=1", "train.swap_augment=none"]
     if args.max_length:

@@ -6,12 +6,34 @@ import csv
 import json
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from prefkit import cli
+from prefkit.data.table import PairTable, TableBuilder
 
-SHARED = Path(__file__).resolve().parents[1].parent / "shared" / "data"
+ROOT = Path(__file__).resolve().parents[1]  # the project
+SHARED = ROOT.parent / "shared" / "data"
 HH = SHARED / "preference" / "hh-rlhf"
+
+
+# tiny configs and settings the model tests share
+TINY = ROOT / "configs" / "rm" / "tiny_gemma2.yaml"
+MINILM = ROOT / "configs" / "rm" / "minilm_cpu.yaml"
+FAST = ["template.max_length=96", "train.batch_size=4", "train.save_every=0", "train.log_every=1",
+        "train.warmup_ratio=0.0", "train.learning_rate=3e-3"]
+
+
+def learnable(n: int, seed: int = 0) -> PairTable:
+    """A: a clearly good answer, B: a bad one (or the reverse); ties: two equal answers. Bytes suffice."""
+    rng = np.random.default_rng(seed)
+    b = TableBuilder("learnable")
+    for i in range(1, n + 1):
+        label = str(rng.choice(["a", "b", "tie"]))
+        good, bad = "Yes! Here is a clear and correct answer.", "no"
+        a, bb = {"a": (good, bad), "b": (bad, good), "tie": ("maybe", "maybe")}[label]
+        b.add(i, None, f"r{i}", [f"question {i % 7}?"], [a], [bb], label=label)
+    return b.build()
 
 
 def need_shared(path: Path) -> Path:

@@ -9,7 +9,7 @@ import warnings
 import pytest
 
 from prefkit.console import keep_bars, quiet
-from prefkit.dist import log
+from prefkit.core.dist import log
 
 
 @pytest.mark.parametrize("verbose", [False, True])

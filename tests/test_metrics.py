@@ -5,7 +5,12 @@ import math
 import numpy as np
 import pytest
 
-from prefkit.metrics import UNIFORM_LOGLOSS, expected_calibration_error, reliability_plot, score
+from prefkit.metrics import (
+    UNIFORM_LOGLOSS,
+    expected_calibration_error,
+    reliability_plot,
+    score,
+)
 
 
 def test_score_by_hand():

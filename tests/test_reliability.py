@@ -15,12 +15,12 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from prefkit.competition import COMPETITIONS
 from prefkit.data.arena import write_lmsys_csv, write_parquet
 from prefkit.data.synthetic import make_pairs
 from prefkit.data.table import PairTable
+from prefkit.rm.heads import Classifier
 from tests.conftest import lmsys_row, write_lmsys
-from prefkit.competition import COMPETITIONS
-from prefkit.heads import Classifier
 
 CLS3 = Classifier(COMPETITIONS["lmsys"])  # the A/B/tie head
 
@@ -345,16 +345,16 @@ def test_temporary_files_of_a_killed_writer_are_removed(tmp_path):
 
 def test_a_resumed_run_logs_each_step_once(tmp_path):
     from prefkit.config import load_config
-    from prefkit.modeling import build_model
-    from prefkit.pair_data import PairTrainData
-    from prefkit.train import fit
-    from tests.test_reward_model import FAST, TINY
+    from prefkit.core.modeling import build_model
+    from prefkit.core.train import fit
+    from prefkit.rm.pair_data import PairTrainData
+    from tests.conftest import FAST, TINY
 
     cfg = load_config(TINY, FAST + ["quantization.mode=none", "train.epochs=2", "train.save_every=3"])
     seqs = [np.arange(3, 3 + n) for n in range(5, 21)]
     data = PairTrainData(CLS3, seqs, None, np.eye(3, dtype=np.float32)[np.arange(16) % 3], "none", 4, 0, 0)
-    fit(build_model(cfg, "seq_cls", 0, 259), data, cfg, tmp_path)  # 8 steps; the last checkpoint is at step 6
-    fit(build_model(cfg, "seq_cls", 0, 259), data, cfg, tmp_path, resume=True)
+    fit(build_model(cfg, "seq_cls", 0, 259, outputs=3), data, cfg, tmp_path)  # 8 steps; the last checkpoint is at step 6
+    fit(build_model(cfg, "seq_cls", 0, 259, outputs=3), data, cfg, tmp_path, resume=True)
     steps = [json.loads(x)["step"] for x in (tmp_path / "log.jsonl").read_text().splitlines()]
     assert steps == list(range(1, 9)), steps
 

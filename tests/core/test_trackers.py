@@ -14,8 +14,8 @@ import pytest
 from prefkit.config import load_config
 from prefkit.core import trackers
 from prefkit.errors import PrefkitError
-from prefkit.reward_model import RewardModelLearner
-from tests.test_reward_model import FAST, TINY, learnable
+from prefkit.rm.reward_model import RewardModelLearner
+from tests.conftest import FAST, TINY, learnable
 
 ROOT = Path(__file__).resolve().parents[2]
 

@@ -10,9 +10,14 @@ import pytest
 import torch
 
 from prefkit.config import load_config
-from prefkit.cot.formats import IGNORE, ChatFormat, chat_tokenizer, completion_only, sample_format
-from prefkit.cot.sft import special_ids
-from prefkit.templates import byte_tokenizer
+from prefkit.core.tokenizer import byte_tokenizer, special_ids
+from prefkit.cot.formats import (
+    IGNORE,
+    ChatFormat,
+    chat_tokenizer,
+    completion_only,
+    sample_format,
+)
 from tests.conftest import SHARED, need_shared
 
 TINY = Path(__file__).resolve().parents[2] / "configs" / "sft" / "tiny_gemma2.yaml"
@@ -85,12 +90,13 @@ def test_chat_sft_generate_and_merge(run_cli, tmp_path, chat_dir):
 
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    from prefkit.vllm_backend import chat_stops, merged_checkpoint
-    from prefkit.modeling import load_trained
+    from prefkit.core.modeling import load_trained
+    from prefkit.core.vllm_backend import merged_checkpoint
+    from prefkit.cot.formats import chat_stops, chat_tokenizer_of
 
     cfg = load_config(run / "config.yaml")
     assert chat_stops(cfg) == ["<end_of_turn>"]
-    merged = merged_checkpoint(cfg, run / "model", tmp_path / "work")
+    merged = merged_checkpoint(cfg, run / "model", tmp_path / "work", chat_tokenizer=chat_tokenizer_of(cfg))
     assert merged_checkpoint(cfg, run / "model", tmp_path / "work") == merged  # written once, then reused
     full = AutoModelForCausalLM.from_pretrained(str(merged)).eval()
     hf = AutoTokenizer.from_pretrained(str(merged))

@@ -7,7 +7,13 @@ import json
 import pytest
 
 from prefkit.cot.answers import extract, is_correct
-from prefkit.cot.datasets import DATASETS, load, load_instructions, load_truthfulqa, teacher_file
+from prefkit.cot.datasets import (
+    DATASETS,
+    load,
+    load_instructions,
+    load_truthfulqa,
+    teacher_file,
+)
 from prefkit.cot.evaluate import evaluate
 from tests.conftest import SHARED, need_shared
 

@@ -4,8 +4,8 @@ import json
 
 import pytest
 
+from prefkit.core.tokenizer import byte_tokenizer
 from prefkit.cot.formats import IGNORE, completion_only, teacher_samples
-from prefkit.templates import byte_tokenizer
 from tests.conftest import SHARED, need_shared
 
 

@@ -13,7 +13,7 @@ from prefkit.cot import bradley_terry
 from prefkit.cot.datasets import load, teacher_file
 from prefkit.data.arena import write_lmsys_csv
 from prefkit.data.synthetic import make_pairs
-from prefkit.learners import MARKER
+from prefkit.rm.learners import MARKER
 from tests.conftest import SHARED, need_shared
 
 TINY_RM = Path(__file__).resolve().parents[2] / "configs" / "rm" / "tiny_gemma2.yaml"
@@ -84,7 +84,8 @@ def test_rank_students_with_a_reward_model(run_cli, tmp_path):
 def test_cot_demo_with_a_given_reward_model(run_cli, tmp_path):
     need_shared(SHARED / "reasoning")
     rm = train_tiny_rm(tmp_path, rows=30, seed=4)
-    r = run_cli("cot", "demo", "--student", "sft/tiny_gemma2", "--rm", rm, "--limit", "8", f"output_dir={tmp_path / 'demo'}",
+    r = run_cli("cot", "demo", "--student", "sft/tiny_gemma2", "--rm", rm, "--limit", "8", "--k", "2",
+                "--sample-questions", "4", f"output_dir={tmp_path / 'demo'}",
                 f"cot.data_root={SHARED}", "template.max_length=160", "cot.max_new_tokens=8", "cot.train_limit=12")
     assert r.code == 0, r.err
     m = json.loads((tmp_path / "demo" / "metrics.json").read_text())
@@ -97,6 +98,13 @@ def test_cot_demo_with_a_given_reward_model(run_cli, tmp_path):
     assert m["ranking"]["questions"] == len(held)  # ranked on the held-out questions only
     report = (tmp_path / "demo" / "report.md").read_text()
     assert "Bradley-Terry" in report and "after Fine-tune-CoT" in report
+    samples = [json.loads(x) for x in (tmp_path / "demo" / "samples" / "train.jsonl").read_text().splitlines()]
+    assert len(samples) == 2 * 8 and {r["sample"] for r in samples} == {0, 1}, "K=2 samples of 2 x 4 training questions"
+    b = m["best_of_k"]
+    if b["rerank"] is None:  # a random tiny student is never right: no right-against-wrong pair, said in the report
+        assert not any(r["correct"] for r in samples) and b["skipped"] and "no verifier was trained" in report
+    else:
+        assert b["rerank"]["pooled"]["n"] == 4 and "Best-of-2" in report
 
 
 def test_gold_among_leaves_the_reference_out():

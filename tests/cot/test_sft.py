@@ -7,14 +7,14 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from safetensors.torch import load_file
 
 from prefkit.config import load_config
+from prefkit.core.modeling import build_model
+from prefkit.core.tokenizer import byte_tokenizer, special_ids
+from prefkit.core.train import trainable_state
+from prefkit.cot.completions import CompletionData
 from prefkit.cot.formats import IGNORE
-from prefkit.cot.sft import CompletionData, special_ids
-from prefkit.modeling import build_model
-from prefkit.templates import byte_tokenizer
-from prefkit.train import trainable_state
-from safetensors.torch import load_file
 from tests.conftest import SHARED, need_shared
 
 TINY = Path(__file__).resolve().parents[2] / "configs" / "sft" / "tiny_gemma2.yaml"
@@ -52,7 +52,9 @@ def test_sft_generate_eval(run_cli, tmp_path):
     r = run_cli("cot", "generate", "--run", run, "--out", pred, "--limit", "5", "cot.max_new_tokens=12")
     assert r.code == 0, r.err
     rows = [json.loads(x) for x in pred.read_text().splitlines()]
-    assert len(rows) == 5 and all(isinstance(x["completion"], str) for x in rows)
+    # the tiny byte-level student writes one character a token: each answer is what it generated, 1 to 12 of them
+    assert len(rows) == 5 and all(isinstance(x["completion"], str) and 0 < len(x["completion"]) <= 12 for x in rows), \
+        "every question gets a completion of at most cot.max_new_tokens=12 generated tokens"
     r = run_cli("cot", "eval", "--dataset", "multiarith", "--predictions", pred, "--split", "test", "--data-root", SHARED)
     out = json.loads(r.out)
     assert r.code == 0 and out["n"] == 180 and out["completions"] == 5 and out["missing"] == 175

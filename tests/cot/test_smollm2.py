@@ -19,7 +19,7 @@ def test_smollm2_converts_and_answers():
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    from prefkit.pretrained import DONE, resolve
+    from prefkit.core.pretrained import DONE, resolve
 
     folder = resolve("smollm2-135m-instruct")
     assert (folder / DONE).is_file() and (folder / "model.safetensors").is_file()
@@ -47,7 +47,7 @@ def test_smollm2_sft_on_several_datasets_learns_and_answers(run_cli, tmp_path):
     import torch
     from safetensors.torch import load_file
 
-    from prefkit.learners import MARKER
+    from prefkit.rm.learners import MARKER
     from tests.conftest import SHARED, need_shared
 
     need_shared(SHARED / "reasoning")

@@ -10,10 +10,10 @@ import numpy as np
 import pytest
 
 from prefkit.cot import verifier
+from prefkit.cot.completions import own_samples
 from prefkit.cot.formats import finetune_cot
-from prefkit.cot.sft import own_samples
 from prefkit.errors import PrefkitError
-from prefkit.features import ARITHMETIC_FEATURES, arithmetic_features
+from prefkit.rm.features import ARITHMETIC_FEATURES, arithmetic_features
 
 
 def row(index, sample, answer, correct, completion=None, dataset="addsub", split="train", question=None):

@@ -21,7 +21,6 @@ from prefkit.cot.answers import extract, is_correct
 from prefkit.cot.datasets import DEFAULT_ROOT, load
 from prefkit.errors import PrefkitError
 
-
 TEACHER_STEP = "\nTherefore, the answer is"  # joins a teacher's rationale and answer step in full text
 
 

@@ -87,7 +87,7 @@ def sample_format(cfg: Any) -> Any:
     """The config's sample builder: `(question, rationale, answer) -> {"prompt", "completion"}`."""
     if cfg.cot.format != "chat":
         return FORMATS[cfg.cot.format]
-    from prefkit.modeling import model_dir
+    from prefkit.core.modeling import model_dir
 
     spec = cfg.template.tokenizer
     folder = model_dir(cfg.model.path) if spec == "model" else Path(spec)
@@ -95,6 +95,16 @@ def sample_format(cfg: Any) -> Any:
         raise PrefkitError("cot.format=chat needs a tokenizer folder with a chat template: template.tokenizer=model "
                            "(with model.path) or a local tokenizer folder")
     return ChatFormat(chat_tokenizer(folder, cfg.cot.chat_template))
+
+
+def chat_stops(cfg: Any) -> list[str]:
+    """The chat template's end-of-turn tokens (stop strings for vLLM), none for the other formats."""
+    return list(getattr(sample_format(cfg), "stop_tokens", []))
+
+
+def chat_tokenizer_of(cfg: Any) -> Any:
+    """A student's transformers tokenizer with its chat template (saved with a merged checkpoint), or None."""
+    return getattr(sample_format(cfg), "hf", None) if cfg.model.kind == "causal_lm" else None
 
 
 def teacher_samples(dataset: str, split: str = "train", root: Path = DEFAULT_ROOT, diverse: bool = False,

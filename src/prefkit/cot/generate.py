@@ -4,7 +4,7 @@
 Batched greedy generation with transformers (prompts left-padded, longest first), cut at the format's end
 marker (" END", or the chat template's end of turn); writes JSONL `{"index", "completion"}` that
 `prefkit cot eval` reads. `cot.backend=vllm` hands the same prompts to vLLM (GPU machines, when installed;
-see `prefkit.vllm_backend`).
+see `prefkit.core.vllm_backend`).
 """
 
 from __future__ import annotations
@@ -16,13 +16,12 @@ import torch
 from tqdm.auto import tqdm
 
 from prefkit.console import keep_bars
+from prefkit.core.tokenizer import config_tokenizer, pad_token_id, special_ids
 from prefkit.cot.datasets import load, names
-from prefkit.cot.formats import sample_format
-from prefkit.cot.sft import special_ids
+from prefkit.cot.formats import chat_stops, chat_tokenizer_of, sample_format
+from prefkit.cot.student import open_student
 from prefkit.errors import PrefkitError
 from prefkit.io import atomic_path
-from prefkit.cot.student import open_student
-from prefkit.templates import config_tokenizer, pad_token_id
 
 END = " END"
 
@@ -125,11 +124,12 @@ def _with_vllm(folder: Path, cfg, examples: list, prompts: list[str], out_file, 
     """The student through vLLM: the LoRA adapter is merged into a full copy of the base model first (in
     `merged/` beside the output file), since vLLM serves a plain checkpoint (its LoRA support needs the base
     weights it was started with)."""
-    from prefkit import vllm_backend
+    from prefkit.core import vllm_backend
 
     vllm_backend.require()  # before the merge, which takes a while
-    request = vllm_backend.build_request(prompts, 1, 0.0, cfg.cot.max_new_tokens, [END, *vllm_backend.chat_stops(cfg)])
-    merged = vllm_backend.merged_checkpoint(cfg, folder, Path(out_file).resolve().parent)  # beside the output: writable
+    request = vllm_backend.build_request(prompts, 1, 0.0, cfg.cot.max_new_tokens, [END, *chat_stops(cfg)])
+    merged = vllm_backend.merged_checkpoint(cfg, folder, Path(out_file).resolve().parent,  # beside the output: writable
+                                            chat_tokenizer=chat_tokenizer_of(cfg))
     texts = vllm_backend.generate(str(merged), request)
     _write(out_file, examples, [t[0] for t in texts])
     return {"dataset": cfg.cot.dataset, "split": split, "rows": len(examples), "out": str(out_file), "backend": "vllm"}

@@ -24,9 +24,8 @@ from prefkit.cot.pairs import REFERENCE, held_out, read_answers
 from prefkit.data.table import TableBuilder
 from prefkit.errors import PrefkitError
 from prefkit.io import save_figure, write_json, write_text
-from prefkit.learners import ensemble_predict
 from prefkit.metrics import score
-
+from prefkit.rm.learners import ensemble_predict
 
 
 def main(rm_run: str | Path, dataset: str, systems: dict[str, str | None], out: str | Path, split: str = "test",

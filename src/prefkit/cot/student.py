@@ -14,10 +14,10 @@ from prefkit.errors import PrefkitError
 def open_student(source: str | Path, overrides: list[str] = (), load_model: bool = True) -> tuple[Config, Any, bool]:
     """(config, model in eval mode or None, trained?). `source`: a run folder holding model/ or a config (a
     file, or a shipped config's name)."""
-    from prefkit.learners import is_trained
-    from prefkit.modeling import build_model, load_trained
+    from prefkit.core.modeling import build_model, load_trained
+    from prefkit.core.tokenizer import config_tokenizer, pad_token_id
+    from prefkit.rm.learners import is_trained
     from prefkit.shipped import config_path
-    from prefkit.templates import config_tokenizer, pad_token_id
 
     path = Path(source)
     trained = path.is_dir() and (path / "model").is_dir()

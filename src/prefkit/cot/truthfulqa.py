@@ -23,9 +23,9 @@ from tqdm.auto import tqdm
 
 from prefkit.config import Config
 from prefkit.console import keep_bars
+from prefkit.core.tokenizer import special_ids
 from prefkit.cot.datasets import TruthfulQA, load_truthfulqa
 from prefkit.cot.formats import IGNORE, completion_only, sample_format
-from prefkit.cot.sft import special_ids
 from prefkit.io import write_json
 
 
@@ -66,7 +66,7 @@ def answer_logprobs(model, samples: list[dict[str, list[int]]], pad_id: int, bat
 
 
 def score(model, cfg: Config, items: list[TruthfulQA], batch_size: int = 16) -> dict:
-    from prefkit.templates import config_tokenizer, pad_token_id
+    from prefkit.core.tokenizer import config_tokenizer, pad_token_id
 
     tok = config_tokenizer(cfg)
     form = sample_format(cfg)

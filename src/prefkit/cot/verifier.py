@@ -78,7 +78,7 @@ def scores(rm_run: str | Path, rows: list[dict], say=None) -> np.ndarray:
     """Each sample's verifier score: log P(sample wins) - log P(anchor wins), fold models averaged."""
     from prefkit.config import load_config
     from prefkit.data.table import TableBuilder
-    from prefkit.learners import ensemble_predict
+    from prefkit.rm.learners import ensemble_predict
 
     rm_run = Path(rm_run)
     if not (rm_run / "config.yaml").exists():

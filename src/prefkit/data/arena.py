@@ -13,7 +13,12 @@ import json
 from pathlib import Path
 from typing import Any
 
-from prefkit.data.readers import csv_records, parquet_columns, parquet_records, require_columns
+from prefkit.data.readers import (
+    csv_records,
+    parquet_columns,
+    parquet_records,
+    require_columns,
+)
 from prefkit.data.table import TURN_COLUMNS, WINNER_COLUMNS, PairTable, TableBuilder
 from prefkit.io import atomic_path
 

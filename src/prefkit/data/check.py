@@ -8,8 +8,14 @@ from typing import Any
 import numpy as np
 from tqdm.auto import tqdm
 
-from prefkit.data.table import LABELS, TURN_COLUMNS, PairTable, normalise_prompt
-from prefkit.templates import CHARS_PER_TOKEN_CAP
+from prefkit.data.table import (
+    LABELS,
+    SWAPPED_LABEL,
+    TURN_COLUMNS,
+    PairTable,
+    normalise_prompt,
+)
+from prefkit.errors import PrefkitError
 
 PERCENTILES = (50, 90, 99)
 
@@ -54,7 +60,7 @@ def token_counts(tokenizer: Any, table: PairTable, cap_chars: int, chunk_rows: i
 
 
 def summarise(table: PairTable, renderer: Any | None = None) -> dict:
-    """Counts and length percentiles; token lengths too when given a `templates.Renderer`."""
+    """Counts and length percentiles; token lengths too when given a renderer (`prefkit.rm.templates.Renderer`, duck-typed: data sits below the reward model)."""
     f = table.frame
     n = len(f)
     labels = Counter(f["label"].fillna("none"))
@@ -79,7 +85,7 @@ def summarise(table: PairTable, renderer: Any | None = None) -> dict:
         "chars": {c: _stats(f[c].map(lambda ts: sum(len(t) for t in ts if t)).to_numpy()) for c in TURN_COLUMNS},
     }
     if renderer is not None:
-        cap = 2 * renderer.text_budget * CHARS_PER_TOKEN_CAP
+        cap = 2 * renderer.char_cap
         counts, capped = token_counts(renderer.tok, table, cap)
         summary["tokens"] = {c: _stats(v) for c, v in counts.items()}
         summary["tokens_capped_texts"] = capped
@@ -119,3 +125,17 @@ def format_summary(s: dict) -> str:
         lines.append(f"  rows truncated at template.max_length={s['max_length']} ({s['text_budget']} text tokens): "
                      f"{s['rows_over_budget']}")
     return "\n".join(lines)
+
+
+def check_classes(train: PairTable, swap_augment: str) -> None:
+    """Refuse a training set with one class (after A/B swap augmentation, which turns every A into a B too):
+    a classifier would learn to give one answer, and scikit-learn's cannot even be fitted on it."""
+    seen = set(train.frame["label"].dropna())  # pseudo-labelled rows have none
+    if swap_augment != "none":
+        seen |= {SWAPPED_LABEL[x] for x in seen}
+    if len(seen) < 2:
+        only = next(iter(seen), "none")
+        hint = " (train.swap_augment=random or both would add the mirrored class)" if only in ("a", "b") else ""
+        raise PrefkitError(f"{train.source}: every one of the {len(train)} training rows is labelled {only!r}"
+                           f"{' after swap augmentation' if swap_augment != 'none' else ''}: a model needs at least "
+                           f"two of a, b and tie to learn anything{hint}")

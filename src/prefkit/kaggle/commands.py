@@ -1,5 +1,5 @@
-"""The `prefkit kaggle ...` and `prefkit ledger` recipes (their arguments: the table in `prefkit.cli`), over bundle,
-kernel, api, budget and ledger."""
+"""The `prefkit kaggle ...` and `prefkit ledger` commands, one function each (their arguments: the table in
+`prefkit.cli`), over bundle, kernel, api, budget and ledger."""
 
 from __future__ import annotations
 
@@ -7,8 +7,8 @@ import json
 import sys
 from pathlib import Path
 
-from prefkit.config import load_config
 from prefkit.competition import kaggle_slug
+from prefkit.config import load_config
 from prefkit.errors import PrefkitError
 from prefkit.kaggle import api, ledger
 from prefkit.kaggle.budget import estimate, estimate_training
@@ -27,61 +27,78 @@ def _kernel_kind(kernel: Path) -> str:
     return words[2]
 
 
-def run(args) -> int:
+def bundle(run: str | Path, out: str | Path, overrides: list[str] = ()) -> dict:
     from prefkit.kaggle.bundle import build_bundle
+
+    info = build_bundle(run, out, list(overrides))
+    say(f"bundle {info['bundle']}: models {', '.join(info['models'])}; wheels {', '.join(info['wheels'])}")
+    return info
+
+
+def kernel(kind: str, run: str | Path, bundle: str | Path, out: str | Path, overrides: list[str] = ()) -> Path:
     from prefkit.kaggle.kernel import render_kernel
 
-    cmd = args.kaggle_command if args.command == "kaggle" else "ledger"
-    if cmd == "bundle":
-        info = build_bundle(args.run, args.out, args.overrides)
-        say(f"bundle {info['bundle']}: models {', '.join(info['models'])}; wheels {', '.join(info['wheels'])}")
-    elif cmd == "kernel":
-        out = render_kernel(args.kind, args.run, args.bundle, args.out, args.overrides)
-        say(f"kernel folder {out}: kernel.py, kernel-metadata.json")
-    elif cmd == "push":
-        if not args.bundle and not args.kernel:
-            raise PrefkitError("give --bundle, --kernel or both")
-        bundle = Path(args.bundle) if args.bundle else None
-        kernel = Path(args.kernel) if args.kernel else None
-        if kernel is not None:
-            if not (kernel / "kernel-metadata.json").is_file():
-                raise PrefkitError(f"{kernel}: no kernel-metadata.json (render one with `prefkit kaggle kernel`)")
-            _check_budget(bundle, _kernel_kind(kernel), args.tokens_per_row, args.force)
-        if not args.dry_run:
-            say(f"credentials: {api.credentials_source()}")
-        api.run_plan(api.push_plan(bundle, kernel, args.new_dataset, args.message), args.dry_run, say)
-    elif cmd == "status":
-        state = api.wait_for_kernel(args.kernel, say)
-        if args.download:
-            api.run_plan([api.Call("kernels_output", {"kernel": args.kernel, "path": args.download})], False, say)
-        return 0 if state == "complete" else 1
-    elif cmd == "submit":
-        run_dir = Path(args.run)
-        cfg = load_config(run_dir / "config.yaml")
-        row = ledger.new_row(kaggle_slug(cfg), run_dir, args.message, args.file, args.kernel, args.version)
-        message = f"{args.message} [{row['id']}]".strip()  # the ledger id lets `scores` find it again
-        plan = api.submit_plan(kaggle_slug(cfg), message, args.file, args.kernel, args.version)
-        api.run_plan(plan, args.dry_run, say)
-        if args.dry_run:
-            say(f"dry run: ledger row not written: {json.dumps(row)}")
-        else:
-            ledger.append({**row, "message": message}, Path(args.ledger))
-            say(f"ledger: {args.ledger} row {row['id']}")
-    elif cmd == "scores":
-        path = Path(args.ledger)
-        frame = ledger.read(path)
-        competitions = [args.competition] if args.competition else sorted(set(frame["competition"]) - {""})
-        filled = 0
-        for comp in competitions:
-            subs = api.client().competition_submissions(comp)
-            filled += ledger.fill_scores(path, subs)
-        say(f"{filled} leaderboard scores filled in {path}")
-    elif cmd == "ledger":
-        path = Path(args.ledger)
-        plot = Path(args.plot) if args.plot else path.with_suffix(".png")
-        print(ledger.show(path, plot))
-        say(f"plot: {plot}")
-    return 0
+    folder = render_kernel(kind, run, bundle, out, list(overrides))
+    say(f"kernel folder {folder}: kernel.py, kernel-metadata.json")
+    return folder
+
+
+def push(bundle: str | Path | None, kernel: str | Path | None, new_dataset: bool = False, message: str = "",
+         tokens_per_row: float | None = None, force: bool = False, dry_run: bool = False) -> None:
+    if not bundle and not kernel:
+        raise PrefkitError("give --bundle, --kernel or both")
+    bundle = Path(bundle) if bundle else None
+    kernel = Path(kernel) if kernel else None
+    if kernel is not None:
+        if not (kernel / "kernel-metadata.json").is_file():
+            raise PrefkitError(f"{kernel}: no kernel-metadata.json (render one with `prefkit kaggle kernel`)")
+        _check_budget(bundle, _kernel_kind(kernel), tokens_per_row, force)
+    if not dry_run:
+        say(f"credentials: {api.credentials_source()}")
+    api.run_plan(api.push_plan(bundle, kernel, new_dataset, message), dry_run, say)
+
+
+def status(kernel: str, download: str | None = None) -> int:
+    """0 when the kernel completed, 1 when it ended otherwise."""
+    state = api.wait_for_kernel(kernel, say)
+    if download:
+        api.run_plan([api.Call("kernels_output", {"kernel": kernel, "path": download})], False, say)
+    return 0 if state == "complete" else 1
+
+
+def submit(run: str | Path, file: str | None, kernel: str | None, version: int | None, message: str, ledger_path: str,
+           dry_run: bool = False) -> dict:
+    run_dir = Path(run)
+    cfg = load_config(run_dir / "config.yaml")
+    row = ledger.new_row(kaggle_slug(cfg), run_dir, message, file, kernel, version)
+    message = f"{message} [{row['id']}]".strip()  # the ledger id lets `scores` find it again
+    plan = api.submit_plan(kaggle_slug(cfg), message, file, kernel, version)
+    api.run_plan(plan, dry_run, say)
+    if dry_run:
+        say(f"dry run: ledger row not written: {json.dumps(row)}")
+    else:
+        ledger.append({**row, "message": message}, Path(ledger_path))
+        say(f"ledger: {ledger_path} row {row['id']}")
+    return row
+
+
+def scores(ledger_path: str, competition: str | None = None) -> int:
+    path = Path(ledger_path)
+    frame = ledger.read(path)
+    competitions = [competition] if competition else sorted(set(frame["competition"]) - {""})
+    filled = 0
+    for comp in competitions:
+        subs = api.client().competition_submissions(comp)
+        filled += ledger.fill_scores(path, subs)
+    say(f"{filled} leaderboard scores filled in {path}")
+    return filled
+
+
+def show_ledger(ledger_path: str, plot: str | None = None) -> None:
+    path = Path(ledger_path)
+    plot = Path(plot) if plot else path.with_suffix(".png")
+    print(ledger.show(path, plot))
+    say(f"plot: {plot}")
 
 
 def _check_budget(bundle: Path | None, kind: str, tokens_per_row: float | None, force: bool) -> None:

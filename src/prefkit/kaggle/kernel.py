@@ -13,12 +13,12 @@ import string
 from pathlib import Path
 
 from prefkit import __version__
-from prefkit.config import load_config
 from prefkit.competition import kaggle_data_path, kaggle_slug
+from prefkit.config import load_config
 from prefkit.errors import PrefkitError
 from prefkit.io import write_json, write_text
-from prefkit.shipped import kernel_template
 from prefkit.kaggle.names import kernel_title
+from prefkit.shipped import kernel_template
 
 KINDS = ("train", "infer")
 # torch is pinned in prefkit's own requirements for the CPU build; on Kaggle any torch from this one on works

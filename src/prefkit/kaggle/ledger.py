@@ -4,7 +4,6 @@ score once Kaggle has it, so that CV can be read against LB."""
 from __future__ import annotations
 
 import csv
-import hashlib
 import json
 import time
 import uuid
@@ -12,17 +11,13 @@ from pathlib import Path
 
 import pandas as pd
 
+from prefkit.config import config_hash
 from prefkit.errors import PrefkitError
 from prefkit.io import atomic_path, save_figure
 
 COLUMNS = ["id", "date", "competition", "run", "config_hash", "cv_logloss", "kernel", "kernel_version", "file",
            "message", "lb_score"]
 DEFAULT = Path("submissions") / "ledger.csv"
-
-
-def config_hash(run_dir: Path) -> str:
-    p = run_dir / "config.yaml"
-    return hashlib.sha256(p.read_bytes()).hexdigest()[:12] if p.is_file() else ""
 
 
 def cv_logloss(run_dir: Path) -> float | None:

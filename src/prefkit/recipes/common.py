@@ -8,8 +8,8 @@ from typing import Any
 
 from prefkit.competition import keep_labelled, of
 from prefkit.config import Config, save_config, unused_keys
+from prefkit.core.dist import is_main, log, wait  # noqa: F401  (log: used by the recipes)
 from prefkit.data import PairTable, load_pairs
-from prefkit.dist import is_main, log, wait  # noqa: F401  (log: used by the recipes)
 from prefkit.errors import PrefkitError
 from prefkit.lock import acquire
 
@@ -55,7 +55,7 @@ def _new_run_folder(job: str, name: str) -> Path:
 
 def _same_in_every_process(value: Any) -> Any:
     """The main process's value in every process of a multi-GPU launch (the others made no folder)."""
-    from prefkit.dist import state
+    from prefkit.core.dist import state
 
     if state().num_processes == 1:
         return value

@@ -1,29 +1,39 @@
 """`prefkit cv`: K-fold CV grouped by prompt. One model folder per fold (fold0, fold1, ...), out-of-fold
 predictions (`oof.csv`, and `oof_logits.csv` at full precision for distillation and blending), `metrics.json`
-(with each rule of `prefkit.rules` measured on the OOF), `rules.json`, `reliability.png`; optionally a
+(with each rule of `prefkit.toolbox.rules` measured on the OOF), `rules.json`, `reliability.png`; optionally a
 temperature fitted on the OOF. With `--resume`, finished folds are kept and an interrupted one continues from its checkpoint."""
 
 from __future__ import annotations
-
 
 import numpy as np
 import pandas as pd
 
 from prefkit.competition import of
 from prefkit.config import USES, Config
+from prefkit.core.dist import is_main
 from prefkit.data.folds import assign_folds
 from prefkit.data.table import PairTable
 from prefkit.errors import PrefkitError
-from prefkit.distill import check_trainable
-from prefkit.pseudo import load_pseudo_rows, with_pseudo_rows
 from prefkit.io import atomic_path, write_json
-from prefkit.learners import check_source, is_trained, make_learner, mark_trained
-from prefkit.predictions import OOF_FILE, write_logits
-from prefkit.metrics import apply_temperature, fit_temperature, reliability_plot, score, uniform_logloss
-from prefkit.dist import is_main
-from prefkit import rules
-from prefkit.recipes.common import load_labelled, log, output_dir, report_unused, require_kind
-
+from prefkit.metrics import (
+    apply_temperature,
+    fit_temperature,
+    reliability_plot,
+    score,
+    uniform_logloss,
+)
+from prefkit.recipes.common import (
+    load_labelled,
+    log,
+    output_dir,
+    report_unused,
+    require_kind,
+)
+from prefkit.rm.learners import check_source, is_trained, make_learner, mark_trained
+from prefkit.toolbox import rules
+from prefkit.toolbox.distill import check_trainable
+from prefkit.toolbox.predictions import OOF_FILE, write_logits
+from prefkit.toolbox.pseudo import checked_pseudo_rows, join_pseudo_rows
 
 SECTIONS = USES  # the config keys it reads, by model.kind
 
@@ -40,9 +50,10 @@ def main(cfg: Config, name: str = "", resume: bool = False) -> dict:
     out = output_dir(cfg, "cv", name)
     table = load_labelled(cfg.data.train, cfg)
     folds = assign_folds(table, cfg.cv.n_splits, cfg.cv.seed)
-    if cfg.train.pseudo_labels:
-        log(f"{cfg.train.pseudo_labels}: {len(load_pseudo_rows(cfg.train.pseudo_labels))} pseudo-labelled pairs join "
-            "each fold's training rows")
+    pseudo = None
+    if cfg.train.pseudo_labels:  # checked against every labelled row before any fold trains (or is kept)
+        pseudo = checked_pseudo_rows(cfg.train.pseudo_labels, table)
+        log(f"{cfg.train.pseudo_labels}: {len(pseudo)} pseudo-labelled pairs join each fold's training rows")
     run_folds = cfg.cv.folds if cfg.cv.folds is not None else list(range(cfg.cv.n_splits))
     bad = [k for k in run_folds if not 0 <= k < cfg.cv.n_splits]
     if bad:
@@ -60,7 +71,7 @@ def main(cfg: Config, name: str = "", resume: bool = False) -> dict:
             log(f"fold {k}: finished earlier, kept")
         else:
             learner = make_learner(cfg)
-            history = learner.fit(with_pseudo_rows(_subset(table, ~va), cfg.train.pseudo_labels), _subset(table, va),
+            history = learner.fit(join_pseudo_rows(_subset(table, ~va), pseudo), _subset(table, va),
                                   folder, resume)
             oof[va], stats = learner.predict(_subset(table, va))
             learner.release()  # before the next fold's model is built

@@ -13,11 +13,12 @@ SECTIONS = ["output_dir", "data.*", "template.*", "model.kind", "model.path", "m
 
 
 def main(cfg: Config, path: str, as_json: bool = False, tokens: bool = True) -> int:
+    from prefkit.core.tokenizer import config_tokenizer
     from prefkit.data.check import format_summary, summarise
-    from prefkit.heads import head_name
     from prefkit.io import write_json
     from prefkit.recipes.common import output_dir, report_unused
-    from prefkit.templates import Renderer, config_tokenizer
+    from prefkit.rm.heads import head_name
+    from prefkit.rm.templates import Renderer
 
     report_unused(cfg, "data check", SECTIONS)
     table = load_pairs(path, cfg.data)

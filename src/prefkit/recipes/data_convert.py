@@ -9,6 +9,7 @@ from pathlib import Path
 from prefkit.config import Config
 from prefkit.data import load_pairs
 from prefkit.errors import PrefkitError
+from prefkit.io import refuse_overwrite
 
 SECTIONS = ["output_dir", "data.*", "competition"]
 
@@ -23,6 +24,7 @@ def main(cfg: Config, path: str, out: str | Path) -> int:
         raise PrefkitError(f"--out {out}: the name must end in .csv or .parquet")
     if cfg.competition == "wsdm" and out.suffix != ".parquet":
         raise PrefkitError(f"--out {out}: WSDM Cup files are parquet")
+    refuse_overwrite(out, {"the file to convert": path})
     table = load_pairs(path, cfg.data)
     if cfg.competition == "wsdm":
         write_wsdm_parquet(table, out)

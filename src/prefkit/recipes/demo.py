@@ -33,17 +33,18 @@ import numpy as np
 from prefkit.competition import of
 from prefkit.config import Config, load_config
 from prefkit.console import quiet
+from prefkit.core.dist import is_main, wait
 from prefkit.data.arena import write_lmsys_csv, write_wsdm_parquet
 from prefkit.data.synthetic import make_pairs
 from prefkit.data.table import PairTable
-from prefkit.dist import is_main, wait
+from prefkit.errors import PrefkitError
 from prefkit.io import save_figure, write_json, write_text
-from prefkit.heads import head_name
 from prefkit.metrics import reliability_plot, score, uniform_logloss
-from prefkit.predictions import logit_columns, probabilities, read_logits
 from prefkit.recipes import blend, cv, predict
 from prefkit.recipes.common import log, output_dir
+from prefkit.rm.heads import head_name
 from prefkit.shipped import config_path as config_path_of
+from prefkit.toolbox.predictions import logit_columns, probabilities, read_logits
 
 DEFAULT_CONFIG = "rm/minilm_cpu"  # a shipped config (prefkit.shipped)
 BASELINE = "rm/features_baseline"
@@ -51,7 +52,7 @@ BASELINE = "rm/features_baseline"
 DEMO_OVERRIDES = ["template.max_length=128", "cv.n_splits=3"]
 # ... and in the default config, the Bradley-Terry head: measured on this sample (3 folds, 128 tokens), MiniLM as
 # a 3-class pair classifier scores CV log loss 0.829 (one fold in three stays on its starting plateau), with one
-# sequence and score per response 0.519 (README, "Competitions and heads"). bt reads two sequences a row, so its
+# sequence and score per response 0.519 (docs/heads.md, "Competitions and heads"). bt reads two sequences a row, so its
 # rows are 96 tokens each, to keep the demo within 10 minutes on 2 cores.
 DEFAULT_HEAD = ["model.head=bt", "template.max_length=96"]
 SHARED = ("competition", "data", "cv")  # the overrides that the baseline takes too: the same data and folds
@@ -101,29 +102,33 @@ def _blend_folds(blend_dir: Path, comp) -> list[dict]:
 
 
 def _kaggle_steps(run: Path, out: Path, name: str) -> tuple[list[str], str]:
-    """The commands that take the run to Kaggle, run here with the push as a dry run; (commands, their output)."""
-    from prefkit import cli
+    """The commands that take the run to Kaggle, run here through the functions they call (the push as a dry run);
+    (the commands a user would type, what they said)."""
+    from prefkit.kaggle import commands
 
     bundle, kernel = out / "bundle", out / "kernel"
-    commands = [
-        ["kaggle", "bundle", "--run", str(run), "--out", str(bundle), f"kaggle.dataset=YOU/prefkit-demo-{name}"],
-        ["kaggle", "kernel", "infer", "--run", str(run), "--bundle", str(bundle), "--out", str(kernel),
-         f"kaggle.kernel=YOU/prefkit-demo-{name}-infer"],
-        ["kaggle", "push", "--bundle", str(bundle), "--kernel", str(kernel), "--new-dataset", "--dry-run"],
-    ]
+    dataset, slug = f"kaggle.dataset=YOU/prefkit-demo-{name}", f"kaggle.kernel=YOU/prefkit-demo-{name}-infer"
+    typed = [f"prefkit kaggle bundle --run {run} --out {bundle} {dataset}",
+             f"prefkit kaggle kernel infer --run {run} --bundle {bundle} --out {kernel} {slug}",
+             f"prefkit kaggle push --bundle {bundle} --kernel {kernel} --new-dataset --dry-run"]
     for p in (bundle, kernel):
         shutil.rmtree(p, ignore_errors=True)
     said = io.StringIO()
-    for i, words in enumerate(commands):
+    step = 0
+    try:
         with contextlib.redirect_stderr(said), contextlib.redirect_stdout(said):
-            code = cli.main(words)
-            if code == 2 and words[1] == "push":  # no T4 throughput known for this model: the time check is skipped
-                commands[i] = words = [*words, "--force"]
-                code = cli.main(words)
-        if code != 0:
-            said.write(f"(`prefkit {' '.join(words[:2])}` exited with {code})\n")
-            break
-    return ["prefkit " + " ".join(w) for w in commands], said.getvalue()
+            commands.bundle(run, bundle, [dataset])
+            step = 1
+            commands.kernel("infer", run, bundle, kernel, [slug])
+            step = 2
+            try:
+                commands.push(bundle, kernel, new_dataset=True, message="prefkit demo", dry_run=True)
+            except PrefkitError:  # no T4 throughput known for this model: the time check is skipped
+                typed[2] += " --force"
+                commands.push(bundle, kernel, new_dataset=True, message="prefkit demo", force=True, dry_run=True)
+    except PrefkitError as e:
+        said.write(f"(`{typed[step]}` failed: {e})\n")
+    return typed, said.getvalue()
 
 
 def _report(cfg: Config, comp, results: dict, best: str, steps: list[str], said: str, gpu: str, seconds: float,
@@ -245,7 +250,7 @@ def _run(cfg: Config, config_path: Path, overrides: list[str], out: Path, rows: 
     if default_head:
         note = ("\n\nThe transformer is MiniLM with the Bradley-Terry head (`model.head=bt`: each response read with "
                 "the prompt in its own 96 tokens, one score each). It is the demo's default because, measured on this "
-                "sample when the default was chosen (README, \"Competitions and heads\"), the 3-class pair classifier "
+                "sample when the default was chosen (docs/heads.md, \"Competitions and heads\"), the 3-class pair classifier "
                 "(`model.head=cls3`) left one fold in three on its starting plateau within two epochs (CV log loss "
                 "0.829 against 0.519 for bt, both at 128 tokens). `model.head=cls3` runs it.")
     if "features" in results and transformer and not _better(comp, results[transformer]["metrics"], results["features"]["metrics"]):

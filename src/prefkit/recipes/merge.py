@@ -24,10 +24,11 @@ from pathlib import Path
 import torch
 
 from prefkit.config import save_config
-from prefkit.dist import log
+from prefkit.core.dist import log
 from prefkit.errors import PrefkitError
-from prefkit.learners import MARKER, mark_trained, trained_folders
+from prefkit.io import refuse_overwrite
 from prefkit.recipes.predict import run_config
+from prefkit.rm.learners import MARKER, mark_trained, trained_folders
 
 SKIP = {MARKER, "valid_predictions.npy", "checkpoint", "train_log.jsonl"}
 
@@ -65,18 +66,18 @@ def average_files(folders: list[Path], out: Path) -> list[str]:
 
 def merge_into_base(cfg, folders: list[Path], out: Path) -> None:
     """base + mean_k(B_k A_k): each fold's adapter merged into unquantised base weights, the models averaged."""
-    from prefkit.heads import make_head
-    from prefkit.modeling import load_trained, release
-    from prefkit.templates import config_tokenizer, pad_token_id
+    from prefkit.core.modeling import load_trained, release
+    from prefkit.core.tokenizer import config_tokenizer, pad_token_id
+    from prefkit.rm.heads import make_head
 
     plain = dataclasses.replace(cfg, quantization=dataclasses.replace(cfg.quantization, mode="none"))
     tok = config_tokenizer(cfg)
-    task = make_head(cfg, tok).task
+    head = make_head(cfg, tok)
     total, model = None, None
     for folder in folders:
         log(f"merging {folder.name} into the base weights")
-        model = load_trained(plain, folder, task, pad_token_id(tok), tok.get_vocab_size(),
-                             device=torch.device("cpu")).merge_and_unload()
+        model = load_trained(plain, folder, head.task, pad_token_id(tok), tok.get_vocab_size(),
+                             device=torch.device("cpu"), outputs=head.outputs).merge_and_unload()
         state = model.state_dict()
         if total is None:
             total = {k: v.float().clone() if v.is_floating_point() else v for k, v in state.items()}
@@ -104,6 +105,7 @@ def main(run_dir: str | Path, out: str | Path, into_base: bool = False) -> Path:
     if into_base and not cfg.lora.enabled:
         raise PrefkitError("--into-base merges LoRA adapters into the base weights; this run fine-tuned whole "
                            "models (lora.enabled=false), so the default average is already a whole model")
+    refuse_overwrite(out, {"--run": run_dir})
     if out.exists() and any(out.iterdir()):
         raise PrefkitError(f"{out}: exists and is not empty; give a new folder")
     tmp = out.with_name(out.name + ".tmp")

@@ -2,7 +2,7 @@
 models of `cv`, the model of `train`) predicts the test rows; their probabilities are averaged (fold
 ensembling), the run's temperature is applied when CV fitted one, and the submission is validated. The
 averaged probabilities are kept in the output folder as probabilities.csv, and as logits.csv at full
-precision (a teacher or blend member, `prefkit.predictions`)."""
+precision (a teacher or blend member, `prefkit.toolbox.predictions`)."""
 
 from __future__ import annotations
 
@@ -14,16 +14,16 @@ import pandas as pd
 
 from prefkit.competition import of
 from prefkit.config import Config, load_config
+from prefkit.core.dist import is_main
 from prefkit.data import PairTable, load_pairs
 from prefkit.errors import PrefkitError
-from prefkit.io import atomic_path, write_json
-from prefkit.learners import ensemble_predict
+from prefkit.io import atomic_path, refuse_overwrite, write_json
 from prefkit.metrics import apply_temperature, margins
-from prefkit.predictions import TEST_FILE, write_logits
-from prefkit.dist import is_main
-from prefkit import rules
 from prefkit.recipes.common import log, output_dir, report_skipped, report_unused
+from prefkit.rm.learners import ensemble_predict
 from prefkit.submission import write_submission
+from prefkit.toolbox import rules
+from prefkit.toolbox.predictions import RECORD_FILE, TEST_FILE, run_record, write_logits
 
 # What an override may change: the run's saved config is otherwise what it was trained with
 SECTIONS = ["output_dir", "data.*", "predict.*", "template.tokenizer", "model.path", "model.dtype",
@@ -82,6 +82,10 @@ def main(run_dir: str | Path, test: str | Path, out_file: str | Path, overrides:
     fitted = rules.load(run_dir) if cfg.predict.rules else {}
     if not any(o.startswith("output_dir=") for o in overrides):
         cfg.output_dir = None  # never write into the training run's folder
+    inputs = {"--run": run_dir, "--test": test, "predict.cascade.run": cfg.predict.cascade.run}
+    refuse_overwrite(out_file, inputs)
+    if cfg.output_dir:
+        refuse_overwrite(cfg.output_dir, inputs, "output_dir")
     out = output_dir(cfg, "predict")
     table = load_pairs(test, cfg.data)
     report_skipped(table)
@@ -93,12 +97,14 @@ def main(run_dir: str | Path, test: str | Path, out_file: str | Path, overrides:
         log("rules: " + ", ".join(f"{k} on {v} rows" for k, v in stats["rules"].items()))
     if not is_main():
         return None
-    write_json(out / "predict_stats.json", stats)
     comp = of(cfg)
+    (out / RECORD_FILE).unlink(missing_ok=True)  # an earlier predict's record must not name these predictions
     sub = write_submission(table.frame["id"], table.frame["id"], p, out_file, cfg.predict.clip, comp)
     with atomic_path(out / "probabilities.csv") as tmp:  # unclipped, in every competition (WSDM submits labels)
         pd.DataFrame({"id": table.frame["id"], **{c: p[:, i] for i, c in enumerate(comp.columns)}}).to_csv(
             tmp, index=False, float_format="%.6f")
     write_logits(out / TEST_FILE, table.frame["id"], p, comp)
+    # last, with the run that predicted: `prefkit blend --test-preds` matches the folder to its run by it
+    write_json(out / RECORD_FILE, {**stats, "run": run_record(run_dir)})
     log(f"wrote {len(sub)} predictions ({len(stats['models'])} models averaged) -> {out_file}")
     return sub

@@ -1,22 +1,36 @@
 """`prefkit pseudo-label --run RUN_OR_BLEND --data UNLABELLED --out FILE [--min-margin M]`: soft labels for
 unlabelled pairs from a trained run (fold ensemble) or a blend of runs, the unsure ones dropped and counted
-(`prefkit.pseudo`). The file feeds `train.pseudo_labels` (and `train.soft_labels`, `train.distill.teacher`)."""
+(`prefkit.toolbox.pseudo`). The file feeds `train.pseudo_labels` (and `train.soft_labels`, `train.distill.teacher`)."""
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 from prefkit.competition import of
 from prefkit.data import load_pairs
-from prefkit.io import write_json
-from prefkit.pseudo import write_pseudo_labels
-from prefkit.recipes.blend import blend_config, blend_probabilities, is_blend
+from prefkit.errors import PrefkitError
+from prefkit.io import refuse_overwrite, same_path, write_json
+from prefkit.recipes.blend import (
+    BLEND_FILE,
+    blend_config,
+    blend_probabilities,
+    is_blend,
+)
 from prefkit.recipes.common import log, report_skipped
 from prefkit.recipes.predict import run_config, run_probabilities
+from prefkit.toolbox.pseudo import write_pseudo_labels
 
 
 def main(run: str, data: str, out: str, min_margin: float = 0.0, overrides: list[str] = ()) -> dict:
     blend = is_blend(run)
+    summary = Path(out).with_suffix(".json")
+    inputs = {"--run": run, "--data": data,
+              "a run of the blend": json.loads((Path(run) / BLEND_FILE).read_text()).get("runs", []) if blend else []}
+    refuse_overwrite(out, inputs)
+    refuse_overwrite(summary, inputs, "--out's summary")
+    if same_path(Path(out), summary):
+        raise PrefkitError(f"--out {out}: the pseudo-labels' summary is written to {summary}; give a .csv name")
     cfg = blend_config(run, overrides) if blend else run_config(run, overrides)
     table = load_pairs(data, cfg.data)
     report_skipped(table)
@@ -26,7 +40,7 @@ def main(run: str, data: str, out: str, min_margin: float = 0.0, overrides: list
     probs, _ = blend_probabilities(run, table, overrides) if blend else run_probabilities(cfg, run, table)
     info = write_pseudo_labels(out, table, probs, of(cfg), min_margin)
     info.update({"source": str(run), "data": str(data), "out": str(out)})
-    write_json(Path(out).with_suffix(".json"), info)
+    write_json(summary, info)
     log(f"pseudo-labelled {info['kept']} of {info['rows']} pairs; dropped {info['dropped']} with a margin <= {min_margin} "
         f"(the gap between the two most probable labels) -> {out}")
     return info

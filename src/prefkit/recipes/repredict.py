@@ -14,15 +14,21 @@ import numpy as np
 import pandas as pd
 
 from prefkit.competition import of
+from prefkit.data.table import PairTable
 from prefkit.errors import PrefkitError
-from prefkit.io import atomic_path, write_json
-from prefkit.learners import is_trained, load_learner
+from prefkit.io import atomic_path, refuse_overwrite, write_json
 from prefkit.metrics import score
-from prefkit.predictions import OOF_FILE, logit_columns, probabilities, read_logits, write_logits
-from prefkit import rules
 from prefkit.recipes.common import load_labelled, log, output_dir
 from prefkit.recipes.predict import cascade, run_config
-from prefkit.data.table import PairTable
+from prefkit.rm.learners import is_trained, load_learner
+from prefkit.toolbox import rules
+from prefkit.toolbox.predictions import (
+    OOF_FILE,
+    logit_columns,
+    probabilities,
+    read_logits,
+    write_logits,
+)
 
 
 def main(run_dir: str | Path, overrides: list[str] = ()) -> dict:
@@ -34,6 +40,9 @@ def main(run_dir: str | Path, overrides: list[str] = ()) -> dict:
     saved = read_logits(run_dir, comp)  # its oof_logits.csv (or the oof.csv of an older run)
     if "fold" not in saved.columns:
         raise PrefkitError(f"{run_dir}: its predictions have no folds (give a folder written by `prefkit cv`)")
+    if cfg.output_dir:
+        refuse_overwrite(cfg.output_dir, {"--run": run_dir, "predict.cascade.run": cfg.predict.cascade.run,
+                                          "data.train": cfg.data.train}, "output_dir")
     out = output_dir(cfg, "repredict")
     table = load_labelled(cfg.data.train, cfg)
     table = PairTable(table.frame[table.frame["id"].isin(saved.index)].reset_index(drop=True), table.source)

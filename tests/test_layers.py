@@ -1,0 +1,120 @@
+"""The package's layers only point down, and no module imports itself back through others (every import counts,
+the ones inside functions too)."""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+import prefkit
+
+ROOT = Path(prefkit.__file__).parent
+# low to high: a module may import its own layer and the ones before it
+LAYERS = [
+    ("infrastructure", {"prefkit", "prefkit.errors", "prefkit.lock", "prefkit.io", "prefkit.console", "prefkit.shipped",
+                        "prefkit.config", "prefkit.runs"}),
+    ("data", {"prefkit.data"}),
+    ("scoring contract", {"prefkit.competition", "prefkit.metrics", "prefkit.submission"}),
+    ("toolbox", {"prefkit.toolbox"}),
+    ("core", {"prefkit.core"}),
+    ("rm", {"prefkit.rm"}),
+    ("cot", {"prefkit.cot"}),
+    ("kaggle", {"prefkit.kaggle"}),
+    ("recipes", {"prefkit.recipes"}),
+    ("cli", {"prefkit.cli", "prefkit.__main__"}),
+]
+
+
+def modules() -> dict[str, Path]:
+    out = {}
+    for p in ROOT.rglob("*.py"):
+        parts = p.relative_to(ROOT.parent).with_suffix("").parts
+        if "kernels" in parts:  # kernel templates: rendered into scripts that run on Kaggle, not imported
+            continue
+        name = ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
+        out[name] = p
+    return out
+
+
+def layer(name: str) -> int:
+    for i, (_, members) in enumerate(LAYERS):
+        if name in members or any(name.startswith(m + ".") for m in members if m != "prefkit"):
+            return i
+    raise AssertionError(f"{name}: in no layer of tests/test_layers.py; add it where it belongs")
+
+
+def imports(mods: dict[str, Path]) -> dict[str, set[str]]:
+    graph: dict[str, set[str]] = {}
+    for name, path in mods.items():
+        package = name if path.name == "__init__.py" else name.rsplit(".", 1)[0]
+        found = set()
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if isinstance(node, ast.Import):
+                targets = [a.name for a in node.names]
+            elif isinstance(node, ast.ImportFrom):
+                base = node.module or ""
+                if node.level:
+                    up = package.split(".")[: len(package.split(".")) - node.level + 1]
+                    base = ".".join(up + ([node.module] if node.module else []))
+                targets = [f"{base}.{a.name}" if f"{base}.{a.name}" in mods else base for a in node.names]
+            else:
+                continue
+            for t in targets:
+                while t not in mods and "." in t:
+                    t = t.rsplit(".", 1)[0]
+                if t in mods and t != name:
+                    found.add(t)
+        graph[name] = found
+    return graph
+
+
+def test_every_module_has_a_layer():
+    for name in modules():
+        layer(name)
+
+
+def test_imports_point_down():
+    graph = imports(modules())
+    upward = [f"{a} ({LAYERS[layer(a)][0]}) imports {b} ({LAYERS[layer(b)][0]})"
+              for a, targets in sorted(graph.items()) for b in sorted(targets) if layer(b) > layer(a)]
+    assert not upward, "imports that point up a layer:\n" + "\n".join(upward)
+
+
+def test_no_import_cycles():
+    graph = imports(modules())
+    cycles, state = [], {}
+
+    def visit(node: str, path: list[str]) -> None:
+        state[node] = "open"
+        for nxt in sorted(graph.get(node, ())):
+            if nxt == "prefkit" or node == "prefkit":  # the package itself: __version__ only
+                continue
+            if state.get(nxt) == "open":
+                cycles.append(" -> ".join(path[path.index(nxt):] + [nxt]))
+            elif nxt not in state:
+                visit(nxt, [*path, nxt])
+        state[node] = "done"
+
+    for start in sorted(graph):
+        if start not in state:
+            visit(start, [start])
+    assert not cycles, "import cycles:\n" + "\n".join(cycles)
+
+
+def test_the_checker_sees_an_upward_and_a_cyclic_import(tmp_path, monkeypatch):
+    """The checks above are worth something only if they would fail: a planted package shows they do."""
+    pkg = tmp_path / "prefkit"
+    for rel, text in {"__init__.py": "", "errors.py": "from prefkit.rm import heads\n", "rm/__init__.py": "",
+                      "rm/heads.py": "def f():\n    from prefkit.rm import pair\n", "rm/pair.py": "from prefkit.rm.heads import f\n"}.items():
+        (pkg / rel).parent.mkdir(parents=True, exist_ok=True)
+        (pkg / rel).write_text(text)
+    monkeypatch.setattr(__import__(__name__, fromlist=["ROOT"]), "ROOT", pkg)
+    graph = imports(modules())
+    assert graph["prefkit.errors"] == {"prefkit.rm.heads"} and layer("prefkit.rm.heads") > layer("prefkit.errors")
+    assert "prefkit.rm.pair" in graph["prefkit.rm.heads"] and "prefkit.rm.heads" in graph["prefkit.rm.pair"]
+    import pytest
+
+    with pytest.raises(AssertionError, match="point up"):
+        test_imports_point_down()
+    with pytest.raises(AssertionError, match="prefkit.rm.heads -> prefkit.rm.pair -> prefkit.rm.heads"):
+        test_no_import_cycles()
