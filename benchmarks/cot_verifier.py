@@ -19,6 +19,10 @@ are rewritten after every step that adds figures):
 6. --self-train: the student fine-tuned again from its base weights on the teacher's rationales plus its own
    right training samples (STaR-style rejection sampling, `cot.samples`), then greedy and best-of-K again.
 
+Every sample file is also kept gzipped in results/cot_verifier_samples/ (committed): sampling is the long part
+(about 45 s a batch of 32 sequences on 2 cores), and a later session reuses what an earlier one sampled. The
+student is trained again in each fresh checkout (seeded), so new datasets' samples come from the same recipe.
+
 Results: results/cot_verifier.{json,md}; one object a dataset with `first`, `majority`, `verifier`,
 `weighted`, `pass_at_k`, `k`, `n` (accuracy as fractions), and pooled `auc` and `same_source_gold`.
 """
@@ -26,6 +30,7 @@ Results: results/cot_verifier.{json,md}; one object a dataset with `first`, `maj
 from __future__ import annotations
 
 import argparse
+import gzip
 import json
 import sys
 import time
@@ -58,6 +63,9 @@ def main() -> int:
     ap.add_argument("--verifiers", default="features,minilm,smollm2")
     ap.add_argument("--self-train", action="store_true")
     ap.add_argument("--out", default=str(HERE / "results"))
+    ap.add_argument("--samples-cache", default=str(HERE / "results" / "cot_verifier_samples"),
+                    help="gzipped copies of every sample file (committed), reused by a later run: a session that "
+                         "starts afresh samples only what no earlier one did")
     args = ap.parse_args()
 
     from prefkit.config import load_config
@@ -88,8 +96,15 @@ def main() -> int:
     def sample(run: Path, tag: str, split: str, d: str, k: int, limit: int | None = None) -> Path:
         out = samples_path(work, tag, split, k, limit, d)
         t, p = (0.0, 1.0) if k == 1 else (0.7, 0.95)
+        cached = Path(args.samples_cache) / out.relative_to(work).with_suffix(".jsonl.gz")
+        if not out.exists() and cached.exists():  # sampled by an earlier session with the same settings
+            out.parent.mkdir(parents=True, exist_ok=True)
+            out.write_bytes(gzip.decompress(cached.read_bytes()))
         if not out.exists():
             timed(f"{tag}/{split}_k{k}/{d}", lambda: sampling.main(run, out, split, k, t, p, 0, limit, [f"cot.dataset={d}"]))
+        if not cached.exists():
+            cached.parent.mkdir(parents=True, exist_ok=True)
+            cached.write_bytes(gzip.compress(out.read_bytes(), mtime=0))
         return out
 
     results: dict = {"k": args.k, "train_questions": args.train_questions, "test_questions": args.test_questions or "all",

@@ -185,7 +185,7 @@ from pathlib import Path
 import prefkit.recipes.data_convert as recipe
 from prefkit import cli
 from prefkit.io import atomic_path
-from prefkit.recipes.common import output_dir
+from prefkit.core.runs import output_dir
 
 def slow(cfg, path, out):  # a job that holds its folder's lock and is half-way through writing a file
     output_dir(cfg, "convert")
@@ -222,14 +222,14 @@ def test_sigterm_is_handled_like_ctrl_c(tmp_path, pairs_csv):
 def test_two_commands_in_the_same_second_get_their_own_folders(tmp_path, monkeypatch):
     from prefkit import lock
     from prefkit.config import Config
-    from prefkit.recipes import common
+    from prefkit.core import runs
 
     monkeypatch.chdir(tmp_path)
-    monkeypatch.setattr(common.time, "strftime", lambda fmt, *a: "20270314-015926")  # one second for all
+    monkeypatch.setattr(runs.time, "strftime", lambda fmt, *a: "20270314-015926")  # one second for all
     try:
         (tmp_path / "runs" / "predict-20270314-015926").mkdir(parents=True)  # one started a moment ago
         first, second = Config(), Config()
-        a, b = common.output_dir(first, "predict"), common.output_dir(second, "predict")
+        a, b = runs.output_dir(first, "predict"), runs.output_dir(second, "predict")
     finally:
         lock.release_all()
     assert (a, b) == (Path("runs/predict-20270314-015926-2"), Path("runs/predict-20270314-015926-3"))

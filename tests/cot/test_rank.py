@@ -9,11 +9,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from prefkit.core.runs import MARKER
 from prefkit.cot import bradley_terry
 from prefkit.cot.datasets import load, teacher_file
 from prefkit.data.arena import write_lmsys_csv
 from prefkit.data.synthetic import make_pairs
-from prefkit.rm.learners import MARKER
 from tests.conftest import SHARED, need_shared
 
 TINY_RM = Path(__file__).resolve().parents[2] / "configs" / "rm" / "tiny_gemma2.yaml"

@@ -47,7 +47,7 @@ def test_smollm2_sft_on_several_datasets_learns_and_answers(run_cli, tmp_path):
     import torch
     from safetensors.torch import load_file
 
-    from prefkit.rm.learners import MARKER
+    from prefkit.core.runs import MARKER
     from tests.conftest import SHARED, need_shared
 
     need_shared(SHARED / "reasoning")

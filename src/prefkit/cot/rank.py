@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 
 from prefkit.competition import of
-from prefkit.config import load_config
+from prefkit.core import runs
 from prefkit.cot import bradley_terry
 from prefkit.cot.datasets import DEFAULT_ROOT, load
 from prefkit.cot.pairs import REFERENCE, held_out, read_answers
@@ -59,7 +59,7 @@ def main(rm_run: str | Path, dataset: str, systems: dict[str, str | None], out: 
     table = b.build()
     if not rows:
         raise PrefkitError("no question has answers from two systems: check the prediction files and --split")
-    cfg = load_config(rm_run / "config.yaml")
+    cfg = runs.open_config(rm_run, made_by="`prefkit cv` or `prefkit train` (a reward model)")
     probs, _ = ensemble_predict(cfg, rm_run, table)
     k = len(names)
     per_item = np.zeros((len(examples), k, k))

@@ -14,9 +14,10 @@ from prefkit.errors import PrefkitError
 def open_student(source: str | Path, overrides: list[str] = (), load_model: bool = True) -> tuple[Config, Any, bool]:
     """(config, model in eval mode or None, trained?). `source`: a run folder holding model/ or a config (a
     file, or a shipped config's name)."""
+    from prefkit.core import runs
     from prefkit.core.modeling import build_model, load_trained
+    from prefkit.core.runs import is_trained
     from prefkit.core.tokenizer import config_tokenizer, pad_token_id
-    from prefkit.rm.learners import is_trained
     from prefkit.shipped import config_path
 
     path = Path(source)
@@ -25,7 +26,7 @@ def open_student(source: str | Path, overrides: list[str] = (), load_model: bool
         raise PrefkitError(f"{path}: not an SFT run folder (no model/); give a run folder or a config")
     if trained and not is_trained(path / "model"):
         raise PrefkitError(f"{path}: the student in model/ did not finish training (run `prefkit cot sft ... --resume`)")
-    cfg = load_config(path / "config.yaml" if trained else config_path(str(source)), list(overrides))
+    cfg = runs.open_config(path, overrides, "`prefkit cot sft`") if trained else load_config(config_path(str(source)), list(overrides))
     if cfg.model.kind != "causal_lm":
         raise PrefkitError(f"{source}: model.kind={cfg.model.kind}; a student is a causal_lm")
     if not load_model:

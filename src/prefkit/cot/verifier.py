@@ -25,6 +25,7 @@ from pathlib import Path
 
 import numpy as np
 
+from prefkit.core import runs
 from prefkit.cot.answers import MARKER
 from prefkit.cot.pairs import response_text
 from prefkit.errors import PrefkitError
@@ -76,17 +77,15 @@ def write_pairs(table_path: Path, pairs: list[dict]) -> None:
 
 def scores(rm_run: str | Path, rows: list[dict], say=None) -> np.ndarray:
     """Each sample's verifier score: log P(sample wins) - log P(anchor wins), fold models averaged."""
-    from prefkit.config import load_config
     from prefkit.data.table import TableBuilder
     from prefkit.rm.learners import ensemble_predict
 
     rm_run = Path(rm_run)
-    if not (rm_run / "config.yaml").exists():
-        raise PrefkitError(f"{rm_run}: not a run folder (no config.yaml); train the verifier with `prefkit cv` or `prefkit train`")
+    cfg = runs.open_config(rm_run, made_by="`prefkit cv` or `prefkit train` (the verifier)")
     b = TableBuilder(f"<samples of {rm_run.name}>")
     for n, r in enumerate(rows, start=1):
         b.add(n, None, f"{r['dataset']}:{r['index']}:{r['sample']}", [r["question"]], [answer_text(r)], [ANCHOR], None)
-    probs, _ = ensemble_predict(load_config(rm_run / "config.yaml"), rm_run, b.build(), say)
+    probs, _ = ensemble_predict(cfg, rm_run, b.build(), say)
     p = np.clip(probs, 1e-12, 1.0)
     return np.log(p[:, 0]) - np.log(p[:, 1])
 

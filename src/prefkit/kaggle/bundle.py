@@ -23,10 +23,10 @@ from pathlib import Path
 from prefkit import __version__
 from prefkit.competition import kaggle_slug
 from prefkit.config import load_config, save_config
+from prefkit.core.runs import trained_folders
 from prefkit.errors import PrefkitError
 from prefkit.kaggle.names import dataset_title
 from prefkit.kaggle.secrets import refuse_secrets
-from prefkit.rm.learners import trained_folders
 
 SKIP_IN_MODEL = {"checkpoint", ".checkpoint.tmp", ".checkpoint.old", "valid_predictions.npy", "tensorboard", "wandb"}
 WHEEL_PLATFORMS = ["manylinux_2_24_x86_64", "manylinux2014_x86_64", "manylinux_2_17_x86_64", "any"]

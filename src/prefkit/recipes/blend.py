@@ -19,10 +19,10 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-import yaml
 
 from prefkit.competition import COMPETITIONS, Competition
-from prefkit.config import config_hash, load_config
+from prefkit.config import config_hash
+from prefkit.core import runs as run_folders
 from prefkit.core.dist import log
 from prefkit.data.table import PairTable
 from prefkit.errors import PrefkitError
@@ -56,9 +56,9 @@ BLEND_OUTPUTS = (BLEND_FILE, "blender.joblib", "oof.csv", OOF_FILE, "metrics.jso
 def _competition(runs: list[Path]) -> Competition:
     names = set()
     for run in runs:
-        if not (run / "config.yaml").is_file():
-            raise PrefkitError(f"{run}: not a run folder (no config.yaml); blend the folders written by `prefkit cv`")
-        names.add((yaml.safe_load((run / "config.yaml").read_text()) or {}).get("competition", "lmsys"))
+        if not run_folders.is_run(run):
+            run_folders.open_config(run, made_by="`prefkit cv`")  # the refusal
+        names.add(run_folders.saved_settings(run).get("competition", "lmsys"))
     if len(names) > 1:
         raise PrefkitError(f"the runs are of different competitions ({', '.join(sorted(names))}); blend runs of one")
     return COMPETITIONS[names.pop()]
@@ -131,7 +131,7 @@ def _check_outputs(runs: list[Path], out_dir: Path, test_preds: list[str], submi
         refuse_overwrite(out_dir / name, inputs)
     if submission:
         refuse_overwrite(submission, inputs, "--submission")
-    if (out_dir / "config.yaml").is_file() and not is_blend(out_dir):
+    if run_folders.is_run(out_dir) and not is_blend(out_dir):
         raise PrefkitError(f"--out {out_dir}: is a run folder (it has config.yaml), whose predictions the blend's "
                            "would replace; give a folder for the blend")
 
@@ -240,4 +240,4 @@ def blend_probabilities(blend_dir: str | Path, table: PairTable, overrides: list
 def blend_config(blend_dir: str | Path, overrides: list[str] = ()):
     """The config of a blend's first member (its data and competition settings)."""
     info = json.loads((Path(blend_dir) / BLEND_FILE).read_text())
-    return load_config(Path(info["runs"][0]) / "config.yaml", overrides)
+    return run_folders.open_config(info["runs"][0], overrides)

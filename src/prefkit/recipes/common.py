@@ -1,67 +1,13 @@
-"""What every recipe does first: resolve its output folder, save the resolved config, load labelled data."""
+"""What every recipe does first besides starting its run folder (`prefkit.core.runs`): check the model kind,
+say which keys it does not read, load labelled data."""
 
 from __future__ import annotations
 
-import time
-from pathlib import Path
-from typing import Any
-
 from prefkit.competition import keep_labelled, of
-from prefkit.config import Config, save_config, unused_keys
-from prefkit.core.dist import is_main, log, wait  # noqa: F401  (log: used by the recipes)
+from prefkit.config import Config, unused_keys
+from prefkit.core.dist import log
 from prefkit.data import PairTable, load_pairs
 from prefkit.errors import PrefkitError
-from prefkit.lock import acquire
-
-
-def output_dir(cfg: Config, job: str, name: str = "") -> Path:
-    """`output_dir` from the config, or runs/<job>[-<name>]-<time>; created, with config.yaml written in it.
-    A tracker of `train.report_to` whose package is missing stops the job here, before data or models load."""
-    from prefkit.core import trackers
-
-    trackers.check(cfg.train.report_to)
-    if not cfg.output_dir:
-        cfg.output_dir = str(_same_in_every_process(_new_run_folder(job, name) if is_main() else None))
-    out = Path(cfg.output_dir)
-    if is_main():
-        try:
-            out.mkdir(parents=True, exist_ok=True)
-        except OSError as e:
-            raise PrefkitError(f"output_dir {out}: cannot create it ({e.strerror or e})") from None
-        acquire(out, " ".join(x for x in ("prefkit", job, name) if x), log)  # one command per folder
-        save_config(cfg, out)
-    wait()
-    return out
-
-
-def _new_run_folder(job: str, name: str) -> Path:
-    """runs/<job>[-<name>]-<time>, made here, exclusively: a second command started in the same second gets
-    -2 (then -3, ...) instead of sharing the folder, where the same second would have it refused as in use (or,
-    in one process, write over the first)."""
-    base = Path("runs") / "-".join(x for x in (job, name, time.strftime("%Y%m%d-%H%M%S")) if x)
-    out, n = base, 1
-    try:
-        base.parent.mkdir(parents=True, exist_ok=True)
-        while True:
-            try:
-                out.mkdir(exist_ok=False)  # exclusive: of two commands, one gets each name
-                return out
-            except FileExistsError:
-                n += 1
-                out = base.with_name(f"{base.name}-{n}")
-    except OSError as e:
-        raise PrefkitError(f"output_dir {out}: cannot create it ({e.strerror or e})") from None
-
-
-def _same_in_every_process(value: Any) -> Any:
-    """The main process's value in every process of a multi-GPU launch (the others made no folder)."""
-    from prefkit.core.dist import state
-
-    if state().num_processes == 1:
-        return value
-    from accelerate.utils import broadcast_object_list
-
-    return broadcast_object_list([value])[0]
 
 
 def require_kind(cfg: Config, job: str, kinds: tuple[str, ...], hint: str) -> None:

@@ -26,6 +26,7 @@ from pathlib import Path
 from prefkit.config import load_config
 from prefkit.console import quiet
 from prefkit.core.dist import log
+from prefkit.core.runs import output_dir
 from prefkit.cot import generate, pairs, rank, sampling
 from prefkit.cot.datasets import teacher_file
 from prefkit.cot.evaluate import evaluate
@@ -35,7 +36,6 @@ from prefkit.recipes import cot_rerank
 from prefkit.recipes import cot_sft as sft
 from prefkit.recipes import cot_verifier_pairs as verifier_pairs
 from prefkit.recipes import train as train_recipe
-from prefkit.recipes.common import output_dir
 from prefkit.shipped import config_path
 
 STUDENT = "sft/smollm2_135m_cpu"  # shipped configs (prefkit.shipped)

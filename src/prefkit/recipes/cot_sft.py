@@ -10,14 +10,14 @@ import numpy as np
 from prefkit.config import USES, Config
 from prefkit.core.dist import log
 from prefkit.core.modeling import build_model
+from prefkit.core.runs import is_trained, mark_trained, output_dir
 from prefkit.core.tokenizer import config_tokenizer, pad_token_id, special_ids
 from prefkit.core.train import fit, make_accelerator, save_and_clear
 from prefkit.cot.completions import CompletionData, own_samples
 from prefkit.cot.datasets import names
 from prefkit.cot.formats import completion_only, sample_format, teacher_samples
 from prefkit.errors import PrefkitError
-from prefkit.recipes.common import output_dir, report_unused, require_kind
-from prefkit.rm.learners import is_trained, mark_trained
+from prefkit.recipes.common import report_unused, require_kind
 
 SECTIONS = USES["causal_lm"]  # the config keys it reads
 

@@ -11,6 +11,7 @@ import pandas as pd
 from prefkit.competition import of
 from prefkit.config import USES, Config
 from prefkit.core.dist import is_main
+from prefkit.core.runs import is_trained, mark_trained, output_dir
 from prefkit.data.folds import assign_folds
 from prefkit.data.table import PairTable
 from prefkit.errors import PrefkitError
@@ -22,14 +23,8 @@ from prefkit.metrics import (
     score,
     uniform_logloss,
 )
-from prefkit.recipes.common import (
-    load_labelled,
-    log,
-    output_dir,
-    report_unused,
-    require_kind,
-)
-from prefkit.rm.learners import check_source, is_trained, make_learner, mark_trained
+from prefkit.recipes.common import load_labelled, log, report_unused, require_kind
+from prefkit.rm.learners import check_source, make_learner
 from prefkit.toolbox import rules
 from prefkit.toolbox.distill import check_trainable
 from prefkit.toolbox.predictions import OOF_FILE, write_logits

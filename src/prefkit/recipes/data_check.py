@@ -13,10 +13,11 @@ SECTIONS = ["output_dir", "data.*", "template.*", "model.kind", "model.path", "m
 
 
 def main(cfg: Config, path: str, as_json: bool = False, tokens: bool = True) -> int:
+    from prefkit.core.runs import output_dir
     from prefkit.core.tokenizer import config_tokenizer
     from prefkit.data.check import format_summary, summarise
     from prefkit.io import write_json
-    from prefkit.recipes.common import output_dir, report_unused
+    from prefkit.recipes.common import report_unused
     from prefkit.rm.heads import head_name
     from prefkit.rm.templates import Renderer
 

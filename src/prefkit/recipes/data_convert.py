@@ -15,8 +15,9 @@ SECTIONS = ["output_dir", "data.*", "competition"]
 
 
 def main(cfg: Config, path: str, out: str | Path) -> int:
+    from prefkit.core.runs import output_dir
     from prefkit.data.arena import write_lmsys_csv, write_parquet, write_wsdm_parquet
-    from prefkit.recipes.common import output_dir, report_unused
+    from prefkit.recipes.common import report_unused
 
     report_unused(cfg, "data convert", SECTIONS)
     out = Path(out)

@@ -34,6 +34,7 @@ from prefkit.competition import of
 from prefkit.config import Config, load_config
 from prefkit.console import quiet
 from prefkit.core.dist import is_main, wait
+from prefkit.core.runs import output_dir
 from prefkit.data.arena import write_lmsys_csv, write_wsdm_parquet
 from prefkit.data.synthetic import make_pairs
 from prefkit.data.table import PairTable
@@ -41,7 +42,7 @@ from prefkit.errors import PrefkitError
 from prefkit.io import save_figure, write_json, write_text
 from prefkit.metrics import reliability_plot, score, uniform_logloss
 from prefkit.recipes import blend, cv, predict
-from prefkit.recipes.common import log, output_dir
+from prefkit.recipes.common import log
 from prefkit.rm.heads import head_name
 from prefkit.shipped import config_path as config_path_of
 from prefkit.toolbox.predictions import logit_columns, probabilities, read_logits

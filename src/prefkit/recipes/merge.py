@@ -25,10 +25,10 @@ import torch
 
 from prefkit.config import save_config
 from prefkit.core.dist import log
+from prefkit.core.runs import MARKER, mark_trained, trained_folders
 from prefkit.errors import PrefkitError
 from prefkit.io import refuse_overwrite
 from prefkit.recipes.predict import run_config
-from prefkit.rm.learners import MARKER, mark_trained, trained_folders
 
 SKIP = {MARKER, "valid_predictions.npy", "checkpoint", "train_log.jsonl"}
 

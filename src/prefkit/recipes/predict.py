@@ -14,12 +14,13 @@ import pandas as pd
 
 from prefkit.competition import of
 from prefkit.config import Config, load_config
+from prefkit.core import runs
 from prefkit.core.dist import is_main
+from prefkit.core.runs import output_dir
 from prefkit.data import PairTable, load_pairs
-from prefkit.errors import PrefkitError
 from prefkit.io import atomic_path, refuse_overwrite, write_json
 from prefkit.metrics import apply_temperature, margins
-from prefkit.recipes.common import log, output_dir, report_skipped, report_unused
+from prefkit.recipes.common import log, report_skipped, report_unused
 from prefkit.rm.learners import ensemble_predict
 from prefkit.submission import write_submission
 from prefkit.toolbox import rules
@@ -32,11 +33,10 @@ SECTIONS = ["output_dir", "data.*", "predict.*", "template.tokenizer", "model.pa
 
 def run_config(run_dir: str | Path, overrides: list[str] = ()) -> Config:
     """A run folder's saved config with `overrides` applied (only the SECTIONS keys may change)."""
-    run_dir = Path(run_dir)
-    if not (run_dir / "config.yaml").is_file():
-        raise PrefkitError(f"{run_dir}: not a run folder (no config.yaml); give a folder written by cv or train")
+    if not runs.is_run(run_dir):
+        runs.open_config(run_dir)  # the refusal, before the overrides are looked at
     report_unused(load_config(None, overrides), "predict", SECTIONS)
-    return load_config(run_dir / "config.yaml", overrides)
+    return runs.open_config(run_dir, overrides)
 
 
 def run_probabilities(cfg: Config, run_dir: str | Path, table: PairTable) -> tuple[np.ndarray, dict]:

@@ -14,13 +14,14 @@ import numpy as np
 import pandas as pd
 
 from prefkit.competition import of
+from prefkit.core.runs import is_trained, output_dir
 from prefkit.data.table import PairTable
 from prefkit.errors import PrefkitError
 from prefkit.io import atomic_path, refuse_overwrite, write_json
 from prefkit.metrics import score
-from prefkit.recipes.common import load_labelled, log, output_dir
+from prefkit.recipes.common import load_labelled, log
 from prefkit.recipes.predict import cascade, run_config
-from prefkit.rm.learners import is_trained, load_learner
+from prefkit.rm.learners import load_learner
 from prefkit.toolbox import rules
 from prefkit.toolbox.predictions import (
     OOF_FILE,

@@ -16,14 +16,12 @@ import numpy as np
 
 from prefkit.competition import of
 from prefkit.config import Config
-from prefkit.core.dist import is_main, wait
+from prefkit.core.dist import is_main
+from prefkit.core.runs import trained_folders
 from prefkit.data.check import check_classes
 from prefkit.data.table import PairTable
 from prefkit.errors import PrefkitError
-from prefkit.io import write_json
 from prefkit.rm.features import FeatureModel, table_features
-
-MARKER = "trained.json"
 
 
 class Learner(Protocol):
@@ -93,22 +91,6 @@ def make_learner(cfg: Config) -> Learner:
 
 def load_learner(cfg: Config, folder: Path) -> Learner:
     return _class(cfg).load(cfg, folder)
-
-
-def mark_trained(folder: Path, info: dict) -> None:
-    """Written last, by the main process (the others wait): the folder holds a finished model."""
-    if is_main():
-        write_json(folder / MARKER, info)
-    wait()
-
-
-def is_trained(folder: Path) -> bool:
-    return (folder / MARKER).is_file()
-
-
-def trained_folders(run_dir: Path) -> list[Path]:
-    """The finished model folders of a run: fold0, fold1, ... from `cv`, and `model` from `train`."""
-    return sorted(p for p in run_dir.iterdir() if p.is_dir() and is_trained(p))
 
 
 def ensemble_predict(cfg: Config, run_dir: Path, table: PairTable, say=None) -> tuple[np.ndarray, list[dict]]:
