@@ -217,21 +217,24 @@ class FirstToken(torch.nn.Module):
 
 
 def test_budgeted_tta_swaps_the_least_sure_rows_first():
+    from dataclasses import replace
+
     from prefkit.rm.heads import Classifier
-    from prefkit.rm.predictor import predict_pairs
+    from prefkit.rm.predictor import PredictSettings, predict_pairs
 
     head = Classifier(LMSYS)
     ids = [np.array([v, 1]) for v in (40, 0, 30, 5, 20, 10)]  # sure ... unsure; row 1 is the least sure
     swapped = [np.array([1, 1]) for _ in ids]  # the swapped row says (0.1, 0, 0): swapped back, B a little ahead
-    plain, stats = predict_pairs(FirstToken(), head, (ids, None), 0, 64, True, torch.float32)
-    full, stats_full = predict_pairs(FirstToken(), head, (ids, swapped), 0, 64, True, torch.float32)
+    settings = PredictSettings(pad_id=0, batch_tokens=64)
+    plain, stats = predict_pairs(FirstToken(), head, (ids, None), settings)
+    full, stats_full = predict_pairs(FirstToken(), head, (ids, swapped), settings)
     assert stats["tta_rows"] == 0 and stats_full["tta_rows"] == 6
-    half, stats_half = predict_pairs(FirstToken(), head, (ids, swapped), 0, 64, True, torch.float32, tta_fraction=0.5)
+    half, stats_half = predict_pairs(FirstToken(), head, (ids, swapped), replace(settings, tta_fraction=0.5))
     assert stats_half["tta_rows"] == 3
     got = [i for i in range(6) if not np.allclose(half[i], plain[i])]
     assert got == [1, 3, 5], "the three least sure rows (first tokens 0, 5, 10) got the swap pass"
     assert np.allclose(half[[1, 3, 5]], full[[1, 3, 5]]) and np.allclose(half[[0, 2, 4]], plain[[0, 2, 4]])
-    none, stats_none = predict_pairs(FirstToken(), head, (ids, swapped), 0, 64, True, torch.float32, tta_budget_s=0.0)
+    none, stats_none = predict_pairs(FirstToken(), head, (ids, swapped), replace(settings, tta_budget_s=0.0))
     assert stats_none["tta_rows"] == 0 and np.allclose(none, plain), "no seconds left: no swap pass"
 
 

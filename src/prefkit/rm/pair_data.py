@@ -13,7 +13,7 @@ from prefkit.core.batching import collate, train_batches
 from prefkit.data.table import PairTable
 from prefkit.metrics import swap_probs
 from prefkit.rm.heads import Head
-from prefkit.toolbox.distill import distill_loss
+from prefkit.toolbox.distill import Distillation
 
 
 def eval_sample(table: PairTable, rows: int, seed: int) -> PairTable:
@@ -29,17 +29,18 @@ def eval_sample(table: PairTable, rows: int, seed: int) -> PairTable:
 class PairTrainData:
     """`train.TrainData` for the reward model. Example i of an epoch is row i % n, swapped when i >= n
     ("both") or when that epoch's seeded coin says so ("random"). Row r's sequences are
-    `ids[r * per_row : (r + 1) * per_row]` (`ids_swapped` likewise, in the swapped A/B order). With `teacher`
-    logits (one row each) the loss is `distill_loss` at `temperature` and `alpha`."""
+    `ids[r * per_row : (r + 1) * per_row]` (`ids_swapped` likewise, in the swapped A/B order). With a
+    `Distillation` (the teacher's logits, one row each) the loss is its distillation loss."""
 
     def __init__(self, head: Head, ids: list[np.ndarray], ids_swapped: list[np.ndarray] | None, targets: np.ndarray,
                  swap: str, batch_size: int, seed: int, pad_id: int, names: list[str] | None = None,
-                 teacher: np.ndarray | None = None, temperature: float = 1.0, alpha: float = 0.0):
+                 distill: Distillation | None = None):
         self.head, self.per_row = head, head.per_row
         self.ids, self.ids_swapped, self.targets = ids, ids_swapped, targets
         self.swap, self.batch_size, self.seed, self.pad_id = swap, batch_size, seed, pad_id
         self.names = names
-        self.teacher, self.temperature, self.alpha = teacher, temperature, alpha
+        self.distill = distill
+        self.teacher = None if distill is None else distill.teacher
         self.n = len(targets)
         if len(ids) != self.n * self.per_row:
             raise ValueError(f"{len(ids)} sequences for {self.n} rows of {self.per_row}")
@@ -82,8 +83,7 @@ class PairTrainData:
     def loss(self, model: Any, tensors: dict[str, torch.Tensor]) -> tuple[torch.Tensor, int]:
         out = self.head.forward(model, tensors)
         if "teacher" in tensors:
-            loss = distill_loss(self.head.row_logits(out.float()), tensors["targets"], tensors["teacher"],
-                                self.temperature, self.alpha)
+            loss = self.distill.loss(self.head.row_logits(out.float()), tensors["targets"], tensors["teacher"])
         else:
             loss = self.head.loss(out, tensors["targets"])
         return loss, len(tensors["targets"])

@@ -6,6 +6,7 @@ swapped back. Statistics are returned."""
 from __future__ import annotations
 
 import time
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -74,43 +75,59 @@ def predict_logits(model: Any, head: Head, seqs: list[np.ndarray], pad_id: int, 
     return out, stats
 
 
-def predict_pairs(model: Any, head: Head, rendered: tuple[list[np.ndarray], list[np.ndarray] | None], pad_id: int,
-                  batch_tokens: int, sort: bool, dtype: torch.dtype, desc: str = "predict",
-                  names: list[str] | None = None, tta_fraction: float = 1.0,
-                  tta_budget_s: float | None = None) -> tuple[np.ndarray, dict]:
+@dataclass(frozen=True)
+class PredictSettings:
+    """How a model's rows are predicted: padding id, token budget a batch, length sorting, compute dtype, the
+    progress label, and swap TTA on a share of the rows (`tta_fraction`) or within seconds (`tta_budget_s`)."""
+
+    pad_id: int
+    batch_tokens: int
+    sort: bool = True
+    dtype: torch.dtype = torch.float32
+    desc: str = "predict"
+    tta_fraction: float = 1.0
+    tta_budget_s: float | None = None
+
+    @property
+    def full_tta(self) -> bool:
+        return self.tta_fraction >= 1.0 and self.tta_budget_s is None
+
+
+def predict_pairs(model: Any, head: Head, rendered: tuple[list[np.ndarray], list[np.ndarray] | None],
+                  settings: PredictSettings, names: list[str] | None = None) -> tuple[np.ndarray, dict]:
     """Label probabilities of rendered rows, with the prediction statistics. Where swapped renderings are given,
     their prediction, swapped back, is averaged in: for every row, or (`tta_fraction` < 1 or `tta_budget_s`) for
     the least sure rows first, as many as the share and the seconds allow (`tta_rows` says how many)."""
     ids, swapped = rendered
+    st = settings
     per = head.per_row
     if names is not None and per > 1:
         names = [n for n in names for _ in range(per)]
-    logits, stats = predict_logits(model, head, ids, pad_id, batch_tokens, sort, desc, dtype, names)
+    logits, stats = predict_logits(model, head, ids, st.pad_id, st.batch_tokens, st.sort, st.desc, st.dtype, names)
     probs = head.probs(logits)
     rows = len(probs)
     stats["tta_rows"] = 0
     if swapped is None or rows == 0:
         return probs, stats
-    if tta_fraction >= 1.0 and tta_budget_s is None:
-        logits_s, stats_s = predict_logits(model, head, swapped, pad_id, batch_tokens, sort, f"{desc} (swapped)",
-                                           dtype, names)
+    if st.full_tta:
+        logits_s, stats_s = predict_logits(model, head, swapped, st.pad_id, st.batch_tokens, st.sort,
+                                           f"{st.desc} (swapped)", st.dtype, names)
         probs = (probs + swap_probs(head.probs(logits_s))) / 2
         stats["seconds"] = round(stats["seconds"] + stats_s["seconds"], 3)
         stats["tta_rows"] = rows
         return probs, stats
-    return _budgeted_tta(model, head, probs, swapped, pad_id, batch_tokens, sort, dtype, desc, names, stats,
-                         tta_fraction, tta_budget_s)
+    return _budgeted_tta(model, head, probs, swapped, st, names, stats)
 
 
-def _budgeted_tta(model, head, probs, swapped, pad_id, batch_tokens, sort, dtype, desc, names, stats, fraction,
-                  budget) -> tuple[np.ndarray, dict]:
+def _budgeted_tta(model, head, probs, swapped, st: PredictSettings, names, stats) -> tuple[np.ndarray, dict]:
     """The swap pass on the least sure rows first (WSDM Cup 4th place), in chunks of about a twentieth of them,
     until the share is done or the seconds are spent. With several processes the main one decides when to stop
     (each process times its own shard) and tells the others, so that all run the same chunks."""
     from prefkit.core.dist import state as dist_state
 
     per = head.per_row
-    order = np.argsort(margins(probs), kind="stable")[: int(np.ceil(fraction * len(probs)))]
+    budget = st.tta_budget_s
+    order = np.argsort(margins(probs), kind="stable")[: int(np.ceil(st.tta_fraction * len(probs)))]
     step = max(16, len(order) // 20)
     probs = probs.copy()
     t0, done = time.perf_counter(), 0
@@ -126,8 +143,8 @@ def _budgeted_tta(model, head, probs, swapped, pad_id, batch_tokens, sort, dtype
         chunk = order[done: done + step]
         seqs = [swapped[r * per + j] for r in chunk for j in range(per)]
         chunk_names = None if names is None else [names[r * per + j] for r in chunk for j in range(per)]
-        logits_s, _ = predict_logits(model, head, seqs, pad_id, batch_tokens, sort, f"{desc} (swapped)", dtype,
-                                     chunk_names)
+        logits_s, _ = predict_logits(model, head, seqs, st.pad_id, st.batch_tokens, st.sort, f"{st.desc} (swapped)",
+                                     st.dtype, chunk_names)
         probs[chunk] = (probs[chunk] + swap_probs(head.probs(logits_s))) / 2
         done += len(chunk)
     stats["seconds"] = round(stats["seconds"] + time.perf_counter() - t0, 3)

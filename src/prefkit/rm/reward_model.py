@@ -25,9 +25,9 @@ from prefkit.errors import PrefkitError
 from prefkit.metrics import score, swap_probs
 from prefkit.rm.heads import make_head
 from prefkit.rm.pair_data import PairTrainData, eval_sample
-from prefkit.rm.predictor import predict_pairs
+from prefkit.rm.predictor import PredictSettings, predict_pairs
 from prefkit.rm.templates import Renderer
-from prefkit.toolbox.distill import row_targets, teacher_logits
+from prefkit.toolbox.distill import distillation, row_targets
 
 
 class RewardModelLearner:
@@ -58,12 +58,11 @@ class RewardModelLearner:
         if not tc.soft_labels:
             check_classes(train, swap)
         targets = row_targets(cfg, train, self.comp)
-        teacher = teacher_logits(cfg, train, self.comp)
-        if teacher is not None:
-            log(f"distilling from {', '.join(tc.distill.teacher)} (T={tc.distill.temperature}, alpha={tc.distill.alpha})")
+        distill = distillation(cfg, train, self.comp)
+        if distill is not None:
+            log(distill.describe(tc.distill.teacher))
         data = PairTrainData(head, ids, ids_swapped, targets, swap, tc.batch_size, tc.seed, self.pad_id,
-                             names=list(train.frame["id"]), teacher=teacher, temperature=tc.distill.temperature,
-                             alpha=tc.distill.alpha)
+                             names=list(train.frame["id"]), distill=distill)
         evaluate = None
         if valid is not None and len(valid) and tc.eval_every:
             sample = eval_sample(valid, tc.eval_rows, tc.seed)
@@ -71,7 +70,7 @@ class RewardModelLearner:
             labels, names = sample.frame["label"].to_numpy(), list(sample.frame["id"])
 
             def evaluate() -> dict:
-                probs, _ = self._predict_rendered(model, valid_ids, "eval", names)
+                probs, _ = self._predict_rendered(model, valid_ids, names, evaluation=True)
                 return {f"eval_{k}": v for k, v in score(probs, labels).items()}
 
         records = fit(model, data, cfg, out, evaluate, resume, acc)
@@ -91,15 +90,18 @@ class RewardModelLearner:
         swapped = self.head.sequences(self.renderer, table, swap=True) if tta else None
         return self.head.sequences(self.renderer, table), swapped
 
-    def _predict_rendered(self, model: Any, rendered, desc: str = "predict",
-                          names: list[str] | None = None) -> tuple[np.ndarray, dict]:
+    def predict_settings(self, evaluation: bool = False) -> PredictSettings:
+        """`predict`'s settings; for evaluation during training, the plain or the full TTA pass (as configured:
+        `train.eval_tta`), never a budgeted one."""
         pc = self.cfg.predict
-        if pc.backend == "vllm" and model is None:
+        full = {"desc": "eval"} if evaluation else {"tta_fraction": pc.tta_fraction, "tta_budget_s": pc.tta_budget_s}
+        return PredictSettings(self.pad_id, pc.batch_tokens, pc.sort_by_length, compute_dtype(self.cfg.model.dtype), **full)
+
+    def _predict_rendered(self, model: Any, rendered, names: list[str] | None = None,
+                          evaluation: bool = False) -> tuple[np.ndarray, dict]:
+        if self.cfg.predict.backend == "vllm" and model is None:
             return self._predict_vllm(*rendered)
-        full = desc == "eval"  # evaluation during training: the plain or the full TTA pass, as configured
-        return predict_pairs(model, self.head, rendered, self.pad_id, pc.batch_tokens, pc.sort_by_length,
-                             compute_dtype(self.cfg.model.dtype), desc, names,
-                             1.0 if full else pc.tta_fraction, None if full else pc.tta_budget_s)
+        return predict_pairs(model, self.head, rendered, self.predict_settings(evaluation), names)
 
     def _predict_vllm(self, ids: list[np.ndarray], swapped: list[np.ndarray] | None) -> tuple[np.ndarray, dict]:
         """The same rendered rows (and swap TTA) scored by vLLM on the merged model: its pooling runner for a

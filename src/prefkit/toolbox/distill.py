@@ -10,6 +10,8 @@ with CE + KL; WSDM Cup 3rd used KL only (alpha 0.9 in their words: a soft weight
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import numpy as np
 import torch
 import torch.nn.functional as F
@@ -66,12 +68,29 @@ def row_targets(cfg: Config, table: PairTable, comp: Competition) -> np.ndarray:
     return targets
 
 
-def teacher_logits(cfg: Config, table: PairTable, comp: Competition) -> np.ndarray | None:
-    """The teacher's logits of every training row (`train.distill.teacher`, then the pseudo-label file for rows no
-    teacher has), or None when distillation is off."""
+@dataclass(frozen=True)
+class Distillation:
+    """What a distilled training run needs, in one object: the teacher's logits of every training row, and the
+    loss's temperature and weight (from `train.distill`, whose defaults are the only ones)."""
+
+    teacher: np.ndarray  # (rows, labels) logits, in the rows' order
+    temperature: float
+    alpha: float
+
+    def loss(self, student: torch.Tensor, targets: torch.Tensor, teacher: torch.Tensor) -> torch.Tensor:
+        return distill_loss(student, targets, teacher, self.temperature, self.alpha)
+
+    def describe(self, sources: list[str]) -> str:
+        return f"distilling from {', '.join(sources)} (T={self.temperature}, alpha={self.alpha})"
+
+
+def distillation(cfg: Config, table: PairTable, comp: Competition) -> Distillation | None:
+    """The run's distillation (`train.distill.teacher`, then the pseudo-label file for rows no teacher has), or
+    None when it is off."""
     sources = list(cfg.train.distill.teacher)
     if not sources:
         return None
     if cfg.train.pseudo_labels:
         sources.append(cfg.train.pseudo_labels)
-    return lookup(sources, list(table.frame["id"]), comp, "train.distill.teacher").astype(np.float32)
+    logits = lookup(sources, list(table.frame["id"]), comp, "train.distill.teacher").astype(np.float32)
+    return Distillation(logits, cfg.train.distill.temperature, cfg.train.distill.alpha)
