@@ -64,8 +64,18 @@ def keep_labelled(table: PairTable, comp: Competition, ties: str) -> PairTable:
 
 
 def kaggle_slug(cfg) -> str:
-    """`kaggle.competition`, or the competition's own slug."""
-    return cfg.kaggle.competition or of(cfg).slug
+    """`kaggle.competition`, or the competition's own slug. The slug of another competition prefkit knows is
+    refused: the kernel would mount, and a submission go to, a competition whose files this run does not read
+    or write (an LMSYS run's probabilities in WSDM's Kaggle competition)."""
+    slug = cfg.kaggle.competition
+    if not slug:
+        return of(cfg).slug
+    other = [c.name for c in COMPETITIONS.values() if c.slug == slug and c.name != cfg.competition]
+    if other:
+        raise PrefkitError(f"kaggle.competition={slug} is the {other[0]} competition, but this run is for "
+                           f"{cfg.competition} (competition={cfg.competition}): set competition={other[0]}, "
+                           "or leave kaggle.competition unset")
+    return slug
 
 
 def kaggle_data_path(cfg, split: str) -> str:

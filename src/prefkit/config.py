@@ -169,7 +169,8 @@ class TrainConfig:
     pseudo_labels: str | None = None
     distill: DistillConfig = field(default_factory=DistillConfig)  # on when distill.teacher is set
     # experiment trackers, any of tensorboard, wandb, trackio (each an extra): the scalars of log.jsonl
-    report_to: list[str] = field(default_factory=list, metadata={"choices": ("tensorboard", "wandb", "trackio")})
+    report_to: list[str] = field(default_factory=list, metadata={"choices": ("tensorboard", "wandb", "trackio"),
+                                                                "item": "tracker"})
 
 
 @dataclass
@@ -188,6 +189,11 @@ class CascadeConfig:
     weight: float = _range(0.5, 0.0, 1.0)  # of the second run's probabilities in the rows it re-scores
 
 
+# the rules of prefkit.toolbox.rules (its RULES): checked here, at load, so that no command saves a run with a
+# rule that `predict` would refuse later
+PREDICT_RULES = ("empty", "identical")
+
+
 @dataclass
 class PredictConfig:
     swap_tta: bool = True  # average the prediction with the swapped row's prediction, swapped back
@@ -198,7 +204,7 @@ class PredictConfig:
     cascade: CascadeConfig = field(default_factory=CascadeConfig)
     # rules fitted on the run's training labels (`prefkit cv` measures them on the OOF first): empty (one response
     # empty), identical (the two responses the same)
-    rules: list[str] = field(default_factory=list)
+    rules: list[str] = field(default_factory=list, metadata={"choices": PREDICT_RULES, "item": "rule"})
     clip: float = _range(1e-6, 0.0, 1 / 3, high_open=True)  # submission probabilities are kept within [clip, 1 - clip]
     batch_tokens: int = _range(8192, 1)  # seq_cls: a batch holds at most this many tokens, padding included
     sort_by_length: bool = True  # seq_cls: batches of similar lengths (less padding)
@@ -364,13 +370,58 @@ def _apply(obj: Any, values: dict, prefix: str, source: str) -> None:
             continue
         value = _coerce(value, hints[name], key, source)
         choices = fields[name].metadata.get("choices")
-        if choices and any(v not in choices for v in (value if isinstance(value, list) else [value])):
+        if choices and isinstance(value, list):
+            bad = [v for v in value if v not in choices]
+            if bad:
+                item = fields[name].metadata.get("item", "value")
+                raise PrefkitError(f"{source}: key {key!r}: unknown {item} {bad[0]!r} (each must be one of "
+                                   f"{', '.join(choices)}); got {value!r}")
+        elif choices and value not in choices:
             raise PrefkitError(f"{source}: key {key!r} must be one of {', '.join(choices)}; got {value!r}")
         bounds = fields[name].metadata.get("range")
         if bounds and value is not None:
             for item in value if isinstance(value, list) else [value]:
                 _check_range(item, bounds, key, source)
         setattr(obj, name, value)
+
+
+class _DuplicateKey(Exception):
+    def __init__(self, key: Any, first: int, second: int):
+        super().__init__(key, first, second)
+        self.key, self.first, self.second = key, first, second
+
+
+class UniqueKeyLoader(yaml.SafeLoader):
+    """YAML's safe loader, refusing a key given twice in one mapping (plain YAML keeps the last silently: a
+    second `train:` section would drop the first). Keys that a merge (`<<: *base`) brings in may be overridden."""
+
+    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict:
+        seen: dict[Any, int] = {}
+        for key_node, _ in node.value:
+            if key_node.tag == "tag:yaml.org,2002:merge":
+                continue
+            key = self.construct_object(key_node, deep=True)
+            line = key_node.start_mark.line + 1
+            try:
+                if key in seen:
+                    raise _DuplicateKey(key, seen[key], line)
+                seen[key] = line
+            except TypeError:  # an unhashable key: the constructor reports it
+                continue
+        return super().construct_mapping(node, deep=deep)
+
+
+def read_yaml(text: str, source: str) -> Any:
+    """YAML text as Python values (`UniqueKeyLoader`); refused, naming `source`, where it is not valid YAML or
+    gives a key twice."""
+    try:
+        return yaml.load(text, Loader=UniqueKeyLoader)  # noqa: S506  (a SafeLoader)
+    except _DuplicateKey as e:
+        where = f"on lines {e.first} and {e.second}" if e.first != e.second else f"on line {e.first}"
+        raise PrefkitError(f"{source}: key {e.key!r} is given twice, {where}; YAML would keep only the second and drop "
+                           "the first: merge them into one") from None
+    except yaml.YAMLError as e:
+        raise PrefkitError(f"{source}: not valid YAML: {e}") from None
 
 
 def parse_override(text: str) -> tuple[str, Any]:
@@ -382,7 +433,9 @@ def parse_override(text: str) -> tuple[str, Any]:
     if not key:
         raise PrefkitError(f"override {text!r} has no key")
     try:
-        value = yaml.safe_load(raw) if raw.strip() else None
+        value = yaml.load(raw, Loader=UniqueKeyLoader) if raw.strip() else None  # noqa: S506  (a SafeLoader)
+    except _DuplicateKey as e:
+        raise PrefkitError(f"override {text!r}: key {e.key!r} is given twice") from None
     except yaml.YAMLError:
         value = raw
     return key, value
@@ -444,10 +497,9 @@ def load_config(path: str | Path | None = None, overrides: list[str] = ()) -> Co
             text = p.read_text(encoding="utf-8")
         except OSError as e:
             raise PrefkitError(f"{p}: cannot read config ({e.strerror or e})") from None
-        try:
-            values = yaml.safe_load(text) or {}
-        except yaml.YAMLError as e:
-            raise PrefkitError(f"{p}: not valid YAML: {e}") from None
+        values = read_yaml(text, str(p))
+        if values is None or values == {}:  # nothing but comments: a wrong file, or one not yet written
+            raise PrefkitError(f"{p}: empty config (no section set); give the config to use, or set at least one key")
         if not isinstance(values, dict):
             raise PrefkitError(f"{p}: a config must be a mapping of sections, got {type(values).__name__}")
         _apply(cfg, values, "", str(p))

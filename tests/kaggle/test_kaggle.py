@@ -239,6 +239,7 @@ def test_training_kernel_time_by_hand_and_refused_over_the_limit(tmp_path, run_c
     bundle, kernel = tmp_path / "bundle", tmp_path / "kernel"
     (bundle / "run").mkdir(parents=True)
     save_config(cfg, bundle / "run")
+    (bundle / "dataset-metadata.json").write_text('{"id": "me/prefkit-folds"}')  # a bundle, as push checks
     kernel.mkdir()
     (kernel / "kernel.py").write_text("# prefkit train kernel: rendered by `prefkit kaggle kernel train`\n")
     (kernel / "kernel-metadata.json").write_text("{}")

@@ -2,8 +2,9 @@
 (an SFT run folder) or, zero-shot, the base weights of a config.
 
 Batched greedy generation with transformers (prompts left-padded, longest first), cut at the format's end
-marker (" END", or the chat template's end of turn); writes JSONL `{"index", "completion"}` that
-`prefkit cot eval` reads. `cot.backend=vllm` hands the same prompts to vLLM (GPU machines, when installed;
+marker (" END", or the chat template's end of turn); writes JSONL `{"index", "completion", "dataset", "question"}`
+that `prefkit cot eval` reads (and checks against the dataset it is scored on). `cot.backend=vllm` hands the
+same prompts to vLLM (GPU machines, when installed;
 see `prefkit.core.vllm_backend`).
 """
 
@@ -110,14 +111,15 @@ def main(source: str | Path, out_file: str | Path, split: str = "test", limit: i
         batch = order[start : start + bs]
         for i, texts in zip(batch, student.complete([prompts[i] for i in batch], settings)):
             completions[i] = texts[0]
-    _write(out_file, examples, [completions[i] for i in range(len(examples))])
+    _write(out_file, examples, [completions[i] for i in range(len(examples))], cfg.cot.dataset)
     return {"dataset": cfg.cot.dataset, "split": split, "rows": len(examples), "out": str(out_file), "backend": "transformers"}
 
 
-def _write(out_file: str | Path, examples: list, completions: list[str]) -> None:
+def _write(out_file: str | Path, examples: list, completions: list[str], dataset: str) -> None:
     with atomic_path(out_file) as tmp, open(tmp, "w", encoding="utf-8") as fh:
         for e, c in zip(examples, completions):
-            fh.write(json.dumps({"index": e.index, "completion": c}, ensure_ascii=False) + "\n")
+            row = {"index": e.index, "completion": c, "dataset": dataset, "question": e.question}
+            fh.write(json.dumps(row, ensure_ascii=False) + "\n")
 
 
 def _with_vllm(folder: Path, cfg, examples: list, prompts: list[str], out_file, split: str) -> dict:
@@ -131,5 +133,5 @@ def _with_vllm(folder: Path, cfg, examples: list, prompts: list[str], out_file, 
     merged = vllm_backend.merged_checkpoint(cfg, folder, Path(out_file).resolve().parent,  # beside the output: writable
                                             chat_tokenizer=chat_tokenizer_of(cfg))
     texts = vllm_backend.generate(str(merged), request)
-    _write(out_file, examples, [t[0] for t in texts])
+    _write(out_file, examples, [t[0] for t in texts], cfg.cot.dataset)
     return {"dataset": cfg.cot.dataset, "split": split, "rows": len(examples), "out": str(out_file), "backend": "vllm"}

@@ -7,15 +7,23 @@ import json
 import sys
 from pathlib import Path
 
-from prefkit.competition import kaggle_slug
+from prefkit.competition import kaggle_slug, of
 from prefkit.config import load_config
 from prefkit.errors import PrefkitError
 from prefkit.kaggle import api, ledger
 from prefkit.kaggle.budget import estimate, estimate_training
+from prefkit.submission import check_submission
 
 
 def say(msg: str) -> None:
     print(msg, file=sys.stderr, flush=True)
+
+
+def _read_json(path: Path):
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except (json.JSONDecodeError, UnicodeDecodeError) as e:
+        raise PrefkitError(f"{path}: not valid JSON ({e})") from None
 
 
 def _kernel_kind(kernel: Path) -> str:
@@ -47,12 +55,27 @@ def push(bundle: str | Path | None, kernel: str | Path | None, new_dataset: bool
          tokens_per_row: float | None = None, force: bool = False, dry_run: bool = False) -> None:
     if not bundle and not kernel:
         raise PrefkitError("give --bundle, --kernel or both")
+    from prefkit.kaggle.kernel import bundle_dataset, check_competition
+    from prefkit.kaggle.secrets import refuse_secrets
+
     bundle = Path(bundle) if bundle else None
     kernel = Path(kernel) if kernel else None
+    if bundle is not None:
+        bundle_dataset(bundle)  # a bundle folder, as `prefkit kaggle bundle` made it
+    if kernel is not None and not (kernel / "kernel-metadata.json").is_file():
+        what = "no such folder" if not kernel.exists() else "no kernel-metadata.json"
+        raise PrefkitError(f"{kernel}: {what} (render one with `prefkit kaggle kernel`)")
+    for folder in (bundle, kernel):  # as they are now: a file may have been added since they were made
+        if folder is not None:
+            refuse_secrets(folder, action="push")
     if kernel is not None:
-        if not (kernel / "kernel-metadata.json").is_file():
-            raise PrefkitError(f"{kernel}: no kernel-metadata.json (render one with `prefkit kaggle kernel`)")
-        _check_budget(bundle, _kernel_kind(kernel), tokens_per_row, force)
+        kind = _kernel_kind(kernel)
+        if bundle is not None:
+            meta = _read_json(kernel / "kernel-metadata.json")
+            slugs = meta.get("competition_sources") if isinstance(meta, dict) else None
+            if slugs:
+                check_competition(bundle, slugs[0], None, str(kernel))
+        _check_budget(bundle, kind, tokens_per_row, force)
     if not dry_run:
         say(f"credentials: {api.credentials_source()}")
     api.run_plan(api.push_plan(bundle, kernel, new_dataset, message), dry_run, say)
@@ -70,6 +93,9 @@ def submit(run: str | Path, file: str | None, kernel: str | None, version: int |
            dry_run: bool = False) -> dict:
     run_dir = Path(run)
     cfg = load_config(run_dir / "config.yaml")
+    if file and not kernel:  # a file uploaded from here: it must be this competition's submission
+        rows = check_submission(file, of(cfg))
+        say(f"{file}: a {of(cfg).name} submission of {rows} rows")
     row = ledger.new_row(kaggle_slug(cfg), run_dir, message, file, kernel, version)
     message = f"{message} [{row['id']}]".strip()  # the ledger id lets `scores` find it again
     plan = api.submit_plan(kaggle_slug(cfg), message, file, kernel, version)

@@ -64,16 +64,43 @@ def kernel_metadata(cfg, kind: str, dataset: str) -> dict:
     }
 
 
+def bundle_dataset(bundle: Path) -> str:
+    """The Kaggle dataset ("owner/slug") a bundle folder becomes; refused where the folder is not a bundle."""
+    meta_file = bundle / "dataset-metadata.json"
+    if not meta_file.is_file():
+        what = "no such folder" if not bundle.exists() else "not a bundle (no dataset-metadata.json)"
+        raise PrefkitError(f"{bundle}: {what}; make one with `prefkit kaggle bundle`")
+    try:
+        dataset = json.loads(meta_file.read_text(encoding="utf-8")).get("id")
+    except (json.JSONDecodeError, UnicodeDecodeError, AttributeError):
+        dataset = None
+    if not isinstance(dataset, str) or not dataset:
+        raise PrefkitError(f"{meta_file}: no dataset id in it; make the bundle again with `prefkit kaggle bundle`")
+    return dataset
+
+
+def check_competition(bundle: Path, slug: str, competition: str | None, kernel: str) -> None:
+    """A kernel predicts (or trains) with its bundle's run, so it must be for that run's competition: the same
+    `competition` (what the kernel reads and writes) and the same Kaggle competition (what it mounts and is
+    submitted to). `slug`, `competition`: the kernel's (`competition` None where only the slug is known)."""
+    run = bundle / "run"
+    run_cfg = load_config(run / "config.yaml")
+    want_slug = kaggle_slug(run_cfg)
+    if slug != want_slug or competition not in (None, run_cfg.competition):
+        this = f"{competition} ({slug!r})" if competition else repr(slug)
+        raise PrefkitError(f"{kernel}: a kernel for {this}, but the run it uses, {run}, is for {run_cfg.competition} "
+                           f"({want_slug!r}); render the kernel from that run without changing its competition "
+                           f"(prefkit kaggle kernel KIND --run {run} --bundle {bundle} ...)")
+
+
 def render_kernel(kind: str, run_dir: str | Path, bundle: str | Path, out: str | Path, overrides: list[str] = ()) -> Path:
     if kind not in KINDS:
         raise PrefkitError(f"kernel kind must be one of {', '.join(KINDS)}")
     run_dir, bundle, out = Path(run_dir), Path(bundle), Path(out)
-    meta_file = bundle / "dataset-metadata.json"
-    if not meta_file.is_file():
-        raise PrefkitError(f"{bundle}: not a bundle (no dataset-metadata.json); make one with `prefkit kaggle bundle`")
-    dataset = json.loads(meta_file.read_text())["id"]
+    dataset = bundle_dataset(bundle)
     cfg = load_config(run_dir / "config.yaml", overrides)
     metadata = kernel_metadata(cfg, kind, dataset)  # Kaggle's naming rules checked before anything is written
+    check_competition(bundle, metadata["competition_sources"][0], cfg.competition, str(out))
     template = kernel_template("common") + kernel_template(kind)
     slug = dataset.split("/", 1)[1]
     script = string.Template(template).substitute(

@@ -1,6 +1,8 @@
 """Kaggle's naming rules, checked before anything is built (the kaggle client checks them only on upload).
 
 Datasets: the slug and the title are 6 to 50 characters (the client's `dataset_create_new` refuses others).
+Owners (the OWNER of every OWNER/SLUG): a Kaggle username or organisation, letters and digits, with single
+hyphens between them (organisations such as `qwen-lm`); no spaces, dots, underscores or other punctuation.
 Kernels: the title is at least 5 characters and must resolve to the id's slug; Kaggle turns the title into a
 clean-URL slug (lowercase, each run of other characters one "-") and, where that differs from the id, makes the
 kernel under the title's slug with only a warning, after which every call with the id fails.
@@ -17,10 +19,17 @@ def slugify(title: str) -> str:
     return re.sub(r"[^a-z0-9]+", "-", title.lower()).strip("-")
 
 
+OWNER = re.compile(r"[A-Za-z0-9]+(-[A-Za-z0-9]+)*")
+
+
 def _split(ref: str | None, key: str, example: str) -> tuple[str, str]:
     if not ref or ref.count("/") != 1 or not all(ref.split("/")):
         raise PrefkitError(f"{key} must be set to OWNER/SLUG (e.g. {key}={example}); got {ref!r}")
     owner, slug = ref.split("/")
+    if not OWNER.fullmatch(owner):
+        raise PrefkitError(f"{key} {ref!r}: the owner {owner!r} is not a Kaggle username: letters and digits (single "
+                           "hyphens between them), no spaces or other punctuation; use your Kaggle username, as in "
+                           "kaggle.com/USERNAME")
     return owner, slug
 
 

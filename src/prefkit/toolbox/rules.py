@@ -17,11 +17,12 @@ from pathlib import Path
 import numpy as np
 
 from prefkit.competition import Competition
+from prefkit.config import PREDICT_RULES
 from prefkit.data.table import PairTable
 from prefkit.errors import PrefkitError
 from prefkit.metrics import label_ids, score
 
-RULES = ("empty", "identical")
+RULES = PREDICT_RULES  # named in prefkit.config, which checks `predict.rules` against them when a config loads
 FILE = "rules.json"
 
 
