@@ -22,7 +22,8 @@ from pathlib import Path
 
 from prefkit import __version__
 from prefkit.competition import kaggle_slug
-from prefkit.config import load_config, save_config
+from prefkit.config import save_config
+from prefkit.core import runs
 from prefkit.core.runs import trained_folders
 from prefkit.errors import PrefkitError
 from prefkit.kaggle.names import dataset_title
@@ -66,7 +67,7 @@ def _copy_run(run_dir: Path, dest: Path) -> list[str]:
     if not folders:
         raise PrefkitError(f"{run_dir}: no finished model folder to bundle (fold*/ or model/ with trained.json)")
     dest.mkdir(parents=True)
-    for name in ("config.yaml", "metrics.json"):
+    for name in (runs.CONFIG, "metrics.json"):
         if (run_dir / name).is_file():
             shutil.copy2(run_dir / name, dest / name)
     for folder in folders:
@@ -107,10 +108,8 @@ def check_mounts(cfg) -> None:
 
 def build_bundle(run_dir: str | Path, out: str | Path, overrides: list[str] = ()) -> dict:
     run_dir, out = Path(run_dir), Path(out)
-    if not (run_dir / "config.yaml").is_file():
-        raise PrefkitError(f"{run_dir}: not a run folder (no config.yaml)")
     refuse_secrets(run_dir)
-    cfg = load_config(run_dir / "config.yaml", overrides)
+    cfg = runs.open_config(run_dir, overrides)
     kc = cfg.kaggle
     title = dataset_title(kc.dataset, kc.title)  # Kaggle's rules, before anything is built
     check_mounts(cfg)

@@ -8,7 +8,7 @@ import sys
 from pathlib import Path
 
 from prefkit.competition import kaggle_slug, of
-from prefkit.config import load_config
+from prefkit.core import runs
 from prefkit.errors import PrefkitError
 from prefkit.kaggle import api, ledger
 from prefkit.kaggle.budget import estimate, estimate_training
@@ -92,7 +92,7 @@ def status(kernel: str, download: str | None = None) -> int:
 def submit(run: str | Path, file: str | None, kernel: str | None, version: int | None, message: str, ledger_path: str,
            dry_run: bool = False) -> dict:
     run_dir = Path(run)
-    cfg = load_config(run_dir / "config.yaml")
+    cfg = runs.open_config(run_dir)
     if file and not kernel:  # a file uploaded from here: it must be this competition's submission
         rows = check_submission(file, of(cfg))
         say(f"{file}: a {of(cfg).name} submission of {rows} rows")
@@ -131,8 +131,8 @@ def _check_budget(bundle: Path | None, kind: str, tokens_per_row: float | None, 
     if bundle is None:
         raise PrefkitError(f"a {kind} kernel is pushed with its --bundle: the time check needs the bundled run")
     run_dir = bundle / "run"
-    cfg = load_config(run_dir / "config.yaml")
-    n_models = sum(1 for p in run_dir.iterdir() if (p / "trained.json").is_file())
+    cfg = runs.open_config(run_dir, made_by="`prefkit kaggle bundle` (the bundle's run/)")
+    n_models = len(runs.trained_folders(run_dir))
     try:
         est = estimate(cfg, n_models, tokens_per_row) if kind == "infer" else estimate_training(cfg, tokens_per_row)
     except PrefkitError:

@@ -14,7 +14,7 @@ from pathlib import Path
 
 from prefkit import __version__
 from prefkit.competition import kaggle_data_path, kaggle_slug
-from prefkit.config import load_config
+from prefkit.core import runs
 from prefkit.errors import PrefkitError
 from prefkit.io import write_json, write_text
 from prefkit.kaggle.names import kernel_title
@@ -84,7 +84,7 @@ def check_competition(bundle: Path, slug: str, competition: str | None, kernel: 
     `competition` (what the kernel reads and writes) and the same Kaggle competition (what it mounts and is
     submitted to). `slug`, `competition`: the kernel's (`competition` None where only the slug is known)."""
     run = bundle / "run"
-    run_cfg = load_config(run / "config.yaml")
+    run_cfg = runs.open_config(run, made_by="`prefkit kaggle bundle` (the bundle's run/)")
     want_slug = kaggle_slug(run_cfg)
     if slug != want_slug or competition not in (None, run_cfg.competition):
         this = f"{competition} ({slug!r})" if competition else repr(slug)
@@ -98,7 +98,7 @@ def render_kernel(kind: str, run_dir: str | Path, bundle: str | Path, out: str |
         raise PrefkitError(f"kernel kind must be one of {', '.join(KINDS)}")
     run_dir, bundle, out = Path(run_dir), Path(bundle), Path(out)
     dataset = bundle_dataset(bundle)
-    cfg = load_config(run_dir / "config.yaml", overrides)
+    cfg = runs.open_config(run_dir, overrides)
     metadata = kernel_metadata(cfg, kind, dataset)  # Kaggle's naming rules checked before anything is written
     check_competition(bundle, metadata["competition_sources"][0], cfg.competition, str(out))
     template = kernel_template("common") + kernel_template(kind)
