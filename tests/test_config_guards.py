@@ -3,6 +3,8 @@
 
 from __future__ import annotations
 
+import re
+
 import pytest
 
 from prefkit.config import PREDICT_RULES, load_config, read_yaml
@@ -74,3 +76,19 @@ def test_merges_may_override_and_overrides_may_not_repeat():
                                                                                  "b": {"k": 5, "j": 2}}
     with pytest.raises(PrefkitError, match="key 'hidden_size' is given twice"):
         load_config(None, ["model.random_init={hidden_size: 8, hidden_size: 16}"])
+
+
+@pytest.mark.parametrize("overrides,words", [
+    (["train.pseudo_labels=pl.csv"], "train.pseudo_labels: trains model.kind=seq_cls"),
+    (["train.distill.teacher=[t.csv]", "train.soft_labels=s.csv"], "train.soft_labels, train.distill.teacher: trains"),
+    (["cv.n_splits=4", "cv.folds=[1,4]"], "cv.folds: fold 4 does not exist with cv.n_splits=4"),
+])
+def test_rules_across_fields_stop_the_config_at_load(overrides, words):
+    """Before: these combinations passed load_config and were refused only inside `cv`/`train`, after the data
+    had loaded (and `predict` or `kaggle bundle` never refused them)."""
+    from prefkit.config import load_config
+    from prefkit.errors import PrefkitError
+    from prefkit.shipped import config_path
+
+    with pytest.raises(PrefkitError, match=re.escape(words)):
+        load_config(config_path("rm/features_baseline"), overrides)

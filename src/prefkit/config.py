@@ -509,7 +509,23 @@ def load_config(path: str | Path | None = None, overrides: list[str] = ()) -> Co
         _apply(cfg, _nest(key, value), "", "command line")
         explicit += _flat(_nest(key, value))
     cfg._explicit = list(dict.fromkeys(explicit))  # not a field: never saved, dropped by dataclasses.replace
+    check(cfg, str(path) if path is not None else "command line")
     return cfg
+
+
+def check(cfg: Config, where: str = "config") -> None:
+    """Rules across fields, run by `load_config`: a combination that cannot work stops here, before any data or
+    model loads. (Rules that need the model, its tokenizer or the competition's labels stay where those are.)"""
+    tc = cfg.train
+    asked = [k for k, v in (("train.soft_labels", tc.soft_labels), ("train.pseudo_labels", tc.pseudo_labels),
+                            ("train.distill.teacher", tc.distill.teacher)) if v]
+    if asked and cfg.model.kind != "seq_cls":
+        # the feature baseline's scikit-learn classifiers learn from hard labels; a student is not a reward model
+        raise PrefkitError(f"{where}: {', '.join(asked)}: trains model.kind=seq_cls (a soft target needs a gradient); "
+                           f"this config has model.kind={cfg.model.kind}")
+    bad = [k for k in (cfg.cv.folds or []) if not 0 <= k < cfg.cv.n_splits]
+    if bad:
+        raise PrefkitError(f"{where}: cv.folds: fold {bad[0]} does not exist with cv.n_splits={cfg.cv.n_splits}")
 
 
 def to_dict(cfg: Config) -> dict:

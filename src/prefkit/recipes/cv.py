@@ -14,7 +14,6 @@ from prefkit.core.dist import is_main
 from prefkit.core.runs import is_trained, mark_trained, output_dir
 from prefkit.data.folds import assign_folds
 from prefkit.data.table import PairTable
-from prefkit.errors import PrefkitError
 from prefkit.io import atomic_path, write_json
 from prefkit.metrics import (
     apply_temperature,
@@ -26,7 +25,6 @@ from prefkit.metrics import (
 from prefkit.recipes.common import load_labelled, log, report_unused, require_kind
 from prefkit.rm.learners import check_source, make_learner
 from prefkit.toolbox import rules
-from prefkit.toolbox.distill import check_trainable
 from prefkit.toolbox.predictions import OOF_FILE, write_logits
 from prefkit.toolbox.pseudo import checked_pseudo_rows, join_pseudo_rows
 
@@ -40,7 +38,6 @@ def _subset(table: PairTable, mask: np.ndarray) -> PairTable:
 def main(cfg: Config, name: str = "", resume: bool = False) -> dict:
     check_source(cfg)
     require_kind(cfg, "prefkit cv", ("features", "seq_cls"), "a causal_lm student trains with `prefkit cot sft`")
-    check_trainable(cfg)
     report_unused(cfg, "cv", SECTIONS)
     out = output_dir(cfg, "cv", name)
     table = load_labelled(cfg.data.train, cfg)
@@ -50,9 +47,6 @@ def main(cfg: Config, name: str = "", resume: bool = False) -> dict:
         pseudo = checked_pseudo_rows(cfg.train.pseudo_labels, table)
         log(f"{cfg.train.pseudo_labels}: {len(pseudo)} pseudo-labelled pairs join each fold's training rows")
     run_folds = cfg.cv.folds if cfg.cv.folds is not None else list(range(cfg.cv.n_splits))
-    bad = [k for k in run_folds if not 0 <= k < cfg.cv.n_splits]
-    if bad:
-        raise PrefkitError(f"cv.folds: fold {bad[0]} does not exist with cv.n_splits={cfg.cv.n_splits}")
     comp = of(cfg)
     labels = table.frame["label"].to_numpy()
     oof = np.full((len(table), len(comp.labels)), np.nan)

@@ -12,7 +12,6 @@ from prefkit.io import write_json
 from prefkit.recipes.common import load_labelled, log, report_unused, require_kind
 from prefkit.rm.learners import check_source, make_learner
 from prefkit.toolbox import rules
-from prefkit.toolbox.distill import check_trainable
 from prefkit.toolbox.pseudo import with_pseudo_rows
 
 SECTIONS = USES  # the config keys it reads, by model.kind
@@ -21,7 +20,6 @@ SECTIONS = USES  # the config keys it reads, by model.kind
 def main(cfg: Config, name: str = "", resume: bool = False) -> Path:
     check_source(cfg)
     require_kind(cfg, "prefkit train", ("features", "seq_cls"), "a causal_lm student trains with `prefkit cot sft`")
-    check_trainable(cfg)
     report_unused(cfg, "train", SECTIONS)
     out = output_dir(cfg, "train", name)
     folder = out / "model"

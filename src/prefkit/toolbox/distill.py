@@ -37,17 +37,6 @@ def distill_loss(student: torch.Tensor, targets: torch.Tensor, teacher: torch.Te
     return alpha * t * t * kl + (1.0 - alpha) * ce
 
 
-def check_trainable(cfg: Config) -> None:
-    """Soft targets, pseudo-labels and distillation train the transformer reward model (a gradient on
-    probabilities); the feature baseline's scikit-learn classifiers learn from hard labels only."""
-    tc = cfg.train
-    asked = [k for k, v in (("train.soft_labels", tc.soft_labels), ("train.pseudo_labels", tc.pseudo_labels),
-                            ("train.distill.teacher", tc.distill.teacher)) if v]
-    if asked and cfg.model.kind != "seq_cls":
-        raise PrefkitError(f"{', '.join(asked)}: trains model.kind=seq_cls (a soft target needs a gradient); "
-                           f"this config has model.kind={cfg.model.kind}")
-
-
 def row_targets(cfg: Config, table: PairTable, comp: Competition) -> np.ndarray:
     """One target distribution per training row: one-hot from its label, or the soft label file's probabilities
     (`train.soft_labels`, every row); rows without a label (pseudo-labelled pairs) take the pseudo-label file's
