@@ -129,3 +129,24 @@ def test_feature_verifier_from_cv_reranks_above_the_first_sample(run_cli, tmp_pa
     r = run_cli("cot", "rerank", "--rm", tmp_path / "verifier", "--pairs", tmp_path / "pairs", "--samples", train,
                 "--out", tmp_path / "bad")
     assert r.code == 2 and "among the verifier's training questions" in r.err
+
+
+def test_a_training_question_that_is_also_a_test_question_never_reaches_the_verifier(tmp_path):
+    """MultiArith's split repeats questions across train and test (5 of its training questions). Before, their
+    samples became verifier pairs, and `cot rerank` then refused the whole test file (the overlap check)."""
+    from prefkit.cot.datasets import load
+    from prefkit.recipes import cot_verifier_pairs
+    from tests.conftest import SHARED, need_shared
+
+    root = need_shared(SHARED / "reasoning").parent
+    test_questions = {e.question for e in load("multiarith", "test", root)}
+    repeated = next(e for e in load("multiarith", "train", root) if e.question in test_questions)
+    rows = [row(repeated.index, k, 5 + k % 2, k % 2 == 0, dataset="multiarith", question=repeated.question)
+            for k in range(4)]
+    rows += [dict(r, dataset="multiarith") for r in _synthetic(20, "train", 3, start=10_000)]
+    samples = tmp_path / "train.jsonl"
+    samples.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    summary = cot_verifier_pairs.main([str(samples)], tmp_path / "pairs", data_root=root)
+    assert summary["left_out_test_questions"] == {"multiarith": 1}
+    paired = (tmp_path / "pairs" / "train.csv").read_text() + (tmp_path / "pairs" / "valid.csv").read_text()
+    assert repeated.question not in paired and "Tom has" in paired

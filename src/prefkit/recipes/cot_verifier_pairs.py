@@ -21,9 +21,23 @@ import random
 from pathlib import Path
 
 from prefkit.cot import verifier
+from prefkit.cot.datasets import DEFAULT_ROOT, load
 from prefkit.cot.sampling import read_samples
 from prefkit.errors import PrefkitError
 from prefkit.io import write_json
+
+
+def without_test_questions(rows: list[dict], root: Path) -> tuple[list[dict], dict[str, int]]:
+    """The training samples less those of a question whose text is also a test question of its dataset (the
+    paper's splits repeat a few questions across train and test: MultiArith, SVAMP): the verifier never sees a
+    test question, not even under a training index. Returns the rows kept and the questions left out a dataset."""
+    kept, left_out = [], {}
+    for dataset in sorted({r["dataset"] for r in rows}):
+        test = {e.question for e in load(dataset, "test", root)}
+        mine = [r for r in rows if r["dataset"] == dataset]
+        kept += [r for r in mine if r["question"] not in test]
+        left_out[dataset] = len({r["index"] for r in mine if r["question"] in test})
+    return kept, left_out
 
 
 def samples_of(files: list[str], split: str | None = None) -> list[dict]:
@@ -42,16 +56,18 @@ def samples_of(files: list[str], split: str | None = None) -> list[dict]:
 
 
 def main(sample_files: list[str], out: str | Path, valid_fraction: float = 0.2, per_question: int = 4,
-               seed: int = 0) -> dict:
+               seed: int = 0, data_root: str | Path = DEFAULT_ROOT) -> dict:
     if not 0 < valid_fraction < 1:
         raise PrefkitError(f"--valid-fraction must lie between 0 and 1, got {valid_fraction}")
     out, rng = Path(out), random.Random(seed)
-    groups = verifier.by_question(samples_of(sample_files, split="train"))
+    rows, left_out = without_test_questions(samples_of(sample_files, split="train"), Path(data_root))
+    groups = verifier.by_question(rows)
     keys = sorted(groups)
     rng.shuffle(keys)
     valid = set(keys[: round(len(keys) * valid_fraction)])
     summary: dict = {"files": [str(Path(f).resolve()) for f in sample_files], "seed": seed,
-                     "valid_fraction": valid_fraction, "per_question": per_question, "datasets": {}}
+                     "valid_fraction": valid_fraction, "per_question": per_question, "datasets": {},
+                     "left_out_test_questions": left_out}
     sides = {}
     for side, chosen in (("train", [k for k in sorted(groups) if k not in valid]), ("valid", sorted(valid))):
         sides[side] = verifier.same_source_pairs({k: groups[k] for k in chosen}, per_question, rng)
