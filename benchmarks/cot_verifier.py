@@ -123,6 +123,8 @@ def main() -> int:
         for stale in ("pairs", "verifiers", "rerank", "rerank_self_trained", "self_trained"):
             shutil.rmtree(work / stale, ignore_errors=True)
     if not (pairs / "summary.json").exists():
+        for key in [k for k in seconds if k.startswith(("verifier/", "rerank/", "self_train"))]:
+            del seconds[key]  # timings of verifiers trained on earlier pairs: they are trained again
         cot_verifier_pairs.main([str(samples_path(work, "student", "train", args.k, args.train_questions, d)) for d in done], pairs)
     reranks = {}
     for name in args.verifiers.split(","):

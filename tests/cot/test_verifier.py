@@ -150,3 +150,6 @@ def test_a_training_question_that_is_also_a_test_question_never_reaches_the_veri
     assert summary["left_out_test_questions"] == {"multiarith": 1}
     paired = (tmp_path / "pairs" / "train.csv").read_text() + (tmp_path / "pairs" / "valid.csv").read_text()
     assert repeated.question not in paired and "Tom has" in paired
+    split = json.loads((tmp_path / "pairs" / "split.json").read_text())
+    seen = set(split["train"]) | set(split["valid"])
+    assert f"multiarith:{repeated.index}" not in seen and len(seen) == 20, "rerank's overlap check reads these"

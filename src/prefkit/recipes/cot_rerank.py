@@ -24,7 +24,8 @@ def main(rm_run: str | Path, pairs_dir: str | Path, sample_files: list[str], out
     except FileNotFoundError:
         raise PrefkitError(f"{pairs_dir}: no split.json (write it with `prefkit cot verifier-pairs`)") from None
     held = set(split["valid"])
-    train_rows = samples_of(split["files"])
+    used = held | set(split.get("train", []))  # the questions the verifier saw (verifier-pairs may leave some out)
+    train_rows = [r for r in samples_of(split["files"]) if f"{r['dataset']}:{r['index']}" in used]
     valid_rows = [r for r in train_rows if f"{r['dataset']}:{r['index']}" in held]
     test_rows = samples_of(sample_files)
     overlap = {(r["dataset"], r["question"]) for r in train_rows} & {(r["dataset"], r["question"]) for r in test_rows}

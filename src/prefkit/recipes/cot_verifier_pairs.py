@@ -83,6 +83,8 @@ def main(sample_files: list[str], out: str | Path, valid_fraction: float = 0.2, 
         d["samples"] += len(rows)
         d["right"] += right
         d["mixed" if 0 < right < len(rows) else "all_right" if right else "all_wrong"] += 1
-    write_json(out / "split.json", {"valid": sorted(f"{d}:{i}" for d, i in valid), "files": summary["files"]})
+    write_json(out / "split.json", {"valid": sorted(f"{d}:{i}" for d, i in valid),
+                                    "train": sorted(f"{d}:{i}" for d, i in groups if (d, i) not in valid),
+                                    "files": summary["files"]})
     write_json(out / "summary.json", summary)
     return summary
