@@ -33,12 +33,17 @@ setup: $(STAMP)
 demo: $(STAMP)
 	$(BIN)/prefkit demo $(ARGS)
 
+# Two pytest workers (pytest-xdist) with one thread each: most tests are small models, subprocess start-up and
+# Python, which one core runs as fast as two, and two workers of two threads each on 2 cores spin-wait on each
+# other (OpenMP). The slowest tests are listed at the end.
+PYTEST = OMP_NUM_THREADS=1 MKL_NUM_THREADS=1 $(BIN)/python -m pytest tests -rs -n 2 --durations=15
+
 test: $(STAMP)
-	$(BIN)/python -m pytest tests -rs
+	$(PYTEST)
 
 # the edit-test loop: everything but the end-to-end tests marked `slow`
 test-fast: $(STAMP)
-	$(BIN)/python -m pytest tests -m "not slow" -rs
+	$(PYTEST) -m "not slow"
 
 lock: $(STAMP)
 	$(UV) pip compile -q --generate-hashes --python-version 3.11 $(LOCK_EXTRAS) -c requirements.constraints \

@@ -284,7 +284,7 @@ COMMANDS = [
                                 "help": "datasets whose teacher rationales the student is fine-tuned on"}),
              (("--k",), {"type": int, "default": 4, "help": "best-of-K: samples a question (0: no best-of-K step)"}),
              (("--sample-questions",), {"type": int, "default": 16,
-                                        "help": "best-of-K: test questions sampled (and twice as many training questions)"}),
+                                        "help": "best-of-K: test questions sampled, and as many training questions"}),
              (("-v", "--verbose"), {"action": "store_true", "help": "library messages on the terminal too (always in log.txt)"}),
              OVERRIDES),
             lambda a, r: r.main(a.overrides, a.rm, a.limit, a.student, a.verbose, a.train_on, a.k, a.sample_questions)),

@@ -99,7 +99,7 @@ def test_cot_demo_with_a_given_reward_model(run_cli, tmp_path):
     report = (tmp_path / "demo" / "report.md").read_text()
     assert "Bradley-Terry" in report and "after Fine-tune-CoT" in report
     samples = [json.loads(x) for x in (tmp_path / "demo" / "samples" / "train.jsonl").read_text().splitlines()]
-    assert len(samples) == 2 * 8 and {r["sample"] for r in samples} == {0, 1}, "K=2 samples of 2 x 4 training questions"
+    assert len(samples) == 2 * 4 and {r["sample"] for r in samples} == {0, 1}, "K=2 samples of 4 training questions"
     b = m["best_of_k"]
     if b["rerank"] is None:  # a random tiny student is never right: no right-against-wrong pair, said in the report
         assert not any(r["correct"] for r in samples) and b["skipped"] and "no verifier was trained" in report

@@ -11,7 +11,7 @@
 5. `prefkit cot rank` on the held-out questions: Bradley-Terry strengths of zero-shot student, fine-tuned
    student, teacher and reference, and the reward model's gold-pair accuracy (right against wrong);
 6. best-of-K (`k` > 0): the fine-tuned student samples K answers to `sample_questions` of the test questions and
-   to twice as many training questions; a verifier (the feature baseline with its arithmetic check) is trained on
+   to as many training questions; a verifier (the feature baseline with its arithmetic check) is trained on
    right-against-wrong pairs of its own training samples (`prefkit cot verifier-pairs`), and `prefkit cot rerank`
    compares the first sample, majority vote and the verifier's choice on the test questions.
 Writes report.md and metrics.json; the terminal gets a line a step (`-v`: everything; always in log.txt).
@@ -117,14 +117,14 @@ def main(overrides: list[str], rm_run: str | None = None, limit: int = 64, confi
 
 
 def _best_of_k(out: Path, dataset: str, k: int, questions: int) -> dict:
-    """K samples of the fine-tuned student on the first `questions` test questions and twice as many training
-    questions, a verifier trained on right-against-wrong pairs of its training samples (a quarter of those
-    questions held out to calibrate it), and the test questions reranked."""
+    """K samples of the fine-tuned student on the first `questions` test and training questions, a verifier trained
+    on right-against-wrong pairs of its training samples (a quarter of those questions held out to calibrate it),
+    and the test questions reranked."""
     t = time.perf_counter()
     student, where = out / "student", [f"cot.dataset={dataset}"]
     test = sampling.main(student, out / "samples" / "test.jsonl", "test", k, 0.7, 0.95, 0, questions, where)
-    train = sampling.main(student, out / "samples" / "train.jsonl", "train", k, 0.7, 0.95, 0, 2 * questions, where)
-    info = {"started": t, "k": k, "questions": questions, "train_questions": 2 * questions, "rerank": None}
+    train = sampling.main(student, out / "samples" / "train.jsonl", "train", k, 0.7, 0.95, 0, questions, where)
+    info = {"started": t, "k": k, "questions": questions, "train_questions": questions, "rerank": None}
     try:
         info["pairs"] = verifier_pairs.main([train["out"]], out / "verifier_pairs", valid_fraction=0.25)
     except PrefkitError as e:  # too few questions with both a right and a wrong sample: said, not hidden
