@@ -10,9 +10,9 @@ import pytest
 import torch
 
 from prefkit.config import load_config
+from prefkit.core.batching import IGNORE
 from prefkit.core.tokenizer import byte_tokenizer, special_ids
 from prefkit.cot.formats import (
-    IGNORE,
     ChatFormat,
     chat_tokenizer,
     completion_only,

@@ -14,7 +14,7 @@ from prefkit.core.modeling import build_model
 from prefkit.core.tokenizer import byte_tokenizer, special_ids
 from prefkit.core.train import trainable_state
 from prefkit.cot.completions import CompletionData
-from prefkit.cot.formats import IGNORE
+from prefkit.core.batching import IGNORE
 from tests.conftest import SHARED, need_shared
 
 TINY = Path(__file__).resolve().parents[2] / "configs" / "sft" / "tiny_gemma2.yaml"

@@ -27,7 +27,7 @@ def test_log_likelihoods_do_not_depend_on_the_batch(tmp_path):
 
     from prefkit.config import load_config
     from prefkit.core.modeling import build_model
-    from prefkit.cot.formats import IGNORE
+    from prefkit.core.batching import IGNORE
 
     cfg = load_config(TINY, ["quantization.mode=none"])
     model = build_model(cfg, "causal_lm", 0, 259, trainable=False)

@@ -13,15 +13,30 @@ import numpy as np
 import torch
 
 
-def collate(seqs: Sequence[np.ndarray], pad_id: int, left: bool = False) -> dict[str, torch.Tensor]:
+IGNORE = -100  # label of positions that carry no loss (torch's cross-entropy ignore_index): prompts and padding
+
+
+def collate(seqs: Sequence[Sequence[int]], pad_id: int, left: bool = False,
+            labels: Sequence[Sequence[int]] | None = None) -> dict[str, torch.Tensor]:
+    """The one padding of prefkit: token id lists -> `input_ids` and `attention_mask` padded to the longest,
+    on the right (training, scoring) or on the left (`left=True`: generation, and heads that read the last
+    position); with `labels` (one list a sequence, as long as it), a `labels` tensor padded with IGNORE."""
     width = max(len(s) for s in seqs)
     ids = np.full((len(seqs), width), pad_id, dtype=np.int64)
     mask = np.zeros((len(seqs), width), dtype=np.int64)
+    targets = np.full((len(seqs), width), IGNORE, dtype=np.int64) if labels is not None else None
     for i, s in enumerate(seqs):
         cols = slice(width - len(s), width) if left else slice(0, len(s))
         ids[i, cols] = s
         mask[i, cols] = 1
-    return {"input_ids": torch.from_numpy(ids), "attention_mask": torch.from_numpy(mask)}
+        if targets is not None:
+            if len(labels[i]) != len(s):
+                raise ValueError(f"sequence {i}: {len(labels[i])} labels for {len(s)} tokens")
+            targets[i, cols] = labels[i]
+    out = {"input_ids": torch.from_numpy(ids), "attention_mask": torch.from_numpy(mask)}
+    if targets is not None:
+        out["labels"] = torch.from_numpy(targets)
+    return out
 
 
 def train_batches(lengths: np.ndarray, batch_size: int, seed: int, epoch: int, world: int = 1,

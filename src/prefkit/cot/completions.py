@@ -9,8 +9,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from prefkit.core.batching import train_batches
-from prefkit.cot.formats import IGNORE
+from prefkit.core.batching import IGNORE, collate, train_batches
 from prefkit.errors import PrefkitError
 
 
@@ -28,16 +27,8 @@ class CompletionData:
         return ", ".join(f"sample #{int(i)}" for i in batch)
 
     def collate(self, batch: np.ndarray, epoch: int) -> dict[str, torch.Tensor]:
-        width = int(self.lengths[batch].max())
-        ids = np.full((len(batch), width), self.pad_id, dtype=np.int64)
-        labels = np.full((len(batch), width), IGNORE, dtype=np.int64)
-        mask = np.zeros((len(batch), width), dtype=np.int64)
-        for r, i in enumerate(batch):
-            s = self.samples[i]
-            ids[r, : len(s["input_ids"])] = s["input_ids"]
-            labels[r, : len(s["labels"])] = s["labels"]
-            mask[r, : len(s["input_ids"])] = 1
-        return {"input_ids": torch.from_numpy(ids), "attention_mask": torch.from_numpy(mask), "labels": torch.from_numpy(labels)}
+        rows = [self.samples[i] for i in batch]
+        return collate([r["input_ids"] for r in rows], self.pad_id, labels=[r["labels"] for r in rows])
 
     def loss(self, model: Any, tensors: dict[str, torch.Tensor]) -> tuple[torch.Tensor, int]:
         return completion_loss(model, tensors["input_ids"], tensors["attention_mask"], tensors["labels"]), len(tensors["input_ids"])

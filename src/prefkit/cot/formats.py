@@ -16,11 +16,11 @@ import json
 from pathlib import Path
 from typing import Any
 
+from prefkit.core.batching import IGNORE
 from prefkit.cot.answers import extract, is_correct
 from prefkit.cot.datasets import DEFAULT_ROOT, load, teacher_file
 from prefkit.errors import PrefkitError
 
-IGNORE = -100  # label of tokens that carry no loss (torch's cross-entropy ignore_index)
 ALPACA = ("Below is an instruction that describes a task. Write a response that appropriately completes the "
           "request.\n\n### Instruction:\n{instruction}\n\n### Response:\n")
 

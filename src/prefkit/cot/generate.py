@@ -17,6 +17,7 @@ import torch
 from tqdm.auto import tqdm
 
 from prefkit.console import keep_bars
+from prefkit.core.batching import collate
 from prefkit.core.tokenizer import config_tokenizer, pad_token_id, special_ids
 from prefkit.cot.datasets import load, names
 from prefkit.cot.formats import chat_stops, chat_tokenizer_of, sample_format
@@ -66,11 +67,8 @@ class Student:
         """The completions of each prompt (`num_return_sequences` of them, in order), cut after " END"."""
         device = next(self.model.parameters()).device
         width = max(len(p) for p in prompts)
-        ids = torch.full((len(prompts), width), self.pad, dtype=torch.long)
-        mask = torch.zeros((len(prompts), width), dtype=torch.long)
-        for r, p in enumerate(prompts):  # left padding: every prompt ends where generation starts
-            ids[r, width - len(p):] = torch.tensor(p)
-            mask[r, width - len(p):] = 1
+        t = collate(prompts, self.pad, left=True)  # left padding: every prompt ends where generation starts
+        ids, mask = t["input_ids"], t["attention_mask"]
         out = self.model.generate(input_ids=ids.to(device), attention_mask=mask.to(device), **settings)
         k = settings.get("num_return_sequences", 1)
         texts = [cut(self.tok.decode(row[width:].tolist(), skip_special_tokens=True)) for row in out]

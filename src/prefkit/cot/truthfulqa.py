@@ -23,9 +23,10 @@ from tqdm.auto import tqdm
 
 from prefkit.config import Config
 from prefkit.console import keep_bars
+from prefkit.core.batching import IGNORE, collate
 from prefkit.core.tokenizer import special_ids
 from prefkit.cot.datasets import TruthfulQA, load_truthfulqa
-from prefkit.cot.formats import IGNORE, completion_only, sample_format
+from prefkit.cot.formats import completion_only, sample_format
 from prefkit.io import write_json
 
 
@@ -47,15 +48,8 @@ def answer_logprobs(model, samples: list[dict[str, list[int]]], pad_id: int, bat
     for start in tqdm(range(0, len(order), batch_size), desc="truthfulqa", unit="batch", leave=keep_bars(),
                       mininterval=1.0):
         idx = order[start: start + batch_size]
-        width = max(len(samples[i]["input_ids"]) for i in idx)
-        ids = torch.full((len(idx), width), pad_id, dtype=torch.long)
-        labels = torch.full((len(idx), width), IGNORE, dtype=torch.long)
-        mask = torch.zeros((len(idx), width), dtype=torch.long)
-        for row, i in enumerate(idx):
-            n = len(samples[i]["input_ids"])
-            ids[row, :n] = torch.tensor(samples[i]["input_ids"])
-            labels[row, :n] = torch.tensor(samples[i]["labels"])
-            mask[row, :n] = 1
+        t = collate([samples[i]["input_ids"] for i in idx], pad_id, labels=[samples[i]["labels"] for i in idx])
+        ids, mask, labels = t["input_ids"], t["attention_mask"], t["labels"]
         logits = model(input_ids=ids.to(device), attention_mask=mask.to(device), use_cache=False).logits.float()
         logp = torch.log_softmax(logits[:, :-1], dim=-1)
         target = labels[:, 1:].to(device)
