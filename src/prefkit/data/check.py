@@ -94,7 +94,14 @@ def summarise(table: PairTable, renderer: Any | None = None) -> dict:
         summary["tokens"]["row_total"] = _stats(total)
         summary["max_length"] = renderer.cfg.max_length
         summary["text_budget"] = renderer.text_budget
-        summary["rows_over_budget"] = int((total > renderer.text_budget).sum())
+        # a row's sequences: the pair in one (pair, judge), or prompt + one response each (single: the bt head)
+        sequences = ([("prompt", "response_a"), ("prompt", "response_b")] if renderer.layout == "single"
+                     else [("prompt", "response_a", "response_b")])
+        over = np.zeros(n, dtype=bool)
+        for parts in sequences:
+            over |= sum(counts[c] for c in parts) > renderer.text_budget
+        summary["sequences_per_row"] = len(sequences)
+        summary["rows_over_budget"] = int(over.sum())
     return summary
 
 
@@ -122,7 +129,8 @@ def format_summary(s: dict) -> str:
         lines.append(f"  token counts of {s['tokens_capped_texts']} texts longer than {s['tokens_cap_chars']} characters "
                      "read their head and tail only, as rendering does: lower bounds")
     if "rows_over_budget" in s:
-        lines.append(f"  rows truncated at template.max_length={s['max_length']} ({s['text_budget']} text tokens): "
+        per = " a sequence, prompt + one response" if s.get("sequences_per_row", 1) > 1 else ""
+        lines.append(f"  rows truncated at template.max_length={s['max_length']} ({s['text_budget']} text tokens{per}): "
                      f"{s['rows_over_budget']}")
     return "\n".join(lines)
 

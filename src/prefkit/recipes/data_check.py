@@ -18,15 +18,17 @@ def main(cfg: Config, path: str, as_json: bool = False, tokens: bool = True) -> 
     from prefkit.data.check import format_summary, summarise
     from prefkit.io import write_json
     from prefkit.recipes.common import report_unused
-    from prefkit.rm.heads import head_name
+    from prefkit.rm.heads import make_head
     from prefkit.rm.templates import Renderer
 
     report_unused(cfg, "data check", SECTIONS)
     table = load_pairs(path, cfg.data)
     renderer = None
     if tokens:
-        judge = cfg.model.kind == "seq_cls" and head_name(cfg) == "lm_tokens"  # counts include its question
-        renderer = Renderer(config_tokenizer(cfg), cfg.template, "judge" if judge else "pair")
+        tok = config_tokenizer(cfg)
+        # the head's layout sets the budget: bt renders prompt + one response a sequence, lm_tokens adds its question
+        layout = make_head(cfg, tok).layout if cfg.model.kind == "seq_cls" else "pair"
+        renderer = Renderer(tok, cfg.template, layout)
     summary = summarise(table, renderer)
     print(json.dumps(summary, indent=2, ensure_ascii=False) if as_json else format_summary(summary))
     if table.skipped:
