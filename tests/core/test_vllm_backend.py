@@ -112,3 +112,27 @@ def test_judge_request_and_answer_logprobs():
         logprobs_from([lp({65: -0.1, 66: -2.0})], 1, [65, 66, 84])
     with pytest.raises(RuntimeError, match="1 results for 2 rows"):
         logprobs_from(out[:1], 2, [65, 66, 84])
+
+
+def test_each_head_owns_its_vllm_path(monkeypatch):
+    """A classifier head asks vLLM's pooling runner, lm_tokens one judged token (softmax over its answers), and bt
+    (two sequences a row) is refused before any model loads."""
+    import numpy as np
+
+    from prefkit.competition import COMPETITIONS
+    from prefkit.core import vllm_backend
+    from prefkit.rm.heads import BradleyTerry, Classifier, LmTokens
+
+    calls = []
+    monkeypatch.setattr(vllm_backend, "classify", lambda path, seqs, k: calls.append(("classify", path, k))
+                        or np.full((len(seqs), k), 1 / k))
+    monkeypatch.setattr(vllm_backend, "judge", lambda path, seqs, ids: calls.append(("judge", path, ids))
+                        or np.log(np.array([[0.5, 0.25, 0.25]] * len(seqs))))
+    comp = COMPETITIONS["lmsys"]
+    seqs = [np.array([1, 2]), np.array([3])]
+    assert Classifier(comp).vllm_probs("m", seqs).shape == (2, 3)
+    judge = LmTokens(comp)
+    judge.token_ids = [65, 66, 84]
+    assert np.allclose(judge.vllm_probs("m", seqs), [[0.5, 0.25, 0.25]] * 2)
+    assert calls == [("classify", "m", 3), ("judge", "m", [65, 66, 84])]
+    assert Classifier(comp).vllm and judge.vllm and not BradleyTerry(comp).vllm

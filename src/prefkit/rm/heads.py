@@ -37,6 +37,7 @@ class Head:
     per_row = 1  # model input sequences per row, consecutive
     symmetric = False  # A and B are seen alike: swap augmentation and swap TTA would change nothing
     left_pad = False  # batches padded on the left, so that every row's last token is at position -1
+    vllm = True  # predict.backend=vllm can serve it (one sequence a row)
 
     def __init__(self, comp: Competition, tokenizer: Any = None, template: Any = None):
         self.comp = comp
@@ -66,6 +67,13 @@ class Head:
         """Token ids of every row's sequences, `per_row` consecutive ones per row."""
         return renderer.render(table, swap=swap).input_ids
 
+    def vllm_probs(self, model_path: str, seqs: list[np.ndarray]) -> np.ndarray:
+        """Probabilities of the labels for each sequence, scored by vLLM on the merged checkpoint at `model_path`:
+        its pooling runner gives the classifier's softmax."""
+        from prefkit.core import vllm_backend
+
+        return vllm_backend.classify(model_path, seqs, self.outputs)
+
 
 class Classifier(Head):
     def __init__(self, comp: Competition, tokenizer: Any = None, template: Any = None):
@@ -78,6 +86,7 @@ class BradleyTerry(Head):
     layout = "single"
     per_row = 2
     symmetric = True
+    vllm = False  # two sequences a row: vLLM's pooling runner would score them apart, with no pairing
 
     @property
     def outputs(self) -> int:
@@ -116,6 +125,12 @@ class LmTokens(Head):
         logits = model(input_ids=batch["input_ids"], attention_mask=mask, position_ids=positions, use_cache=False,
                        logits_to_keep=1).logits
         return logits[:, -1, self.token_ids]
+
+    def vllm_probs(self, model_path: str, seqs: list[np.ndarray]) -> np.ndarray:
+        """One generated token's log-probabilities over the answer tokens (prefix caching on)."""
+        from prefkit.core import vllm_backend
+
+        return self.probs(vllm_backend.judge(model_path, seqs, self.token_ids))
 
 
 def answer_token_ids(tokenizer: Any, answers: list[str], k: int) -> list[int]:

@@ -116,10 +116,7 @@ class RewardModelLearner:
                 "(predict.tta_fraction and tta_budget_s apply to the transformers backend)")
         t0 = time.perf_counter()
         seqs = ids + (swapped or [])
-        if self.head.name == "lm_tokens":
-            probs = self.head.probs(vllm_backend.judge(str(merged), seqs, self.head.token_ids))
-        else:
-            probs = vllm_backend.classify(str(merged), seqs, self.head.outputs)
+        probs = self.head.vllm_probs(str(merged), seqs)
         if swapped is not None:
             probs = (probs[: len(ids)] + swap_probs(probs[len(ids):])) / 2
         seconds = time.perf_counter() - t0
@@ -140,7 +137,7 @@ class RewardModelLearner:
         if cfg.predict.backend == "vllm":  # vLLM loads the merged model itself; fail early where it is absent
             from prefkit.core.vllm_backend import require
 
-            if learner.head.per_row > 1:
+            if not learner.head.vllm:
                 raise PrefkitError(f"predict.backend=vllm serves the cls and lm_tokens heads; model.head="
                                    f"{learner.head.name} predicts with predict.backend=transformers")
             require()
