@@ -18,6 +18,7 @@ from prefkit.core import runs
 from prefkit.core.dist import is_main
 from prefkit.core.runs import output_dir
 from prefkit.data import PairTable, load_pairs
+from prefkit.errors import PrefkitError
 from prefkit.io import atomic_path, refuse_overwrite, write_json
 from prefkit.metrics import apply_temperature, margins
 from prefkit.recipes.common import log, report_skipped, report_unused
@@ -50,6 +51,19 @@ def run_probabilities(cfg: Config, run_dir: str | Path, table: PairTable) -> tup
     return p, {"models": [x["model"] for x in stats], "temperature": temperature, "rows": len(table), "per_model": stats}
 
 
+def check_cascade(cfg: Config) -> None:
+    """`predict.cascade.run` must be a run of the same competition: its probabilities replace part of ours, column
+    for column. Checked before anything is predicted."""
+    cc = cfg.predict.cascade
+    if not cc.run:
+        return
+    second = runs.open_config(cc.run)  # refuses a folder that is not a run
+    if second.competition != cfg.competition:
+        raise PrefkitError(f"predict.cascade.run={cc.run} is a competition={second.competition} run "
+                           f"({', '.join(of(second).labels)}); this run predicts competition={cfg.competition} "
+                           f"({', '.join(of(cfg).labels)}): give a {cfg.competition} run")
+
+
 def cascade(cfg: Config, table: PairTable, p: np.ndarray, second=None) -> tuple[np.ndarray, dict]:
     """`predict.cascade`: the least sure `fraction` of the rows re-scored by a second run and blended in with
     `weight`. `second(rows) -> probabilities` stands in for predicting with the run (repredict passes that run's
@@ -79,6 +93,7 @@ def tta_report(stats: dict) -> str:
 def main(run_dir: str | Path, test: str | Path, out_file: str | Path, overrides: list[str] = ()) -> pd.DataFrame | None:
     cfg = run_config(run_dir, overrides)
     rules.check(cfg.predict.rules)
+    check_cascade(cfg)
     fitted = rules.load(run_dir) if cfg.predict.rules else {}
     if not any(o.startswith("output_dir=") for o in overrides):
         cfg.output_dir = None  # never write into the training run's folder

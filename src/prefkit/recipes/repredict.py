@@ -20,7 +20,7 @@ from prefkit.errors import PrefkitError
 from prefkit.io import atomic_path, refuse_overwrite, write_json
 from prefkit.metrics import score
 from prefkit.recipes.common import load_labelled, log
-from prefkit.recipes.predict import cascade, run_config
+from prefkit.recipes.predict import cascade, check_cascade, run_config
 from prefkit.rm.learners import load_learner
 from prefkit.toolbox import rules
 from prefkit.toolbox.predictions import (
@@ -32,11 +32,25 @@ from prefkit.toolbox.predictions import (
 )
 
 
+def _mismatch(saved: pd.DataFrame, table: PairTable, need_all_saved: bool) -> str:
+    """How saved out-of-fold predictions and the data disagree ('' when they do not): rows on one side only
+    (every saved row must be in the data, or every data row saved: `need_all_saved`), and labels that differ."""
+    ids = table.frame["id"]
+    missing = int((~saved.index.isin(ids)).sum()) if need_all_saved else int((~ids.isin(saved.index)).sum())
+    found = ids.isin(saved.index)
+    differ = 0
+    if "label" in saved.columns:
+        differ = int((saved.loc[ids[found], "label"].to_numpy() != table.frame.loc[found, "label"].to_numpy()).sum())
+    what = ([f"{missing} rows are missing"] if missing else []) + ([f"{differ} rows have other labels"] if differ else [])
+    return " and ".join(what)
+
+
 def main(run_dir: str | Path, overrides: list[str] = ()) -> dict:
     run_dir = Path(run_dir)
     cfg = run_config(run_dir, overrides)
     if not any(o.startswith("output_dir=") for o in overrides):
         cfg.output_dir = None  # never write into the cv run's folder
+    check_cascade(cfg)
     comp = of(cfg)
     saved = read_logits(run_dir, comp)  # its oof_logits.csv (or the oof.csv of an older run)
     if "fold" not in saved.columns:
@@ -44,9 +58,21 @@ def main(run_dir: str | Path, overrides: list[str] = ()) -> dict:
     if cfg.output_dir:
         refuse_overwrite(cfg.output_dir, {"--run": run_dir, "predict.cascade.run": cfg.predict.cascade.run,
                                           "data.train": cfg.data.train}, "output_dir")
-    out = output_dir(cfg, "repredict")
     table = load_labelled(cfg.data.train, cfg)
     table = PairTable(table.frame[table.frame["id"].isin(saved.index)].reset_index(drop=True), table.source)
+    if problem := _mismatch(saved, table, need_all_saved=True):
+        # a relative data.train is read from the folder the command runs in, which may hold another file of that name
+        raise PrefkitError(f"data.train={cfg.data.train} is not the data {run_dir} was trained on: of its out-of-fold "
+                           f"rows, {problem}. Pass data.train=PATH to the file the run was trained on")
+    other = None
+    if cfg.predict.cascade.run:
+        other = read_logits(cfg.predict.cascade.run, comp)
+        if problem := _mismatch(other, table, need_all_saved=False):
+            raise PrefkitError(f"predict.cascade.run={cfg.predict.cascade.run} was not cross-validated on the rows of "
+                               f"{run_dir}: of {len(table)} rows, {problem} in its out-of-fold predictions")
+    if cfg.predict.rules:
+        rules.check(cfg.predict.rules)
+    out = output_dir(cfg, "repredict")  # after every check: a refused command leaves no folder
     folds = saved.loc[table.frame["id"], "fold"].to_numpy().astype(int)
     labels = table.frame["label"].to_numpy()
     p = np.zeros((len(table), len(comp.labels)))
@@ -63,8 +89,7 @@ def main(run_dir: str | Path, overrides: list[str] = ()) -> dict:
                          "seconds": stats.get("seconds")})
         log(f"fold {k}: logloss {per_fold[-1]['logloss']:.4f}  swap TTA on {per_fold[-1]['tta_rows']} of {int(va.sum())} rows")
     second = None
-    if cfg.predict.cascade.run:
-        other = read_logits(cfg.predict.cascade.run, comp)
+    if other is not None:
 
         def second(subset: PairTable) -> np.ndarray:
             return probabilities(other.loc[subset.frame["id"], logit_columns(comp)].to_numpy())
@@ -72,7 +97,6 @@ def main(run_dir: str | Path, overrides: list[str] = ()) -> dict:
     p, cascaded = cascade(cfg, table, p, second)
     ruled = {}
     if cfg.predict.rules:
-        rules.check(cfg.predict.rules)
         p, ruled = rules.out_of_fold(table, p, folds, comp, cfg.predict.rules)
     metrics = {**score(p, labels), "competition": comp.name, "metric": comp.metric, "run": str(run_dir),
                "tta_rows": int(sum(f["tta_rows"] for f in per_fold)), "folds": per_fold,
