@@ -60,3 +60,20 @@ def test_repredict_from_another_folder_refuses_a_file_of_the_same_name(two_runs,
     r = run_cli("repredict", "--run", rel, f"data.train={two_runs / 'l.csv'}", f"output_dir={tmp_path / 'ok'}")
     assert r.code == 0, r.err
     assert load_config(two_runs / "lm" / "config.yaml").data.train == str(two_runs / "l.csv")
+
+
+def test_a_student_run_is_refused_where_a_reward_model_is_wanted(two_runs, run_cli, tmp_path):
+    # before: `cot rank --rm SFT_RUN` read every answer file, then failed inside the reward model's loader
+    import shutil
+
+    from prefkit.shipped import config_path
+
+    student = tmp_path / "student"
+    student.mkdir()
+    shutil.copy(config_path("sft/tiny_gemma2"), student / "config.yaml")
+    r = run_cli("cot", "rank", "--rm", student, "--dataset", "multiarith", "--system", "a=x.jsonl",
+                "--system", "b=y.jsonl", "--out", tmp_path / "rank")
+    assert r.code == 2 and "a model.kind=causal_lm run; this needs features or seq_cls" in r.err
+    assert "Traceback" not in r.err and not (tmp_path / "rank").exists()
+    r = run_cli("predict", "--run", student, "--test", two_runs / "l.csv", "--out", tmp_path / "s.csv")
+    assert r.code == 2 and "model.kind=causal_lm" in r.err and not (tmp_path / "s.csv").exists()

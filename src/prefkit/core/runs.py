@@ -92,12 +92,21 @@ def is_run(folder: str | Path) -> bool:
     return (Path(folder) / CONFIG).is_file()
 
 
-def open_config(run_dir: str | Path, overrides: list[str] = (), made_by: str = "`prefkit cv` or `prefkit train`") -> Config:
-    """A run folder's saved config (with `overrides`), or a clear refusal of a folder that is not a run."""
+REWARD_MODEL_KINDS = ("features", "seq_cls")  # model.kind of the runs `cv` and `train` write (a student is causal_lm)
+
+
+def open_config(run_dir: str | Path, overrides: list[str] = (), made_by: str = "`prefkit cv` or `prefkit train`",
+                kinds: tuple[str, ...] | None = None) -> Config:
+    """A run folder's saved config (with `overrides`), or a clear refusal of a folder that is not a run, or (with
+    `kinds`) of a run of another kind of model: an SFT student where a reward model is wanted, or the reverse."""
     run_dir = Path(run_dir)
     if not is_run(run_dir):
         raise PrefkitError(f"{run_dir}: not a run folder (no {CONFIG}); give a folder written by {made_by}")
-    return load_config(run_dir / CONFIG, list(overrides))
+    cfg = load_config(run_dir / CONFIG, list(overrides))
+    if kinds is not None and cfg.model.kind not in kinds:
+        raise PrefkitError(f"{run_dir}: a model.kind={cfg.model.kind} run; this needs {' or '.join(kinds)}: give a "
+                           f"folder written by {made_by}")
+    return cfg
 
 
 def saved_settings(run_dir: str | Path) -> dict:

@@ -35,6 +35,8 @@ def main(rm_run: str | Path, dataset: str, systems: dict[str, str | None], out: 
     if len(systems) < 2:
         raise PrefkitError("ranking needs at least two systems (--system NAME=FILE, and/or --reference)")
     rm_run, out = Path(rm_run), Path(out)
+    cfg = runs.open_config(rm_run, made_by="`prefkit cv` or `prefkit train` (a reward model)",
+                           kinds=runs.REWARD_MODEL_KINDS)
     examples = load(dataset, split, root)
     if questions is not None:
         keep = held_out(questions, dataset)
@@ -59,7 +61,6 @@ def main(rm_run: str | Path, dataset: str, systems: dict[str, str | None], out: 
     table = b.build()
     if not rows:
         raise PrefkitError("no question has answers from two systems: check the prediction files and --split")
-    cfg = runs.open_config(rm_run, made_by="`prefkit cv` or `prefkit train` (a reward model)")
     probs, _ = ensemble_predict(cfg, rm_run, table)
     k = len(names)
     per_item = np.zeros((len(examples), k, k))

@@ -37,7 +37,7 @@ def run_config(run_dir: str | Path, overrides: list[str] = ()) -> Config:
     if not runs.is_run(run_dir):
         runs.open_config(run_dir)  # the refusal, before the overrides are looked at
     report_unused(load_config(None, overrides), "predict", SECTIONS)
-    return runs.open_config(run_dir, overrides)
+    return runs.open_config(run_dir, overrides, kinds=runs.REWARD_MODEL_KINDS)
 
 
 def run_probabilities(cfg: Config, run_dir: str | Path, table: PairTable) -> tuple[np.ndarray, dict]:
