@@ -7,6 +7,7 @@
     prefkit predict --run RUN_DIR --test PATH --out FILE [key=value ...]
     prefkit demo [--config CONFIG] [--rows N] [-v] [key=value ...]
     prefkit repredict --run CV_RUN [key=value ...]
+    prefkit doctor --run RUN [--rows N] [key=value ...]
     prefkit merge --run CV_RUN --out DIR [--into-base]
     prefkit blend RUN RUN... --out DIR [--method simplex|stack] [--test-preds PRED...] [--submission FILE]
     prefkit pseudo-label --run RUN_OR_BLEND --data PATH --out FILE [--min-margin M] [key=value ...]
@@ -28,7 +29,8 @@ Each command is a row of `COMMANDS`: its words, the recipe module that does the 
 arguments, and `call`, the few lines from parsed arguments to that `main`. Recipe modules are imported only
 when their command runs, so `prefkit --help` stays fast. Every `key=value` is a config override
 (`data.train=PATH`, `cv.n_splits=3`, `output_dir=DIR`); a CONFIG is a path or the name of a shipped config.
-Exit codes: 0 success; 1 `data check`/`data convert` skipped bad rows (or a kernel that did not complete);
+Exit codes: 0 success; 1 `data check`/`data convert` skipped bad rows (or a kernel that did not complete, or a
+`doctor` probe out of tolerance);
 2 a user error (bad file, bad config), printed without a traceback.
 """
 
@@ -165,6 +167,12 @@ COMMANDS = [
     Command(("repredict",), "prefkit.recipes.repredict", "a cv run's out-of-fold predictions again under other predict.* settings",
             ((("--run",), {"required": True, "help": "folder written by `prefkit cv`"}), OVERRIDES),
             lambda a, r: r.main(a.run, a.overrides)),
+    Command(("doctor",), "prefkit.recipes.doctor",
+            "probe a run's model: batch and padding, dtype, A/B swap, the position read, shuffled labels (exit 1: a fault)",
+            ((("--run",), {"required": True, "help": "folder written by `prefkit cv` or `prefkit train`"}),
+             (("--rows",), {"type": int, "default": 16, "help": "rows to probe (a seeded sample of data.train)"}),
+             OVERRIDES),
+            lambda a, r: r.main(a.run, a.rows, a.overrides)),
     Command(("merge",), "prefkit.recipes.merge", "average a cv run's fold models into one model (a run folder)",
             ((("--run",), {"required": True, "help": "folder written by `prefkit cv`"}),
              (("--out",), {"required": True, "help": "new run folder for the averaged model"}),

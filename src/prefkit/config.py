@@ -161,6 +161,8 @@ class TrainConfig:
     eval_every: int = _range(0, 0)  # optimizer steps between evaluations on the validation rows (0: none during training)
     eval_rows: int = _range(1000, 0)  # evaluations during training use a seeded sample of this many validation rows (0: all)
     eval_tta: bool = False  # ... and the plain A/B order only, unless this is set (TTA doubles their cost)
+    # cv and train end with the model probes (`prefkit doctor`) on a seeded sample of this many rows (0: none)
+    probe_rows: int = _range(16, 0)
     save_every: int = _range(50, 0)  # optimizer steps between checkpoints (0: none)
     log_every: int = _range(10, 1)
     soft_labels: str | None = None  # CSV: id + the competition's probability columns (winner_model_a, ...): teacher probabilities
@@ -466,7 +468,7 @@ DICT_KEYS = {"data.columns", "model.random_init"}  # keys whose value is a mappi
 # what `prefkit kaggle bundle/kernel` read later.
 USES = {
     "features": ["output_dir", "competition", "data.*", "template.*", "model.kind", "features.*", "train.seed", "train.swap_augment",
-                 "cv.*", "predict.swap_tta", "predict.clip", "predict.cascade.*", "predict.rules", "kaggle.*"],
+                 "train.probe_rows", "cv.*", "predict.swap_tta", "predict.clip", "predict.cascade.*", "predict.rules", "kaggle.*"],
     "seq_cls": ["output_dir", "competition", "data.*", "template.*", "model.*", "lora.*", "quantization.*", "train.*", "cv.*",
                 "predict.*", "kaggle.*"],
     "causal_lm": ["output_dir", "template.tokenizer", "template.max_length", "model.*", "lora.*", "quantization.*",

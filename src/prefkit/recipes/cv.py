@@ -23,6 +23,7 @@ from prefkit.metrics import (
     uniform_logloss,
 )
 from prefkit.recipes.common import load_labelled, log, report_unused, require_kind
+from prefkit.rm import probes
 from prefkit.rm.learners import check_source, make_learner
 from prefkit.toolbox import rules
 from prefkit.toolbox.predictions import OOF_FILE, write_logits
@@ -89,6 +90,9 @@ def main(cfg: Config, name: str = "", resume: bool = False) -> dict:
         if r["rows"]:
             log(f"rule {rule}: {r['rows']} rows; their OOF log loss {r['logloss_model']:.4f} (model) -> "
                 f"{r['logloss_rule']:.4f} (rule fitted on the other folds); predict.rules=[{rule}] applies it")
+    probed = probes.after_training(cfg, out, table, scored=(oof[done], labels[done]))  # the model itself, on a sample
+    if probed is not None:
+        metrics["probes"] = probed
     if is_main():
         write_json(out / rules.FILE, rules.fit_all(rows, comp))
         frame = pd.DataFrame({"id": table.frame["id"], "fold": folds, "label": labels,

@@ -10,6 +10,7 @@ from prefkit.core.dist import is_main
 from prefkit.core.runs import is_trained, mark_trained, output_dir
 from prefkit.io import write_json
 from prefkit.recipes.common import load_labelled, log, report_unused, require_kind
+from prefkit.rm import probes
 from prefkit.rm.learners import check_source, make_learner
 from prefkit.toolbox import rules
 from prefkit.toolbox.pseudo import with_pseudo_rows
@@ -29,8 +30,12 @@ def main(cfg: Config, name: str = "", resume: bool = False) -> Path:
     table = load_labelled(cfg.data.train, cfg)
     if is_main():
         write_json(out / rules.FILE, rules.fit_all(table, of(cfg)))
+    labelled = table
     table = with_pseudo_rows(table, cfg.train.pseudo_labels)
     history = make_learner(cfg).fit(table, None, folder, resume)
     mark_trained(folder, {"kind": cfg.model.kind, "rows": len(table), "history_tail": history[-1:]})
+    probed = probes.after_training(cfg, out, labelled)  # the model itself, on a sample of its training rows
+    if probed is not None and is_main():
+        write_json(out / "metrics.json", {"probes": probed})
     log(f"trained on {len(table)} rows -> {folder}")
     return out
