@@ -22,6 +22,19 @@ def test_data_prep_smoke(tmp_path):
     assert res["ratio_prepare_vs_tokenizer"] > 0 and (tmp_path / "data_prep.md").exists()
 
 
+@pytest.mark.slow
+def test_data_scale_smoke(tmp_path):
+    r = subprocess.run([sys.executable, str(BENCH / "data_scale.py"), "--sizes", "300", "--out", str(tmp_path),
+                        "--cache", str(tmp_path)], capture_output=True, text=True, timeout=600)
+    assert r.returncode == 0, r.stderr[-3000:]
+    res = json.loads((tmp_path / "data_scale.json").read_text())
+    variants = {x["variant"]: x for x in res["results"]}
+    assert set(variants) == {"prefkit", "rows", "polars", "pandas"} and all(x["rows"] == 300 for x in variants.values())
+    assert variants["prefkit"]["read_by"] == "polars" and variants["rows"]["read_by"] == "rows"
+    assert variants["prefkit"]["chars"] == variants["rows"]["chars"] > 0
+    assert all(x["seconds"] > 0 and x["peak_rss_mb"] > 0 for x in variants.values())
+
+
 def _run(script: str, *args: str) -> subprocess.CompletedProcess:
     return subprocess.run([sys.executable, str(BENCH / script), *args], capture_output=True, text=True, timeout=900)
 

@@ -13,6 +13,7 @@ import json
 from pathlib import Path
 from typing import Any
 
+from prefkit.data import fast
 from prefkit.data.readers import (
     csv_records,
     parquet_columns,
@@ -89,11 +90,50 @@ def _lmsys_label(values: dict) -> str:
     return label
 
 
-def load_arena(path: Path, flavour: str, skip_bad_rows: bool, limit: int | None, labels: bool = True) -> PairTable:
+def _fast_arena(path: Path, flavour: str, is_csv: bool, limit: int | None, labels: bool) -> PairTable | None:
+    """The file read and checked by columns (`fast.py`), or None: the row reader is to read it."""
+    try:
+        if is_csv:
+            if limit is not None:
+                return None  # the row reader stops at the limit
+            columns, _ = fast.csv_header(path)
+        else:
+            columns = parquet_columns(path, TableBuilder(str(path)))
+        if not {"id", *TURN_COLUMNS} <= set(columns):
+            return None  # the row reader names what is missing
+        labelled = labels and (any(c in columns for c in WINNER_COLUMNS) if flavour == "lmsys" else "winner" in columns)
+        if labelled and flavour == "lmsys" and not set(WINNER_COLUMNS) <= set(columns):
+            return None
+        f = fast.read_csv(path) if is_csv else fast.read_parquet(path, limit)
+        repaired = 0
+        turns = {}
+        for c in TURN_COLUMNS:
+            if flavour == "wsdm":
+                turns[c] = fast.plain_turns(f[c])
+            elif f[c].dtype == fast.pl.String:
+                turns[c], fixed = fast.json_turns(f[c])
+                repaired += fixed
+            else:
+                turns[c] = fast.list_turns(f[c])
+        label = None
+        if labelled:
+            label = fast.lmsys_labels(f) if flavour == "lmsys" else fast.wsdm_labels(f["winner"])
+        metadata = {c: f[c] if c in f.columns else None for c in ("model_a", "model_b", "language")}
+        return fast.table(str(path), fast.ids(f["id"]), turns, label, metadata,
+                          f["line"] if is_csv else None, repaired)
+    except fast.Fallback:
+        return None
+
+
+def load_arena(path: Path, flavour: str, skip_bad_rows: bool, limit: int | None, labels: bool = True,
+               fast: bool = True) -> PairTable:
     """Load an LMSYS (`flavour="lmsys"`) or WSDM Cup (`flavour="wsdm"`) file; `labels=False` reads the pairs
-    only (a pseudo-label file, whose winner columns hold probabilities)."""
-    b = TableBuilder(str(path), skip_bad_rows)
+    only (a pseudo-label file, whose winner columns hold probabilities). A clean file is read by columns
+    (`fast.py`); anything the fast path does not vouch for, and every file when `fast=False`, by rows."""
     is_csv = path.suffix == ".csv" or path.name.endswith(".csv.gz")
+    if fast and (table := _fast_arena(path, flavour, is_csv, limit, labels)) is not None:
+        return table
+    b = TableBuilder(str(path), skip_bad_rows)
     if is_csv:
         columns, records = csv_records(path, b, id_column="id")
     else:

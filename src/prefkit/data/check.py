@@ -6,10 +6,12 @@ from collections import Counter
 from typing import Any
 
 import numpy as np
+import pandas as pd
 from tqdm.auto import tqdm
 
 from prefkit.data.table import (
     LABELS,
+    PY_WHITESPACE,
     SWAPPED_LABEL,
     TURN_COLUMNS,
     PairTable,
@@ -29,24 +31,49 @@ def _stats(values: np.ndarray) -> dict[str, float]:
     return out
 
 
-def _is_empty(turns: list) -> bool:
-    return all(t is None or not t.strip() for t in turns)
+_WS_RUN = "[" + "".join(f"\\u{ord(c):04x}" for c in PY_WHITESPACE) + "]+"
+
+
+def _normalised_prompts():
+    """`table.normalise_prompt` on a whole column: non-empty turns, whitespace runs made one space, joined,
+    lower-cased (Python's whitespace, as `str.split()` sees it)."""
+    import polars as pl
+
+    e = pl.element()
+    turns = pl.col("prompt").list.eval(e.filter(e.is_not_null() & (e != "")).str.replace_all(_WS_RUN, " ")
+                                       .str.strip_chars(" "))
+    return turns.list.join(" ").str.to_lowercase()
+
+
+def _empty(column: str):
+    """Every turn null or whitespace (none at all counts as empty, as Python's all([]) does)."""
+    import polars as pl
+
+    e = pl.element()
+    return pl.col(column).list.eval(e.is_null() | e.str.contains(f"^{_WS_RUN[:-1]}*$")).list.all()
+
+
+def _chars(column: str):
+    import polars as pl
+
+    return pl.col(column).list.eval(pl.element().str.len_chars()).list.sum().fill_null(0)
 
 
 def token_counts(tokenizer: Any, table: PairTable, cap_chars: int, chunk_rows: int = 2048) -> tuple[dict[str, np.ndarray], int]:
     """Tokens of each part (all its turns), without special tokens, counted in chunks to bound memory. A text
     longer than `cap_chars` is counted on its first and last `cap_chars / 2` characters only, as rendering cuts
     it (a 50 MB cell would otherwise take GBs in the tokenizer): its count is a lower bound, and far above any
-    budget. Returns the counts and how many texts were capped."""
-    f = table.frame
-    counts = {c: np.zeros(len(f), dtype=np.int64) for c in TURN_COLUMNS}
+    budget. Python strings are made a chunk at a time (`PairTable.turns`). Returns the counts and how many
+    texts were capped."""
+    n = len(table)
+    counts = {c: np.zeros(n, dtype=np.int64) for c in TURN_COLUMNS}
     half, capped = cap_chars // 2, 0
-    with tqdm(total=len(f), desc="count tokens", unit="row", leave=False, mininterval=1.0) as bar:
-        for start in range(0, len(f), chunk_rows):
-            stop = min(start + chunk_rows, len(f))
+    with tqdm(total=n, desc="count tokens", unit="row", leave=False, mininterval=1.0) as bar:
+        for start in range(0, n, chunk_rows):
+            stop = min(start + chunk_rows, n)
             for c in TURN_COLUMNS:
                 texts, owner = [], []
-                for k, turns in enumerate(f[c].iloc[start:stop]):
+                for k, turns in enumerate(table.turns(c, start, stop)):
                     for t in turns:
                         if t:
                             if len(t) > cap_chars:
@@ -59,30 +86,66 @@ def token_counts(tokenizer: Any, table: PairTable, cap_chars: int, chunk_rows: i
     return counts, capped
 
 
-def summarise(table: PairTable, renderer: Any | None = None) -> dict:
-    """Counts and length percentiles; token lengths too when given a renderer (`prefkit.rm.templates.Renderer`, duck-typed: data sits below the reward model)."""
-    f = table.frame
-    n = len(f)
-    labels = Counter(f["label"].fillna("none"))
-    turns = f["prompt"].map(len)
+def _by_columns(f) -> dict[str, Any]:
+    """The counts of a table held by polars, a column at a time (no Python string of a turn is made)."""
+    import polars as pl
+
+    col = f.select(
+        label=pl.col("label").fill_null("none"),
+        turns=pl.col("prompt").list.len(),
+        null_turns=pl.sum_horizontal(pl.col(c).list.eval(pl.element().is_null()).list.sum() for c in TURN_COLUMNS),
+        empty_a=_empty("response_a"),
+        empty_b=_empty("response_b"),
+        identical=pl.col("response_a").eq_missing(pl.col("response_b")),
+        norm=_normalised_prompts(),
+        **{f"chars_{c}": _chars(c) for c in TURN_COLUMNS},
+    )
+    return {"labels": dict(zip(*col["label"].value_counts().to_dict(as_series=False).values())),
+            "turns": dict(zip(*col["turns"].value_counts().to_dict(as_series=False).values())),
+            "null_turns": col["null_turns"].sum(), "empty_a": col["empty_a"].sum(), "empty_b": col["empty_b"].sum(),
+            "identical": col["identical"].sum(), "ids": f["id"].n_unique(), "prompts": col["norm"].n_unique(),
+            "chars": {c: col[f"chars_{c}"].to_numpy() for c in TURN_COLUMNS}}
+
+
+def _is_empty(turns: list) -> bool:
+    return all(t is None or not t.strip() for t in turns)
+
+
+def _by_rows(f: pd.DataFrame) -> dict[str, Any]:
+    """The same counts of a table held by pandas (read by rows, or built by hand), row by row in Python: faster
+    than copying its text into Arrow first."""
     norm = f["prompt"].map(normalise_prompt)
+    return {"labels": Counter(f["label"].fillna("none")), "turns": Counter(f["prompt"].map(len)),
+            "null_turns": sum(t is None for c in TURN_COLUMNS for turns in f[c] for t in turns),
+            "empty_a": f["response_a"].map(_is_empty).sum(), "empty_b": f["response_b"].map(_is_empty).sum(),
+            "identical": (f["response_a"] == f["response_b"]).sum(), "ids": f["id"].nunique(), "prompts": norm.nunique(),
+            "chars": {c: f[c].map(lambda ts: sum(len(t) for t in ts if t)).to_numpy() for c in TURN_COLUMNS}}
+
+
+def summarise(table: PairTable, renderer: Any | None = None) -> dict:
+    """Counts and length percentiles (by columns in polars when polars holds the table, else by rows); token
+    lengths too when given a renderer (`prefkit.rm.templates.Renderer`, duck-typed: data sits below the reward
+    model)."""
+    n = len(table)
+    k = _by_columns(table.columnar) if table.columnar is not None else _by_rows(table.frame)
+    labels, turns = k["labels"], k["turns"]
     summary: dict[str, Any] = {
         "file": table.source,
         "rows": n,
         "skipped_rows": len(table.skipped),
         "skipped_ids": [p.id for p in table.skipped],
         "repaired_surrogate_cells": table.repaired_cells,
-        "labels": {k: int(labels.get(k, 0)) for k in (*LABELS, "none")},
-        "label_share": {k: round(labels.get(k, 0) / n, 4) if n else 0.0 for k in LABELS},
-        "turns_per_row": {str(k): int(v) for k, v in sorted(Counter(turns).items())},
-        "null_turns": int(sum(t is None for c in TURN_COLUMNS for turns_ in f[c] for t in turns_)),
-        "empty_response_a": int(f["response_a"].map(_is_empty).sum()),
-        "empty_response_b": int(f["response_b"].map(_is_empty).sum()),
-        "identical_a_b": int((f["response_a"] == f["response_b"]).sum()),
-        "duplicate_ids": int(f["id"].duplicated().sum()),
-        "distinct_prompts": int(norm.nunique()),
-        "duplicate_prompt_rows": int(norm.duplicated().sum()),
-        "chars": {c: _stats(f[c].map(lambda ts: sum(len(t) for t in ts if t)).to_numpy()) for c in TURN_COLUMNS},
+        "labels": {x: int(labels.get(x, 0)) for x in (*LABELS, "none")},
+        "label_share": {x: round(labels.get(x, 0) / n, 4) if n else 0.0 for x in LABELS},
+        "turns_per_row": {str(x): int(v) for x, v in sorted(turns.items())},
+        "null_turns": int(k["null_turns"]),
+        "empty_response_a": int(k["empty_a"]),
+        "empty_response_b": int(k["empty_b"]),
+        "identical_a_b": int(k["identical"]),
+        "duplicate_ids": n - int(k["ids"]),
+        "distinct_prompts": int(k["prompts"]),
+        "duplicate_prompt_rows": n - int(k["prompts"]),
+        "chars": {c: _stats(v) for c, v in k["chars"].items()},
     }
     if renderer is not None:
         cap = 2 * renderer.char_cap

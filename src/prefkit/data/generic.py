@@ -12,6 +12,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from prefkit.data import fast
 from prefkit.data.arena import json_turns, plain_turns
 from prefkit.data.readers import (
     csv_records,
@@ -28,15 +29,47 @@ CANONICAL = ("id", *TURN_COLUMNS, "label", *META_COLUMNS)
 _LABELS = {"a": "a", "model_a": "a", "b": "b", "model_b": "b", "tie": "tie"}
 
 
+def _fast_generic(path: Path, name: str, source: dict[str, str], mapped: dict[str, str], turns: str,
+                  limit: int | None) -> PairTable | None:
+    """A CSV or parquet file read and checked by columns (`fast.py`), or None: the row reader is to read it."""
+    is_csv = name.endswith(".csv")
+    if not (is_csv or name.endswith(".parquet")) or (is_csv and limit is not None):
+        return None  # JSON(L) files, and a CSV read up to a limit (the row reader stops there)
+    try:
+        header = fast.csv_header(path)[0] if is_csv else parquet_columns(path, TableBuilder(str(path)))
+        needed = [source[c] for c in TURN_COLUMNS] + [source[c] for c in ("id", "label") if c in mapped]
+        if not set(needed) <= set(header):
+            return None  # the row reader names what is missing
+        f = fast.read_csv(path) if is_csv else fast.read_parquet(path, limit)
+        repaired, cells = 0, {}
+        for c in TURN_COLUMNS:
+            if is_csv and turns == "json":
+                cells[c], fixed = fast.json_turns(f[source[c]])
+                repaired += fixed
+            else:
+                cells[c] = fast.plain_turns(f[source[c]])
+        if source["id"] in header:
+            ids = fast.ids(f[source["id"]])
+        else:  # no id column: the row numbers
+            ids = fast.pl.int_range(1, f.height + 1, eager=True).cast(fast.pl.String).alias("id")
+        label = fast.generic_labels(f[source["label"]]) if source["label"] in header else None
+        metadata = {c: f[source[c]] if source[c] in header else None for c in META_COLUMNS}
+        return fast.table(str(path), ids, cells, label, metadata, f["line"] if is_csv else None, repaired)
+    except fast.Fallback:
+        return None
+
+
 def load_generic(
-    path: Path, columns: dict[str, str], turns: str, skip_bad_rows: bool, limit: int | None
+    path: Path, columns: dict[str, str], turns: str, skip_bad_rows: bool, limit: int | None, fast: bool = True
 ) -> PairTable:
     unknown = [k for k in columns if k not in CANONICAL]
     if unknown:
         raise PrefkitError(f"data.columns: unknown canonical name {unknown[0]!r} (known: {', '.join(CANONICAL)})")
     source = {name: columns.get(name, name) for name in CANONICAL}
-    b = TableBuilder(str(path), skip_bad_rows)
     name = path.name.removesuffix(".gz")
+    if fast and (table := _fast_generic(path, name, source, columns, turns, limit)) is not None:
+        return table
+    b = TableBuilder(str(path), skip_bad_rows)
     if name.endswith(".csv"):
         header, records = csv_records(path, b, id_column=source["id"])
         header_line = 1

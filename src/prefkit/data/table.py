@@ -17,8 +17,8 @@ Columns of `PairTable.frame`:
 
 from __future__ import annotations
 
+import math
 import re
-from dataclasses import dataclass, field
 from typing import Any
 
 import pandas as pd
@@ -35,19 +35,70 @@ COLUMNS = ("id", *TURN_COLUMNS, "label", *META_COLUMNS, "row", "line")
 SWAPPED_LABEL = {label: LABELS[i] for label, i in zip(LABELS, SWAP_INDEX)}  # a -> b, b -> a, tie -> tie
 
 
-@dataclass
+# What Python's str.isspace() calls whitespace (str.strip() and str.split() use it): Unicode White_Space and
+# the four information separators \x1c-\x1f. Given to polars explicitly, whose own idea of whitespace lacks those four.
+PY_WHITESPACE = ("\t\n\x0b\x0c\r\x1c\x1d\x1e\x1f \x85\xa0\u1680\u2000\u2001\u2002\u2003\u2004\u2005\u2006"
+                 "\u2007\u2008\u2009\u200a\u2028\u2029\u202f\u205f\u3000")
+
+
 class PairTable:
-    frame: pd.DataFrame
-    source: str
-    skipped: list[RowProblem] = field(default_factory=list)
-    repaired_cells: int = 0  # cells whose lone UTF-16 surrogates were replaced by U+FFFD
-    dropped_labels: int = 0  # rows dropped because the competition has not their label (data.ties=drop)
+    """The canonical table. `frame` is a pandas DataFrame (the columns above; turn cells are Python lists).
+
+    A table read by the polars fast path holds its rows as a polars DataFrame (`columnar`, text in Arrow memory)
+    and builds `frame` on first use: `prefkit data check` (counts by columns, tokens a chunk of rows at a time via
+    `turns`) never makes a Python string of every turn. Once built, `frame` is the table (callers may change it)
+    and the polars copy is let go.
+    """
+
+    def __init__(self, frame: pd.DataFrame | None = None, source: str = "", skipped: list[RowProblem] | None = None,
+                 repaired_cells: int = 0, dropped_labels: int = 0, *, polars: Any = None, read_by: str = "rows"):
+        if (frame is None) == (polars is None):
+            raise ValueError("a PairTable needs a pandas frame or a polars frame (one of them)")
+        self._frame = frame
+        self._polars = polars
+        self.source = source
+        self.skipped: list[RowProblem] = list(skipped or [])
+        self.repaired_cells = repaired_cells  # cells whose lone UTF-16 surrogates were replaced by U+FFFD
+        self.dropped_labels = dropped_labels  # rows dropped because the competition has not their label (data.ties=drop)
+        self.read_by = read_by  # "polars" (the column-wise fast path) or "rows" (the row reader)
+
+    @property
+    def frame(self) -> pd.DataFrame:
+        if self._frame is None:
+            self._frame = polars_to_pandas(self._polars)
+            self._polars = None
+        return self._frame
+
+    @frame.setter
+    def frame(self, value: pd.DataFrame) -> None:
+        self._frame, self._polars = value, None
+
+    @property
+    def columnar(self):
+        """The polars DataFrame that holds the rows (turn columns `List(String)`), or None once pandas holds them."""
+        return self._polars
+
+    def polars(self):
+        """The rows as a polars DataFrame: the fast path's own, or a copy made from `frame`."""
+        return self._polars if self._polars is not None else pandas_to_polars(self._frame)
+
+    def turns(self, column: str, start: int, stop: int) -> list:
+        """The cells of `column` in rows [start, stop) as Python lists, from whichever frame holds the rows: a
+        reader of every row (token counts) makes Python strings a chunk at a time."""
+        if self._polars is not None:
+            return self._polars[column].slice(start, stop - start).to_list()
+        return list(self._frame[column].iloc[start:stop])
 
     def __len__(self) -> int:
-        return len(self.frame)
+        return self._polars.height if self._polars is not None else len(self._frame)
+
+    def __repr__(self) -> str:
+        return f"PairTable({self.source!r}, {len(self)} rows, read by {self.read_by})"
 
     @property
     def has_labels(self) -> bool:
+        if self._polars is not None:
+            return self._polars.height > 0 and self._polars["label"].null_count() == 0
         return len(self.frame) > 0 and bool(self.frame["label"].notna().all())
 
     def skipped_report(self) -> str:
@@ -58,10 +109,33 @@ class PairTable:
         return f"{self.source}: skipped {len(self.skipped)} bad rows: {shown}"
 
 
+def polars_to_pandas(f) -> pd.DataFrame:
+    """The pandas frame the row reader builds, from the fast path's polars frame: Python lists in the turn
+    cells, None for missing values, and the same column types (the constructor infers them alike)."""
+    if f.height == 0:
+        return pd.DataFrame([], columns=list(COLUMNS))
+    return pd.DataFrame({c: f[c].to_list() for c in COLUMNS}, columns=list(COLUMNS))
+
+
+def pandas_to_polars(frame: pd.DataFrame):
+    """A polars copy of a pandas table (turn cells: lists of str or None; metadata: str or None)."""
+    import polars as pl
+
+    def text(values) -> list:
+        return [None if v is None or (isinstance(v, float) and math.isnan(v)) else str(v) for v in values]
+
+    turns = pl.List(pl.String)
+    columns = {"id": pl.Series("id", text(frame["id"]), dtype=pl.String)}
+    columns.update({c: pl.Series(c, [list(t) for t in frame[c]], dtype=turns) for c in TURN_COLUMNS})
+    columns.update({c: pl.Series(c, text(frame[c]) if c in frame else [None] * len(frame), dtype=pl.String)
+                    for c in ("label", *META_COLUMNS)})
+    return pl.DataFrame(columns)
+
+
 _SURROGATE = re.compile("[\ud800-\udfff]")
 
 
-def _repair(text: str) -> tuple[str, bool]:
+def repair_surrogates(text: str) -> tuple[str, bool]:
     """Replace lone UTF-16 surrogates (valid JSON escapes, invalid Unicode) with U+FFFD.
 
     JSON decoding already joins well-formed surrogate pairs, so every surrogate left in a str is lone;
@@ -113,7 +187,7 @@ class TableBuilder:
             if turn is None:
                 out.append(None)
             elif isinstance(turn, str):
-                turn, fixed = _repair(turn)
+                turn, fixed = repair_surrogates(turn)
                 self._repaired += fixed
                 out.append(turn)
             else:

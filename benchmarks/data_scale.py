@@ -1,0 +1,250 @@
+"""Loading and checking LMSYS-form data as it grows: prefkit against plain polars and pandas, in one run.
+
+    python benchmarks/data_scale.py [--sizes 10000,100000] [--million] [--repeats 1]
+
+Makes (once, cached in benchmarks/.cache/) LMSYS-form CSV files of each size, with a length distribution like
+the LMSYS Chatbot Arena training set's: about 14% of rows have several turns (2 to 6), prompts are
+log-normal around 90 characters (mean about 500), responses log-normal around 650 characters (mean about 1,500)
+with a tail of one in a thousand from 20,000 to 300,000 characters, about 1% null and empty turns, a little
+Arabic, Chinese and emoji: about 3,700 bytes a row, as LMSYS's 57,477 rows take 184 MB. Texts are cut from a
+corpus assembled from `prefkit.data.synthetic`'s phrase banks; nothing is real. `--million` adds 1,000,000 rows
+(about 3.7 GB on disk).
+
+Then, for each size and in the same run, each in a fresh process so that its peak memory is its own:
+
+  prefkit    `load_pairs` + `summarise` (what `prefkit data check --no-tokens` does): parse, validate every row,
+             build the canonical table, count
+  rows       the same on the row reader (`load_pairs(..., fast=False)`, what prefkit did before it read with
+             polars), up to 200,000 rows (`--rows-reader-max`)
+  polars     plain `polars.read_csv` of the file, every column as text
+  pandas     `pandas.read_csv` + `json.loads` of every turn cell
+
+and writes wall seconds, rows/s and peak RSS of each (and the RSS it added to the process after its imports)
+to benchmarks/results/data_scale.{json,md}. polars uses every core it finds (POLARS_MAX_THREADS caps it).
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import importlib
+import json
+import os
+import platform
+import resource
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+VARIANTS = ("prefkit", "rows", "polars", "pandas")
+
+# ------------------------------------------------------------------------------------------------ the files
+
+
+def _corpus(rng) -> str:
+    """About 1.2 M characters of text to cut turns from: the synthetic set's phrases, markdown, code, a little
+    Arabic, Chinese and emoji, newlines."""
+    from prefkit.data import synthetic as s
+
+    topics = s.TOPICS
+    bank = s.GOOD + s.FILLER + s.OFF_TOPIC + s.REFUSALS + s.ASKS + s.FOLLOW_UPS
+    parts: list[str] = []
+    size = 0
+    while size < 1_200_000:
+        t = str(rng.choice(topics))
+        kind = rng.random()
+        if kind < 0.06:
+            piece = str(rng.choice(s.FOREIGN)).format(t=t) + " 😀"
+        elif kind < 0.12:
+            piece = f"```python\ndef f(x):\n    return x * {int(rng.integers(100))}\n```"
+        elif kind < 0.25:
+            piece = f"\n\n## {t.title()}\n\n- " + "\n- ".join(str(rng.choice(bank)).format(t=t, T=t.title()) for _ in range(3))
+        else:
+            piece = str(rng.choice(bank)).format(t=t, T=t.title())
+        parts.append(piece)
+        size += len(piece) + 1
+    return " ".join(parts)
+
+
+def _lengths(rng, n: int, median: float, sigma: float, tail: float, tail_range: tuple[int, int]):
+    import numpy as np
+
+    out = rng.lognormal(np.log(median), sigma, n)
+    heavy = rng.random(n) < tail
+    out[heavy] = np.exp(rng.uniform(np.log(tail_range[0]), np.log(tail_range[1]), heavy.sum()))
+    return np.clip(out, 1, tail_range[1]).astype(np.int64)
+
+
+def make_file(rows: int, path: Path, seed: int = 0, chunk: int = 20_000) -> Path:
+    """An LMSYS-form CSV of `rows` rows (labelled, with model names), written in chunks (memory stays small)."""
+    import numpy as np
+
+    from prefkit.data.synthetic import MODELS
+
+    rng = np.random.default_rng(seed)
+    corpus = _corpus(rng)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".tmp")
+    winners = ((1, 0, 0), (0, 1, 0), (0, 0, 1))
+    with open(tmp, "w", encoding="utf-8", newline="") as fh:
+        w = csv.writer(fh)
+        w.writerow(["id", "model_a", "model_b", "prompt", "response_a", "response_b",
+                    "winner_model_a", "winner_model_b", "winner_tie"])
+        for start in range(0, rows, chunk):
+            n = min(chunk, rows - start)
+            turns = np.where(rng.random(n) < 0.14, rng.integers(2, 7, n), 1)
+            total = int(turns.sum())
+            p_len = _lengths(rng, total, 90, 1.6, 0.002, (5_000, 50_000))
+            r_len = _lengths(rng, 2 * total, 650, 0.9, 0.001, (20_000, 300_000))
+            offsets = rng.integers(0, len(corpus) - 300_001, 3 * total)
+            blank = rng.random(2 * total)
+            label = rng.choice(3, n, p=[0.35, 0.34, 0.31])
+            models = rng.integers(0, len(MODELS), (n, 2))
+            top = len(corpus) - 300_001
+            k = 0  # the first turn of row i among this chunk's turns
+            for i in range(n):
+                prompt = [corpus[offsets[t] : offsets[t] + p_len[t]] for t in range(k, k + turns[i])]
+                sides = []
+                for side in (0, 1):
+                    cell = []
+                    for t in range(k, k + turns[i]):
+                        j = 2 * t + side
+                        o = offsets[total + j] % top
+                        cell.append(None if blank[j] < 0.005 else "" if blank[j] < 0.01 else corpus[o : o + r_len[j]])
+                    sides.append(cell)
+                k += turns[i]
+                a, b = models[i]
+                w.writerow([str(30_000 + start + i), MODELS[a], MODELS[b if b != a else (a + 1) % len(MODELS)],
+                            *(json.dumps(c, ensure_ascii=False) for c in (prompt, *sides)), *winners[label[i]]])
+    tmp.replace(path)
+    return path
+
+
+def data_file(rows: int, cache: Path) -> Path:
+    path = cache / f"lmsys_scale_v1_{rows}.csv"
+    if not path.exists():
+        print(f"making {rows} LMSYS-form rows -> {path}", file=sys.stderr)
+        make_file(rows, path)
+    return path
+
+
+# ------------------------------------------------------------------------------------------------ variants
+
+
+def peak_rss_mb() -> float:
+    """This process's peak resident set size. VmHWM, not getrusage's ru_maxrss: Linux carries ru_maxrss over
+    exec, so a fresh variant process would start from the driver's peak."""
+    try:
+        with open("/proc/self/status") as fh:
+            return next(int(line.split()[1]) for line in fh if line.startswith("VmHWM")) / 1024
+    except (OSError, StopIteration):
+        return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # Linux reports KiB
+
+
+def run_variant(variant: str, path: Path) -> dict:
+    """One variant in this process; returns its figures (the driver runs each in a fresh process)."""
+    if variant in ("prefkit", "rows"):
+        from prefkit.config import DataConfig
+        from prefkit.data import load_pairs
+        from prefkit.data.check import summarise
+
+        if variant == "prefkit":  # polars imported before the clock starts, as in the other variants
+            importlib.import_module("prefkit.data.fast")
+        base = peak_rss_mb()
+        t0 = time.perf_counter()
+        table = load_pairs(path, DataConfig(), fast=variant == "prefkit")
+        t1 = time.perf_counter()
+        summary = summarise(table)
+        out = {"rows": len(table), "load_seconds": round(t1 - t0, 3), "read_by": table.read_by,
+               "chars": int(sum(summary["chars"][c]["mean"] for c in summary["chars"]) * len(table))}
+    elif variant == "polars":
+        import polars as pl
+
+        base = peak_rss_mb()
+        t0 = time.perf_counter()
+        frame = pl.read_csv(path, infer_schema=False)
+        out = {"rows": frame.height}
+    elif variant == "pandas":
+        import pandas as pd
+
+        base = peak_rss_mb()
+        t0 = time.perf_counter()
+        frame = pd.read_csv(path, dtype=str, keep_default_na=False)
+        for c in ("prompt", "response_a", "response_b"):
+            frame[c] = [json.loads(v) for v in frame[c]]
+        out = {"rows": len(frame)}
+    else:
+        raise SystemExit(f"unknown variant {variant!r}")
+    seconds = time.perf_counter() - t0
+    return {"variant": variant, **out, "seconds": round(seconds, 3), "rows_per_s": round(out["rows"] / seconds),
+            "peak_rss_mb": round(peak_rss_mb()), "added_rss_mb": round(peak_rss_mb() - base)}
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--sizes", default="10000,100000", help="rows of each file, separated by commas")
+    ap.add_argument("--million", action="store_true", help="add a 1,000,000-row file (about 3.5 GB)")
+    ap.add_argument("--repeats", type=int, default=1, help="runs of each variant (the best is kept)")
+    ap.add_argument("--variants", default=",".join(VARIANTS))
+    ap.add_argument("--rows-reader-max", type=int, default=200_000, help="largest size the row reader is timed on")
+    ap.add_argument("--out", type=Path, default=HERE / "results")
+    ap.add_argument("--cache", type=Path, default=HERE / ".cache", help="where the generated CSV files are kept")
+    ap.add_argument("--variant", choices=VARIANTS, help=argparse.SUPPRESS)  # internal: one variant in this process
+    ap.add_argument("--data", type=Path, help=argparse.SUPPRESS)
+    args = ap.parse_args()
+    if args.variant:
+        print(json.dumps(run_variant(args.variant, args.data)))
+        return
+
+    sizes = [int(s) for s in args.sizes.split(",") if s] + ([1_000_000] if args.million else [])
+    variants = [v for v in args.variants.split(",") if v]
+    rows_out = []
+    for size in sizes:
+        path = data_file(size, args.cache)
+        best: dict[str, dict] = {}
+        for _ in range(args.repeats):
+            for v in variants:
+                if v == "rows" and size > args.rows_reader_max:
+                    continue
+                cmd = [sys.executable, __file__, "--variant", v, "--data", str(path)]
+                r = subprocess.run(cmd, capture_output=True, text=True, check=False)
+                if r.returncode != 0:
+                    raise SystemExit(f"{v} on {path.name} failed:\n{r.stderr[-4000:]}")
+                res = json.loads(r.stdout.strip().splitlines()[-1])
+                print(f"{size:>9} rows  {v:<8} {res['seconds']:8.2f} s  peak {res['peak_rss_mb']:7.0f} MiB", file=sys.stderr)
+                if v not in best or res["seconds"] < best[v]["seconds"]:
+                    best[v] = res
+        mb = path.stat().st_size / 2**20
+        for v, res in best.items():
+            row = {"rows": size, "file_mb": round(mb), **res}
+            if "polars" in best:
+                row["time_vs_polars"] = round(res["seconds"] / best["polars"]["seconds"], 2)
+                row["rss_vs_polars"] = round(res["peak_rss_mb"] / best["polars"]["peak_rss_mb"], 2)
+                row["added_rss_vs_polars"] = round(res["added_rss_mb"] / max(1, best["polars"]["added_rss_mb"]), 2)
+            rows_out.append(row)
+
+    sys.path.insert(0, str(HERE))
+    import polars as pl
+    from harness import write_results
+
+    import prefkit
+
+    columns = ["rows", "file_mb", "variant", "seconds", "rows_per_s", "peak_rss_mb", "added_rss_mb", "time_vs_polars",
+               "rss_vs_polars", "added_rss_vs_polars"]
+    intro = f"""`python benchmarks/data_scale.py --sizes {args.sizes}{' --million' if args.million else ''} --repeats {args.repeats}`
+on {platform.processor() or platform.machine()}, {os.cpu_count()} cores (polars threads: {pl.thread_pool_size()}); best of {args.repeats},
+each variant in its own process.
+LMSYS-form CSV files made by the script (length distribution like LMSYS's; see its docstring). `prefkit`: load and
+validate every row and summarise (`prefkit data check --no-tokens`); `rows`: the same on the row reader;
+`polars`: `polars.read_csv` ({pl.__version__}), every column as text; `pandas`: `pandas.read_csv` + `json.loads`
+of every turn cell. Peak RSS includes the interpreter and imported libraries (prefkit's imports weigh about 90 MB
+more than polars' alone); `added_rss_mb` is the peak less the RSS after the variant's imports."""
+    write_results("data_scale", args.out, {"polars": pl.__version__, "polars_threads": pl.thread_pool_size(),
+                                          "prefkit": getattr(prefkit, "__version__", ""), "sizes": sizes,
+                                          "repeats": args.repeats}, columns, rows_out, intro)
+
+
+if __name__ == "__main__":
+    main()
