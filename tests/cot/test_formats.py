@@ -4,8 +4,8 @@ import json
 
 import pytest
 
-from prefkit.core.tokenizer import byte_tokenizer
 from prefkit.core.batching import IGNORE
+from prefkit.core.tokenizer import byte_tokenizer
 from prefkit.cot.formats import completion_only, teacher_samples
 from tests.conftest import SHARED, need_shared
 

@@ -10,11 +10,11 @@ import torch
 from safetensors.torch import load_file
 
 from prefkit.config import load_config
+from prefkit.core.batching import IGNORE
 from prefkit.core.modeling import build_model
 from prefkit.core.tokenizer import byte_tokenizer, special_ids
 from prefkit.core.train import trainable_state
 from prefkit.cot.completions import CompletionData
-from prefkit.core.batching import IGNORE
 from tests.conftest import SHARED, need_shared
 
 TINY = Path(__file__).resolve().parents[2] / "configs" / "sft" / "tiny_gemma2.yaml"

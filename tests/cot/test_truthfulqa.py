@@ -26,8 +26,8 @@ def test_log_likelihoods_do_not_depend_on_the_batch(tmp_path):
     import torch
 
     from prefkit.config import load_config
-    from prefkit.core.modeling import build_model
     from prefkit.core.batching import IGNORE
+    from prefkit.core.modeling import build_model
 
     cfg = load_config(TINY, ["quantization.mode=none"])
     model = build_model(cfg, "causal_lm", 0, 259, trainable=False)

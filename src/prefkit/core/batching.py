@@ -12,7 +12,6 @@ from typing import Sequence
 import numpy as np
 import torch
 
-
 IGNORE = -100  # label of positions that carry no loss (torch's cross-entropy ignore_index): prompts and padding
 
 

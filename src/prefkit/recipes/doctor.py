@@ -19,7 +19,13 @@ from prefkit.core import runs
 from prefkit.errors import PrefkitError
 from prefkit.recipes.common import load_labelled
 from prefkit.rm import probes
-from prefkit.toolbox.predictions import OOF_FILE, logit_columns, probabilities, read_logits
+from prefkit.toolbox.predictions import (
+    OOF_FILE,
+    logit_columns,
+    probabilities,
+    read_logits,
+)
+
 
 def main(run_dir: str | Path, rows: int = 16, overrides: list[str] = ()) -> int:
     """Probe the run's model; print a line a probe; 0 when all are within tolerance, 1 otherwise."""
