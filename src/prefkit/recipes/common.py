@@ -1,11 +1,14 @@
-"""What every recipe does first besides starting its run folder (`prefkit.core.runs`): check the model kind,
-say which keys it does not read, load labelled data."""
+"""What every recipe does first: check the model kind, say which keys it does not read, start its run folder
+(`prefkit.core.runs`), keep a model finished earlier; load labelled data."""
 
 from __future__ import annotations
+
+from pathlib import Path
 
 from prefkit.competition import keep_labelled, of
 from prefkit.config import Config, unused_keys
 from prefkit.core.dist import log
+from prefkit.core.runs import is_trained, output_dir
 from prefkit.data import PairTable, load_pairs
 from prefkit.errors import PrefkitError
 
@@ -25,6 +28,24 @@ def report_unused(cfg: Config, job: str, sections: list[str] | dict[str, list[st
         kind = f" with model.kind={cfg.model.kind}" if isinstance(sections, dict) else ""
         log(f"note: `{job}`{kind} does not read {', '.join(keys)}: "
             f"{'they have' if len(keys) > 1 else 'it has'} no effect")
+
+
+def start(cfg: Config, job: str, kinds: tuple[str, ...], hint: str, sections: list[str] | dict[str, list[str]],
+          name: str = "") -> Path:
+    """The prologue of the training recipes (`cv`, `train`, `cot sft`): refuse a config of another model kind
+    (with `hint`, what to run instead), say which keys the job does not read, then start the run folder (named
+    after the job's last word)."""
+    require_kind(cfg, f"prefkit {job}", kinds, hint)
+    report_unused(cfg, job, sections)
+    return output_dir(cfg, job.split()[-1], name)
+
+
+def finished_earlier(folder: Path, resume: bool) -> bool:
+    """With --resume, a model folder that finished is kept (and said so) rather than trained again."""
+    if resume and is_trained(folder):
+        log(f"{folder}: finished earlier, kept")
+        return True
+    return False
 
 
 def load_labelled(path: str | None, cfg: Config, what: str = "data.train") -> PairTable:

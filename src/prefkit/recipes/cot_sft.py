@@ -10,26 +10,23 @@ import numpy as np
 from prefkit.config import USES, Config
 from prefkit.core.dist import log
 from prefkit.core.modeling import build_model
-from prefkit.core.runs import is_trained, mark_trained, output_dir
+from prefkit.core.runs import mark_trained
 from prefkit.core.tokenizer import config_tokenizer, pad_token_id, special_ids
 from prefkit.core.train import fit, make_accelerator, save_and_clear
 from prefkit.cot.completions import CompletionData, own_samples
 from prefkit.cot.datasets import names
 from prefkit.cot.formats import completion_only, sample_format, teacher_samples
 from prefkit.errors import PrefkitError
-from prefkit.recipes.common import report_unused, require_kind
+from prefkit.recipes.common import finished_earlier, start
 
 SECTIONS = USES["causal_lm"]  # the config keys it reads
 
 
 def main(cfg: Config, name: str = "", resume: bool = False) -> Path:
-    require_kind(cfg, "prefkit cot sft", ("causal_lm",), "a reward model trains with `prefkit cv` or `prefkit train`; "
-                 "for a student set model.kind=causal_lm")
-    report_unused(cfg, "cot sft", SECTIONS)
-    out = output_dir(cfg, "sft", name)
+    out = start(cfg, "cot sft", ("causal_lm",), "a reward model trains with `prefkit cv` or `prefkit train`; for a "
+                "student set model.kind=causal_lm", SECTIONS, name)
     folder = out / "model"
-    if resume and is_trained(folder):
-        log(f"{folder}: finished earlier, kept")
+    if finished_earlier(folder, resume):
         return out
     tok = config_tokenizer(cfg)
     form = sample_format(cfg)

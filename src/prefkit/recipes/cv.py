@@ -11,7 +11,7 @@ import pandas as pd
 from prefkit.competition import of
 from prefkit.config import USES, Config
 from prefkit.core.dist import is_main
-from prefkit.core.runs import is_trained, mark_trained, output_dir
+from prefkit.core.runs import REWARD_MODEL_KINDS, is_trained, mark_trained
 from prefkit.data.folds import assign_folds
 from prefkit.data.table import PairTable
 from prefkit.io import atomic_path, write_json
@@ -22,7 +22,7 @@ from prefkit.metrics import (
     score,
     uniform_logloss,
 )
-from prefkit.recipes.common import load_labelled, log, report_unused, require_kind
+from prefkit.recipes.common import load_labelled, log, start
 from prefkit.rm import probes
 from prefkit.rm.learners import check_source, make_learner
 from prefkit.toolbox import rules
@@ -38,9 +38,7 @@ def _subset(table: PairTable, mask: np.ndarray) -> PairTable:
 
 def main(cfg: Config, name: str = "", resume: bool = False) -> dict:
     check_source(cfg)
-    require_kind(cfg, "prefkit cv", ("features", "seq_cls"), "a causal_lm student trains with `prefkit cot sft`")
-    report_unused(cfg, "cv", SECTIONS)
-    out = output_dir(cfg, "cv", name)
+    out = start(cfg, "cv", REWARD_MODEL_KINDS, "a causal_lm student trains with `prefkit cot sft`", SECTIONS, name)
     table = load_labelled(cfg.data.train, cfg)
     folds = assign_folds(table, cfg.cv.n_splits, cfg.cv.seed)
     pseudo = None

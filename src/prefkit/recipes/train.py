@@ -7,9 +7,9 @@ from pathlib import Path
 from prefkit.competition import of
 from prefkit.config import USES, Config
 from prefkit.core.dist import is_main
-from prefkit.core.runs import is_trained, mark_trained, output_dir
+from prefkit.core.runs import REWARD_MODEL_KINDS, mark_trained
 from prefkit.io import write_json
-from prefkit.recipes.common import load_labelled, log, report_unused, require_kind
+from prefkit.recipes.common import finished_earlier, load_labelled, log, start
 from prefkit.rm import probes
 from prefkit.rm.learners import check_source, make_learner
 from prefkit.toolbox import rules
@@ -20,12 +20,9 @@ SECTIONS = USES  # the config keys it reads, by model.kind
 
 def main(cfg: Config, name: str = "", resume: bool = False) -> Path:
     check_source(cfg)
-    require_kind(cfg, "prefkit train", ("features", "seq_cls"), "a causal_lm student trains with `prefkit cot sft`")
-    report_unused(cfg, "train", SECTIONS)
-    out = output_dir(cfg, "train", name)
+    out = start(cfg, "train", REWARD_MODEL_KINDS, "a causal_lm student trains with `prefkit cot sft`", SECTIONS, name)
     folder = out / "model"
-    if resume and is_trained(folder):
-        log(f"{folder}: finished earlier, kept")
+    if finished_earlier(folder, resume):
         return out
     table = load_labelled(cfg.data.train, cfg)
     if is_main():
