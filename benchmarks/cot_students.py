@@ -1,6 +1,6 @@
 """Chain-of-thought students against the Fine-tune-CoT paper's small students, on the paper's test splits.
 
-    python benchmarks/cot_students.py [--config smollm2_135m_cpu] [--work runs/cot_students] [--limit N]
+    python benchmarks/cot_students.py [--config sft/smollm2_135m_cpu] [--work runs/cot_students] [--limit N]
 
 For each of the six datasets: the student's zero-shot accuracy (its base weights, the question as its chat
 turn) and its Fine-tune-CoT accuracy (LoRA SFT on the teacher's correct training rationales, then greedy
@@ -39,7 +39,7 @@ COLUMNS = ["dataset", "questions", "zero-shot", "Fine-tune-CoT", "paper 0.3B Fin
 
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--config", default="smollm2_135m_cpu")
+    ap.add_argument("--config", default="sft/smollm2_135m_cpu")
     ap.add_argument("--work", default="runs/cot_students")
     ap.add_argument("--limit", type=int, default=None, help="the first N test questions of each dataset")
     ap.add_argument("--datasets", default="all")

@@ -6,7 +6,7 @@
 Steps, each kept in --work and reused when the script runs again (a long run stops and goes on; the results
 are rewritten after every step that adds figures):
 1. the student: SmolLM2-135M-Instruct, LoRA SFT on the teacher's right rationales of all six training splits
-   (`prefkit cot sft smollm2_135m_cpu cot.dataset=all`, as benchmarks/cot_students.py; reused from --student);
+   (`prefkit cot sft sft/smollm2_135m_cpu cot.dataset=all`, as benchmarks/cot_students.py; reused from --student);
 2. its greedy answers (K=1, temperature 0) and K samples (temperature 0.7, top-p 0.95, seed 0) of every test
    question, and K samples of the first --train-questions training questions of each dataset;
 3. same-source pairs from the training samples (`prefkit cot verifier-pairs`, 20% of the training questions
