@@ -37,6 +37,7 @@ Exit codes: 0 success; 1 `data check`/`data convert` skipped bad rows (or a kern
 from __future__ import annotations
 
 import argparse
+import errno
 import importlib
 import json
 import signal
@@ -373,6 +374,10 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {e}", file=sys.stderr)
         return 2
     except OSError as e:
+        if e.errno in (errno.ENOSPC, errno.EDQUOT):  # a write with no path attached: the disk is the user's to free
+            print(f"error: {e.filename + ': ' if e.filename else ''}no space left on the device (or over quota) "
+                  "while writing: free some and run the command again (with --resume where it has one)", file=sys.stderr)
+            return 2
         if e.filename is None:  # not about a path the user gave: a bug, keep the traceback
             raise
         # a path problem (a folder where a file is asked for, no permission, a full disk): the user's to fix

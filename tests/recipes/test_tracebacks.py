@@ -77,3 +77,30 @@ def test_a_student_run_is_refused_where_a_reward_model_is_wanted(two_runs, run_c
     assert "Traceback" not in r.err and not (tmp_path / "rank").exists()
     r = run_cli("predict", "--run", student, "--test", two_runs / "l.csv", "--out", tmp_path / "s.csv")
     assert r.code == 2 and "model.kind=causal_lm" in r.err and not (tmp_path / "s.csv").exists()
+
+
+def test_a_full_disk_is_a_message_not_a_traceback(two_runs, run_cli, tmp_path, monkeypatch):
+    # a write that fails for space raises OSError(ENOSPC) with no file name: it was re-raised as a bug
+    import errno
+
+    import pandas as pd
+
+    def full(*args, **kwargs):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(pd.DataFrame, "to_csv", full)
+    r = run_cli("predict", "--run", two_runs / "lm", "--test", two_runs / "l.csv", "--out", tmp_path / "s.csv")
+    assert r.code == 2 and "no space left on the device" in r.err and "Traceback" not in r.err
+    assert not (tmp_path / "s.csv").exists()
+
+
+def test_a_symlink_loop_in_a_fold_folder_is_refused_by_bundle(two_runs, run_cli, tmp_path):
+    # before: shutil.copytree followed fold0/loop -> fold0 until the path was too long, then a traceback
+    import shutil
+
+    run = tmp_path / "lm"
+    shutil.copytree(two_runs / "lm", run)
+    (run / "fold0" / "loop").symlink_to(run / "fold0", target_is_directory=True)
+    r = run_cli("kaggle", "bundle", "--run", run, "--out", tmp_path / "b", "kaggle.dataset=me/my-folds", "kaggle.wheels=[]")
+    assert r.code == 2 and "fold0/loop: a symbolic link to" in r.err and "a folder that holds it" in r.err
+    assert "Traceback" not in r.err and not (tmp_path / "b").exists()

@@ -13,6 +13,7 @@ looks like a credential.
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import subprocess
 import sys
@@ -62,6 +63,24 @@ def build_wheels(out: Path, extra: list[str]) -> list[str]:
     return sorted(p.name for p in out.glob("*.whl"))
 
 
+def _refuse_link_loops(folder: Path) -> None:
+    """A symbolic link to a folder that holds it would be copied without end (a model folder's links to files,
+    such as a cache's, are copied as the files they point to)."""
+    for root, dirs, _ in os.walk(folder):
+        for name in dirs:
+            link = Path(root) / name
+            if not link.is_symlink():
+                continue
+            try:
+                target = link.resolve(strict=True)
+            except (OSError, RuntimeError):
+                raise PrefkitError(f"{link}: a symbolic link that cannot be resolved (a loop, or its target is "
+                                   "gone): remove it before bundling") from None
+            if link.parent.resolve() == target or target in link.parent.resolve().parents:
+                raise PrefkitError(f"{link}: a symbolic link to {target}, a folder that holds it: the copy would "
+                                   "never end; remove the link before bundling")
+
+
 def _copy_run(run_dir: Path, dest: Path) -> list[str]:
     folders = trained_folders(run_dir)
     if not folders:
@@ -70,6 +89,8 @@ def _copy_run(run_dir: Path, dest: Path) -> list[str]:
     for name in (runs.CONFIG, "metrics.json"):
         if (run_dir / name).is_file():
             shutil.copy2(run_dir / name, dest / name)
+    for folder in folders:
+        _refuse_link_loops(folder)
     for folder in folders:
         shutil.copytree(folder, dest / folder.name, ignore=lambda d, names: [n for n in names if n in SKIP_IN_MODEL])
     return [f.name for f in folders]
