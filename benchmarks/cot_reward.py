@@ -42,20 +42,22 @@ def main() -> int:
     args = ap.parse_args()
 
     from prefkit.config import load_config
-    from prefkit.cot import pairs, rank
     from prefkit.cot.datasets import DEFAULT_ROOT, names, teacher_file
+    from prefkit.cot.pairs import REFERENCE, TEACHER
+    from prefkit.cot.rank import gold_among
+    from prefkit.recipes import cot_pairs, cot_rank
     from prefkit.recipes import train as train_recipe
     from prefkit.shipped import config_path
 
     work = Path(args.work)
     datasets = names(args.datasets)
     systems = {"zero-shot student": str(work / "zero_shot" / "{dataset}.jsonl"),
-               "fine-tuned student": str(work / "finetuned" / "{dataset}.jsonl"), "teacher": pairs.TEACHER}
+               "fine-tuned student": str(work / "finetuned" / "{dataset}.jsonl"), "teacher": TEACHER}
     t0, reused = time.perf_counter(), (work / "reward_model" / "model").exists()
     if (work / "pairs" / "split.json").exists():
         made = json.loads((work / "pairs" / "summary.json").read_text())
     else:
-        made = pairs.main(",".join(datasets), systems, work / "pairs", "test", root=DEFAULT_ROOT)
+        made = cot_pairs.main(",".join(datasets), systems, work / "pairs", "test", root=DEFAULT_ROOT)
     rm_dir = work / "reward_model"
     if not (rm_dir / "model").exists():
         cfg = load_config(config_path(args.rm_config), [f"data.train={work / 'pairs' / 'train.csv'}", *RM_SETTINGS,
@@ -64,10 +66,10 @@ def main() -> int:
     trained_s = None if reused else round(time.perf_counter() - t0, 1)  # None: an earlier run's model, reused
     rows, by_pair, gold_total, pairwise = [], {}, [], []
     for d in datasets:
-        ranked = rank.main(rm_dir, d, {"zero-shot student": str(work / "zero_shot" / f"{d}.jsonl"),
-                                       "fine-tuned student": str(work / "finetuned" / f"{d}.jsonl"),
-                                       "teacher": str(teacher_file(d, DEFAULT_ROOT)), rank.REFERENCE: None},
-                           work / "rank" / d, "test", DEFAULT_ROOT, questions=work / "pairs" / "split.json")
+        ranked = cot_rank.main(rm_dir, d, {"zero-shot student": str(work / "zero_shot" / f"{d}.jsonl"),
+                                           "fine-tuned student": str(work / "finetuned" / f"{d}.jsonl"),
+                                           "teacher": str(teacher_file(d, DEFAULT_ROOT)), REFERENCE: None},
+                               work / "rank" / d, "test", DEFAULT_ROOT, questions=work / "pairs" / "split.json")
         g = ranked.get("gold", {})
         acc = {s["name"]: s["accuracy"] for s in ranked["systems"]}
         order = sorted(ranked["systems"], key=lambda s: -s["bt_strength"])
@@ -88,7 +90,7 @@ def main() -> int:
     overall = float(np.sum([n * a for n, a in gold_total]) / n_gold) if n_gold else None
     # the headline: pairs between the systems the reward model was trained on (the reference's bare
     # "Answer: X", never in its training pairs, is reported beside it)
-    seen = rank.gold_among({"pairwise": pairwise}) or {"pairs": 0, "accuracy": None}
+    seen = gold_among({"pairwise": pairwise}) or {"pairs": 0, "accuracy": None}
     n_seen = seen["pairs"]
     summary = {"rm_config": args.rm_config, "rm_settings": [*RM_SETTINGS, *args.overrides], "pairs": made,
                "gold_pairs_students_and_teacher": n_seen, "gold_accuracy_students_and_teacher": seen["accuracy"],

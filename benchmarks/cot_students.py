@@ -48,9 +48,9 @@ def main() -> int:
     args = ap.parse_args()
 
     from prefkit.config import load_config
-    from prefkit.cot import generate
     from prefkit.cot.datasets import names, teacher_file
     from prefkit.cot.evaluate import evaluate
+    from prefkit.recipes import cot_generate
     from prefkit.recipes import cot_sft as sft
     from prefkit.shipped import config_path
 
@@ -66,7 +66,7 @@ def main() -> int:
             out = work / kind / f"{d}.jsonl"
             if not out.exists():
                 t = time.perf_counter()
-                generate.main(source, out, "test", args.limit, [*args.overrides, f"cot.dataset={d}"])
+                cot_generate.main(source, out, "test", args.limit, [*args.overrides, f"cot.dataset={d}"])
                 seconds[f"{kind}/{d}"] = round(time.perf_counter() - t, 1)
             got = evaluate(d, out, "test", root, args.limit)
             rows[d]["questions"] = got["n"]

@@ -69,9 +69,8 @@ def main() -> int:
     args = ap.parse_args()
 
     from prefkit.config import load_config
-    from prefkit.cot import sampling
     from prefkit.cot.datasets import names
-    from prefkit.recipes import cot_rerank, cot_verifier_pairs, train
+    from prefkit.recipes import cot_rerank, cot_sample, cot_verifier_pairs, train
     from prefkit.recipes import cot_sft as sft
     from prefkit.shipped import config_path
 
@@ -101,7 +100,7 @@ def main() -> int:
             out.parent.mkdir(parents=True, exist_ok=True)
             out.write_bytes(gzip.decompress(cached.read_bytes()))
         if not out.exists():
-            timed(f"{tag}/{split}_k{k}/{d}", lambda: sampling.main(run, out, split, k, t, p, 0, limit, [f"cot.dataset={d}"]))
+            timed(f"{tag}/{split}_k{k}/{d}", lambda: cot_sample.main(run, out, split, k, t, p, 0, limit, [f"cot.dataset={d}"]))
         if not cached.exists():
             cached.parent.mkdir(parents=True, exist_ok=True)
             cached.write_bytes(gzip.compress(out.read_bytes(), mtime=0))

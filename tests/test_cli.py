@@ -3,10 +3,13 @@ say which config keys they read."""
 
 from __future__ import annotations
 
+import ast
 import importlib
+from pathlib import Path
 
 import pytest
 
+import prefkit.cot
 from prefkit import cli
 
 
@@ -53,6 +56,16 @@ def test_every_command_has_its_recipe():
             pass
         assert spy.used, f"{cmd.words}: its call never reached {cmd.recipe}"
         assert callable(getattr(module, spy.used[0], None)), f"{cmd.words}: {cmd.recipe} has no {spy.used[0]}()"
+
+
+def test_cot_commands_run_recipes_and_cot_is_library_code():
+    """Layout by role: every CoT command's entry point is a recipe; no module of cot/ is one."""
+    for cmd in cli.COMMANDS:
+        if cmd.words[0] == "cot":
+            assert cmd.recipe.startswith("prefkit.recipes.cot_"), f"{cmd.words}: {cmd.recipe} is not a recipe"
+    for path in Path(prefkit.cot.__file__).parent.glob("*.py"):
+        defs = {n.name for n in ast.parse(path.read_text(encoding="utf-8")).body if isinstance(n, ast.FunctionDef)}
+        assert "main" not in defs, f"{path.name}: a command's entry point belongs in recipes/"
 
 
 def test_help_lists_the_table(run_cli, capsys):

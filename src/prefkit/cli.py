@@ -98,8 +98,8 @@ def _done(_result: Any) -> int:
     return 0
 
 
-def _cot_generate(args, generate) -> int:
-    info = generate.main(args.run, args.out, args.split, args.limit, args.overrides)
+def _cot_generate(args, recipe) -> int:
+    info = recipe.main(args.run, args.out, args.split, args.limit, args.overrides)
     print(f"wrote {info['rows']} completions -> {info['out']}", file=sys.stderr)
     return 0
 
@@ -114,29 +114,23 @@ def _systems(args) -> dict:
     return systems
 
 
-def _cot_rank(args, rank) -> int:
-    systems = {**_systems(args), **({rank.REFERENCE: None} if args.reference else {})}
-    rank.main(args.rm, args.dataset, systems, args.out, args.split, _root(args), args.limit, questions=args.questions)
+def _cot_rank(args, recipe) -> int:
+    from prefkit.cot.pairs import REFERENCE
+
+    systems = {**_systems(args), **({REFERENCE: None} if args.reference else {})}
+    recipe.main(args.rm, args.dataset, systems, args.out, args.split, _root(args), args.limit, questions=args.questions)
     print((Path(args.out) / "rank.md").read_text())
     return 0
 
 
-def _cot_pairs(args, pairs) -> int:
-    systems = {**_systems(args), **({"teacher": pairs.TEACHER} if args.teacher else {}),
-               **({pairs.REFERENCE: None} if args.reference else {})}
-    summary = pairs.main(args.dataset, systems, args.out, args.split, args.test_fraction, args.per_question,
-                         args.seed, _root(args))
+def _cot_pairs(args, recipe) -> int:
+    from prefkit.cot.pairs import REFERENCE, TEACHER
+
+    systems = {**_systems(args), **({"teacher": TEACHER} if args.teacher else {}),
+               **({REFERENCE: None} if args.reference else {})}
+    summary = recipe.main(args.dataset, systems, args.out, args.split, args.test_fraction, args.per_question,
+                          args.seed, _root(args))
     print(json.dumps(summary, indent=2))
-    return 0
-
-
-def _cot_teacher(args, teacher_api) -> int:
-    out = Path(args.out)
-    teacher = teacher_api.Teacher(teacher_api.TeacherConfig.from_env(concurrency=args.concurrency, temperature=args.temperature),
-                                  Path(args.cache) if args.cache else out.with_suffix(".cache.jsonl"))
-    info = teacher_api.write_teacher_file(teacher, args.dataset, args.split, _root(args), out, args.samples,
-                                          args.temperature, args.limit)
-    print(json.dumps(info, indent=2))
     return 0
 
 
@@ -229,11 +223,11 @@ COMMANDS = [
             lambda a, r: _done(r.show_ledger(a.ledger, a.plot))),
     Command(("cot", "sft"), "prefkit.recipes.cot_sft", "LoRA fine-tuning of a student on the teacher's correct rationales",
             (CONFIG, RESUME, OVERRIDES), lambda a, r: r.main(_config(a), Path(a.config).stem, resume=a.resume)),
-    Command(("cot", "generate"), "prefkit.cot.generate",
+    Command(("cot", "generate"), "prefkit.recipes.cot_generate",
             "a student answers a dataset split (JSONL predictions): a trained one, or zero-shot from a config",
             ((("--run",), {"required": True, "help": "an SFT run folder, or a config (its base weights: zero-shot)"}), (("--out",), {"required": True}), SPLIT,
              (("--limit",), {"type": int, "default": None, "help": "only the first N examples"}), OVERRIDES), _cot_generate),
-    Command(("cot", "sample"), "prefkit.cot.sampling",
+    Command(("cot", "sample"), "prefkit.recipes.cot_sample",
             "K sampled rationales a question from one student, each scored (JSONL), resumable",
             ((("--run",), {"required": True, "help": "an SFT run folder, or a config (its base weights)"}),
              (("--out",), {"required": True, "help": "JSONL to write (<out>.partial while it runs)"}), SPLIT,
@@ -259,14 +253,14 @@ COMMANDS = [
              (("--samples",), {"nargs": "+", "required": True, "help": "test-split `prefkit cot sample` files"}),
              (("--out",), {"required": True}), (("--seed",), {"type": int, "default": 0})),
             lambda a, r: print(r.markdown(r.main(a.rm, a.pairs, a.samples, a.out, seed=a.seed)))),
-    Command(("cot", "rank"), "prefkit.cot.rank", "rank students (and teacher, reference) with a trained reward model",
+    Command(("cot", "rank"), "prefkit.recipes.cot_rank", "rank students (and teacher, reference) with a trained reward model",
             ((("--rm",), {"required": True, "help": "reward-model run folder (cv or train)"}), (("--dataset",), {"required": True}),
              (("--system",), {"action": "append", "default": [], "metavar": "NAME=FILE", "help": "predictions or teacher file"}),
              (("--reference",), {"action": "store_true", "help": "add the reference answers as a system"}), SPLIT,
              (("--limit",), {"type": int, "default": None}), (("--out",), {"required": True}),
              (("--questions",), {"default": None, "metavar": "SPLIT_JSON",
                                  "help": "rank only the held-out questions of a `cot pairs` split.json"}), DATA_ROOT), _cot_rank),
-    Command(("cot", "pairs"), "prefkit.cot.pairs",
+    Command(("cot", "pairs"), "prefkit.recipes.cot_pairs",
             "arena-format pairs (a right and a wrong answer to one question) for a CoT reward model, split by question",
             ((("--dataset",), {"required": True, "help": "a dataset, several separated by commas, or all"}),
              (("--system",), {"action": "append", "default": [], "metavar": "NAME=FILE",
@@ -276,14 +270,15 @@ COMMANDS = [
              (("--test-fraction",), {"type": float, "default": 0.3, "help": "share of questions held out"}),
              (("--per-question",), {"type": int, "default": 2, "help": "at most this many pairs a question"}),
              (("--seed",), {"type": int, "default": 0}), (("--out",), {"required": True}), DATA_ROOT), _cot_pairs),
-    Command(("cot", "teacher"), "prefkit.cot.teacher_api",
+    Command(("cot", "teacher"), "prefkit.recipes.cot_teacher",
             "ask an OpenAI-compatible endpoint for rationales (env: PREFKIT_TEACHER_*)",
             ((("--dataset",), {"required": True}), (("--split",), {"default": "train", "choices": ["train", "test", "all"]}),
              (("--samples",), {"type": int, "default": 1, "help": "rationales per question (diverse reasoning)"}),
              (("--temperature",), {"type": float, "default": 0.0}), (("--concurrency",), {"type": int, "default": 4}),
              (("--limit",), {"type": int, "default": None}), (("--cache",), {"default": None, "help": "JSONL cache (default: beside --out)"}),
              (("--out",), {"required": True, "help": "teacher-completion file to write (the paper's format)"}), DATA_ROOT),
-            _cot_teacher),
+            lambda a, r: print(json.dumps(r.main(a.dataset, a.out, a.split, _root(a), a.samples, a.temperature,
+                                                 a.concurrency, a.limit, a.cache), indent=2))),
     Command(("cot", "demo"), "prefkit.recipes.cot_demo",
             "SmolLM2 student zero-shot, Fine-tune-CoT, a reward model on right-against-wrong pairs, ranking, best-of-K",
             ((("--rm",), {"default": None, "help": "a trained reward-model run (default: train MiniLM here)"}),
@@ -297,16 +292,16 @@ COMMANDS = [
              (("-v", "--verbose"), {"action": "store_true", "help": "library messages on the terminal too (always in log.txt)"}),
              OVERRIDES),
             lambda a, r: r.main(a.overrides, a.rm, a.limit, a.student, a.verbose, a.train_on, a.k, a.sample_questions)),
-    Command(("cot", "truthfulqa"), "prefkit.cot.truthfulqa",
+    Command(("cot", "truthfulqa"), "prefkit.recipes.cot_truthfulqa",
             "TruthfulQA MC1/MC2 from the student's log-likelihoods (a config: base weights; a run: after SFT)",
             ((("source",), {"help": "an SFT run folder, or a config (path or shipped name)"}),
              (("--limit",), {"type": int, "default": None, "help": "only the first N questions"}),
              (("--out",), {"default": None, "help": "JSON file for the scores"}), OVERRIDES),
             lambda a, r: print(json.dumps(r.main(a.source, a.out, a.limit, a.overrides), indent=2))),
-    Command(("cot", "eval"), "prefkit.cot.evaluate", "answer accuracy of predictions (or of the paper's teacher files)",
+    Command(("cot", "eval"), "prefkit.recipes.cot_eval", "answer accuracy of predictions (or of the paper's teacher files)",
             ((("--dataset",), {"required": True}), (("--predictions",), {"required": True}),
              (("--split",), {"default": "all", "choices": ["train", "test", "all"]}), DATA_ROOT),
-            lambda a, r: print(json.dumps(r.evaluate(a.dataset, Path(a.predictions), a.split, _root(a)), indent=2))),
+            lambda a, r: print(json.dumps(r.main(a.dataset, a.predictions, a.split, _root(a)), indent=2))),
 ]
 
 GROUPS = {"data": "inspect and convert preference files", "configs": "the configs shipped with prefkit",

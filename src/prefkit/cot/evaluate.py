@@ -1,4 +1,4 @@
-"""`prefkit cot eval`: answer accuracy of predictions on a dataset split.
+"""Answer accuracy of predictions on a dataset split (`prefkit cot eval`: recipes/cot_eval.py).
 
 Predictions are either prefkit's JSONL (`{"index": i, "completion": text}` a line, completions in the
 Fine-tune-CoT format, answer after "-->") or the paper's teacher-completion file as it is (its

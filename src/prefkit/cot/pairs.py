@@ -1,13 +1,10 @@
-"""`prefkit cot pairs`: preference pairs for a chain-of-thought reward model, in the arena's CSV form.
+"""Preference pairs for a chain-of-thought reward model: a right and a wrong answer to one question.
 
 For every question, the answers of every system (the teacher's file, students' JSONL predictions) are read and
 marked right or wrong against the reference answer; each right answer is paired with each wrong one for the
 same question (at most `per_question` pairs a question, drawn with the seed), the right one the winner, A and
 B in a seeded random order, the system names in model_a / model_b (the reward model never reads them).
-
-Questions, not pairs, are split into train and test (`test_fraction`, seeded): no question has pairs on both
-sides, so a reward model trained on train.csv is measured on questions it has not seen. `split.json` names
-each side's questions; `prefkit cot rank --questions split.json` ranks systems on the test side alone.
+`prefkit cot pairs` (recipes/cot_pairs.py) writes them in the arena's CSV form, split by question.
 
 What the reward model reads of an answer (`response_text`) is the same for every system and in `cot rank`:
 the rationale, then "Answer: X" with the answer as extracted; a student's "-->" marker and the teacher's
@@ -23,9 +20,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from prefkit.cot.answers import MARKER, extract, is_correct
-from prefkit.cot.datasets import DEFAULT_ROOT, Example, load, names, teacher_file
+from prefkit.cot.datasets import Example
 from prefkit.errors import PrefkitError
-from prefkit.io import write_json
 
 REFERENCE = "reference"  # the system whose file is None: the reference answers
 TEACHER = "@teacher"  # a system's file: the paper's teacher file of each dataset
@@ -81,58 +77,8 @@ def build(dataset: str, examples: list[Example], systems: dict[str, str | None],
     return pairs, by_systems
 
 
-def main(datasets: str, systems: dict[str, str | None], out: str | Path, split: str = "test",
-         test_fraction: float = 0.3, per_question: int = 2, seed: int = 0, root: Path = DEFAULT_ROOT,
-         limit: int | None = None) -> dict:
-    """`systems`: name -> prediction file (JSONL or the paper's teacher file); a `{dataset}` in a path is filled
-    in with each dataset's name; TEACHER stands for each dataset's teacher file. `limit`: the first N questions
-    of each dataset's split."""
-    from prefkit.data.arena import write_lmsys_csv
-    from prefkit.data.table import TableBuilder
-
-    if not 0 < test_fraction < 1:
-        raise PrefkitError(f"--test-fraction must lie between 0 and 1, got {test_fraction}")
-    if len(systems) < 2:
-        raise PrefkitError("pairs need at least two systems (--system NAME=FILE, and/or --reference)")
-    out, rng = Path(out), random.Random(seed)
-    tables = {"train": TableBuilder("<cot pairs train>"), "test": TableBuilder("<cot pairs test>")}
-    written = {"train": 0, "test": 0}
-    questions: dict[str, dict[str, list[int]]] = {}
-    summary = {"datasets": {}, "seed": seed, "test_fraction": test_fraction, "per_question": per_question}
-    for dataset in names(datasets):
-        examples = load(dataset, split, root)[:limit]
-        paths = {n: (str(teacher_file(dataset, root)) if p == TEACHER else p.replace("{dataset}", dataset) if p else None)
-                 for n, p in systems.items()}
-        for n, p in paths.items():
-            if p is not None and not Path(p).is_file():
-                raise PrefkitError(f"--system {n}: {p}: no such file")
-        order = [e.index for e in examples]
-        rng.shuffle(order)
-        held = set(order[: round(len(order) * test_fraction)])
-        questions[dataset] = {"train": sorted(set(order) - held), "test": sorted(held)}
-        pairs, by_systems = build(dataset, examples, paths, per_question, rng)
-        counts = {"questions": len(examples), "train": 0, "test": 0, "by_systems": by_systems,
-                  "questions_with_pairs": len({p["index"] for p in pairs})}
-        for p in pairs:
-            side = "test" if p["index"] in held else "train"
-            written[side] += 1
-            tables[side].add(written[side], None, p["id"], [p["prompt"]], [p["a"].text], [p["b"].text], p["label"],
-                             model_a=p["a"].system, model_b=p["b"].system)
-            counts[side] += 1
-        summary["datasets"][dataset] = counts
-    for side, b in tables.items():
-        table = b.build()
-        if not len(table):
-            raise PrefkitError(f"no {side} pairs: no question has a right and a wrong answer among the systems")
-        write_lmsys_csv(table, out / f"{side}.csv")
-        summary[side] = len(table)
-    write_json(out / "split.json", {"split": split, "seed": seed, "questions": questions})
-    write_json(out / "summary.json", summary)
-    return summary
-
-
 def held_out(split_file: str | Path, dataset: str) -> set[int]:
-    """The test-side question indices of `dataset` in a split.json written by `main`."""
+    """The test-side question indices of `dataset` in a split.json written by `prefkit cot pairs`."""
     try:
         doc = json.loads(Path(split_file).read_text(encoding="utf-8"))
         return set(doc["questions"][dataset]["test"])

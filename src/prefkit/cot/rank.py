@@ -1,4 +1,5 @@
-"""`prefkit cot rank`: which student answers best, by answer accuracy and by a trained reward model.
+"""Which student answers best, by answer accuracy and by a trained reward model (`judge`; `prefkit cot rank`,
+recipes/cot_rank.py, writes its result).
 
 Every pair of systems (students, the teacher, the reference answers) is put to the reward model on every
 question, in both A/B orders (swap TTA, inside the model's predict). From the probabilities: mean win and
@@ -17,33 +18,20 @@ from pathlib import Path
 import numpy as np
 
 from prefkit.competition import of
-from prefkit.core import runs
+from prefkit.config import Config
 from prefkit.cot import bradley_terry
-from prefkit.cot.datasets import DEFAULT_ROOT, load
-from prefkit.cot.pairs import REFERENCE, held_out, read_answers
+from prefkit.cot.datasets import Example
+from prefkit.cot.pairs import REFERENCE, read_answers
 from prefkit.data.table import TableBuilder
 from prefkit.errors import PrefkitError
-from prefkit.io import save_figure, write_json, write_text
 from prefkit.metrics import score
 from prefkit.rm.learners import ensemble_predict
 
 
-def main(rm_run: str | Path, dataset: str, systems: dict[str, str | None], out: str | Path, split: str = "test",
-         root: Path = DEFAULT_ROOT, limit: int | None = None, rounds: int = 200, questions: str | Path | None = None) -> dict:
-    """`questions`: a split.json from `prefkit cot pairs`: only its held-out (test-side) questions are ranked,
-    the ones the reward model was not trained on."""
-    if len(systems) < 2:
-        raise PrefkitError("ranking needs at least two systems (--system NAME=FILE, and/or --reference)")
-    rm_run, out = Path(rm_run), Path(out)
-    cfg = runs.open_config(rm_run, made_by="`prefkit cv` or `prefkit train` (a reward model)",
-                           kinds=runs.REWARD_MODEL_KINDS)
-    examples = load(dataset, split, root)
-    if questions is not None:
-        keep = held_out(questions, dataset)
-        examples = [e for e in examples if e.index in keep]
-    examples = examples[:limit]
-    if not examples:
-        raise PrefkitError(f"{dataset} ({split}): no questions to rank")
+def judge(cfg: Config, rm_run: Path, dataset: str, split: str, examples: list[Example],
+          systems: dict[str, str | None], rounds: int = 200) -> dict:
+    """Every pair of `systems` (name -> predictions or teacher file; None: the reference answers) on each of
+    `examples` put to the reward model of `rm_run` (its config `cfg`): the result `prefkit cot rank` writes."""
     answers = {n: read_answers(dataset, p, examples, n) for n, p in systems.items()}
     names = list(systems)
     b = TableBuilder(f"<{dataset} {split} pairs>")
@@ -93,9 +81,6 @@ def main(rm_run: str | Path, dataset: str, systems: dict[str, str | None], out: 
     if gold.any():
         s = score(probs[gold][:, : len(of(cfg).labels)], table.frame["label"][gold])
         result["gold"] = {"pairs": int(gold.sum()), "rm_accuracy": round(s["accuracy"], 4), "rm_logloss": round(s["logloss"], 4)}
-    write_json(out / "rank.json", result)
-    write_text(out / "rank.md", _markdown(result))
-    _plot(result, out / "rank.png")
     return result
 
 
@@ -105,36 +90,3 @@ def gold_among(result: dict, leave_out: tuple[str, ...] = (REFERENCE,)) -> dict 
     kept = [p for p in result["pairwise"] if p["gold_pairs"] and p["a"] not in leave_out and p["b"] not in leave_out]
     n = sum(p["gold_pairs"] for p in kept)
     return {"pairs": n, "accuracy": round(sum(p["gold_accuracy"] * p["gold_pairs"] for p in kept) / n, 4)} if n else None
-
-
-def _markdown(r: dict) -> str:
-    lines = [f"# {r['dataset']} ({r['split']}): {r['questions']} questions, {r['pairs']} pairs judged by the reward model", "",
-             "| system | accuracy | Bradley-Terry strength | 95% interval |", "|---|---|---|---|"]
-    for s in sorted(r["systems"], key=lambda s: -s["bt_strength"]):
-        lines.append(f"| {s['name']} | {s['accuracy']:.3f} | {s['bt_strength']:+.3f} | [{s['bt_low']:+.3f}, {s['bt_high']:+.3f}] |")
-    lines += ["", "| A | B | P(A wins) | P(B wins) | P(tie) | n | gold pairs | right one preferred |", "|---|---|---|---|---|---|---|---|"]
-    lines += [f"| {p['a']} | {p['b']} | {p['p_a_wins']:.3f} | {p['p_b_wins']:.3f} | {p['p_tie']:.3f} | {p['n']} | "
-              f"{p['gold_pairs']} | {'' if p['gold_accuracy'] is None else format(p['gold_accuracy'], '.3f')} |" for p in r["pairwise"]]
-    if "gold" in r:
-        g = r["gold"]
-        lines += ["", f"Gold preferences (correct answer against incorrect, {g['pairs']} pairs): reward model accuracy "
-                  f"{g['rm_accuracy']:.3f}, log loss {g['rm_logloss']:.4f}."]
-    return "\n".join(lines) + "\n"
-
-
-def _plot(r: dict, path: Path) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    systems = sorted(r["systems"], key=lambda s: s["bt_strength"])
-    y = np.arange(len(systems))
-    est = np.array([s["bt_strength"] for s in systems])
-    err = np.array([[e - s["bt_low"], s["bt_high"] - e] for s, e in zip(systems, est)]).T
-    fig, ax = plt.subplots(figsize=(6, 1 + 0.5 * len(systems)))
-    ax.errorbar(est, y, xerr=err, fmt="o", capsize=4)
-    ax.set_yticks(y, [f"{s['name']} (acc {s['accuracy']:.2f})" for s in systems])
-    ax.set_xlabel("Bradley-Terry log-strength (reward model), 95% bootstrap interval")
-    ax.axvline(0, color="grey", lw=0.8, ls="--")
-    save_figure(fig, path)

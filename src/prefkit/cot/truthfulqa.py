@@ -1,6 +1,5 @@
-"""`prefkit cot truthfulqa`: TruthfulQA multiple choice, scored from the student's log-likelihoods of the
-reference answers, as its paper scores it (Lin, Hilton and Evans 2022, "TruthfulQA", section 3.2; no
-generation, so no answer matching):
+"""TruthfulQA multiple choice, scored from a student's log-likelihoods of the reference answers, as its paper
+scores it (Lin, Hilton and Evans 2022, "TruthfulQA", section 3.2; no generation, so no answer matching):
 
     MC1  the best answer against the incorrect ones: right when the best answer has the highest total
          log-likelihood.
@@ -9,13 +8,10 @@ generation, so no answer matching):
 
 The question is put in the student's own format (`cot.format`: its chat template's user turn and generation
 prompt for an instruct model; the paper put few-shot "Q: ... A:" pairs before it, a base model's way), and
-the answer is scored as what follows. A run folder is scored with its trained adapter; a config with its base
-weights: before and after SFT, on the same questions.
+the answer is scored as what follows.
 """
 
 from __future__ import annotations
-
-from pathlib import Path
 
 import numpy as np
 import torch
@@ -25,9 +21,8 @@ from prefkit.config import Config
 from prefkit.console import keep_bars
 from prefkit.core.batching import IGNORE, collate
 from prefkit.core.tokenizer import special_ids
-from prefkit.cot.datasets import TruthfulQA, load_truthfulqa
+from prefkit.cot.datasets import TruthfulQA
 from prefkit.cot.formats import completion_only, sample_format
-from prefkit.io import write_json
 
 
 def mc_scores(best: float, true: list[float], false: list[float]) -> tuple[float, float]:
@@ -82,16 +77,3 @@ def score(model, cfg: Config, items: list[TruthfulQA], batch_size: int = 16) -> 
         mc2.append(b)
     return {"questions": len(items), "answers_scored": len(samples), "mc1": round(float(np.mean(mc1)), 4),
             "mc2": round(float(np.mean(mc2)), 4)}
-
-
-def main(source: str, out: str | None = None, limit: int | None = None, overrides: list[str] = ()) -> dict:
-    """`source`: an SFT run folder (its trained model) or a config (its base weights)."""
-    from prefkit.cot.student import open_student
-
-    cfg, _, _ = open_student(source, overrides, load_model=False)
-    items = load_truthfulqa(Path(cfg.cot.data_root) / "truthfulqa" / "TruthfulQA.csv")[:limit]  # before the model loads
-    cfg, model, trained = open_student(source, overrides)
-    result = {"source": str(source), "trained": trained, **score(model, cfg, items, cfg.cot.generate_batch_size)}
-    if out:
-        write_json(Path(out), result)
-    return result

@@ -27,12 +27,13 @@ from prefkit.config import load_config
 from prefkit.console import quiet
 from prefkit.core.dist import log
 from prefkit.core.runs import output_dir
-from prefkit.cot import generate, pairs, rank, sampling
 from prefkit.cot.datasets import teacher_file
 from prefkit.cot.evaluate import evaluate
+from prefkit.cot.pairs import REFERENCE
+from prefkit.cot.rank import gold_among
 from prefkit.errors import PrefkitError
 from prefkit.io import write_json, write_text
-from prefkit.recipes import cot_rerank
+from prefkit.recipes import cot_generate, cot_pairs, cot_rank, cot_rerank, cot_sample
 from prefkit.recipes import cot_sft as sft
 from prefkit.recipes import cot_verifier_pairs as verifier_pairs
 from prefkit.recipes import train as train_recipe
@@ -67,7 +68,7 @@ def main(overrides: list[str], rm_run: str | None = None, limit: int = 64, confi
         t = time.perf_counter()
         teacher_all = evaluate(dataset, teacher_file(dataset, root), "all", root)
         zero_shot = out / "zero_shot.jsonl"
-        generate.main(student, zero_shot, "test", limit, [*DEMO, *overrides])
+        cot_generate.main(student, zero_shot, "test", limit, [*DEMO, *overrides])
         before = evaluate(dataset, zero_shot, "test", root, limit)
         step("zero-shot answers", t)
         log(f"zero-shot student: {before['correct_first']} of {limit} right", summary=True)
@@ -78,7 +79,7 @@ def main(overrides: list[str], rm_run: str | None = None, limit: int = 64, confi
         student_cfg.cot.dataset = train_on
         sft.main(student_cfg)
         finetuned = out / "finetuned.jsonl"
-        generate.main(out / "student", finetuned, "test", limit, [f"cot.dataset={dataset}"])
+        cot_generate.main(out / "student", finetuned, "test", limit, [f"cot.dataset={dataset}"])
         after = evaluate(dataset, finetuned, "test", root, limit)
         step("SFT and answers", t)
         log(f"fine-tuned student: {after['correct_first']} of {limit} right", summary=True)
@@ -86,7 +87,7 @@ def main(overrides: list[str], rm_run: str | None = None, limit: int = 64, confi
         t = time.perf_counter()
         systems = {"zero-shot student": str(zero_shot), "fine-tuned student": str(finetuned),
                    "teacher": str(teacher_file(dataset, root))}
-        made = pairs.main(dataset, systems, out / "pairs", "test", root=root, limit=limit)
+        made = cot_pairs.main(dataset, systems, out / "pairs", "test", root=root, limit=limit)
         if rm_run is None:
             rm_cfg = load_config(RM, [f"data.train={out / 'pairs' / 'train.csv'}", *RM_SETTINGS,
                                       f"output_dir={out / 'reward_model'}"])
@@ -94,10 +95,10 @@ def main(overrides: list[str], rm_run: str | None = None, limit: int = 64, confi
         step("pairs and reward model", t)
 
         t = time.perf_counter()
-        ranking = rank.main(rm_run, dataset, {**systems, rank.REFERENCE: None}, out / "rank", "test", root, limit,
-                            questions=out / "pairs" / "split.json")
+        ranking = cot_rank.main(rm_run, dataset, {**systems, REFERENCE: None}, out / "rank", "test", root, limit,
+                                questions=out / "pairs" / "split.json")
         step("ranking", t)
-        gold = rank.gold_among(ranking) or {"pairs": 0, "accuracy": float("nan")}
+        gold = gold_among(ranking) or {"pairs": 0, "accuracy": float("nan")}
         log(f"reward model on held-out questions: {gold['accuracy']:.3f} gold-pair accuracy ({gold['pairs']} pairs "
             "of students' and teacher's answers)", summary=True)
         best_of_k = _best_of_k(out, dataset, k, sample_questions) if k > 0 else None
@@ -122,8 +123,8 @@ def _best_of_k(out: Path, dataset: str, k: int, questions: int) -> dict:
     and the test questions reranked."""
     t = time.perf_counter()
     student, where = out / "student", [f"cot.dataset={dataset}"]
-    test = sampling.main(student, out / "samples" / "test.jsonl", "test", k, 0.7, 0.95, 0, questions, where)
-    train = sampling.main(student, out / "samples" / "train.jsonl", "train", k, 0.7, 0.95, 0, questions, where)
+    test = cot_sample.main(student, out / "samples" / "test.jsonl", "test", k, 0.7, 0.95, 0, questions, where)
+    train = cot_sample.main(student, out / "samples" / "train.jsonl", "train", k, 0.7, 0.95, 0, questions, where)
     info = {"started": t, "k": k, "questions": questions, "train_questions": questions, "rerank": None}
     try:
         info["pairs"] = verifier_pairs.main([train["out"]], out / "verifier_pairs", valid_fraction=0.25)
