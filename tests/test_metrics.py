@@ -8,6 +8,7 @@ import pytest
 from prefkit.metrics import (
     UNIFORM_LOGLOSS,
     expected_calibration_error,
+    prior_logloss,
     reliability_plot,
     score,
 )
@@ -25,6 +26,13 @@ def test_score_by_hand():
 def test_uniform_and_missing_class():
     s = score(np.full((2, 3), 1 / 3), ["a", "b"])  # no tie in the labels: still scored over 3 classes
     assert s["logloss"] == pytest.approx(UNIFORM_LOGLOSS) and UNIFORM_LOGLOSS == pytest.approx(1.0986, abs=1e-4)
+
+
+def test_prior_logloss_by_hand():
+    # frequencies 1/2, 1/4, 1/4: -(0.5 ln 0.5 + 2 * 0.25 ln 0.25) = 1.0397; pairs without ties: ln 2 over 3 columns
+    assert prior_logloss(["a", "a", "b", "tie"], 3) == pytest.approx(1.5 * math.log(2), abs=1e-12)
+    assert prior_logloss(["a", "b"] * 5, 3) == pytest.approx(math.log(2), abs=1e-12)
+    assert prior_logloss(["b"] * 4, 2) == 0.0
 
 
 def test_ece_by_hand():

@@ -26,6 +26,16 @@ def uniform_logloss(k: int) -> float:
     return float(np.log(k))
 
 
+def prior_logloss(labels, k: int) -> float:
+    """Log loss of the best constant prediction, the labels' own frequencies: the bar a model must pass on these
+    rows (ln 2 = 0.693 on pairs without ties scored over LMSYS's three columns, where uniform says 1.0986)."""
+    y = label_ids(labels)
+    if not len(y):
+        return float("nan")
+    freq = np.bincount(y, minlength=k) / len(y)
+    return float(-(freq[freq > 0] * np.log(freq[freq > 0])).sum())
+
+
 def label_ids(labels) -> np.ndarray:
     return np.array([LABEL_INDEX[x] for x in labels], dtype=np.int64)
 

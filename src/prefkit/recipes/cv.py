@@ -18,6 +18,7 @@ from prefkit.io import atomic_path, write_json
 from prefkit.metrics import (
     apply_temperature,
     fit_temperature,
+    prior_logloss,
     reliability_plot,
     score,
     uniform_logloss,
@@ -73,8 +74,9 @@ def main(cfg: Config, name: str = "", resume: bool = False) -> dict:
             f"n {per_fold[-1]['n']}", summary=True)
     done = ~np.isnan(oof[:, 0])
     uniform = uniform_logloss(len(comp.labels))
+    prior = prior_logloss(labels[done], len(comp.labels))
     metrics = {**score(oof[done], labels[done]), "competition": comp.name, "metric": comp.metric,
-               "uniform_logloss": uniform, "folds": per_fold, "data": str(cfg.data.train),
+               "uniform_logloss": uniform, "prior_logloss": prior, "folds": per_fold, "data": str(cfg.data.train),
                "skipped_rows": len(table.skipped), "dropped_rows": table.dropped_labels}
     if stats:
         metrics["predict"] = stats
@@ -100,7 +102,7 @@ def main(cfg: Config, name: str = "", resume: bool = False) -> dict:
         write_logits(out / OOF_FILE, frame["id"], oof[done], comp, fold=folds[done], label=labels[done])
         write_json(out / "metrics.json", metrics)
         reliability_plot(oof[done], labels[done], out / "reliability.png", title=f"OOF, {int(done.sum())} rows")
-    log(f"CV logloss {metrics['logloss']:.4f} (uniform {uniform:.4f})  accuracy {metrics['accuracy']:.4f}  "
+    log(f"CV logloss {metrics['logloss']:.4f} (uniform {uniform:.4f}, label prior {prior:.4f})  accuracy {metrics['accuracy']:.4f}  "
         f"({comp.name}: {comp.metric})  -> {out}")
     return metrics
 
