@@ -11,11 +11,13 @@ are rewritten after every step that adds figures):
    question, and K samples of the first --train-questions training questions of each dataset;
 3. same-source pairs from the training samples (`prefkit cot verifier-pairs`, 20% of the training questions
    held out for calibration and for choosing the verifier);
-4. verifiers trained on those pairs with prefkit's own reward-model core (`prefkit.recipes.train`): the feature
-   baseline with the arithmetic check (`features.arithmetic=true`), MiniLM (bt head), SmolLM2-135M with LoRA and
-   a bt score head (the student's own backbone, as Cobbe et al. 2021 initialise the verifier from the generator);
-5. `prefkit cot rerank` with each verifier; the headline verifier of a dataset is the one with the best AUC on
-   the held-out *training* questions (never chosen on test);
+4. verifiers trained on those pairs with prefkit's own reward-model core, cross-validated by question
+   (`prefkit.recipes.cv`, so every training question gets an out-of-fold score): the feature baseline with the
+   arithmetic check (`features.arithmetic=true`), MiniLM (bt head), SmolLM2-135M with LoRA and a bt score head
+   (the student's own backbone, as Cobbe et al. 2021 initialise the verifier from the generator);
+5. `prefkit cot rerank` with each verifier, and with the blend of those trained so far (a logistic regression on
+   their out-of-fold scores); the headline is the one with the lowest log loss of P(right) on the held-out
+   *training* samples (cross-fitted; never chosen on test);
 6. --self-train: the student fine-tuned again from its base weights on the teacher's rationales plus its own
    right training samples (STaR-style rejection sampling, `cot.samples`), then greedy and best-of-K again.
 
@@ -49,7 +51,8 @@ VERIFIERS = {
     "smollm2": ("rm/smollm2_135m_cpu", []),
 }
 COLUMNS = ["dataset", "n", "k", "greedy", "first", "majority", "verifier", "weighted", "pass@K", "verifier used",
-           "auc", "same-source gold", "paper 0.3B diverse", "self-trained greedy", "self-trained best"]
+           "auc", "same-source gold", "paper 0.3B diverse", "self-trained greedy",
+           "self-trained weighted", "student weighted, same K"]
 
 
 def main() -> int:
@@ -62,6 +65,8 @@ def main() -> int:
     ap.add_argument("--student", default=None, help="a trained student run (default: train one in --work)")
     ap.add_argument("--verifiers", default="features,minilm,smollm2")
     ap.add_argument("--self-train", action="store_true")
+    ap.add_argument("--self-train-k", type=int, default=None,
+                    help="K of the self-trained student's samples (default --k); the student's own first K compare")
     ap.add_argument("--out", default=str(HERE / "results"))
     ap.add_argument("--samples-cache", default=str(HERE / "results" / "cot_verifier_samples"),
                     help="gzipped copies of every sample file (committed), reused by a later run: a session that "
@@ -70,7 +75,7 @@ def main() -> int:
 
     from prefkit.config import load_config
     from prefkit.cot.datasets import names
-    from prefkit.recipes import cot_rerank, cot_sample, cot_verifier_pairs, train
+    from prefkit.recipes import cot_rerank, cot_sample, cot_verifier_pairs, cv
     from prefkit.recipes import cot_sft as sft
     from prefkit.shipped import config_path
 
@@ -126,16 +131,20 @@ def main() -> int:
             del seconds[key]  # timings of verifiers trained on earlier pairs: they are trained again
         cot_verifier_pairs.main([str(samples_path(work, "student", "train", args.k, args.train_questions, d)) for d in done], pairs)
     reranks = {}
+    trained = []
     for name in args.verifiers.split(","):
         config, over = VERIFIERS[name]
         run = work / "verifiers" / name
         cfg = load_config(config_path(config), [*over, f"data.train={pairs / 'train.csv'}", f"output_dir={run}"])
-        timed(f"verifier/{name}", lambda: train.main(cfg, name, resume=True))
-        out = work / "rerank" / name
-        if not (out / "rerank.json").exists():
-            timed(f"rerank/{name}", lambda: cot_rerank.main(
-                run, pairs, [str(samples_path(work, "student", "test", args.k, args.test_questions, d)) for d in done], out))
-        reranks[name] = json.loads((out / "rerank.json").read_text())
+        timed(f"verifier/{name}", lambda: cv.main(cfg, name, resume=True))  # out of fold: every training question held out once
+        trained.append(name)
+        for label, members in ([(name, [name])] + ([("+".join(trained), list(trained))] if len(trained) > 1 else [])):
+            out = work / "rerank" / label
+            if not (out / "rerank.json").exists():
+                timed(f"rerank/{label}", lambda: cot_rerank.main(
+                    [work / "verifiers" / m for m in members], pairs,
+                    [str(samples_path(work, "student", "test", args.k, args.test_questions, d)) for d in done], out))
+            reranks[label] = json.loads((out / "rerank.json").read_text())
         _report(results, work, datasets, args, rerank=reranks)
 
     if args.self_train:
@@ -144,17 +153,38 @@ def main() -> int:
             "cot.dataset=all", f"output_dir={st}",
             f"cot.samples=[{','.join(str(samples_path(work, 'student', 'train', args.k, args.train_questions, d)) for d in done)}]"])
         timed("self_train_sft", lambda: sft.main(cfg, resume=True))
+        kk = args.self_train_k or args.k
         for d in done:
             sample(st, "self_trained", "test", d, 1, args.test_questions)
-            sample(st, "self_trained", "test", d, args.k, args.test_questions)
-        best = max(reranks, key=lambda n: reranks[n]["valid"]["auc"] or 0) if reranks else None
+        for d in done:
+            sample(st, "self_trained", "test", d, kk, args.test_questions)
+        best = chosen(reranks)
         if best:
-            out = work / "rerank_self_trained" / best
-            if not (out / "rerank.json").exists():
-                cot_rerank.main(work / "verifiers" / best, pairs,
-                                         [str(samples_path(work, "self_trained", "test", args.k, args.test_questions, d)) for d in done], out)
+            # the same verifier reranks the self-trained student's K samples, and the first K of the student's own
+            # (samples 0..K-1 of its K=args.k draw: a K-sample draw of the same sampler), so the two compare at one K
+            members = [work / "verifiers" / m for m in best.split("+")]
+            for tag in ("self_trained", "student"):
+                out = work / f"rerank_{tag}_k{kk}" / best
+                if (out / "rerank.json").exists():
+                    continue
+                files = []
+                for d in done:
+                    src = samples_path(work, tag, "test", kk if tag == "self_trained" else args.k, args.test_questions, d)
+                    if tag == "student" and kk != args.k:
+                        cut = work / "student" / f"test_k{args.k}_first{kk}" / src.name
+                        cut.parent.mkdir(parents=True, exist_ok=True)
+                        cut.write_text("".join(x + "\n" for x in src.read_text().splitlines() if json.loads(x)["sample"] < kk))
+                        src = cut
+                    files.append(str(src))
+                timed(f"rerank_{tag}_k{kk}", lambda: cot_rerank.main(members, pairs, files, out))
         _report(results, work, datasets, args, rerank=reranks)
     return 0
+
+
+def chosen(reranks: dict | None) -> str | None:
+    """The headline verifier (one, or a blend "a+b"): the lowest log loss of P(right) on the held-out training
+    samples (out of fold, calibration cross-fitted; `prefkit cot rerank`), never a test figure."""
+    return min(reranks, key=lambda n: reranks[n]["held_out"]["logloss"]) if reranks else None
 
 
 def samples_path(work: Path, tag: str, split: str, k: int, limit: int | None, dataset: str) -> Path:
@@ -180,7 +210,7 @@ def _report(results: dict, work: Path, datasets: list[str], args, rerank: dict |
     from prefkit.cot.sampling import read_samples
 
     k = args.k
-    best = max(rerank, key=lambda n: rerank[n]["valid"]["auc"] or 0) if rerank else None
+    best = chosen(rerank)
     table = []
     for d in datasets:
         path = samples_path(work, "student", "test", k, args.test_questions, d)
@@ -202,15 +232,17 @@ def _report(results: dict, work: Path, datasets: list[str], args, rerank: dict |
             rows = read_samples(path)
             import numpy as np
 
-            x = verifier.rerank(rows, np.zeros(len(rows)), (0.0, 0.0))
+            x = verifier.rerank(rows, np.zeros(len(rows)))
             entry.update({m: x[m] for m in ("first", "majority", "pass_at_k")})
         sg, _ = _accuracy(samples_path(work, "self_trained", "test", 1, args.test_questions, d), asked)
         if sg is not None:
             entry["self_trained_greedy"] = round(sg, 4)
-        st = work / "rerank_self_trained" / (best or "") / "rerank.json"
-        if best and st.exists():
-            entry["self_trained"] = {m: json.loads(st.read_text())["datasets"][d][m]
-                                     for m in ("first", "majority", "verifier", "weighted", "pass_at_k")}
+        kk = args.self_train_k or k
+        for tag, key in (("self_trained", "self_trained"), ("student", "student_same_k")):
+            st = work / f"rerank_{tag}_k{kk}" / (best or "") / "rerank.json"
+            if best and st.exists():
+                entry[key] = {"k": kk, **{m: json.loads(st.read_text())["datasets"][d][m]
+                                          for m in ("first", "majority", "verifier", "weighted", "pass_at_k")}}
         results["datasets"][d] = entry
 
         def pct(v):
@@ -222,12 +254,14 @@ def _report(results: dict, work: Path, datasets: list[str], args, rerank: dict |
                       "verifier used": entry.get("verifier_name"), "auc": entry.get("auc"),
                       "same-source gold": entry.get("same_source_gold"), "paper 0.3B diverse": PAPER_DIVERSE[d],
                       "self-trained greedy": pct(entry.get("self_trained_greedy")),
-                      "self-trained best": pct((entry.get("self_trained") or {}).get("weighted"))})
+                      "self-trained weighted": pct((entry.get("self_trained") or {}).get("weighted")),
+                      "student weighted, same K": pct((entry.get("student_same_k") or {}).get("weighted"))})
     if best:
         results["auc"] = rerank[best]["pooled"]["auc"]
         results["same_source_gold"] = rerank[best]["pooled"]["same_source_gold"]
         results["verifier"] = best
-        results["verifiers"] = {n: {"valid_auc": r["valid"]["auc"], "pooled": {m: r["pooled"][m] for m in
+        results["verifiers"] = {n: {"held_out": {m: r["held_out"][m] for m in ("auc", "same_source_gold", "logloss", "n")},
+                                    "calibration": r["calibration"], "pooled": {m: r["pooled"][m] for m in
                                     ("auc", "same_source_gold", "logloss", "ece", *verifier.METHODS, "pass_at_k")}}
                                 for n, r in rerank.items()}
     write_results("cot_verifier", Path(args.out), results, COLUMNS, table, INTRO.format(k=k, n=args.train_questions,
@@ -239,8 +273,8 @@ Accuracy (%) on each dataset's test split (the paper's split; {tq} of its questi
 on all six training splits. greedy: temperature 0. The other columns choose among K={k} samples (temperature 0.7,
 top-p 0.95, seed 0): first, majority (self-consistency), verifier (its best-scored sample), weighted (the answer
 with the largest sum of calibrated P(right)); pass@K: some sample is right. The verifier is trained on pairs of a
-right and a wrong sample of the same training question (the first {n} training questions of each dataset) and
-chosen by AUC on held-out training questions. Written by benchmarks/cot_verifier.py.
+right and a wrong sample of the same training question (the first {n} training questions of each dataset), cross-validated
+by question, and chosen (one verifier or a blend of them) by the log loss of P(right) on out-of-fold training samples. Written by benchmarks/cot_verifier.py.
 """
 
 if __name__ == "__main__":

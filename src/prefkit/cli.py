@@ -18,7 +18,7 @@
     prefkit cot pairs --dataset NAMES --system NAME=FILE ... [--teacher] [--reference] --out DIR [--test-fraction F]
     prefkit cot sample --run RUN_OR_CONFIG --out FILE [--k 8 --temperature 0.7 --top-p 0.95 --seed 0] [key=value ...]
     prefkit cot verifier-pairs --samples FILE... --out DIR [--valid-fraction 0.2] [--per-question 4]
-    prefkit cot rerank --rm VERIFIER_RUN --pairs DIR --samples FILE... --out DIR
+    prefkit cot rerank --rm VERIFIER_RUN... --pairs DIR --samples FILE... --out DIR
     prefkit cot rank --rm RUN --dataset NAME --system NAME=FILE ... [--reference] [--questions SPLIT_JSON] --out DIR
     prefkit cot teacher --dataset NAME --out FILE [--samples D --temperature T]
     prefkit cot demo [--rm RUN] [--limit N] [--student CONFIG] [-v] [key=value ...]
@@ -248,8 +248,9 @@ COMMANDS = [
                                           indent=2))),
     Command(("cot", "rerank"), "prefkit.recipes.cot_rerank",
             "best-of-K: first sample, majority vote, verifier best, verifier-weighted vote; the verifier's quality",
-            ((("--rm",), {"required": True, "help": "the verifier: a reward-model run (cv or train) on verifier-pairs"}),
-             (("--pairs",), {"required": True, "help": "the verifier-pairs folder (its held-out questions calibrate)"}),
+            ((("--rm",), {"required": True, "nargs": "+",
+                          "help": "the verifier: a reward-model run (cv or train) on verifier-pairs; several are blended"}),
+             (("--pairs",), {"required": True, "help": "the verifier-pairs folder the verifiers were trained on"}),
              (("--samples",), {"nargs": "+", "required": True, "help": "test-split `prefkit cot sample` files"}),
              (("--out",), {"required": True}), (("--seed",), {"type": int, "default": 0})),
             lambda a, r: print(r.markdown(r.main(a.rm, a.pairs, a.samples, a.out, seed=a.seed)))),

@@ -7,6 +7,7 @@ import json
 import random
 
 import numpy as np
+import pandas as pd
 import pytest
 
 from prefkit.cot import verifier
@@ -40,7 +41,7 @@ def test_rerank_figures_by_hand():
             row(2, 0, 9, True), row(2, 1, 8, False), row(2, 2, 9, True),    # all but the verifier right
             row(3, 0, 1, False), row(3, 1, 2, False), row(3, 2, 3, False)]  # nothing right
     s = np.array([0.0, 1.0, -1.0, 0.0, 2.0, 0.5, 0.0, 0.0, 0.0])
-    r = verifier.rerank(rows, s, (1.0, 0.0), rounds=200)
+    r = verifier.rerank(rows, s, rounds=200)
     assert (r["n"], r["k"], r["samples"]) == (3, 3, 9)
     assert r["first"] == pytest.approx(1 / 3, abs=1e-4) and r["majority"] == pytest.approx(1 / 3, abs=1e-4)
     assert r["verifier"] == pytest.approx(1 / 3, abs=1e-4) and r["pass_at_k"] == pytest.approx(2 / 3, abs=1e-4)
@@ -51,6 +52,21 @@ def test_rerank_figures_by_hand():
     assert r["auc"] == pytest.approx(roc_auc_score([x["correct"] for x in rows], s), abs=1e-4)
     lo, hi = r["first_ci"]
     assert 0 <= lo <= r["first"] <= hi <= 1
+
+
+def test_held_out_calibration_never_sees_the_question_it_scores():
+    """Leave-one-question-out: each question's calibrated logit comes from a fit on the other questions only."""
+    rng = np.random.default_rng(0)
+    groups = [f"addsub:{q}" for q in range(6) for _ in range(8)]
+    s = rng.normal(size=(48, 2))
+    y = (s[:, 0] + rng.normal(size=48) > 0)
+    got = verifier.cross_fitted(s, y, groups, n_splits=6)
+    g = np.array(groups)
+    for q in set(groups):
+        fit = verifier.fit_calibration(s[g != q], y[g != q])
+        assert np.allclose(got[g == q], verifier.combined(fit, s[g == q]))
+    whole = verifier.combined(verifier.fit_calibration(s, y), s)
+    assert not np.allclose(got, whole), "a fit on every question would score its own samples"
 
 
 def test_same_source_pairs_stay_within_a_question():
@@ -126,6 +142,23 @@ def test_feature_verifier_from_cv_reranks_above_the_first_sample(run_cli, tmp_pa
     assert pooled["verifier"] > pooled["first"] + 0.2 and pooled["weighted"] >= pooled["verifier"] - 0.05
     assert pooled["verifier"] <= pooled["pass_at_k"]
     assert (tmp_path / "rerank" / "reliability.png").stat().st_size > 0 and "| addsub |" in r.out
+    # a cv verifier scores every training question out of fold: calibration and the held-out row use them all
+    held = res["held_out_questions"]
+    paired = {":".join(i.split(":")[:2]) for i in pd.read_csv(tmp_path / "pairs" / "train.csv")["id"]}
+    assert held["out_of_fold"] == len(paired) and held["unseen"] == len(split["valid"]) + len(split["train"]) - len(paired)
+    assert res["held_out"]["n"] == held["unseen"] + held["out_of_fold"]
+    # two verifiers blended: the weak one (no arithmetic check) gains from the strong one, fitted on held-out scores
+    r = run_cli("cv", "rm/features_baseline", f"data.train={tmp_path / 'pairs' / 'train.csv'}", "cv.n_splits=3",
+                f"output_dir={tmp_path / 'weak'}")
+    assert r.code == 0, r.err
+    for name, rms in (("weak", [tmp_path / "weak"]), ("both", [tmp_path / "weak", tmp_path / "verifier"])):
+        r = run_cli("cot", "rerank", "--rm", *rms, "--pairs", tmp_path / "pairs", "--samples", test,
+                    "--out", tmp_path / f"rerank_{name}")
+        assert r.code == 0, r.err
+    weak, both = (json.loads((tmp_path / f"rerank_{n}" / "rerank.json").read_text()) for n in ("weak", "both"))
+    assert len(both["calibration"]["coef"]) == 2 and len(weak["calibration"]["coef"]) == 1
+    assert both["held_out"]["logloss"] < weak["held_out"]["logloss"] - 0.05
+    assert both["pooled"]["auc"] > weak["pooled"]["auc"]
     r = run_cli("cot", "rerank", "--rm", tmp_path / "verifier", "--pairs", tmp_path / "pairs", "--samples", train,
                 "--out", tmp_path / "bad")
     assert r.code == 2 and "among the verifier's training questions" in r.err

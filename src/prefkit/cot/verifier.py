@@ -75,33 +75,110 @@ def write_pairs(table_path: Path, pairs: list[dict]) -> None:
     write_lmsys_csv(b.build(), table_path)
 
 
-def scores(rm_run: str | Path, rows: list[dict], say=None) -> np.ndarray:
-    """Each sample's verifier score: log P(sample wins) - log P(anchor wins), fold models averaged."""
-    from prefkit.data.table import TableBuilder
-    from prefkit.rm.learners import ensemble_predict
+def question_key(row_or_id) -> str:
+    """"dataset:index" of a sample row, or of a pair id ("dataset:index:right:wrong", `same_source_pairs`)."""
+    if isinstance(row_or_id, dict):
+        return f"{row_or_id['dataset']}:{int(row_or_id['index'])}"
+    return ":".join(str(row_or_id).split(":")[:2])
 
-    rm_run = Path(rm_run)
-    cfg = runs.open_config(rm_run, made_by="`prefkit cv` or `prefkit train` (the verifier)")
-    b = TableBuilder(f"<samples of {rm_run.name}>")
+
+def _against_anchor(rows: list[dict], source: str):
+    from prefkit.data.table import TableBuilder
+
+    b = TableBuilder(source)
     for n, r in enumerate(rows, start=1):
         b.add(n, None, f"{r['dataset']}:{r['index']}:{r['sample']}", [r["question"]], [answer_text(r)], [ANCHOR], None)
-    probs, _ = ensemble_predict(cfg, rm_run, b.build(), say)
+    return b.build()
+
+
+def _margin(probs: np.ndarray) -> np.ndarray:
     p = np.clip(probs, 1e-12, 1.0)
     return np.log(p[:, 0]) - np.log(p[:, 1])
 
 
-def fit_calibration(s: np.ndarray, labels: np.ndarray) -> tuple[float, float]:
-    """Platt scaling, P(right) = sigmoid(a * s + b), fitted on samples of questions the verifier did not train on."""
+def scores(rm_run: str | Path, rows: list[dict], say=None) -> np.ndarray:
+    """Each sample's verifier score: log P(sample wins) - log P(anchor wins), fold models averaged."""
+    from prefkit.rm.learners import ensemble_predict
+
+    rm_run = Path(rm_run)
+    cfg = runs.open_config(rm_run, made_by="`prefkit cv` or `prefkit train` (the verifier)")
+    probs, _ = ensemble_predict(cfg, rm_run, _against_anchor(rows, f"<samples of {rm_run.name}>"), say)
+    return _margin(probs)
+
+
+def held_out_scores(rm_run: str | Path, rows: list[dict]) -> np.ndarray:
+    """Each training sample's score from models that never saw its question, NaN where every model did.
+
+    A question absent from the verifier's data (`verifier-pairs` held it out, or it has no right-and-wrong pair)
+    is scored by every model of the run, averaged; a question the run cross-validated on (a `cv` run's oof.csv
+    names its fold) by the one fold model that held it out; a question a `train` run trained on gets NaN. So a
+    `cv` verifier scores every training sample, a `train` one the samples of questions outside its data: those
+    are what calibration, the blend of verifiers and the choice between them may be fitted on."""
+    import pandas as pd
+
+    from prefkit.rm.learners import load_learner
+
+    rm_run = Path(rm_run)
+    cfg = runs.open_config(rm_run, made_by="`prefkit cv` or `prefkit train` (the verifier)")
+    oof = rm_run / "oof.csv"
+    data = oof if oof.exists() else Path(cfg.data.train)
+    try:
+        seen = pd.read_csv(data, usecols=["id", "fold"] if oof.exists() else ["id"])
+    except (OSError, ValueError) as e:
+        raise PrefkitError(f"{data}: cannot read the ids of the verifier's training pairs ({e})") from None
+    fold_of = {question_key(i): (int(f) if oof.exists() else None)
+               for i, f in zip(seen["id"], seen["fold"] if oof.exists() else [None] * len(seen))}
+    out = np.full(len(rows), np.nan)
+    keys = [question_key(r) for r in rows]
+    idx = [i for i, k in enumerate(keys) if k not in fold_of]
+    if idx:
+        out[idx] = scores(rm_run, [rows[i] for i in idx])
+    for fold in sorted({f for f in fold_of.values() if f is not None}):
+        idx = [i for i, k in enumerate(keys) if fold_of.get(k, -1) == fold]
+        folder = rm_run / f"fold{fold}"
+        if not idx or not runs.is_trained(folder):
+            continue
+        learner = load_learner(cfg, folder)
+        probs, _ = learner.predict(_against_anchor([rows[i] for i in idx], f"<samples of {rm_run.name}/{folder.name}>"))
+        learner.release()
+        out[idx] = _margin(probs)
+    return out
+
+
+def fit_calibration(s: np.ndarray, labels: np.ndarray):
+    """P(right) from one verifier's score (Platt scaling) or from several (their logistic-regression blend),
+    fitted on scores of samples whose questions the verifiers did not train on. `s`: (samples,) or (samples,
+    verifiers)."""
     from sklearn.linear_model import LogisticRegression
 
     if len(set(labels.tolist())) < 2:
         raise PrefkitError("calibration needs right and wrong samples among the held-out training questions")
-    m = LogisticRegression(C=1e4).fit(s.reshape(-1, 1), labels.astype(int))
-    return float(m.coef_[0, 0]), float(m.intercept_[0])
+    return LogisticRegression(C=1e4).fit(_columns(s), labels.astype(int))
 
 
-def calibrated(s: np.ndarray, ab: tuple[float, float]) -> np.ndarray:
-    return 1.0 / (1.0 + np.exp(-(ab[0] * s + ab[1])))
+def _columns(s: np.ndarray) -> np.ndarray:
+    return s.reshape(len(s), -1)
+
+
+def combined(model, s: np.ndarray) -> np.ndarray:
+    """The calibrated logit of P(right): one verifier's score rescaled, or the blend of several."""
+    return model.decision_function(_columns(s))
+
+
+def cross_fitted(s: np.ndarray, labels: np.ndarray, groups: list[str], n_splits: int = 5, seed: int = 0) -> np.ndarray:
+    """The calibrated logit of each sample from a calibration fitted on other questions only (grouped k-fold):
+    the held-out figures of a calibration, or of a blend, are then not scored on the samples it was fitted on."""
+    from sklearn.model_selection import GroupKFold
+
+    out = np.zeros(len(s))
+    splits = min(n_splits, len(set(groups)))
+    for fit, held in GroupKFold(n_splits=splits, shuffle=True, random_state=seed).split(_columns(s), labels, groups):
+        out[held] = combined(fit_calibration(s[fit], labels[fit]), s[held])
+    return out
+
+
+def sigmoid(x: np.ndarray) -> np.ndarray:
+    return 1.0 / (1.0 + np.exp(-x))
 
 
 def choose(rows: list[dict], s: np.ndarray, p_right: np.ndarray) -> dict[str, dict]:
@@ -145,16 +222,16 @@ def within_question_gold(groups: list[list[dict]], s_by_group: list[np.ndarray])
     return (wins / n if n else None), n
 
 
-def rerank(rows: list[dict], s: np.ndarray, ab: tuple[float, float], rounds: int = 1000, seed: int = 0) -> dict:
+def rerank(rows: list[dict], s: np.ndarray, rounds: int = 1000, seed: int = 0) -> dict:
     """Accuracy of every method over the questions of `rows`, with bootstrap intervals; pass@K; the verifier's
     quality on the right/wrong labels (AUC pooled and within question, log loss and ECE of the calibrated
-    probabilities)."""
+    probabilities). `s`: each sample's calibrated logit of P(right) (`combined`)."""
     from sklearn.metrics import log_loss, roc_auc_score
 
     by_key = {(r["dataset"], int(r["index"]), int(r["sample"])): i for i, r in enumerate(rows)}
     groups = list(by_question(rows).values())
     ks = {len(g) for g in groups}
-    p = calibrated(s, ab)
+    p = sigmoid(s)
     hits = {m: [] for m in METHODS}
     passed, s_groups = [], []
     for g in groups:
