@@ -18,6 +18,10 @@ Then, for each size and in the same run, each in a fresh process so that its pea
              polars), up to 200,000 rows (`--rows-reader-max`)
   polars     plain `polars.read_csv` of the file, every column as text
   pandas     `pandas.read_csv` + `json.loads` of every turn cell
+  tokens     render + tokenise the loaded table with MiniLM's tokenizer (pair layout, 512 tokens) into an empty
+             token cache (`prefkit.rm.token_cache`: cold, the shard written included), then again from it
+             (`cached_seconds`, a new renderer as a new run makes); only on files of at most 10,000 rows
+             (`--tokens-max`); loading is not timed
 
 and writes wall seconds, rows/s and peak RSS of each (and the RSS it added to the process after its imports)
 to benchmarks/results/data_scale.{json,md}. polars uses every core it finds (POLARS_MAX_THREADS caps it).
@@ -38,7 +42,7 @@ import time
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
-VARIANTS = ("prefkit", "rows", "polars", "pandas")
+VARIANTS = ("prefkit", "rows", "polars", "pandas", "tokens")
 
 # ------------------------------------------------------------------------------------------------ the files
 
@@ -175,11 +179,43 @@ def run_variant(variant: str, path: Path) -> dict:
         for c in ("prompt", "response_a", "response_b"):
             frame[c] = [json.loads(v) for v in frame[c]]
         out = {"rows": len(frame)}
+    elif variant == "tokens":
+        out = _tokens(path)  # times itself: cold, and from the cache
+        base = out.pop("base_rss_mb")
     else:
         raise SystemExit(f"unknown variant {variant!r}")
-    seconds = time.perf_counter() - t0
+    seconds = out.pop("seconds") if "seconds" in out else time.perf_counter() - t0
     return {"variant": variant, **out, "seconds": round(seconds, 3), "rows_per_s": round(out["rows"] / seconds),
             "peak_rss_mb": round(peak_rss_mb()), "added_rss_mb": round(peak_rss_mb() - base)}
+
+
+def _tokens(path: Path) -> dict:
+    """Rendering cold into an empty token cache, then from it; the ids must be the same."""
+    import tempfile
+
+    import numpy as np
+
+    from prefkit.config import DataConfig, TemplateConfig
+    from prefkit.core.tokenizer import load_tokenizer
+    from prefkit.data import load_pairs
+    from prefkit.rm.templates import Renderer
+
+    table = load_pairs(path, DataConfig())
+    table.frame  # the pandas table rendering reads, built before the clock
+    tok, cfg = load_tokenizer("minilm"), TemplateConfig(max_length=512)
+    with tempfile.TemporaryDirectory() as cache:
+        base = peak_rss_mb()
+        t0 = time.perf_counter()
+        cold = Renderer(tok, cfg, cache=Path(cache)).render(table)
+        t1 = time.perf_counter()
+        again = Renderer(tok, cfg, cache=Path(cache))
+        warm = again.render(table)
+        t2 = time.perf_counter()
+        mb = sum(p.stat().st_size for p in Path(cache).rglob("*.parquet")) / 2**20
+    if again.counts["rendered"] or not all(np.array_equal(a, b) for a, b in zip(cold.input_ids, warm.input_ids)):
+        raise SystemExit(f"the token cache did not give back the rendered ids: {again.counts}")
+    return {"rows": len(table), "base_rss_mb": base, "seconds": t1 - t0, "cached_seconds": round(t2 - t1, 3),
+            "cache_mb": round(mb, 1), "tokens_out": int(cold.lengths.sum())}
 
 
 def main() -> None:
@@ -189,6 +225,7 @@ def main() -> None:
     ap.add_argument("--repeats", type=int, default=1, help="runs of each variant (the best is kept)")
     ap.add_argument("--variants", default=",".join(VARIANTS))
     ap.add_argument("--rows-reader-max", type=int, default=200_000, help="largest size the row reader is timed on")
+    ap.add_argument("--tokens-max", type=int, default=10_000, help="largest size rendering (tokens) is timed on")
     ap.add_argument("--out", type=Path, default=HERE / "results")
     ap.add_argument("--cache", type=Path, default=HERE / ".cache", help="where the generated CSV files are kept")
     ap.add_argument("--variant", choices=VARIANTS, help=argparse.SUPPRESS)  # internal: one variant in this process
@@ -206,14 +243,16 @@ def main() -> None:
         best: dict[str, dict] = {}
         for _ in range(args.repeats):
             for v in variants:
-                if v == "rows" and size > args.rows_reader_max:
+                if (v == "rows" and size > args.rows_reader_max) or (v == "tokens" and size > args.tokens_max):
                     continue
                 cmd = [sys.executable, __file__, "--variant", v, "--data", str(path)]
                 r = subprocess.run(cmd, capture_output=True, text=True, check=False)
                 if r.returncode != 0:
                     raise SystemExit(f"{v} on {path.name} failed:\n{r.stderr[-4000:]}")
                 res = json.loads(r.stdout.strip().splitlines()[-1])
-                print(f"{size:>9} rows  {v:<8} {res['seconds']:8.2f} s  peak {res['peak_rss_mb']:7.0f} MiB", file=sys.stderr)
+                cached = f"  (from the token cache {res['cached_seconds']:.2f} s)" if "cached_seconds" in res else ""
+                print(f"{size:>9} rows  {v:<8} {res['seconds']:8.2f} s  peak {res['peak_rss_mb']:7.0f} MiB{cached}",
+                      file=sys.stderr)
                 if v not in best or res["seconds"] < best[v]["seconds"]:
                     best[v] = res
         mb = path.stat().st_size / 2**20
@@ -232,15 +271,17 @@ def main() -> None:
     import prefkit
 
     columns = ["rows", "file_mb", "variant", "seconds", "rows_per_s", "peak_rss_mb", "added_rss_mb", "time_vs_polars",
-               "rss_vs_polars", "added_rss_vs_polars"]
+               "rss_vs_polars", "added_rss_vs_polars", "cached_seconds", "cache_mb"]
     intro = f"""`python benchmarks/data_scale.py --sizes {args.sizes}{' --million' if args.million else ''} --repeats {args.repeats}`
 on {platform.processor() or platform.machine()}, {os.cpu_count()} cores (polars threads: {pl.thread_pool_size()}); best of {args.repeats},
 each variant in its own process.
 LMSYS-form CSV files made by the script (length distribution like LMSYS's; see its docstring). `prefkit`: load and
 validate every row and summarise (`prefkit data check --no-tokens`); `rows`: the same on the row reader;
 `polars`: `polars.read_csv` ({pl.__version__}), every column as text; `pandas`: `pandas.read_csv` + `json.loads`
-of every turn cell. Peak RSS includes the interpreter and imported libraries (prefkit's imports weigh about 90 MB
-more than polars' alone); `added_rss_mb` is the peak less the RSS after the variant's imports."""
+of every turn cell; `tokens`: render + tokenise the loaded table with MiniLM's tokenizer (pair layout, 512 tokens)
+into an empty token cache, and (`cached_seconds`) again from it, on files of at most {args.tokens_max} rows.
+Peak RSS includes the interpreter and imported libraries (prefkit's imports weigh about 90 MB more than polars'
+alone); `added_rss_mb` is the peak less the RSS after the variant's imports."""
     write_results("data_scale", args.out, {"polars": pl.__version__, "polars_threads": pl.thread_pool_size(),
                                           "prefkit": getattr(prefkit, "__version__", ""), "sizes": sizes,
                                           "repeats": args.repeats}, columns, rows_out, intro)

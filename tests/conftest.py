@@ -24,6 +24,17 @@ FAST = ["template.max_length=96", "train.batch_size=4", "train.save_every=0", "t
         "train.warmup_ratio=0.0", "train.learning_rate=3e-3"]
 
 
+@pytest.fixture(scope="session", autouse=True)
+def token_cache_in_tmp(tmp_path_factory):
+    """data.token_cache=auto (the default) writes under $PREFKIT_TOKEN_CACHE: a folder of this test session,
+    never the user's ~/.cache (child processes inherit it)."""
+    from prefkit.rm.token_cache import ENV
+
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv(ENV, str(tmp_path_factory.mktemp("token_cache")))
+        yield
+
+
 def learnable(n: int, seed: int = 0) -> PairTable:
     """A: a clearly good answer, B: a bad one (or the reverse); ties: two equal answers. Bytes suffice."""
     rng = np.random.default_rng(seed)

@@ -55,6 +55,9 @@ class DataConfig:
     ties: str = _choice("refuse", "refuse", "drop")
     seed: int = _seed(0)  # A/B order for sources without one (HH-RLHF)
     limit: int | None = _range(None, 1)  # read only the first N rows (quick runs)
+    # rendered token ids kept on disk and reused by later folds, runs and commands (prefkit.rm.token_cache):
+    # auto = $PREFKIT_TOKEN_CACHE, else $XDG_CACHE_HOME/prefkit/tokens (~/.cache/prefkit/tokens); a folder; null: off
+    token_cache: str | None = "auto"
 
 
 @dataclass

@@ -25,7 +25,7 @@ from prefkit.metrics import (
 )
 from prefkit.recipes.common import load_labelled, log, start
 from prefkit.rm import probes
-from prefkit.rm.learners import check_source, make_learner
+from prefkit.rm.learners import check_source, make_learner, token_line
 from prefkit.toolbox import rules
 from prefkit.toolbox.predictions import OOF_FILE, write_logits
 from prefkit.toolbox.pseudo import checked_pseudo_rows, join_pseudo_rows
@@ -51,6 +51,7 @@ def main(cfg: Config, name: str = "", resume: bool = False) -> dict:
     labels = table.frame["label"].to_numpy()
     oof = np.full((len(table), len(comp.labels)), np.nan)
     per_fold, stats = [], {}
+    tokens: dict[str, int] = {}  # sequences from the token cache and rendered, over the folds trained now
     for k in run_folds:
         folder = out / f"fold{k}"
         va = folds == k
@@ -63,6 +64,8 @@ def main(cfg: Config, name: str = "", resume: bool = False) -> dict:
             history = learner.fit(join_pseudo_rows(_subset(table, ~va), pseudo), _subset(table, va),
                                   folder, resume)
             oof[va], stats = learner.predict(_subset(table, va))
+            for key, n in (learner.tokens() or {}).items():
+                tokens[key] = tokens.get(key, 0) + n
             learner.release()  # before the next fold's model is built
             del learner
             if is_main():
@@ -72,6 +75,8 @@ def main(cfg: Config, name: str = "", resume: bool = False) -> dict:
         per_fold.append({"fold": k, **score(oof[va], labels[va])})
         log(f"{name or 'cv'} fold {k}: logloss {per_fold[-1]['logloss']:.4f}  accuracy {per_fold[-1]['accuracy']:.4f}  "
             f"n {per_fold[-1]['n']}", summary=True)
+    if tokens:
+        log(token_line(tokens, cfg))
     done = ~np.isnan(oof[:, 0])
     uniform = uniform_logloss(len(comp.labels))
     prior = prior_logloss(labels[done], len(comp.labels))
@@ -80,6 +85,8 @@ def main(cfg: Config, name: str = "", resume: bool = False) -> dict:
                "skipped_rows": len(table.skipped), "dropped_rows": table.dropped_labels}
     if stats:
         metrics["predict"] = stats
+    if tokens:
+        metrics["tokens"] = tokens
     if cfg.cv.temperature_scaling:
         t = fit_temperature(oof[done], labels[done])
         metrics["temperature"] = t

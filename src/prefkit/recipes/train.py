@@ -11,7 +11,7 @@ from prefkit.core.runs import REWARD_MODEL_KINDS, mark_trained
 from prefkit.io import write_json
 from prefkit.recipes.common import finished_earlier, load_labelled, log, start
 from prefkit.rm import probes
-from prefkit.rm.learners import check_source, make_learner
+from prefkit.rm.learners import check_source, make_learner, token_line
 from prefkit.toolbox import rules
 from prefkit.toolbox.pseudo import with_pseudo_rows
 
@@ -29,10 +29,17 @@ def main(cfg: Config, name: str = "", resume: bool = False) -> Path:
         write_json(out / rules.FILE, rules.fit_all(table, of(cfg)))
     labelled = table
     table = with_pseudo_rows(table, cfg.train.pseudo_labels)
-    history = make_learner(cfg).fit(table, None, folder, resume)
+    learner = make_learner(cfg)
+    history = learner.fit(table, None, folder, resume)
+    tokens = learner.tokens()
+    if tokens is not None:
+        log(token_line(tokens, cfg))
     mark_trained(folder, {"kind": cfg.model.kind, "rows": len(table), "history_tail": history[-1:]})
+    learner.release()
+    del learner
     probed = probes.after_training(cfg, out, labelled)  # the model itself, on a sample of its training rows
-    if probed is not None and is_main():
-        write_json(out / "metrics.json", {"probes": probed})
+    metrics = {k: v for k, v in (("probes", probed), ("tokens", tokens)) if v is not None}
+    if metrics and is_main():
+        write_json(out / "metrics.json", metrics)
     log(f"trained on {len(table)} rows -> {folder}")
     return out

@@ -35,6 +35,9 @@ class Learner(Protocol):
     def release(self) -> None:
         """Drop the trained model and give its memory back."""
 
+    def tokens(self) -> dict[str, int] | None:
+        """Sequences read from the token cache and rendered so far ({"from_cache", "rendered"}); None: no tokens."""
+
 
 class FeatureLearner:
     kind = "features"
@@ -62,6 +65,9 @@ class FeatureLearner:
     def release(self) -> None:
         self.model = None
 
+    def tokens(self) -> None:
+        return None
+
     @classmethod
     def load(cls, cfg: Config, folder: Path) -> "FeatureLearner":
         learner = cls(cfg)
@@ -83,6 +89,14 @@ def check_source(cfg: Config) -> None:
         from prefkit.core.tokenizer import config_tokenizer
 
         config_tokenizer(cfg)
+
+
+def token_line(counts: dict[str, int], cfg: Config) -> str:
+    """The log line of a job's tokenising: how many sequences came from the token cache, how many were rendered."""
+    from prefkit.rm.token_cache import folder_for
+
+    off = " (data.token_cache is off)" if folder_for(cfg.data.token_cache) is None else ""
+    return f"tokens: {counts['from_cache']} sequences from cache, {counts['rendered']} rendered{off}"
 
 
 def make_learner(cfg: Config) -> Learner:

@@ -27,6 +27,7 @@ from prefkit.rm.heads import make_head
 from prefkit.rm.pair_data import PairTrainData, eval_sample
 from prefkit.rm.predictor import PredictSettings, predict_pairs
 from prefkit.rm.templates import Renderer
+from prefkit.rm.token_cache import folder_for
 from prefkit.toolbox.distill import distillation, row_targets
 
 
@@ -40,7 +41,7 @@ class RewardModelLearner:
         self.comp = of(cfg)
         self.tokenizer = config_tokenizer(cfg)
         self.head = make_head(cfg, self.tokenizer)
-        self.renderer = Renderer(self.tokenizer, cfg.template, self.head.layout)
+        self.renderer = Renderer(self.tokenizer, cfg.template, self.head.layout, cache=folder_for(cfg.data.token_cache))
         self.pad_id = pad_token_id(self.tokenizer)
         self.vocab_size = self.tokenizer.get_vocab_size()
         self.model = None
@@ -78,6 +79,10 @@ class RewardModelLearner:
         self.model = acc.unwrap_model(model).eval()
         release(acc)  # the accelerator's references go; the optimizer went with fit()
         return records
+
+    def tokens(self) -> dict[str, int]:
+        """Sequences this learner's renderer read from the token cache and rendered."""
+        return dict(self.renderer.counts)
 
     def release(self) -> None:
         """Drop the model and give its memory back (before the next fold's model is built)."""

@@ -19,12 +19,19 @@ Budget, in three steps:
 
 Texts far longer than any budget are cut in characters before tokenising (see `_encode`), which keeps
 preparation time proportional to the budget rather than to the longest response in the data.
+
+Given a cache folder (`data.token_cache`), rendered rows are kept on disk and read back by any later table
+holding the same texts (`prefkit.rm.token_cache`): the folds of `cv`, `train`, `predict` and a rerun tokenise
+each row once. `Renderer.counts` says how many sequences came from the cache and how many were rendered.
 """
 
 from __future__ import annotations
 
+import dataclasses
+import hashlib
 import math
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, Iterable, Sequence
 
 import numpy as np
@@ -33,6 +40,7 @@ from tqdm.auto import tqdm
 from prefkit.config import TemplateConfig
 from prefkit.data.table import PairTable
 from prefkit.errors import PrefkitError
+from prefkit.rm.token_cache import TokenCache, row_keys
 
 # A text is cut in characters only when it is longer than this many characters per budget token on each
 # side; `_encode` checks that the cut text still yields more tokens than the budget (else it tokenises all).
@@ -89,7 +97,8 @@ class Renderer:
     single  prompt and one response (`render_response`: a Bradley-Terry head scores each response alone);
     judge   the pair, then `question`, and no closing special tokens: the next token is the answer."""
 
-    def __init__(self, tokenizer: Any, cfg: TemplateConfig, layout: str = "pair"):
+    def __init__(self, tokenizer: Any, cfg: TemplateConfig, layout: str = "pair", cache: Path | None = None):
+        """`cache`: the root of the token cache (`prefkit.rm.token_cache`; `data.token_cache`), None for none."""
         from tokenizers import Tokenizer
 
         # A private copy with padding and truncation off: some shipped tokenizer.json files turn both on
@@ -125,6 +134,17 @@ class Renderer:
             )
         r = (1.0 - cfg.prompt_share) / (len(self.headers) - 1)
         self.weights = (cfg.prompt_share, *[r] * (len(self.headers) - 1))
+        self.cache = None if cache is None else TokenCache(cache, self._settings())
+        self.counts = {"from_cache": 0, "rendered": 0}  # sequences, over this renderer's life
+
+    def _settings(self) -> dict[str, Any]:
+        """Everything besides a row's text that changes its ids: the token cache's folder is keyed by it."""
+        import tokenizers
+
+        fields = {k: v for k, v in dataclasses.asdict(self.cfg).items() if k != "tokenizer"}  # the JSON stands for it
+        return {"tokenizer_sha256": hashlib.sha256(self.tok.to_str().encode()).hexdigest(),
+                "tokenizers": tokenizers.__version__, "layout": self.layout, "template": fields,
+                "char_cap": self.char_cap, "code_sha256": hashlib.sha256(Path(__file__).read_bytes()).hexdigest()}
 
     # -- tokenising -----------------------------------------------------------------------------------
     def _ids(self, text: str) -> list[int]:
@@ -139,10 +159,12 @@ class Renderer:
                 return full[:i], full[i + len(plain) :]
         raise PrefkitError("the tokenizer's special tokens wrap text in a way prefkit cannot locate")
 
-    def _encode(self, texts: list[str]) -> tuple[list[list[int]], int]:
-        """Token ids of each text, without special tokens. A text longer than 2 * cap characters is tokenised
-        as its first and last `cap` characters: its first and last `text_budget` tokens are the same as the
-        whole text's (tokenisers work on local word pieces), and more than that is never used."""
+    def _encode(self, texts: list[str]) -> tuple[list[list[int]], list[int]]:
+        """Token ids of each text, without special tokens, and the indices of the texts cut. A text longer than
+        2 * cap characters is tokenised as its first and last `cap` characters: its first and last `text_budget`
+        tokens are the same as the whole text's (tokenisers work on local word pieces), and more than that is
+        never used. One batch call: the `tokenizers` library encodes the list in Rust on every core it is given
+        (TOKENIZERS_PARALLELISM; RAYON_NUM_THREADS caps it), so no process pool is added here."""
         budget, cap = self.text_budget, self.char_cap
         long = [i for i, t in enumerate(texts) if len(t) > 2 * cap]
         work = list(texts)
@@ -151,13 +173,13 @@ class Renderer:
         tails = [texts[i][-cap:] for i in long]
         out = [e.ids for e in self.tok.encode_batch_fast(work + tails, add_special_tokens=False)]
         ids, tail_ids = out[: len(texts)], out[len(texts) :]
-        cut = 0
+        cut = []
         for k, i in enumerate(long):
             head, tail = ids[i], tail_ids[k]
             # One token more than the budget on each side, so the token split by the cut is never used.
             if len(head) > budget + 1 and len(tail) > budget + 1:
                 ids[i] = head[:budget] + tail[-budget:]
-                cut += 1
+                cut.append(i)
             else:  # unusually many characters per token: tokenise the whole text
                 ids[i] = self._ids(texts[i])
         return ids, cut
@@ -233,15 +255,17 @@ class Renderer:
         return out
 
     # -- tables ---------------------------------------------------------------------------------------
-    def _rows(self, *columns: Iterable) -> Rendered:
-        rows = list(zip(*columns))
-        result = Rendered(input_ids=[])
+    def _render_rows(self, rows: list[tuple]) -> tuple[list[np.ndarray], list[int]]:
+        """Each row's ids, and how many of its texts were cut in characters (see `_encode`)."""
+        out: list[np.ndarray] = []
+        cuts: list[int] = []
         with tqdm(total=len(rows), desc="render", unit="row", leave=False, mininterval=1.0) as bar:
             for start in range(0, len(rows), _ROWS_PER_CHUNK):
                 chunk = rows[start : start + _ROWS_PER_CHUNK]
                 texts: list[str] = []
+                owner: list[int] = []  # the row (in this chunk) of each text
                 shape: list[list[list[int | None]]] = []  # row -> part -> index into texts (None: empty turn)
-                for row in chunk:
+                for r, row in enumerate(chunk):
                     row_shape = []
                     for turns in row:
                         idx = []
@@ -251,15 +275,41 @@ class Renderer:
                             else:
                                 idx.append(len(texts))
                                 texts.append(t)
+                                owner.append(r)
                         row_shape.append(idx or [None])  # a part with no turns renders as one empty turn
                     shape.append(row_shape)
                 ids, cut = self._encode(texts)
-                result.cut_texts += cut
+                row_cuts = np.bincount(np.asarray([owner[i] for i in cut], dtype=np.int64), minlength=len(chunk))
+                cuts += row_cuts.tolist()
                 for row_shape in shape:
                     parts = [[self.empty if j is None else ids[j] for j in part] for part in row_shape]
-                    result.input_ids.append(np.asarray(self.render_ids(parts), dtype=np.int32))
+                    out.append(np.asarray(self.render_ids(parts), dtype=np.int32))
                 bar.update(len(chunk))
-        return result
+        return out, cuts
+
+    def _rows(self, *columns: Iterable) -> Rendered:
+        """Rows whose parts are `columns`, read from the token cache where it has them; the others are rendered
+        (each distinct row once) and written to it."""
+        rows = list(zip(*columns))
+        if self.cache is None:
+            ids, cuts = self._render_rows(rows)
+            self.counts["rendered"] += len(rows)
+            return Rendered(input_ids=ids, cut_texts=sum(cuts))
+        keys = row_keys(rows)
+        found = self.cache.get(set(keys))
+        first: dict[bytes, int] = {}  # each missing row once (a table may hold the same texts twice)
+        for i, k in enumerate(keys):
+            if k not in found:
+                first.setdefault(k, i)
+        if first:
+            new_keys = list(first)
+            ids, cuts = self._render_rows([rows[first[k]] for k in new_keys])
+            self.cache.put(new_keys, ids, cuts)
+            found.update(zip(new_keys, zip(ids, cuts)))
+        missed = sum(k in first for k in keys)
+        self.counts["from_cache"] += len(keys) - missed
+        self.counts["rendered"] += missed
+        return Rendered(input_ids=[found[k][0] for k in keys], cut_texts=sum(found[k][1] for k in keys))
 
     def render(self, table: PairTable, swap: bool = False) -> Rendered:
         """Render every row of `table`; with `swap`, response B is placed first (labels swap with it)."""
