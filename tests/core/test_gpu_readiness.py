@@ -379,3 +379,29 @@ def test_tiny_gemma2_cv_predict_sft_in_gpu_dtypes(run_cli, tmp_path, dtype, quan
     assert r.code == 0, r.err
     log = [json.loads(x) for x in (tmp_path / "sft" / "model" / "log.jsonl").read_text().splitlines()]
     assert all(np.isfinite(x["loss"]) for x in log)
+
+
+def test_identical_sequences_are_computed_once_and_each_gets_its_output():
+    """A Bradley-Terry verifier scores K samples of a question, each against the same anchor sequence: the
+    anchor ran K times. Now each distinct sequence runs once and the outputs are spread back in order."""
+    class Counting(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            torch.manual_seed(0)
+            self.emb = torch.nn.Embedding(128, 3)
+            self.rows = 0
+
+        def forward(self, input_ids, attention_mask, use_cache=None):
+            self.rows += len(input_ids)
+            m = attention_mask.unsqueeze(-1).float()
+            return type("Out", (), {"logits": (self.emb(input_ids) * m).sum(dim=1) / m.sum(dim=1)})()
+
+    anchor = np.array([5, 6, 7])
+    seqs = [x for k in range(4) for x in (np.array([10 + k, 11, 12, 13][: 2 + k]), anchor.copy())]
+    seqs += [np.array([10, 11])]  # a duplicate of the first sample too
+    model = Counting().eval()
+    got, stats = predict_logits(model, CLS3, seqs, pad_id=0, batch_tokens=64, sort=True)
+    assert model.rows == 5 and stats["unique_sequences"] == 5 and stats["rows"] == 9
+    each = np.concatenate([predict_logits(model, CLS3, [x], 0, 64, True)[0] for x in seqs])
+    assert np.allclose(got, each, atol=1e-6)
+    assert np.allclose(got[1], got[3]) and np.allclose(got[0], got[8]) and not np.allclose(got[0], got[2])

@@ -29,17 +29,37 @@ class NonFiniteLogits(PrefkitError):
 def predict_logits(model: Any, head: Head, seqs: list[np.ndarray], pad_id: int, batch_tokens: int, sort: bool,
                    desc: str = "predict", dtype: torch.dtype = torch.float32,
                    names: list[str] | None = None) -> tuple[np.ndarray, dict]:
-    """The head's outputs for every sequence, in order, computed under autocast to `dtype`. Batches are shared
-    out over processes and gathered back; a check makes sure that no sequence is lost or predicted twice, and
+    """The head's outputs for every sequence, in order, computed under autocast to `dtype`. Identical sequences
+    are computed once (a Bradley-Terry verifier puts every sample of a question against the same anchor
+    sequence; duplicated rows): `unique_sequences` in the statistics says how many ran. Batches are shared out
+    over processes and gathered back; a check makes sure that no sequence is lost or predicted twice, and
     sequences whose outputs are not finite stop prediction with their rows' ids (`names`, one per sequence)."""
-    from accelerate.utils import gather_object
-
     from prefkit.core.dist import state as dist_state
 
     state = dist_state()
     if not seqs:
         return np.zeros((0, head.outputs)), {"rows": 0, "seconds": 0.0, "rows_per_s": 0.0, "padding_ratio": 0.0,
-                                  "processes": state.num_processes}
+                                  "processes": state.num_processes, "unique_sequences": 0}
+    first: dict[bytes, int] = {}
+    inverse = np.array([first.setdefault(np.asarray(x, dtype=np.int64).tobytes(), i) for i, x in enumerate(seqs)])
+    keep = np.array(sorted(first.values()))
+    if len(keep) < len(seqs):
+        position = np.zeros(len(seqs), dtype=np.int64)
+        position[keep] = np.arange(len(keep))
+        out, stats = _predict_unique(model, head, [seqs[i] for i in keep], pad_id, batch_tokens, sort, desc, dtype,
+                                     None if names is None else [names[i] for i in keep], state)
+        out = out[position[inverse]]
+    else:
+        out, stats = _predict_unique(model, head, seqs, pad_id, batch_tokens, sort, desc, dtype, names, state)
+    rows = len(seqs) // head.per_row
+    stats.update(rows=rows, rows_per_s=round(rows / max(stats["seconds"], 1e-9), 2), unique_sequences=len(keep))
+    return out, stats
+
+
+def _predict_unique(model: Any, head: Head, seqs: list[np.ndarray], pad_id: int, batch_tokens: int, sort: bool,
+                    desc: str, dtype: torch.dtype, names: list[str] | None, state: Any) -> tuple[np.ndarray, dict]:
+    from accelerate.utils import gather_object
+
     lengths = np.array([len(s) for s in seqs])
     batches = predict_batches(lengths, batch_tokens, sort)
     mine = shard(batches, state.process_index, state.num_processes)
@@ -69,9 +89,8 @@ def predict_logits(model: Any, head: Head, seqs: list[np.ndarray], pad_id: int, 
                               f"{', ...' if len(bad) > 10 else ''}). In fp16 this is usually an activation overflow: "
                               "try model.dtype=bfloat16 where the GPU has it, or float32")
     seconds = time.perf_counter() - t0
-    rows = len(seqs) // head.per_row
-    stats = {"rows": rows, "seconds": round(seconds, 3), "rows_per_s": round(rows / max(seconds, 1e-9), 2),
-             "padding_ratio": round(padding_ratio(batches, lengths), 4), "processes": state.num_processes}
+    stats = {"seconds": round(seconds, 3), "padding_ratio": round(padding_ratio(batches, lengths), 4),
+             "processes": state.num_processes}
     return out, stats
 
 
