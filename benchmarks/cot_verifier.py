@@ -48,7 +48,9 @@ PAPER_DIVERSE = {"singleeq": 9.21, "addsub": 10.08, "multiarith": 23.89, "svamp"
 VERIFIERS = {
     "features": ("rm/features_baseline", ["features.arithmetic=true"]),
     "minilm": ("rm/minilm_cpu", ["model.head=bt", "template.max_length=256", "train.epochs=3"]),
-    "smollm2": ("rm/smollm2_135m_cpu", []),
+    # 3 folds and 192 tokens (question ~40, rationale 60-130 of SmolLM2's tokens): each fold model scores every
+    # test sample, the cost of this verifier on 2 cores
+    "smollm2": ("rm/smollm2_135m_cpu", ["cv.n_splits=3", "template.max_length=192"]),
 }
 COLUMNS = ["dataset", "n", "k", "greedy", "first", "majority", "verifier", "weighted", "pass@K", "verifier used",
            "auc", "same-source gold", "paper 0.3B diverse", "self-trained greedy",
