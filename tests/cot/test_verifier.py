@@ -63,10 +63,32 @@ def test_held_out_calibration_never_sees_the_question_it_scores():
     got = verifier.cross_fitted(s, y, groups, n_splits=6)
     g = np.array(groups)
     for q in set(groups):
-        fit = verifier.fit_calibration(s[g != q], y[g != q])
-        assert np.allclose(got[g == q], verifier.combined(fit, s[g == q]))
-    whole = verifier.combined(verifier.fit_calibration(s, y), s)
+        fit = verifier.Calibration(s[g != q], y[g != q])
+        assert np.allclose(got[g == q], fit.logit(s[g == q]))
+    whole = verifier.Calibration(s, y).logit(s)
     assert not np.allclose(got, whole), "a fit on every question would score its own samples"
+
+
+def test_each_dataset_gets_its_own_blend_where_it_has_the_samples():
+    """Verifier 0 reads dataset x, verifier 1 dataset y: one regression for both weighs them alike; one a dataset
+    follows the verifier that reads it. A dataset with fewer than MIN_EACH right samples shares the pooled fit."""
+    rng = np.random.default_rng(1)
+    n = 400
+    s = rng.normal(size=(n, 2))
+    names = np.array(["x"] * n + ["y"] * n + ["z"] * 30)
+    s = np.vstack([s, rng.normal(size=(n, 2)), rng.normal(size=(30, 2))])
+    y = np.r_[s[:n, 0] > 0, s[n:2 * n, 1] > 0, np.arange(30) < 3]
+    cal = verifier.Calibration(s, y, names.tolist())
+    assert set(cal.by_dataset) == {"x", "y"}, "z has 3 right samples, under MIN_EACH"
+    assert cal.by_dataset["x"].coef_[0][0] > 5 * abs(cal.by_dataset["x"].coef_[0][1])
+    assert cal.by_dataset["y"].coef_[0][1] > 5 * abs(cal.by_dataset["y"].coef_[0][0])
+    from sklearn.metrics import roc_auc_score
+
+    mine = cal.logit(s, names.tolist())
+    one = verifier.Calibration(s, y).logit(s)
+    assert roc_auc_score(y, mine) > roc_auc_score(y, one) + 0.1
+    z = names == "z"
+    assert np.allclose(mine[z], cal.pooled.decision_function(s[z]))
 
 
 def test_same_source_pairs_stay_within_a_question():
@@ -156,7 +178,7 @@ def test_feature_verifier_from_cv_reranks_above_the_first_sample(run_cli, tmp_pa
                     "--out", tmp_path / f"rerank_{name}")
         assert r.code == 0, r.err
     weak, both = (json.loads((tmp_path / f"rerank_{n}" / "rerank.json").read_text()) for n in ("weak", "both"))
-    assert len(both["calibration"]["coef"]) == 2 and len(weak["calibration"]["coef"]) == 1
+    assert len(both["calibration"]["pooled"]["coef"]) == 2 and len(weak["calibration"]["pooled"]["coef"]) == 1
     assert both["held_out"]["logloss"] < weak["held_out"]["logloss"] - 0.05
     assert both["pooled"]["auc"] > weak["pooled"]["auc"]
     r = run_cli("cot", "rerank", "--rm", tmp_path / "verifier", "--pairs", tmp_path / "pairs", "--samples", train,

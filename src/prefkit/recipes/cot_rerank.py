@@ -2,8 +2,9 @@
 chosen by each method (first, majority, verifier, weighted; `prefkit.cot.verifier`); figures per dataset and
 pooled, `rerank.{json,md}`, `reliability.png`. The whole loop: recipes/cot_verifier_pairs.py.
 
-P(right) is a logistic regression on the verifiers' scores (Platt scaling for one, their blend for several),
-fitted on the training samples no model of a verifier saw the question of: every training question of a `cv`
+P(right) is a logistic regression on the verifiers' scores (Platt scaling for one, their blend for several), one
+a dataset where its held-out samples hold enough right and wrong ones (`verifier.Calibration`; `by_dataset=False`:
+one for all), fitted on the training samples no model of a verifier saw the question of: every training question of a `cv`
 verifier (out of fold), and the questions `verifier-pairs` held out. The held-out figures (`held_out`) score
 that calibration on the same samples with grouped k-fold cross-fitting (fitted on the other questions), so they
 are the figures to choose a verifier, or a blend, by: never the test split.
@@ -23,7 +24,7 @@ from prefkit.recipes.cot_verifier_pairs import samples_of
 
 
 def main(rm_runs: str | Path | list, pairs_dir: str | Path, sample_files: list[str], out: str | Path,
-         rounds: int = 1000, seed: int = 0) -> dict:
+         rounds: int = 1000, seed: int = 0, by_dataset: bool = True) -> dict:
     rms = [Path(r) for r in ([rm_runs] if isinstance(rm_runs, (str, Path)) else rm_runs)]
     pairs_dir, out = Path(pairs_dir), Path(out)
     try:
@@ -42,13 +43,14 @@ def main(rm_runs: str | Path | list, pairs_dir: str | Path, sample_files: list[s
     keep = np.flatnonzero(~np.isnan(s_train).any(axis=1))
     held_rows = [train_rows[i] for i in keep]
     y_held = np.array([bool(r["correct"]) for r in held_rows])
-    model = verifier.fit_calibration(s_train[keep], y_held)
-    s_test = verifier.combined(model, np.column_stack([verifier.scores(rm, test_rows) for rm in rms]))
-    s_held = verifier.cross_fitted(s_train[keep], y_held, [verifier.question_key(r) for r in held_rows], seed=seed)
+    by = (lambda rows: [r["dataset"] for r in rows]) if by_dataset else (lambda rows: None)
+    cal = verifier.Calibration(s_train[keep], y_held, by(held_rows))
+    s_test = cal.logit(np.column_stack([verifier.scores(rm, test_rows) for rm in rms]), by(test_rows))
+    s_held = verifier.cross_fitted(s_train[keep], y_held, [verifier.question_key(r) for r in held_rows], by(held_rows),
+                                   seed=seed)
     oof = {verifier.question_key(r) for r in held_rows} & trained
     result: dict = {"verifiers": [str(rm) for rm in rms], "pairs": str(pairs_dir),
-                    "calibration": {"coef": [round(float(c), 6) for c in model.coef_[0]],
-                                    "intercept": round(float(model.intercept_[0]), 6)},
+                    "calibration": cal.describe(),
                     "held_out_questions": {"out_of_fold": len(oof),
                                            "unseen": len({verifier.question_key(r) for r in held_rows} - oof)},
                     "held_out": verifier.rerank(held_rows, s_held, rounds, seed), "datasets": {}}
