@@ -208,3 +208,34 @@ def test_a_training_question_that_is_also_a_test_question_never_reaches_the_veri
     split = json.loads((tmp_path / "pairs" / "split.json").read_text())
     seen = set(split["train"]) | set(split["valid"])
     assert f"multiarith:{repeated.index}" not in seen and len(seen) == 20, "rerank's overlap check reads these"
+
+
+def test_scores_are_kept_in_the_verifier_run_and_read_back(run_cli, tmp_path, monkeypatch):
+    """Reranking the same samples again (another calibration, a blend) reads the kept scores instead of running
+    every fold model again; other samples, or a model trained again, are scored afresh."""
+    from prefkit.recipes import cot_verifier_pairs
+    from prefkit.rm import learners
+
+    rows = _synthetic(40, "train", 0)
+    (tmp_path / "s.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    cot_verifier_pairs.main([str(tmp_path / "s.jsonl")], tmp_path / "pairs")
+    r = run_cli("cv", "rm/features_baseline", f"data.train={tmp_path / 'pairs' / 'train.csv'}", "cv.n_splits=2",
+                "features.arithmetic=true", f"output_dir={tmp_path / 'v'}")
+    assert r.code == 0, r.err
+    test = _synthetic(10, "test", 1, start=1000)
+    first = verifier.scores(tmp_path / "v", test)
+    held = verifier.held_out_scores(tmp_path / "v", rows)
+    assert len(list((tmp_path / "v" / "scores").glob("*.npy"))) >= 3  # the test scores, and each fold's
+
+    def refuse(*a, **k):
+        raise AssertionError("scored again")
+
+    monkeypatch.setattr(learners, "ensemble_predict", refuse)
+    monkeypatch.setattr(learners, "load_learner", refuse)
+    assert np.array_equal(verifier.scores(tmp_path / "v", test), first)
+    assert np.array_equal(verifier.held_out_scores(tmp_path / "v", rows), held, equal_nan=True)
+    with pytest.raises(AssertionError, match="scored again"):
+        verifier.scores(tmp_path / "v", test[:-1])
+    (tmp_path / "v" / "fold0" / "trained.json").write_text('{"again": true}')
+    with pytest.raises(AssertionError, match="scored again"):
+        verifier.scores(tmp_path / "v", test)

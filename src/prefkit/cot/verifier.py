@@ -102,8 +102,44 @@ def scores(rm_run: str | Path, rows: list[dict], say=None) -> np.ndarray:
 
     rm_run = Path(rm_run)
     cfg = runs.open_config(rm_run, made_by="`prefkit cv` or `prefkit train` (the verifier)")
-    probs, _ = ensemble_predict(cfg, rm_run, _against_anchor(rows, f"<samples of {rm_run.name}>"), say)
-    return _margin(probs)
+    folders = runs.trained_folders(rm_run)
+
+    def compute() -> np.ndarray:
+        probs, _ = ensemble_predict(cfg, rm_run, _against_anchor(rows, f"<samples of {rm_run.name}>"), say)
+        return _margin(probs)
+
+    return _kept(rm_run, folders, rows, compute)
+
+
+def _kept(rm_run: Path, folders: list[Path], rows: list[dict], compute) -> np.ndarray:
+    """Scores kept in the verifier's run folder (`scores/<key>.npy`), keyed by the models that scored (each
+    folder's trained.json) and the texts scored: reranking the same samples again (another calibration, a blend
+    with another verifier) reads them instead of running every fold model over every sample again."""
+    import hashlib
+
+    from prefkit.io import atomic_path
+
+    h = hashlib.sha256()
+    for f in folders:
+        h.update(f.name.encode() + b"\0" + (f / runs.MARKER).read_bytes())
+    for r in rows:
+        h.update(f"{r['question']}\0{answer_text(r)}\0".encode("utf-8", "surrogatepass"))
+    path = rm_run / "scores" / f"{h.hexdigest()[:32]}.npy"
+    if path.is_file():
+        try:
+            got = np.load(path)
+            if got.shape == (len(rows),):
+                return got
+        except (OSError, ValueError):
+            pass  # a damaged file: scored again and rewritten
+    out = compute()
+    try:
+        path.parent.mkdir(exist_ok=True)
+        with atomic_path(path) as tmp, open(tmp, "wb") as fh:
+            np.save(fh, out)
+    except OSError:
+        pass  # a read-only run folder: nothing kept, nothing lost
+    return out
 
 
 def held_out_scores(rm_run: str | Path, rows: list[dict]) -> np.ndarray:
@@ -138,10 +174,15 @@ def held_out_scores(rm_run: str | Path, rows: list[dict]) -> np.ndarray:
         folder = rm_run / f"fold{fold}"
         if not idx or not runs.is_trained(folder):
             continue
-        learner = load_learner(cfg, folder)
-        probs, _ = learner.predict(_against_anchor([rows[i] for i in idx], f"<samples of {rm_run.name}/{folder.name}>"))
-        learner.release()
-        out[idx] = _margin(probs)
+        mine = [rows[i] for i in idx]
+
+        def compute(folder=folder, mine=mine) -> np.ndarray:
+            learner = load_learner(cfg, folder)
+            probs, _ = learner.predict(_against_anchor(mine, f"<samples of {rm_run.name}/{folder.name}>"))
+            learner.release()
+            return _margin(probs)
+
+        out[idx] = _kept(rm_run, [folder], mine, compute)
     return out
 
 
