@@ -16,7 +16,8 @@ are rewritten after every step that adds figures):
    arithmetic check (`features.arithmetic=true`), MiniLM (bt head), SmolLM2-135M with LoRA and a bt score head
    (the student's own backbone, as Cobbe et al. 2021 initialise the verifier from the generator);
 5. `prefkit cot rerank` with each verifier, and with the blend of those trained so far (a logistic regression on
-   their out-of-fold scores); the headline is the one with the lowest log loss of P(right) on the held-out
+   their out-of-fold scores, one a dataset), each also with the answers' vote share as a column (`--votes`:
+   the verifier and self-consistency in one probability); the headline is the one with the lowest log loss of P(right) on the held-out
    *training* samples (cross-fitted; never chosen on test);
 6. --self-train: the student fine-tuned again from its base weights on the teacher's rationales plus its own
    right training samples (STaR-style rejection sampling, `cot.samples`), then greedy and best-of-K again.
@@ -141,12 +142,15 @@ def main() -> int:
         timed(f"verifier/{name}", lambda: cv.main(cfg, name, resume=True))  # out of fold: every training question held out once
         trained.append(name)
         for label, members in ([(name, [name])] + ([("+".join(trained), list(trained))] if len(trained) > 1 else [])):
-            out = work / "rerank" / label
-            if not (out / "rerank.json").exists():
-                timed(f"rerank/{label}", lambda: cot_rerank.main(
-                    [work / "verifiers" / m for m in members], pairs,
-                    [str(samples_path(work, "student", "test", args.k, args.test_questions, d)) for d in done], out))
-            reranks[label] = json.loads((out / "rerank.json").read_text())
+            for votes in (False, True):  # each also with the answers' vote share in its calibration
+                tag = label + ("+votes" if votes else "")
+                out = work / "rerank" / tag
+                if not (out / "rerank.json").exists():
+                    timed(f"rerank/{tag}", lambda: cot_rerank.main(
+                        [work / "verifiers" / m for m in members], pairs,
+                        [str(samples_path(work, "student", "test", args.k, args.test_questions, d)) for d in done], out,
+                        votes=votes))
+                reranks[tag] = json.loads((out / "rerank.json").read_text())
         _report(results, work, datasets, args, rerank=reranks)
 
     if args.self_train:
@@ -164,7 +168,7 @@ def main() -> int:
         if best:
             # the same verifier reranks the self-trained student's K samples, and the first K of the student's own
             # (samples 0..K-1 of its K=args.k draw: a K-sample draw of the same sampler), so the two compare at one K
-            members = [work / "verifiers" / m for m in best.split("+")]
+            members = [work / "verifiers" / m for m in best.split("+") if m != "votes"]
             for tag in ("self_trained", "student"):
                 out = work / f"rerank_{tag}_k{kk}" / best
                 if (out / "rerank.json").exists():
@@ -178,7 +182,8 @@ def main() -> int:
                         cut.write_text("".join(x + "\n" for x in src.read_text().splitlines() if json.loads(x)["sample"] < kk))
                         src = cut
                     files.append(str(src))
-                timed(f"rerank_{tag}_k{kk}", lambda: cot_rerank.main(members, pairs, files, out))
+                timed(f"rerank_{tag}_k{kk}", lambda: cot_rerank.main(members, pairs, files, out,
+                                                                    votes=best.endswith("+votes")))
         _report(results, work, datasets, args, rerank=reranks)
     return 0
 

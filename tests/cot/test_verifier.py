@@ -36,6 +36,12 @@ def test_each_method_picks_by_hand():
     assert verifier.choose(tied, np.zeros(4), np.array([0.1, 0.5, 0.5, 0.1]))["weighted"]["answer"] == "4"
 
 
+def test_vote_share_by_hand():
+    rows = [row(1, 0, 5, True), row(1, 1, 7, False), row(1, 2, 7, False), row(1, 3, None, False),
+            row(2, 0, 3, True, dataset="svamp"), row(2, 1, 3, True, dataset="svamp")]
+    assert verifier.vote_share(rows).tolist() == [0.25, 0.5, 0.5, 0.0, 1.0, 1.0]
+
+
 def test_rerank_figures_by_hand():
     rows = [row(1, 0, 5, False), row(1, 1, 6, True), row(1, 2, 5, False),   # majority wrong, verifier right
             row(2, 0, 9, True), row(2, 1, 8, False), row(2, 2, 9, True),    # all but the verifier right
@@ -180,6 +186,12 @@ def test_feature_verifier_from_cv_reranks_above_the_first_sample(run_cli, tmp_pa
     weak, both = (json.loads((tmp_path / f"rerank_{n}" / "rerank.json").read_text()) for n in ("weak", "both"))
     assert len(both["calibration"]["pooled"]["coef"]) == 2 and len(weak["calibration"]["pooled"]["coef"]) == 1
     assert both["held_out"]["logloss"] < weak["held_out"]["logloss"] - 0.05
+    r = run_cli("cot", "rerank", "--rm", tmp_path / "weak", "--votes", "--pairs", tmp_path / "pairs", "--samples", test,
+                "--out", tmp_path / "rerank_votes")
+    assert r.code == 0, r.err
+    assert "and the vote share" in r.out
+    votes = json.loads((tmp_path / "rerank_votes" / "rerank.json").read_text())
+    assert votes["votes"] and len(votes["calibration"]["pooled"]["coef"]) == 2
     assert both["pooled"]["auc"] > weak["pooled"]["auc"]
     r = run_cli("cot", "rerank", "--rm", tmp_path / "verifier", "--pairs", tmp_path / "pairs", "--samples", train,
                 "--out", tmp_path / "bad")

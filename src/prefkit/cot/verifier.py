@@ -257,6 +257,20 @@ def sigmoid(x: np.ndarray) -> np.ndarray:
     return 1.0 / (1.0 + np.exp(-x))
 
 
+def vote_share(rows: list[dict]) -> np.ndarray:
+    """Each sample's share of its question's samples that state the same answer (0 where it states none): the
+    self-consistency signal, as a column the calibration may weigh beside the verifiers' scores."""
+    out = np.zeros(len(rows))
+    groups: dict[str, list[int]] = {}
+    for i, r in enumerate(rows):
+        groups.setdefault(question_key(r), []).append(i)
+    for idx in groups.values():
+        counted = Counter(rows[i]["answer"] for i in idx if rows[i]["answer"] is not None)
+        for i in idx:
+            out[i] = counted[rows[i]["answer"]] / len(idx) if rows[i]["answer"] is not None else 0.0
+    return out
+
+
 def choose(rows: list[dict], s: np.ndarray, p_right: np.ndarray) -> dict[str, dict]:
     """The sample each method picks among one question's samples (rows in sample order)."""
     answers = [r["answer"] for r in rows]

@@ -4,7 +4,8 @@ pooled, `rerank.{json,md}`, `reliability.png`. The whole loop: recipes/cot_verif
 
 P(right) is a logistic regression on the verifiers' scores (Platt scaling for one, their blend for several), one
 a dataset where its held-out samples hold enough right and wrong ones (`verifier.Calibration`; `by_dataset=False`:
-one for all), fitted on the training samples no model of a verifier saw the question of: every training question of a `cv`
+one for all); with `votes`, each sample's answer share among its question's samples is a column beside the
+scores (self-consistency in the blend). Fitted on the training samples no model of a verifier saw the question of: every training question of a `cv`
 verifier (out of fold), and the questions `verifier-pairs` held out. The held-out figures (`held_out`) score
 that calibration on the same samples with grouped k-fold cross-fitting (fitted on the other questions), so they
 are the figures to choose a verifier, or a blend, by: never the test split.
@@ -24,7 +25,7 @@ from prefkit.recipes.cot_verifier_pairs import samples_of
 
 
 def main(rm_runs: str | Path | list, pairs_dir: str | Path, sample_files: list[str], out: str | Path,
-         rounds: int = 1000, seed: int = 0, by_dataset: bool = True) -> dict:
+         rounds: int = 1000, seed: int = 0, by_dataset: bool = True, votes: bool = False) -> dict:
     rms = [Path(r) for r in ([rm_runs] if isinstance(rm_runs, (str, Path)) else rm_runs)]
     pairs_dir, out = Path(pairs_dir), Path(out)
     try:
@@ -40,16 +41,20 @@ def main(rm_runs: str | Path | list, pairs_dir: str | Path, sample_files: list[s
                            "questions: rerank test-split samples")
     trained = _paired(pairs_dir / "train.csv")  # the questions a fold could have trained on
     s_train = np.column_stack([verifier.held_out_scores(rm, train_rows) for rm in rms])
+    s_test = np.column_stack([verifier.scores(rm, test_rows) for rm in rms])
+    if votes:  # each sample's answer share among its question's samples: the verifier and self-consistency blended
+        s_train = np.column_stack([s_train, verifier.vote_share(train_rows)])
+        s_test = np.column_stack([s_test, verifier.vote_share(test_rows)])
     keep = np.flatnonzero(~np.isnan(s_train).any(axis=1))
     held_rows = [train_rows[i] for i in keep]
     y_held = np.array([bool(r["correct"]) for r in held_rows])
     by = (lambda rows: [r["dataset"] for r in rows]) if by_dataset else (lambda rows: None)
     cal = verifier.Calibration(s_train[keep], y_held, by(held_rows))
-    s_test = cal.logit(np.column_stack([verifier.scores(rm, test_rows) for rm in rms]), by(test_rows))
+    s_test = cal.logit(s_test, by(test_rows))
     s_held = verifier.cross_fitted(s_train[keep], y_held, [verifier.question_key(r) for r in held_rows], by(held_rows),
                                    seed=seed)
     oof = {verifier.question_key(r) for r in held_rows} & trained
-    result: dict = {"verifiers": [str(rm) for rm in rms], "pairs": str(pairs_dir),
+    result: dict = {"verifiers": [str(rm) for rm in rms], "votes": votes, "pairs": str(pairs_dir),
                     "calibration": cal.describe(),
                     "held_out_questions": {"out_of_fold": len(oof),
                                            "unseen": len({verifier.question_key(r) for r in held_rows} - oof)},
@@ -73,7 +78,8 @@ def _paired(table: Path) -> set[str]:
 
 
 def markdown(r: dict) -> str:
-    lines = [f"# Best-of-K with the verifier {' + '.join(f'`{v}`' for v in r['verifiers'])}", "",
+    lines = [f"# Best-of-K with the verifier {' + '.join(f'`{v}`' for v in r['verifiers'])}"
+             + (" and the vote share" if r.get("votes") else ""), "",
              "| dataset | questions | K | first | majority | verifier | weighted | pass@K | AUC | same-source gold | log loss |",
              "|---|---|---|---|---|---|---|---|---|---|---|"]
 
