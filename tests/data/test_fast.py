@@ -267,6 +267,16 @@ def test_python_whitespace():
     assert PY_WHITESPACE == "".join(chr(i) for i in range(0x110000) if chr(i).isspace())
 
 
+def test_normalising_keeps_every_counted_character():
+    """The summary tells prompts apart by these counts before normalising (`check._distinct_prompts`)."""
+    from prefkit.data.check import KEPT_BY_NORMALISING as kept
+
+    chars = [chr(i) for i in range(0x110000) if not 0xD800 <= i <= 0xDFFF and chr(i) not in kept]
+    assert not any(k.isspace() for k in kept)
+    assert [c for c in chars if any(k in c.lower() for k in kept)] == []
+    assert [c for c, low in zip(chars, pl.Series(chars).str.to_lowercase()) if any(k in low for k in kept)] == []
+
+
 def test_a_fast_table_makes_its_pandas_frame_only_when_asked(tmp_path):
     from prefkit.data.check import summarise
 

@@ -104,8 +104,10 @@ def _fast_arena(path: Path, flavour: str, is_csv: bool, limit: int | None, label
         labelled = labels and (any(c in columns for c in WINNER_COLUMNS) if flavour == "lmsys" else "winner" in columns)
         if labelled and flavour == "lmsys" and not set(WINNER_COLUMNS) <= set(columns):
             return None
-        f = fast.read_csv(path) if is_csv else fast.read_parquet(path, limit)
-        repaired = 0
+        if is_csv:  # LMSYS turn cells decoded as the file is read (`fast.read_csv`), a chunk of rows at a time
+            f, repaired = fast.read_csv(path, TURN_COLUMNS if flavour == "lmsys" else ())
+        else:
+            f, repaired = fast.read_parquet(path, limit), 0
         turns = {}
         for c in TURN_COLUMNS:
             if flavour == "wsdm":

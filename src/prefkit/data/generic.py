@@ -40,7 +40,7 @@ def _fast_generic(path: Path, name: str, source: dict[str, str], mapped: dict[st
         needed = [source[c] for c in TURN_COLUMNS] + [source[c] for c in ("id", "label") if c in mapped]
         if not set(needed) <= set(header):
             return None  # the row reader names what is missing
-        f = fast.read_csv(path) if is_csv else fast.read_parquet(path, limit)
+        f = fast.read_csv(path)[0] if is_csv else fast.read_parquet(path, limit)
         repaired, cells = 0, {}
         for c in TURN_COLUMNS:
             if is_csv and turns == "json":

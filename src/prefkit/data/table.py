@@ -19,11 +19,14 @@ from __future__ import annotations
 
 import math
 import re
-from typing import Any
-
-import pandas as pd
+from typing import TYPE_CHECKING, Any
 
 from prefkit.errors import DataError, RowProblem
+
+if TYPE_CHECKING:
+    # imported where a frame is made: pandas (with pyarrow) weighs about 70 MB, which `prefkit data check` of a
+    # table read by polars never needs
+    import pandas as pd
 
 LABELS = ("a", "b", "tie")
 # the probability (and LMSYS label) columns, in LABELS order: training files, OOF, soft labels, submissions
@@ -112,6 +115,8 @@ class PairTable:
 def polars_to_pandas(f) -> pd.DataFrame:
     """The pandas frame the row reader builds, from the fast path's polars frame: Python lists in the turn
     cells, None for missing values, and the same column types (the constructor infers them alike)."""
+    import pandas as pd
+
     if f.height == 0:
         return pd.DataFrame([], columns=list(COLUMNS))
     return pd.DataFrame({c: f[c].to_list() for c in COLUMNS}, columns=list(COLUMNS))
@@ -257,6 +262,8 @@ class TableBuilder:
                 self.problems,
                 hint=f"{len(self.problems)} bad rows; set data.skip_bad_rows=true to skip them (they are reported)",
             )
+        import pandas as pd
+
         frame = pd.DataFrame(rows, columns=list(COLUMNS))
         return PairTable(frame=frame, source=self.file, skipped=list(self.problems), repaired_cells=self._repaired)
 
