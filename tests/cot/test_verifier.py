@@ -75,6 +75,16 @@ def test_held_out_calibration_never_sees_the_question_it_scores():
     assert not np.allclose(got, whole), "a fit on every question would score its own samples"
 
 
+def test_held_out_calibration_of_a_few_right_samples_falls_back_to_the_rate():
+    """A small run (the cot demo's 16 questions) can have all its right samples in one question: the fit without
+    it has none, and its held-out logit is the other questions' smoothed rate instead of an error."""
+    groups = [f"addsub:{q}" for q in range(4) for _ in range(4)]
+    y = np.array([q == 0 and k < 2 for q in range(4) for k in range(4)])
+    s = np.arange(16, dtype=float)
+    got = verifier.cross_fitted(s, y, groups, n_splits=4)
+    assert np.allclose(got[:4], np.log((0.5 / 13) / (1 - 0.5 / 13)))
+
+
 def test_each_dataset_gets_its_own_blend_where_it_has_the_samples():
     """Verifier 0 reads dataset x, verifier 1 dataset y: one regression for both weighs them alike; one a dataset
     follows the verifier that reads it. A dataset with fewer than MIN_EACH right samples shares the pooled fit."""

@@ -248,6 +248,10 @@ def cross_fitted(s: np.ndarray, labels: np.ndarray, groups: list[str], datasets:
     names = None if datasets is None else np.asarray(datasets)
     splits = min(n_splits, len(set(groups)))
     for fit, held in GroupKFold(n_splits=splits, shuffle=True, random_state=seed).split(_columns(s), labels, groups):
+        if len(set(labels[fit].tolist())) < 2:  # every right sample is in the held part: the other questions' rate
+            rate = (labels[fit].sum() + 0.5) / (len(fit) + 1)  # (Laplace), the one estimate they allow
+            out[held] = np.log(rate / (1 - rate))
+            continue
         cal = Calibration(s[fit], labels[fit], None if names is None else names[fit].tolist())
         out[held] = cal.logit(s[held], None if names is None else names[held].tolist())
     return out
