@@ -161,7 +161,8 @@ def run_variant(variant: str, path: Path) -> dict:
         table = load_pairs(path, DataConfig(), fast=variant == "prefkit")
         t1 = time.perf_counter()
         summary = summarise(table)
-        out = {"rows": len(table), "load_seconds": round(t1 - t0, 3), "read_by": table.read_by,
+        out = {"rows": len(table), "load_seconds": round(t1 - t0, 3),
+               "summary_seconds": round(time.perf_counter() - t1, 3), "read_by": table.read_by,
                "chars": int(sum(summary["chars"][c]["mean"] for c in summary["chars"]) * len(table))}
     elif variant == "polars":
         import polars as pl
@@ -218,6 +219,88 @@ def _tokens(path: Path) -> dict:
             "cache_mb": round(mb, 1), "tokens_out": int(cold.lengths.sum())}
 
 
+def _mem_total_gb() -> float:
+    try:
+        with open("/proc/meminfo") as fh:
+            return next(int(line.split()[1]) for line in fh if line.startswith("MemTotal")) / 2**20
+    except (OSError, StopIteration):
+        return 16.0
+
+
+def _rss_gb(pid: int) -> float:
+    try:
+        with open(f"/proc/{pid}/status") as fh:
+            return next(int(line.split()[1]) for line in fh if line.startswith("VmRSS")) / 2**20
+    except (OSError, StopIteration):
+        return 0.0
+
+
+def run_child(variant: str, path: Path, cap_gb: float) -> dict:
+    """One variant in a fresh process, watched: past `cap_gb` of RSS it is stopped (pandas on a million rows
+    would otherwise take the machine) and reported as {"stopped": why} instead of failing the whole run."""
+    import tempfile
+
+    cmd = [sys.executable, __file__, "--variant", variant, "--data", str(path)]
+    with tempfile.TemporaryFile("w+") as out, tempfile.TemporaryFile("w+") as err:
+        proc = subprocess.Popen(cmd, stdout=out, stderr=err, text=True)
+        t0, peak = time.perf_counter(), 0.0
+        while proc.poll() is None:
+            peak = max(peak, _rss_gb(proc.pid))
+            if peak > cap_gb:
+                proc.kill()
+                proc.wait()
+                return {"stopped": f"stopped at {peak:.1f} GB RSS (cap {cap_gb} GB) after "
+                                   f"{time.perf_counter() - t0:.0f} s"}
+            time.sleep(0.1)
+        out.seek(0)
+        err.seek(0)
+        stdout, stderr = out.read(), err.read()
+    if proc.returncode != 0:
+        raise SystemExit(f"{variant} on {path.name} failed:\n{stderr[-4000:]}")
+    return json.loads(stdout.strip().splitlines()[-1])
+
+
+def plot(rows: list[dict], out: Path) -> dict:
+    """Seconds and peak RSS against rows, log-log, a line a variant; returns each variant's scaling exponent
+    between its smallest and largest file (1.0: linear), which the plot's legend states too."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    import numpy as np
+
+    fig, axes = plt.subplots(1, 2, figsize=(11, 4.2))
+    slopes: dict[str, dict] = {}
+    for v in VARIANTS:
+        pts = sorted((r["rows"], r["seconds"], r["peak_rss_mb"]) for r in rows
+                     if r["variant"] == v and "seconds" in r)
+        if not pts:
+            continue
+        n, sec, rss = (np.array(x, dtype=float) for x in zip(*pts))
+        slope = {}
+        if len(n) > 1:
+            slope = {"time": round(float(np.polyfit(np.log(n), np.log(sec), 1)[0]), 2),
+                     "rss": round(float(np.polyfit(np.log(n), np.log(rss), 1)[0]), 2)}
+            slopes[v] = slope
+        axes[0].plot(n, sec, "o-", label=f"{v} (slope {slope['time']})" if slope else v)
+        axes[1].plot(n, rss / 1024, "o-", label=f"{v} (slope {slope['rss']})" if slope else v)
+    for ax, what in zip(axes, ("wall seconds", "peak RSS, GiB")):
+        ax.set_xscale("log")
+        ax.set_yscale("log")
+        ax.set_xlabel("rows")
+        ax.set_ylabel(what)
+        ax.grid(True, which="both", alpha=0.3)
+        ax.legend(fontsize=8)
+    fig.suptitle("LMSYS-form CSV: load + check against plain readers (log-log; a slope of 1 is linear in rows)")
+    fig.tight_layout()
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = out.with_name(out.stem + ".tmp.png")
+    fig.savefig(tmp, dpi=110)
+    plt.close(fig)
+    tmp.replace(out)
+    return slopes
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--sizes", default="10000,100000", help="rows of each file, separated by commas")
@@ -226,6 +309,8 @@ def main() -> None:
     ap.add_argument("--variants", default=",".join(VARIANTS))
     ap.add_argument("--rows-reader-max", type=int, default=200_000, help="largest size the row reader is timed on")
     ap.add_argument("--tokens-max", type=int, default=10_000, help="largest size rendering (tokens) is timed on")
+    ap.add_argument("--memory-cap-gb", type=float, default=round(0.8 * _mem_total_gb(), 1),
+                    help="a variant whose RSS passes this is stopped and reported as such (default: 80%% of memory)")
     ap.add_argument("--out", type=Path, default=HERE / "results")
     ap.add_argument("--cache", type=Path, default=HERE / ".cache", help="where the generated CSV files are kept")
     ap.add_argument("--variant", choices=VARIANTS, help=argparse.SUPPRESS)  # internal: one variant in this process
@@ -245,21 +330,23 @@ def main() -> None:
             for v in variants:
                 if (v == "rows" and size > args.rows_reader_max) or (v == "tokens" and size > args.tokens_max):
                     continue
-                cmd = [sys.executable, __file__, "--variant", v, "--data", str(path)]
-                r = subprocess.run(cmd, capture_output=True, text=True, check=False)
-                if r.returncode != 0:
-                    raise SystemExit(f"{v} on {path.name} failed:\n{r.stderr[-4000:]}")
-                res = json.loads(r.stdout.strip().splitlines()[-1])
+                res = run_child(v, path, args.memory_cap_gb)
+                if "stopped" in res:
+                    print(f"{size:>9} rows  {v:<8} {res['stopped']}", file=sys.stderr)
+                    best.setdefault(v, res)
+                    continue
                 cached = f"  (from the token cache {res['cached_seconds']:.2f} s)" if "cached_seconds" in res else ""
                 print(f"{size:>9} rows  {v:<8} {res['seconds']:8.2f} s  peak {res['peak_rss_mb']:7.0f} MiB{cached}",
                       file=sys.stderr)
-                if v not in best or res["seconds"] < best[v]["seconds"]:
+                if v not in best or "stopped" in best[v] or res["seconds"] < best[v]["seconds"]:
                     best[v] = res
         mb = path.stat().st_size / 2**20
         for v, res in best.items():
-            row = {"rows": size, "file_mb": round(mb), **res}
-            if "polars" in best:
+            row = {"rows": size, "file_mb": round(mb), "variant": v, **res}
+            if "polars" in best and "stopped" not in res and "stopped" not in best["polars"]:
                 row["time_vs_polars"] = round(res["seconds"] / best["polars"]["seconds"], 2)
+                if "load_seconds" in res:
+                    row["load_vs_polars"] = round(res["load_seconds"] / best["polars"]["seconds"], 2)
                 row["rss_vs_polars"] = round(res["peak_rss_mb"] / best["polars"]["peak_rss_mb"], 2)
                 row["added_rss_vs_polars"] = round(res["added_rss_mb"] / max(1, best["polars"]["added_rss_mb"]), 2)
             rows_out.append(row)
@@ -270,21 +357,30 @@ def main() -> None:
 
     import prefkit
 
-    columns = ["rows", "file_mb", "variant", "seconds", "rows_per_s", "peak_rss_mb", "added_rss_mb", "time_vs_polars",
+    columns = ["rows", "file_mb", "variant", "seconds", "load_seconds", "summary_seconds", "rows_per_s", "peak_rss_mb",
+               "added_rss_mb", "time_vs_polars", "load_vs_polars",
                "rss_vs_polars", "added_rss_vs_polars", "cached_seconds", "cache_mb"]
     intro = f"""`python benchmarks/data_scale.py --sizes {args.sizes}{' --million' if args.million else ''} --repeats {args.repeats}`
 on {platform.processor() or platform.machine()}, {os.cpu_count()} cores (polars threads: {pl.thread_pool_size()}); best of {args.repeats},
 each variant in its own process.
 LMSYS-form CSV files made by the script (length distribution like LMSYS's; see its docstring). `prefkit`: load and
-validate every row and summarise (`prefkit data check --no-tokens`); `rows`: the same on the row reader;
+validate every row (`load_seconds`: what every command does before it trains) and summarise (`summary_seconds`:
+counts, lengths, distinct prompts), together `prefkit data check --no-tokens`; `rows`: the same on the row reader;
 `polars`: `polars.read_csv` ({pl.__version__}), every column as text; `pandas`: `pandas.read_csv` + `json.loads`
 of every turn cell; `tokens`: render + tokenise the loaded table with MiniLM's tokenizer (pair layout, 512 tokens)
 into an empty token cache, and (`cached_seconds`) again from it, on files of at most {args.tokens_max} rows.
 Peak RSS includes the interpreter and imported libraries (prefkit's imports weigh about 90 MB more than polars'
 alone); `added_rss_mb` is the peak less the RSS after the variant's imports."""
+    slopes = plot(rows_out, args.out / "data_scale.png")
+    if slopes:
+        intro += ("\n\nScaling exponent a variant (the slope of log seconds and of log peak RSS against log rows, fitted "
+                  "over the sizes run; 1.0 is linear; data_scale.png plots them): "
+                  + "; ".join(f"{v} time {s['time']}, RSS {s['rss']}" for v, s in slopes.items()) + ".")
+    columns.append("stopped")
     write_results("data_scale", args.out, {"polars": pl.__version__, "polars_threads": pl.thread_pool_size(),
                                           "prefkit": getattr(prefkit, "__version__", ""), "sizes": sizes,
-                                          "repeats": args.repeats}, columns, rows_out, intro)
+                                          "repeats": args.repeats, "memory_cap_gb": args.memory_cap_gb,
+                                          "scaling_exponent": slopes}, columns, rows_out, intro)
 
 
 if __name__ == "__main__":

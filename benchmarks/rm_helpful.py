@@ -38,9 +38,11 @@ VARIANTS: dict[str, tuple[str, list[str], list[int] | None, str]] = {
                   "MiniLM-L6 cross-encoder, full fine-tune, bt, 128 tokens a response, 2 epochs"),
     "minilm_cls3_128": ("rm/minilm_cpu", ["model.head=cls3", "template.max_length=128"], None,
                     "MiniLM-L6, cls3 (prompt + A + B in 128 tokens), 2 epochs"),
-    "smollm2_bt_128": ("rm/smollm2_135m_cpu", ["template.max_length=128", "lora.skip_first_layers=22", "train.epochs=1",
-                                           "train.learning_rate=5e-4"], [0],
-                   "SmolLM2-135M-Instruct + LoRA r16 on the last 8 of 30 layers + score head, bt, fp32, 1 epoch"),
+    "smollm2_cpu": ("rm/smollm2_135m_cpu", [], None,
+                    "the shipped decoder config: SmolLM2-135M-Instruct + LoRA r16 on the last 8 of 30 layers + score "
+                    "head, bt, 128 tokens a response, fp32, 1 epoch"),
+    "smollm2_cls3_128": ("rm/smollm2_135m_cpu", ["model.head=cls3", "train.swap_augment=random"], [0],
+                         "the same with the 3-class pair head (prompt + A + B in 128 tokens)"),
     "smollm2_bt_128_nf4": ("rm/smollm2_135m_cpu", ["template.max_length=128", "lora.skip_first_layers=22",
                                                "train.epochs=1", "train.learning_rate=5e-4",
                                                "quantization.mode=nf4"], [0],
@@ -74,11 +76,16 @@ def run_variant(name: str, work: Path, data: Path) -> Path:
 
 
 def fold_seconds(run: Path) -> list[float]:
-    """Wall time a fold: from the run's start (its config.yaml) or the previous fold's saved validation predictions
-    to this fold's."""
-    ends = sorted((p.stat().st_mtime for p in run.glob("fold*/valid_predictions.npy")))
+    """Wall time of each fold this run trained: from the run's (last) start, its config.yaml, or the previous
+    fold's saved validation predictions to this fold's. Folds saved before that start (kept by --resume, or
+    copied in from a run that trained them) are not timed here."""
     start = (run / "config.yaml").stat().st_mtime
-    return [b - a for a, b in zip([start, *ends[:-1]], ends)]
+    out, prev = [], start
+    for end in sorted(p.stat().st_mtime for p in run.glob("fold*/valid_predictions.npy")):
+        if end > start:
+            out.append(end - max(prev, start))
+        prev = end
+    return out
 
 
 def scores(probs: np.ndarray, labels) -> dict:
@@ -109,7 +116,7 @@ def main() -> int:
     ap.add_argument("--work", default="runs/rm_helpful")
     ap.add_argument("--data", default=str(HH / "helpful-base.test.jsonl.gz"))
     ap.add_argument("--cross-data", default=str(HH / "harmless-base.test.jsonl.gz"))
-    ap.add_argument("--variants", default="features,minilm_bt_128,smollm2_bt_128")
+    ap.add_argument("--variants", default="features,minilm_bt_128,smollm2_cpu")
     ap.add_argument("--cross", action="store_true", help="also score harmless-base.test with each run's fold models")
     ap.add_argument("--out", default=str(HERE / "results"))
     args = ap.parse_args()

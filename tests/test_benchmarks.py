@@ -34,6 +34,14 @@ def test_data_scale_smoke(tmp_path):
     assert variants["prefkit"]["read_by"] == "polars" and variants["rows"]["read_by"] == "rows"
     assert variants["prefkit"]["chars"] == variants["rows"]["chars"] > 0
     assert all(x["seconds"] > 0 and x["peak_rss_mb"] > 0 for x in variants.values())
+    assert variants["prefkit"]["load_vs_polars"] > 0 and (tmp_path / "data_scale.png").read_bytes()[:4] == b"\x89PNG"
+    # a variant past the memory cap is stopped and reported, and the run goes on
+    r = subprocess.run([sys.executable, str(BENCH / "data_scale.py"), "--sizes", "300", "--out", str(tmp_path / "cap"),
+                        "--cache", str(tmp_path), "--variants", "pandas,polars", "--memory-cap-gb", "0.02"],
+                       capture_output=True, text=True, timeout=600)
+    assert r.returncode == 0, r.stderr[-3000:]
+    rows = json.loads((tmp_path / "cap" / "data_scale.json").read_text())["results"]
+    assert {x["variant"] for x in rows} == {"pandas", "polars"} and all("stopped at" in x["stopped"] for x in rows)
 
 
 def _run(script: str, *args: str) -> subprocess.CompletedProcess:
