@@ -1,6 +1,6 @@
 """Which CPU reward model learns real human preferences: grouped 5-fold CV on HH-RLHF `helpful-base.test`.
 
-    python benchmarks/rm_helpful.py [--work runs/rm_helpful] [--variants features,minilm_bt,...] [--cross]
+    python benchmarks/rm_helpful.py [--work runs/rm_helpful] [--variants features,minilm_bt,...] [--cross VARIANTS|all]
 
 Every variant is `prefkit cv` on the same file with the same folds (cv.seed 42, 5 grouped splits), in its own
 process, one after another (a finished run in --work is reused, an interrupted one resumed). For each: out-of-fold
@@ -9,7 +9,8 @@ validation predictions: model load, rendering, training and prediction), and its
 baseline's (prefkit's simplex blender, fitted fold by fold on the other folds: nested, so the blend's score is
 out of fold too; a variant that trained one fold has its rows cut into 5 seeded parts for this). Decoder variants train the folds given in VARIANTS only (CPU time); their rows are compared
 with the same folds' rows of the others. With --cross, each run's fold models (averaged, as `prefkit predict`
-does) score `harmless-base.test`: trained on helpfulness, judged on harmlessness.
+does) score `harmless-base.test`: trained on helpfulness, judged on harmlessness (SmolLM2's five fold models
+take about 5 min each there on 2 cores).
 
 Writes results/rm_helpful.{json,md}. HH-RLHF has no ties: a coin scores log loss ln 2 = 0.693 and accuracy 0.5.
 """
@@ -38,6 +39,8 @@ VARIANTS: dict[str, tuple[str, list[str], list[int] | None, str]] = {
                   "MiniLM-L6 cross-encoder, full fine-tune, bt, 128 tokens a response, 2 epochs"),
     "minilm_cls3_128": ("rm/minilm_cpu", ["model.head=cls3", "template.max_length=128"], None,
                     "MiniLM-L6, cls3 (prompt + A + B in 128 tokens), 2 epochs"),
+    "smollm2_bt_128": ("rm/smollm2_135m_cpu", [], [0],
+                       "the shipped decoder config on fold 0 (its first measurement, scored on harmless-base too)"),
     "smollm2_cpu": ("rm/smollm2_135m_cpu", [], None,
                     "the shipped decoder config: SmolLM2-135M-Instruct + LoRA r16 on the last 8 of 30 layers + score "
                     "head, bt, 128 tokens a response, fp32, 1 epoch"),
@@ -117,7 +120,8 @@ def main() -> int:
     ap.add_argument("--data", default=str(HH / "helpful-base.test.jsonl.gz"))
     ap.add_argument("--cross-data", default=str(HH / "harmless-base.test.jsonl.gz"))
     ap.add_argument("--variants", default="features,minilm_bt_128,smollm2_cpu")
-    ap.add_argument("--cross", action="store_true", help="also score harmless-base.test with each run's fold models")
+    ap.add_argument("--cross", default="", help="variants (comma-separated; 'all': every one) whose fold models also "
+                                                "score harmless-base.test")
     ap.add_argument("--out", default=str(HERE / "results"))
     args = ap.parse_args()
 
@@ -159,7 +163,7 @@ def main() -> int:
             blended = blender_cv([frame[prob_cols].to_numpy(), feats[prob_cols].to_numpy()], labels, groups, "simplex")
             b = scores(blended, labels)
             row |= {"blend with features: log loss": b["log loss"], "blend: accuracy": b["accuracy"]}
-        if args.cross:
+        if args.cross == "all" or name in args.cross.split(","):
             row |= cross_set(run, work, Path(args.cross_data))
         rows.append(row)
     # the baseline on exactly the rows of each fold subset, so decoder rows on fold 0 have a comparison
