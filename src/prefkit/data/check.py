@@ -67,8 +67,13 @@ def _distinct_prompts(f) -> int:
     e = pl.element()
     key = pl.struct(pl.col("prompt").list.eval(e.str.count_matches(ch, literal=True)).list.sum().alias(ch)
                     for ch in KEPT_BY_NORMALISING)
-    shared = f.select(key.is_duplicated()).to_series()
-    return f.height - int(shared.sum()) + f.filter(shared).select(_normalised_prompts()).to_series().n_unique()
+    prompts = f.lazy().select("prompt")
+    shared = prompts.select(key.is_duplicated().alias("shared")).collect(engine="streaming").to_series()
+    # In the streaming engine every core normalises its own chunks of rows; an eager select of one expression on
+    # one column runs on one core (benchmarks/data_scale.py).
+    normalised = (prompts.with_columns(shared).filter(pl.col("shared")).select(_normalised_prompts())
+                  .collect(engine="streaming").to_series())
+    return f.height - int(shared.sum()) + normalised.n_unique()
 
 
 def _empty(column: str):
@@ -118,7 +123,7 @@ def _by_columns(f) -> dict[str, Any]:
     """The counts of a table held by polars, a column at a time (no Python string of a turn is made)."""
     import polars as pl
 
-    col = f.select(
+    col = f.lazy().select(  # (streaming: each core counts its own chunks of rows)
         label=pl.col("label").fill_null("none"),
         turns=pl.col("prompt").list.len(),
         null_turns=pl.sum_horizontal(pl.col(c).list.eval(pl.element().is_null()).list.sum() for c in TURN_COLUMNS),
@@ -126,7 +131,7 @@ def _by_columns(f) -> dict[str, Any]:
         empty_b=_empty("response_b"),
         identical=pl.col("response_a").eq_missing(pl.col("response_b")),
         **{f"chars_{c}": _chars(c) for c in TURN_COLUMNS},
-    )
+    ).collect(engine="streaming")
     return {"labels": dict(zip(*col["label"].value_counts().to_dict(as_series=False).values())),
             "turns": dict(zip(*col["turns"].value_counts().to_dict(as_series=False).values())),
             "null_turns": col["null_turns"].sum(), "empty_a": col["empty_a"].sum(), "empty_b": col["empty_b"].sum(),

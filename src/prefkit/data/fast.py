@@ -384,7 +384,7 @@ def ids(s: pl.Series) -> pl.Series:
         out = s.cast(pl.Int64).cast(pl.String)  # pandas' float ids of whole numbers: "7", not "7.0"
     else:
         raise Fallback(f"an id column of type {s.dtype}")
-    if out.null_count() or out.is_duplicated().any():
+    if out.null_count() or out.n_unique() != len(out):  # (n_unique: 0.08 s at a million ids, is_duplicated 0.42 s)
         raise Fallback("an empty or repeated id")
     return out.alias("id")
 
