@@ -270,8 +270,8 @@ def run_child(variant: str, path: Path, cap_gb: float) -> dict:
 
 
 def plot(rows: list[dict], out: Path) -> dict:
-    """Seconds and peak RSS against rows, log-log, a line a variant; returns each variant's scaling exponent
-    between its smallest and largest file (1.0: linear), which the plot's legend states too."""
+    """Seconds and peak RSS against rows, log-log, a line a variant; returns each variant's scaling exponent (the
+    least-squares slope of log cost against log rows over the sizes it ran; 1.0: linear), which the legend states."""
     import matplotlib
 
     matplotlib.use("Agg")
