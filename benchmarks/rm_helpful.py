@@ -37,8 +37,8 @@ VARIANTS: dict[str, tuple[str, list[str], list[int] | None, str]] = {
     "features": ("rm/features_baseline", [], None, "feature baseline (gradient boosting on text features)"),
     "minilm_bt_128": ("rm/minilm_cpu", ["model.head=bt", "template.max_length=128"], None,
                   "MiniLM-L6 cross-encoder, full fine-tune, bt, 128 tokens a response, 2 epochs"),
-    "minilm_cls3_128": ("rm/minilm_cpu", ["model.head=cls3", "template.max_length=128"], None,
-                    "MiniLM-L6, cls3 (prompt + A + B in 128 tokens), 2 epochs"),
+    "minilm_cls3_128": ("rm/minilm_cpu", ["model.head=cls3", "template.max_length=128"], [0],
+                        "MiniLM-L6, cls3 (prompt + A + B in 128 tokens), 2 epochs"),
     "smollm2_bt_128": ("rm/smollm2_135m_cpu", [], [0],
                        "the shipped decoder config on fold 0 (its first measurement, scored on harmless-base too)"),
     "smollm2_cpu": ("rm/smollm2_135m_cpu", [], None,
@@ -50,6 +50,13 @@ VARIANTS: dict[str, tuple[str, list[str], list[int] | None, str]] = {
                                                "train.epochs=1", "train.learning_rate=5e-4",
                                                "quantization.mode=nf4"], [0],
                        "the same with nf4 weights (bitsandbytes, the GPU configs' path)"),
+    "gemma3_bt_128": ("rm/gemma3_270m_cpu", ["model.head=bt", "template.max_length=128", "template.prompt_share=0.3",
+                                             "train.swap_augment=none", "train.batch_size=8",
+                                             "train.learning_rate=5e-4", "lora.skip_first_layers=10",
+                                             "lora.target_modules=[q_proj,k_proj,v_proj,o_proj,gate_proj,up_proj,"
+                                             "down_proj]"], [0],
+                      "Gemma 3 270M base (the gemma3 extra) in the SmolLM2 config's shape: LoRA on the last 8 of 18 "
+                      "layers, bt, 128 tokens a response, fp32, 1 epoch"),
 }
 COLUMNS = ["variant", "folds", "rows", "log loss", "accuracy", "ECE", "blend with features: log loss",
            "blend: accuracy", "wall a fold", "harmless-base: log loss", "harmless-base: accuracy"]
