@@ -15,7 +15,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from prefkit.config import DataConfig
-from prefkit.data import load_pairs
+from prefkit.data import fast, load_pairs
 from prefkit.data.arena import write_lmsys_csv, write_parquet
 from prefkit.data.fast import JSON_LIST, _vouched
 from prefkit.data.table import PY_WHITESPACE, TableBuilder
@@ -28,9 +28,9 @@ def both(path, cfg: DataConfig | None = None, read_by: str | None = "polars"):
     """Load with and without the fast path; both give the same table (or the same error)."""
     cfg = cfg or DataConfig()
     got = []
-    for fast in (True, False):
+    for use_fast in (True, False):
         try:
-            got.append(load_pairs(path, cfg, fast=fast))
+            got.append(load_pairs(path, cfg, fast=use_fast))
         except DataError as e:
             got.append(e)
     quick, rows = got
@@ -218,6 +218,23 @@ def test_random_awkward_files(tmp_path, seed):
     assert len(t) == 120 and t.repaired_cells > 0
 
 
+@pytest.mark.parametrize("chunk", [1, 2, 7, 64])
+def test_byte_counts_across_chunk_boundaries(tmp_path, monkeypatch, chunk):
+    """The file's bytes are counted a chunk at a time: a CRLF split between two chunks is one line break, and a
+    lone carriage return is found wherever it falls (at a chunk's end or the file's) and sent to the row reader."""
+    monkeypatch.setattr(fast, "_CHUNK", chunk)
+    rows = [lmsys_row(str(i), ["q, r"], '[\r\n"a"\r\n]', [f"c{i}"]) for i in range(5)]  # CRLF in cells too
+    for suffix in (".csv", ".csv.gz"):
+        p = tmp_path / f"t{suffix}"
+        raw = write_rows(tmp_path / "plain.csv", rows, newline="\r\n").read_bytes()
+        p.write_bytes(gzip.compress(raw) if suffix.endswith(".gz") else raw)
+        assert list(both(p).frame["line"]) == [2, 5, 8, 11, 14]
+        for lone in (raw.replace(b"c3", b"c\r3"), raw + b"\r", raw.replace(b"\r\n", b"\r", 1)):
+            p.write_bytes(gzip.compress(lone) if suffix.endswith(".gz") else lone)
+            with pytest.raises(fast.Fallback, match="carriage return"):
+                fast._byte_counts(p)
+
+
 # ------------------------------------------------------------------------------------------ pieces
 
 
@@ -259,7 +276,7 @@ def test_polars_decodes_only_cells_it_reads_as_python_does():
         value = decoder.decode(cell)
         assert isinstance(value, list) and all(t is None or isinstance(t, str) for t in value), cell
         assert decoded.to_list() == [value], cell
-    assert kept == ['["a", null]', "[]", " [ ] ", '[\n"a" ,\t"b"\r\n]', '["\\u00e9\\/\\b\\f\\n\\r\\t\\"\\\\"]',
+    assert kept == ['["a", null]', "[]", '[\n"a" ,\t"b"\r\n]', '["\\u00e9\\/\\b\\f\\n\\r\\t\\"\\\\"]',
                     '["\u00e9\U0001F600"]', '["a"]\n', "[null,null]", '["\\u0000"]']
 
 

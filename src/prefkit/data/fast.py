@@ -17,7 +17,6 @@ from __future__ import annotations
 import csv
 import gzip
 import json
-import mmap
 import zlib
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -45,59 +44,38 @@ class Fallback(Exception):
 
 # -------------------------------------------------------------------------------------------- CSV text
 
-_CHUNK = 1 << 20  # small enough for the compares below to read it from the cache while it is still there
-_DONTNEED = getattr(mmap, "MADV_DONTNEED", None)  # (not on Windows)
+_CHUNK = 1 << 20  # read into one buffer made once: small enough for the compares to find it in the cache
 
 
 def _byte_counts(path: Path) -> tuple[int, int]:
     """(physical lines, commas) of a file, gzip undone. A carriage return that is not part of CRLF ends a line
     for Python's csv module and not for polars: Fallback.
 
-    A plain file is read through a memory map, its pages handed back as they are passed (memory stays flat,
-    and no copy of the file is made: reading it into a buffer took longer than counting); a gzip file through
-    a buffer made once. Each byte value is compared into one array made once (a new array a chunk faults fresh
-    pages in each time); carriage returns are looked at where they are rather than by a second compare."""
-    hit = np.empty(_CHUNK, dtype=bool)
+    The file is read a chunk at a time into one buffer (memory stays flat; at a million LMSYS rows, 3.7 GB in
+    the page cache, 1.1 s against 2.3 s through a memory map, whose page faults cost more than the copy), each
+    chunk counted by two numpy compares. Carriage returns are looked at only in a chunk where a memchr search
+    finds one (files written with LF endings have none)."""
+    buf = bytearray(_CHUNK)
+    view = np.frombuffer(buf, dtype=np.uint8)
     lines = commas = 0
     last = -1  # the byte before this chunk
-
-    def count(x: np.ndarray, has_cr: bool) -> bool:
-        """Count a chunk; False: a carriage return outside CRLF (raised by the caller, once the chunk's array,
-        which holds the map open, is gone). `has_cr`: the chunk holds a carriage return (a memchr search, far
-        quicker than a compare of every byte; files written with LF endings have none)."""
-        nonlocal lines, commas, last
-        eq = hit[: len(x)]
-        lines += int(np.count_nonzero(np.equal(x, 10, out=eq)))
-        commas += int(np.count_nonzero(np.equal(x, 44, out=eq)))
-        lone = last == 13 and x[0] != 10
-        if has_cr:
-            cr = np.flatnonzero(np.equal(x, 13, out=eq))
-            if len(cr) and cr[-1] == len(x) - 1:
-                cr = cr[:-1]  # the chunk's last byte: the next chunk's first must be its line feed
-            lone = lone or bool(len(cr) and not (x[cr + 1] == 10).all())
-        last = int(x[-1])
-        return not lone
-
-    ok = True
+    lone = False
     try:
-        if path.suffix == ".gz":
-            buf = bytearray(_CHUNK)
-            view = np.frombuffer(buf, dtype=np.uint8)
-            with gzip.open(path, "rb") as fh:
-                while ok and (n := fh.readinto(buf)):
-                    ok = count(view[:n], buf.find(b"\r", 0, n) >= 0)
-        elif path.stat().st_size:  # (an empty file cannot be mapped)
-            with open(path, "rb") as fh, mmap.mmap(fh.fileno(), 0, access=mmap.ACCESS_READ) as m:
-                for start in range(0, len(m), _CHUNK):
-                    n = min(_CHUNK, len(m) - start)
-                    ok = count(np.frombuffer(m, dtype=np.uint8, count=n, offset=start), m.find(b"\r", start, start + n) >= 0)
-                    if not ok:
-                        break
-                    if _DONTNEED is not None:
-                        m.madvise(_DONTNEED, start, n)
+        with (gzip.open(path, "rb") if path.suffix == ".gz" else open(path, "rb", buffering=0)) as fh:
+            while not lone and (n := fh.readinto(buf)):
+                x = view[:n]
+                lines += int(np.count_nonzero(x == 10))
+                commas += int(np.count_nonzero(x == 44))
+                lone = last == 13 and x[0] != 10
+                if buf.find(b"\r", 0, n) >= 0:
+                    cr = np.flatnonzero(x == 13)
+                    if cr[-1] == n - 1:
+                        cr = cr[:-1]  # the chunk's last byte: the next chunk's first must be its line feed
+                    lone = lone or bool(len(cr) and not (x[cr + 1] == 10).all())
+                last = int(x[-1])
     except (OSError, EOFError, zlib.error) as e:
         raise Fallback(f"cannot read ({e})") from None
-    if not ok or last == 13:
+    if lone or last == 13:
         raise Fallback("a carriage return outside CRLF")
     return lines + (1 if last not in (-1, 10) else 0), commas
 
@@ -241,16 +219,18 @@ _SURROGATE_ESCAPE = r"\\u[dD][89a-fA-F]"  # polars turns a lone one into U+0000;
 def _vouch(text: pl.Expr, decoded: pl.Expr) -> tuple[pl.Expr, pl.Expr]:
     """Whether polars decoded a cell as the row reader would, short of surrogates: (its quotes add up, it has a
     \\u escape). polars' JSON reader refuses all the malformed text Python's does, but reads a lone string or a
-    number as a turn ('"a"' -> ["a"], '[1]' -> ["1"]): a cell is vouched for when it opens with "[" and its
-    quotes are exactly two a string plus the quotes inside them (a number or true read as text has no quotes of
-    its own; a \\u0022 escape only sends a good cell to Python). A cell with a \\u escape is then looked at
+    number as a turn ('"a"' -> ["a"], '[1]' -> ["1"]): a cell is vouched for when "[" is its first character
+    and its quotes are exactly two a string plus the quotes inside them (a number or true read as text has no
+    quotes of its own; a \\u0022 escape only sends a good cell to Python). A cell with whitespace before its "["
+    goes to Python too: a pattern that allowed it read every cell whole (0.04 s at 100k rows against 0.002 s for
+    the first character). A cell with a \\u escape is then looked at
     again (`_no_lone_escapes`): the pattern of a surrogate escape, run on every cell, took longer than the
     literal search for one."""
     e = pl.element()
     strings = decoded.list.eval(e.is_not_null()).list.sum().cast(pl.Int64)
     inner = decoded.list.eval(e.str.count_matches('"', literal=True)).list.sum().cast(pl.Int64)
     quotes = text.str.count_matches('"', literal=True).cast(pl.Int64)
-    opens = text.str.contains(r"^[ \t\n\r]*\[")  # (a pattern copies no text)
+    opens = text.str.starts_with("[")
     return ((quotes == 2 * strings + inner) & opens).fill_null(False), text.str.contains("\\u", literal=True)
 
 
