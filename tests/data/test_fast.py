@@ -130,6 +130,106 @@ def test_generic_files(tmp_path):
     both(p, DataConfig(format="generic"))
 
 
+def write_jsonl(path, rows, newline="\n", **dumps):
+    text = newline.join(r if isinstance(r, str) else json.dumps(r, **dumps) for r in rows) + newline
+    data = text.encode("utf-8")
+    path.write_bytes(gzip.compress(data) if path.name.endswith(".gz") else data)
+    return path
+
+
+GENERIC = DataConfig(format="generic", columns={"id": "qid", "prompt": "question", "response_a": "ans 1",
+                                                "response_b": "ans.2", "label": "pref"})
+
+
+@pytest.mark.parametrize("name", ["g.jsonl", "g.jsonl.gz"])
+@pytest.mark.parametrize("newline", ["\n", "\r\n"])
+def test_jsonl_files(tmp_path, name, newline):
+    rows = [{"qid": 10, "question": "caf\u00e9 \U0001F600 \"q\" \\ /", "ans 1": "a\nb\tc", "ans.2": "", "pref": " B ",
+             "model_a": "m1", "other": [1, {"x": None}]},
+            {"qid": 11, "question": "q2", "ans 1": "\u0645\u0631", "ans.2": "c", "pref": None, "model_b": "m2",
+             "language": ""},
+            {"question": "q3", "ans.2": "d", "ans 1": "e", "pref": "model_a", "qid": -3}]
+    for ensure_ascii in (True, False):
+        t = both(write_jsonl(tmp_path / name, rows, newline, ensure_ascii=ensure_ascii), GENERIC)
+        assert list(t.frame["id"]) == ["10", "11", "-3"] and list(t.frame["line"]) == [1, 2, 3]
+        assert list(t.frame["label"].fillna("none")) == ["b", "none", "a"]
+    no_ids = DataConfig(format="generic", columns={k: v for k, v in GENERIC.columns.items() if k != "id"})
+    assert list(both(tmp_path / name, no_ids).frame["id"]) == ["1", "2", "3"]
+    string_ids = [{**r, "qid": f"r{i}"} for i, r in enumerate(rows)]
+    both(write_jsonl(tmp_path / name, string_ids, newline, separators=(",", ":")), GENERIC)
+    float_ids = [{**r, "qid": float(i) if i else i} for i, r in enumerate(rows)]  # 0, 1.0, 2.0: "0", "1", "2"
+    assert list(both(write_jsonl(tmp_path / name, float_ids), GENERIC).frame["id"]) == ["0", "1", "2"]
+
+
+_LINE = {"qid": 1, "question": "q", "ans 1": "a", "ans.2": "b", "pref": "a"}
+
+
+@pytest.mark.parametrize("line", [
+    '{"qid": 2, "question": ["q"], "ans 1": "a", "ans.2": "b"}',       # a list of turns (the row reader's)
+    '{"qid": 2, "question": 5, "ans 1": "a", "ans.2": "b"}',           # polars would make "5" of it
+    '{"qid": 2, "question": "q", "ans 1": "a", "ans.2": "b", "model_a": true}',
+    '{"qid": 2, "question": null, "ans 1": "a", "ans.2": "b"}',        # a null turn
+    '{"qid": 2, "question": "x", "question": "q", "ans 1": "a", "ans.2": "b"}',  # Python keeps the last
+    '{"qid": 2, "question": "q", "ans 1": "a", "ans.2": "b", "x": {"question": "y"}}',
+    '{"qid": 2, "quest\\u0069on": "q", "ans 1": "a", "ans.2": "b"}',   # a key written with an escape
+    '{"qid": "2", "question": "q", "ans 1": "a", "ans.2": "b"}',       # text ids beside numbers
+    '{"qid": 2.5, "question": "q", "ans 1": "a", "ans.2": "b"}',
+    '{"qid": 2, "question": "q \\ud83d", "ans 1": "a", "ans.2": "b"}',  # a lone surrogate, repaired by Python
+    '{"qid": 2, "question": "q", "ans 1": "a", "ans.2": "b", "pref": 1}',
+    '{"qid": 2, "ans 1": "a", "ans.2": "b"}',                           # a missing turn
+    '{"qid": 1, "question": "q", "ans 1": "a", "ans.2": "b"}',          # a repeated id
+    '{"qid": 2, "question": "q", "ans 1": "a", "ans.2": "b", "pref": "c"}',
+    '["a", "b"]', '{"qid": 2, "question": "q"', "   ", "", '{"qid": 2, "question": "a\rb", "ans 1": "a", "ans.2": "b"}',
+])
+def test_jsonl_lines_left_to_the_row_reader(tmp_path, line):
+    """Each line (second of three) is one the fast path must not read itself: the file gets the row reader's
+    table, or its error, word for word."""
+    p = write_jsonl(tmp_path / "g.jsonl", [_LINE, line, {**_LINE, "qid": 3}])
+    t = both(p, GENERIC, read_by=None)
+    assert isinstance(t, DataError) or t.read_by == "rows"
+
+
+def test_jsonl_with_a_byte_order_mark(tmp_path):
+    p = tmp_path / "g.jsonl"
+    p.write_bytes(b"\xef\xbb\xbf" + write_jsonl(tmp_path / "x.jsonl", [_LINE]).read_bytes())
+    assert both(p, GENERIC, read_by="rows").frame["id"].tolist() == ["1"]
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_random_jsonl_files(tmp_path, seed):
+    """Random files, half of them with one value of another type, missing, repeated or written oddly: the two
+    readers agree on every file, and the clean ones are read by polars."""
+    rng = random.Random(seed)
+    odd = [5, 2.0, True, None, ["x"], {"question": "y"}, "", "\u00e9\\\"", "\n"]
+    read = set()
+    for k in range(16):
+        rows = []
+        for i in range(12):
+            text = _text(rng)
+            r = {"qid": i, "question": f"q{i}", "ans 1": "" if text is None else re.sub("[\ud800-\udfff]", "", text),
+                 "ans.2": "b", "pref": rng.choice(["a", "B", "tie", None, ""]), "model_a": rng.choice(["m", None, ""])}
+            rows.append(r)
+        if k % 2:  # one odd thing in the file
+            r = rows[rng.randrange(len(rows))]
+            change = rng.choice(["value", "value", "delete", "surrogate", "blank", "text id"])
+            if change == "value":
+                r[rng.choice(list(r))] = rng.choice(odd)
+            elif change == "delete":
+                del r[rng.choice(list(r))]
+            elif change == "surrogate":
+                r["ans 1"] += "\udc80"
+            elif change == "text id":
+                r["qid"] = str(r["qid"])
+        lines = [_escape_lone(json.dumps(r, ensure_ascii=rng.random() < 0.5)) for r in rows]
+        if k % 2 and change == "blank":
+            lines.insert(rng.randrange(len(lines)), "")
+        t = both(write_jsonl(tmp_path / "r.jsonl", lines), GENERIC, read_by=None)
+        read.add(getattr(t, "read_by", "error"))
+        if not k % 2:
+            assert t.read_by == "polars"
+    assert read - {"polars"}  # (some odd files are not)
+
+
 # ------------------------------------------------------------------------------------------ left to the row reader
 
 

@@ -31,16 +31,22 @@ _LABELS = {"a": "a", "model_a": "a", "b": "b", "model_b": "b", "tie": "tie"}
 
 def _fast_generic(path: Path, name: str, source: dict[str, str], mapped: dict[str, str], turns: str,
                   limit: int | None) -> PairTable | None:
-    """A CSV or parquet file read and checked by columns (`fast.py`), or None: the row reader is to read it."""
-    is_csv = name.endswith(".csv")
-    if not (is_csv or name.endswith(".parquet")) or (is_csv and limit is not None):
-        return None  # JSON(L) files, and a CSV read up to a limit (the row reader stops there)
+    """A CSV, JSON-lines or parquet file read and checked by columns (`fast.py`), or None: the row reader is to
+    read it."""
+    is_csv, is_jsonl = name.endswith(".csv"), name.endswith(".jsonl")
+    if not (is_csv or is_jsonl or name.endswith(".parquet")) or (limit is not None and not name.endswith(".parquet")):
+        return None  # .json files, and a CSV or JSONL file read up to a limit (the row reader stops there)
     try:
-        header = fast.csv_header(path)[0] if is_csv else parquet_columns(path, TableBuilder(str(path)))
+        if is_jsonl:  # turns as strings (a list of turns in a JSON-lines file is for the row reader)
+            f = fast.read_jsonl(path, {source[c]: '"' if c in TURN_COLUMNS else "" for c in CANONICAL})
+            header = f.columns
+        else:
+            header = fast.csv_header(path)[0] if is_csv else parquet_columns(path, TableBuilder(str(path)))
         needed = [source[c] for c in TURN_COLUMNS] + [source[c] for c in ("id", "label") if c in mapped]
         if not set(needed) <= set(header):
             return None  # the row reader names what is missing
-        f = fast.read_csv(path)[0] if is_csv else fast.read_parquet(path, limit)
+        if not is_jsonl:
+            f = fast.read_csv(path)[0] if is_csv else fast.read_parquet(path, limit)
         repaired, cells = 0, {}
         for c in TURN_COLUMNS:
             if is_csv and turns == "json":
@@ -54,7 +60,13 @@ def _fast_generic(path: Path, name: str, source: dict[str, str], mapped: dict[st
             ids = fast.pl.int_range(1, f.height + 1, eager=True).cast(fast.pl.String).alias("id")
         label = fast.generic_labels(f[source["label"]]) if source["label"] in header else None
         metadata = {c: f[source[c]] if source[c] in header else None for c in META_COLUMNS}
-        return fast.table(str(path), ids, cells, label, metadata, f["line"] if is_csv else None, repaired)
+        if is_csv:
+            line = f["line"]
+        elif is_jsonl:  # (read_jsonl vouches that every line is a row)
+            line = fast.pl.int_range(1, f.height + 1, dtype=fast.pl.Int64, eager=True)
+        else:
+            line = None
+        return fast.table(str(path), ids, cells, label, metadata, line, repaired)
     except fast.Fallback:
         return None
 
