@@ -161,6 +161,19 @@ def test_jsonl_files(tmp_path, name, newline):
     assert list(both(write_jsonl(tmp_path / name, float_ids), GENERIC).frame["id"]) == ["0", "1", "2"]
 
 
+def test_jsonl_lists_of_turns(tmp_path):
+    rows = [{"qid": 1, "question": ["q1", "q2 \u00e9\n"], "ans 1": ["a", None], "ans.2": ["b \"x\"", "c"]},
+            {"qid": 2, "question": ["q"], "ans 1": ["a"], "ans.2": []},
+            {"qid": 3, "question": ["\U0001F600"], "ans 1": [None], "ans.2": ["d"]}]
+    for ensure_ascii in (True, False):
+        t = both(write_jsonl(tmp_path / "l.jsonl", rows, ensure_ascii=ensure_ascii), GENERIC)
+        assert t.frame["response_b"][1] == [None] and t.frame["prompt"][0] == ["q1", "q2 \u00e9\n"]
+    for item in ("1", "true", '["x"]', '{"y": 1}'):
+        line = '{"qid": 4, "question": ["q", %s], "ans 1": ["a", "b"], "ans.2": ["c", "d"]}' % item
+        t = both(write_jsonl(tmp_path / "l.jsonl", [*rows, line]), GENERIC, read_by=None)
+        assert isinstance(t, DataError) or t.read_by == "rows"
+
+
 _LINE = {"qid": 1, "question": "q", "ans 1": "a", "ans.2": "b", "pref": "a"}
 
 

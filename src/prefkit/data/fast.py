@@ -421,20 +421,21 @@ _JSON_WS = "[ \\t\\r]*"  # JSON's whitespace inside one line
 _JSON_STRING = '("(?:[^"\\\\]|\\\\.)*")'  # the first string of a text, quotes and all
 
 
-def read_jsonl(path: Path, keys: dict[str, str]) -> pl.DataFrame:
+def read_jsonl(path: Path, turns: list[str], others: list[str]) -> pl.DataFrame:
     """A JSON-lines file of one object a line, read by polars' NDJSON reader, as the row reader
-    (`readers.jsonl_records` + `json.loads`) would read it, for the keys that matter. `keys`: each key to vouch
-    for -> the characters its value may open with ('"': text, in every line; "": anything). In a column polars
-    reads as text, every value must open as text or null does.
+    (`readers.jsonl_records` + `json.loads`) would read it for the keys that matter: `turns`, each in every line
+    as a string or a list of strings and nulls (one type a file), and `others`, of any value.
 
     polars reads more than Python's decoder would give: it makes text of a number, a boolean or a list found
-    in a text column ({"p": 5} -> "5"), keeps the first of two equal keys (Python the last), and gives null for
-    a missing key and for a null alike. So each line's own text is looked at too, in one pattern pass: a key
-    counts where `{` or `,` (and whitespace) stands before its opening quote, which only a key can have in
-    valid JSON (a quote inside a string is escaped). Each key in `keys` must be there at most once a line,
-    wherever polars found a value for it (a key written with escapes is not seen, so its file goes to the row
-    reader), and its value must open as `keys` says. Anything else (a blank line, a carriage return outside
-    CRLF, a byte-order mark, a surrogate escape, which polars turns into U+0000) is for the row reader."""
+    in a text column ({"p": 5} -> "5"; in a list, [1] -> ["1"]), keeps the first of two equal keys (Python the
+    last), and gives null for a missing key and for a null alike. So each line's own text is looked at too: a
+    key counts where `{` or `,` (and whitespace) stands before its opening quote, which only a key can have in
+    valid JSON (a quote inside a string is escaped). Each key must be there at most once a line, wherever
+    polars found a value for it (a key written with escapes is not seen, so its file goes to the row reader);
+    in a column polars reads as text every value must open as text (or null) does, and a list of turns must
+    be one of strings and nulls, exactly (`JSON_LIST`'s items). Anything else (a blank line, a carriage return
+    outside CRLF, a byte-order mark, a lone surrogate escape, which polars turns into U+0000) is for the row
+    reader."""
     lines, _ = _byte_counts(path)  # (a lone carriage return: Fallback)
     try:
         source: Any = io.BytesIO(gzip.decompress(path.read_bytes())) if path.suffix == ".gz" else path
@@ -447,30 +448,39 @@ def read_jsonl(path: Path, keys: dict[str, str]) -> pl.DataFrame:
         # the same file as text, a line a row: the separator is a control character, which valid JSON holds
         # only escaped, and quotes are left alone
         text = pl.read_csv(source, has_header=False, separator="\x01", quote_char=None, new_columns=["text"],
-                           infer_schema=False, encoding="utf8", raise_if_empty=False)
+                           infer_schema=False, encoding="utf8", raise_if_empty=False)["text"]
     except (pl.exceptions.PolarsError, OSError) as e:
         raise Fallback(str(e).splitlines()[0] if str(e) else type(e).__name__) from None
-    if text.width != 1 or not (f.height == text.height == lines):
+    if not (f.height == len(text) == lines):
         raise Fallback("blank lines, or lines polars read otherwise")
-    escaped = text["text"].filter(text["text"].str.contains("\\u", literal=True))
+    escaped = text.filter(text.str.contains("\\u", literal=True))
     if escaped.str.replace_all(_SURROGATE_PAIR, "").str.contains(_SURROGATE_ESCAPE).any():
         raise Fallback("a lone surrogate escape")  # (json.dumps writes a character past U+FFFF as a pair)
-    names = {json.dumps(k, ensure_ascii=False): k for k in keys}
-    pattern = f"[{{,]{_JSON_WS}(?:{'|'.join(map(re.escape, names))}){_JSON_WS}:{_JSON_WS}."
-    hits = (text.select(pl.col("text").str.extract_all(pattern).alias("found")).with_row_index("i")
-            .explode("found").drop_nulls("found")
+    names = {json.dumps(k, ensure_ascii=False): k for k in (*turns, *others)}
+    before = f"[{{,]{_JSON_WS}"  # where a key starts
+    hits = (text.str.extract_all(f"{before}(?:{'|'.join(map(re.escape, names))}){_JSON_WS}:{_JSON_WS}.")
+            .alias("found").to_frame().with_row_index("i").explode("found").drop_nulls("found")
             .select("i", pl.col("found").str.extract(_JSON_STRING, 1).replace_strict(names).alias("key"),
                     pl.col("found").str.slice(-1).alias("opens")))
-    for key, allowed in keys.items():
+    for name, key in names.items():
         mine = hits.filter(pl.col("key") == key)
+        dtype = f.schema.get(key)
         if mine["i"].n_unique() != mine.height:
             raise Fallback(f"a key given twice in a line ({key!r})")
-        if allowed == '"' and mine.height != f.height:  # (polars' null for a missing key is Python's null turn)
-            raise Fallback(f"a line without {key!r}")
-        if key in f.columns and f[key].dtype == pl.String:
-            allowed = "".join(c for c in allowed or '"n' if c in '"n')  # anything else was made text by polars
-        if allowed and not mine["opens"].is_in(list(allowed)).all():
-            raise Fallback(f"a value of {key!r} that opens otherwise")
-        if key in f.columns and (f[key].is_not_null() & ~pl.int_range(f.height, eager=True).is_in(mine["i"])).any():
+        if dtype is not None and (f[key].is_not_null() & ~pl.int_range(f.height, eager=True).is_in(mine["i"])).any():
             raise Fallback(f"a value of {key!r} where no key was seen (written with escapes?)")
+        opens = set(mine["opens"].unique())
+        if dtype == pl.String and not opens <= {'"', "n"}:
+            raise Fallback(f"a value of {key!r} that polars made text of")
+        if key not in turns:
+            continue
+        if mine.height != f.height:  # (polars' null for a missing key would be Python's null turn)
+            raise Fallback(f"a line without {key!r}")
+        if dtype == pl.String and opens == {'"'}:
+            continue
+        if not (isinstance(dtype, pl.List) and dtype.inner in (pl.String, pl.Null) and opens == {"["}):
+            raise Fallback(f"{key!r} not all strings, or not all lists")
+        listed = f"{before}{re.escape(name)}{_JSON_WS}:{_JSON_WS}\\[{_WS}(?:{_ITEM}{_WS}(?:,{_WS}{_ITEM}{_WS})*)?\\]"
+        if not text.str.contains(listed).all():
+            raise Fallback(f"a list in {key!r} with something other than strings and nulls")
     return f

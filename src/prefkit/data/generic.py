@@ -37,13 +37,14 @@ def _fast_generic(path: Path, name: str, source: dict[str, str], mapped: dict[st
     if not (is_csv or is_jsonl or name.endswith(".parquet")) or (limit is not None and not name.endswith(".parquet")):
         return None  # .json files, and a CSV or JSONL file read up to a limit (the row reader stops there)
     try:
-        if is_jsonl:  # turns as strings (a list of turns in a JSON-lines file is for the row reader)
-            f = fast.read_jsonl(path, {source[c]: '"' if c in TURN_COLUMNS else "" for c in CANONICAL})
+        if is_jsonl:
+            f = fast.read_jsonl(path, [source[c] for c in TURN_COLUMNS],
+                                [source[c] for c in CANONICAL if c not in TURN_COLUMNS])
             header = f.columns
         else:
             header = fast.csv_header(path)[0] if is_csv else parquet_columns(path, TableBuilder(str(path)))
         needed = [source[c] for c in TURN_COLUMNS] + [source[c] for c in ("id", "label") if c in mapped]
-        if not set(needed) <= set(header):
+        if not is_jsonl and not set(needed) <= set(header):  # (JSON lines: a missing key is a row's own problem)
             return None  # the row reader names what is missing
         if not is_jsonl:
             f = fast.read_csv(path)[0] if is_csv else fast.read_parquet(path, limit)
