@@ -18,6 +18,10 @@ Then, for each size and in the same run, each in a fresh process so that its pea
              polars), up to 200,000 rows (`--rows-reader-max`)
   polars     plain `polars.read_csv` of the file, every column as text
   pandas     `pandas.read_csv` + `json.loads` of every turn cell
+  jsonl      the same rows as a generic JSON-lines file (one object a row: id, prompt, response_a, response_b as
+             lists of turns, label), loaded by prefkit's polars path (`load_pairs`, data.format generic), up to
+             100,000 rows (`--jsonl-max`)
+  jsonl_rows the same file on the row reader (`json.loads` a line), up to the same size
   tokens     render + tokenise the loaded table with MiniLM's tokenizer (pair layout, 512 tokens) into an empty
              token cache (`prefkit.rm.token_cache`: cold, the shard written included), then again from it
              (`cached_seconds`, a new renderer as a new run makes); only on files of at most 10,000 rows
@@ -42,7 +46,7 @@ import time
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
-VARIANTS = ("prefkit", "rows", "polars", "pandas", "tokens")
+VARIANTS = ("prefkit", "rows", "polars", "pandas", "jsonl", "jsonl_rows", "tokens")
 
 # ------------------------------------------------------------------------------------------------ the files
 
@@ -134,6 +138,21 @@ def data_file(rows: int, cache: Path) -> Path:
     return path
 
 
+def jsonl_file(csv_path: Path) -> Path:
+    """The rows of an LMSYS-form file as a generic JSON-lines file beside it (made once, by prefkit + polars)."""
+    path = csv_path.with_suffix(".jsonl")
+    if not path.exists():
+        from prefkit.config import DataConfig
+        from prefkit.data import load_pairs
+
+        print(f"writing {csv_path.name}'s rows as JSON lines -> {path}", file=sys.stderr)
+        f = load_pairs(csv_path, DataConfig()).polars().select("id", "prompt", "response_a", "response_b", "label")
+        tmp = path.with_name(path.name + ".tmp")
+        f.write_ndjson(tmp)
+        tmp.replace(path)
+    return path
+
+
 # ------------------------------------------------------------------------------------------------ variants
 
 
@@ -164,6 +183,16 @@ def run_variant(variant: str, path: Path) -> dict:
         out = {"rows": len(table), "load_seconds": round(t1 - t0, 3),
                "summary_seconds": round(time.perf_counter() - t1, 3), "read_by": table.read_by,
                "chars": int(sum(summary["chars"][c]["mean"] for c in summary["chars"]) * len(table))}
+    elif variant in ("jsonl", "jsonl_rows"):
+        from prefkit.config import DataConfig
+        from prefkit.data import load_pairs
+
+        if variant == "jsonl":
+            importlib.import_module("prefkit.data.fast")
+        base = peak_rss_mb()
+        t0 = time.perf_counter()
+        table = load_pairs(path, DataConfig(format="generic"), fast=variant == "jsonl")
+        out = {"rows": len(table), "load_seconds": round(time.perf_counter() - t0, 3), "read_by": table.read_by}
     elif variant == "polars":
         import polars as pl
 
@@ -317,6 +346,7 @@ def main() -> None:
     ap.add_argument("--repeats", type=int, default=1, help="runs of each variant (the best is kept)")
     ap.add_argument("--variants", default=",".join(VARIANTS))
     ap.add_argument("--rows-reader-max", type=int, default=200_000, help="largest size the row reader is timed on")
+    ap.add_argument("--jsonl-max", type=int, default=100_000, help="largest size the JSON-lines variants run on")
     ap.add_argument("--tokens-max", type=int, default=10_000, help="largest size rendering (tokens) is timed on")
     ap.add_argument("--memory-cap-gb", type=float, default=round(0.8 * _mem_total_gb(), 1),
                     help="a variant whose RSS passes this is stopped and reported as such (default: 80%% of memory)")
@@ -337,10 +367,12 @@ def main() -> None:
         best: dict[str, dict] = {}
         for _ in range(args.repeats):
             for v in variants:
-                if (v == "rows" and size > args.rows_reader_max) or (v == "tokens" and size > args.tokens_max):
+                if ((v == "rows" and size > args.rows_reader_max) or (v == "tokens" and size > args.tokens_max)
+                        or (v.startswith("jsonl") and size > args.jsonl_max)):
                     continue
-                warm(path)
-                res = run_child(v, path, args.memory_cap_gb)
+                vpath = jsonl_file(path) if v.startswith("jsonl") else path
+                warm(vpath)
+                res = run_child(v, vpath, args.memory_cap_gb)
                 if "stopped" in res:
                     print(f"{size:>9} rows  {v:<8} {res['stopped']}", file=sys.stderr)
                     best.setdefault(v, res)
@@ -353,7 +385,11 @@ def main() -> None:
         mb = path.stat().st_size / 2**20
         for v, res in best.items():
             row = {"rows": size, "file_mb": round(mb), "variant": v, **res}
-            if "polars" in best and "stopped" not in res and "stopped" not in best["polars"]:
+            if v == "jsonl" and "jsonl_rows" in best and "stopped" not in res:
+                row["vs_row_reader"] = round(res["seconds"] / best["jsonl_rows"]["seconds"], 3)
+            if v.startswith("jsonl"):
+                row["file_mb"] = round(jsonl_file(path).stat().st_size / 2**20)
+            elif "polars" in best and "stopped" not in res and "stopped" not in best["polars"]:
                 row["time_vs_polars"] = round(res["seconds"] / best["polars"]["seconds"], 2)
                 if "load_seconds" in res:
                     row["load_vs_polars"] = round(res["load_seconds"] / best["polars"]["seconds"], 2)
@@ -369,7 +405,7 @@ def main() -> None:
 
     columns = ["rows", "file_mb", "variant", "seconds", "load_seconds", "summary_seconds", "rows_per_s", "peak_rss_mb",
                "added_rss_mb", "time_vs_polars", "load_vs_polars",
-               "rss_vs_polars", "added_rss_vs_polars", "cached_seconds", "cache_mb"]
+               "rss_vs_polars", "added_rss_vs_polars", "vs_row_reader", "cached_seconds", "cache_mb"]
     intro = f"""`python benchmarks/data_scale.py --sizes {args.sizes}{' --million' if args.million else ''} --repeats {args.repeats}`
 on {platform.processor() or platform.machine()}, {os.cpu_count()} cores (polars threads: {pl.thread_pool_size()}); best of {args.repeats},
 each variant in its own process, the file read once just before it (so each finds it in the page cache).
@@ -377,7 +413,8 @@ LMSYS-form CSV files made by the script (length distribution like LMSYS's; see i
 validate every row (`load_seconds`: what every command does before it trains) and summarise (`summary_seconds`:
 counts, lengths, distinct prompts), together `prefkit data check --no-tokens`; `rows`: the same on the row reader;
 `polars`: `polars.read_csv` ({pl.__version__}), every column as text; `pandas`: `pandas.read_csv` + `json.loads`
-of every turn cell; `tokens`: render + tokenise the loaded table with MiniLM's tokenizer (pair layout, 512 tokens)
+of every turn cell; `jsonl`/`jsonl_rows`: the same rows as a generic JSON-lines file (lists of turns), loaded by
+prefkit's polars path and by the row reader, up to {args.jsonl_max} rows; `tokens`: render + tokenise the loaded table with MiniLM's tokenizer (pair layout, 512 tokens)
 into an empty token cache, and (`cached_seconds`) again from it, on files of at most {args.tokens_max} rows.
 Peak RSS includes the interpreter and imported libraries (prefkit's imports weigh about 90 MB more than polars'
 alone); `added_rss_mb` is the peak less the RSS after the variant's imports."""

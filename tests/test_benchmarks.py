@@ -29,7 +29,10 @@ def test_data_scale_smoke(tmp_path):
     assert r.returncode == 0, r.stderr[-3000:]
     res = json.loads((tmp_path / "data_scale.json").read_text())
     variants = {x["variant"]: x for x in res["results"]}
-    assert set(variants) == {"prefkit", "rows", "polars", "pandas", "tokens"} and all(x["rows"] == 300 for x in variants.values())
+    assert set(variants) == {"prefkit", "rows", "polars", "pandas", "jsonl", "jsonl_rows", "tokens"}
+    assert all(x["rows"] == 300 for x in variants.values())
+    assert variants["jsonl"]["read_by"] == "polars" and variants["jsonl_rows"]["read_by"] == "rows"
+    assert variants["jsonl"]["vs_row_reader"] > 0
     assert variants["tokens"]["cached_seconds"] > 0 and variants["tokens"]["cache_mb"] > 0
     assert variants["prefkit"]["read_by"] == "polars" and variants["rows"]["read_by"] == "rows"
     assert variants["prefkit"]["chars"] == variants["rows"]["chars"] > 0
