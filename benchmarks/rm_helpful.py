@@ -32,6 +32,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from harness import HERE, ROOT, write_results  # noqa: E402
 
 HH = ROOT.parent / "shared" / "data" / "preference" / "hh-rlhf"
+_GEMMA3_BT = ["model.head=bt", "template.max_length=128", "template.prompt_share=0.3", "train.swap_augment=none",
+              "train.batch_size=8", "train.learning_rate=5e-4", "lora.skip_first_layers=10",
+              "lora.target_modules=[q_proj,k_proj,v_proj,o_proj,gate_proj,up_proj,down_proj]"]
 # name: (config, overrides, folds (None: all), what it is)
 VARIANTS: dict[str, tuple[str, list[str], list[int] | None, str]] = {
     "features": ("rm/features_baseline", [], None, "feature baseline (gradient boosting on text features)"),
@@ -50,13 +53,10 @@ VARIANTS: dict[str, tuple[str, list[str], list[int] | None, str]] = {
                                                "train.epochs=1", "train.learning_rate=5e-4",
                                                "quantization.mode=nf4"], [0],
                        "the same with nf4 weights (bitsandbytes, the GPU configs' path)"),
-    "gemma3_bt_128": ("rm/gemma3_270m_cpu", ["model.head=bt", "template.max_length=128", "template.prompt_share=0.3",
-                                             "train.swap_augment=none", "train.batch_size=8",
-                                             "train.learning_rate=5e-4", "lora.skip_first_layers=10",
-                                             "lora.target_modules=[q_proj,k_proj,v_proj,o_proj,gate_proj,up_proj,"
-                                             "down_proj]"], [0],
+    "gemma3_bt_128": ("rm/gemma3_270m_cpu", _GEMMA3_BT, [0],
                       "Gemma 3 270M base (the gemma3 extra) in the SmolLM2 config's shape: LoRA on the last 8 of 18 "
                       "layers, bt, 128 tokens a response, fp32, 1 epoch"),
+    "gemma3_cpu": ("rm/gemma3_270m_cpu", _GEMMA3_BT, None, "the same over all five folds"),
 }
 COLUMNS = ["variant", "folds", "rows", "log loss", "accuracy", "ECE", "blend with features: log loss",
            "blend: accuracy", "wall a fold", "harmless-base: log loss", "harmless-base: accuracy"]
