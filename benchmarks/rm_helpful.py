@@ -40,7 +40,7 @@ VARIANTS: dict[str, tuple[str, list[str], list[int] | None, str]] = {
     "features": ("rm/features_baseline", [], None, "feature baseline (gradient boosting on text features)"),
     "minilm_bt_128": ("rm/minilm_cpu", ["model.head=bt", "template.max_length=128"], None,
                   "MiniLM-L6 cross-encoder, full fine-tune, bt, 128 tokens a response, 2 epochs"),
-    "minilm_cls3_128": ("rm/minilm_cpu", ["model.head=cls3", "template.max_length=128"], [0],
+    "minilm_cls3_128": ("rm/minilm_cpu", ["model.head=cls3", "template.max_length=128"], None,
                         "MiniLM-L6, cls3 (prompt + A + B in 128 tokens), 2 epochs"),
     "smollm2_bt_128": ("rm/smollm2_135m_cpu", [], [0],
                        "the shipped decoder config on fold 0 (its first measurement, scored on harmless-base too)"),

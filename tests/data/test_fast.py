@@ -292,6 +292,39 @@ def test_bad_files_give_the_row_readers_message(tmp_path, case):
     assert isinstance(both(one), DataError) or case in ("duplicate id",)
 
 
+@pytest.mark.parametrize("case", ["short row", "blank line"])
+def test_a_row_short_of_a_cell_that_may_be_empty(tmp_path, case):
+    """polars reads the missing cells of a short row, and every cell of a blank line, as "": where the last
+    column may be empty (a language column here) only the file's commas tell such a row from a whole one."""
+    header = [*LMSYS_HEADER, "language"]
+    rows = [[*lmsys_row(str(i), ["q, r"], ["a"], ["b"]), "English" if i % 2 else ""] for i in range(1, 5)]
+    whole = both(write_rows(tmp_path / "whole.csv", rows, header=header))  # empty languages, every cell there
+    assert whole.frame["language"].isna().tolist() == [False, True, False, True]
+    if case == "short row":
+        rows[2] = rows[2][:-1]
+        e = both(write_rows(tmp_path / "t.csv", rows, header=header))
+        assert isinstance(e, DataError) and "row 3" in str(e)
+    else:
+        p = write_rows(tmp_path / "t.csv", rows, header=header, newline="\n")
+        p.write_text(p.read_text(encoding="utf-8").replace("\n3,", "\n\n3,"), encoding="utf-8")
+        both(p, read_by="rows")
+
+
+def test_a_clean_file_is_parsed_once(tmp_path, monkeypatch):
+    """The commas of every cell, and the line breaks of the JSON cells, are counted only when the file asks for
+    it: a second pass over an LMSYS file with a line break inside a JSON list, none over a clean one."""
+    passes = []
+    streamed = fast._streamed
+    monkeypatch.setattr(fast, "_streamed", lambda *a, **k: passes.append(k["commas"]) or streamed(*a, **k))
+    rows = [lmsys_row(str(i), ["q, r"], ["a"], ["b"]) for i in range(3)]
+    both(write_rows(tmp_path / "clean.csv", rows))
+    assert passes == [False]
+    passes.clear()
+    rows[1] = lmsys_row("1", '[\n"q"\n]', ["a"], ["b"])
+    assert list(both(write_rows(tmp_path / "broken.csv", rows)).frame["line"]) == [2, 3, 6]
+    assert passes == [False, True]
+
+
 # ------------------------------------------------------------------------------------------ random files
 
 

@@ -49,18 +49,18 @@ class Fallback(Exception):
 _CHUNK = 1 << 20  # read into one buffer made once: small enough for the compares to find it in the cache
 
 
-def _byte_counts(path: Path) -> tuple[int, int]:
-    """(physical lines, commas) of a file, gzip undone. A carriage return that is not part of CRLF ends a line
-    for Python's csv module and not for polars: Fallback.
+def _byte_counts(path: Path, commas: bool = False) -> tuple[int, int | None]:
+    """(physical lines, commas or None when not asked for) of a file, gzip undone. A carriage return that is not
+    part of CRLF ends a line for Python's csv module and not for polars: Fallback.
 
     The file is read a chunk at a time into one buffer (memory stays flat; benchmarks/data_scale.py's million
     rows, 3.7 GB in the page cache with CRLF line ends: 1.6 s against 2.3 s through a memory map, whose page
-    faults cost more than the copy), each chunk counted by two numpy compares. Carriage returns are looked at
+    faults cost more than the copy), each chunk counted by numpy compares. Carriage returns are looked at
     only in a chunk where a memchr search finds one (files written with LF endings have none; the same file
     counted without that look took 0.95 s)."""
     buf = bytearray(_CHUNK)
     view = np.frombuffer(buf, dtype=np.uint8)
-    lines = commas = 0
+    lines = n_commas = 0
     last = -1  # the byte before this chunk
     lone = False
     try:
@@ -68,7 +68,8 @@ def _byte_counts(path: Path) -> tuple[int, int]:
             while not lone and (n := fh.readinto(buf)):
                 x = view[:n]
                 lines += int(np.count_nonzero(x == 10))
-                commas += int(np.count_nonzero(x == 44))
+                if commas:
+                    n_commas += int(np.count_nonzero(x == 44))
                 lone = last == 13 and x[0] != 10
                 if buf.find(b"\r", 0, n) >= 0:
                     cr = np.flatnonzero(x == 13)
@@ -80,7 +81,7 @@ def _byte_counts(path: Path) -> tuple[int, int]:
         raise Fallback(f"cannot read ({e})") from None
     if lone or last == 13:
         raise Fallback("a carriage return outside CRLF")
-    return lines + (1 if last not in (-1, 10) else 0), commas
+    return lines + (1 if last not in (-1, 10) else 0), (n_commas if commas else None)
 
 
 def csv_header(path: Path) -> tuple[list[str], int]:
@@ -96,15 +97,19 @@ def csv_header(path: Path) -> tuple[list[str], int]:
 
 _READ = dict(infer_schema=False, empty_string_is_null=False, encoding="utf8", quote_char='"', raise_if_empty=False)
 # Per-row counts the read adds beside the file's columns; no CSV header of a preference file starts with NUL.
-_NL, _COMMAS, _NULLS = "\x00nl", "\x00commas", "\x00nulls"
+_NL, _COMMAS, _NULLS, _SHORT = "\x00nl", "\x00commas", "\x00nulls", "\x00short"
 
 
-def _in_cells(header: list[str]) -> list[pl.Expr]:
-    """Per row: the line breaks and commas inside its cells, and the cells polars found no field for."""
-    cells = [pl.col(c) for c in header]
-    return [pl.sum_horizontal(c.str.count_matches("\n", literal=True) for c in cells).cast(pl.Int64).alias(_NL),
-            pl.sum_horizontal(c.str.count_matches(",", literal=True) for c in cells).cast(pl.Int64).alias(_COMMAS),
-            pl.sum_horizontal(c.is_null() for c in cells).cast(pl.Int64).alias(_NULLS)]
+def _in_cells(header: list[str], newlines: list[str], commas: bool) -> list[pl.Expr]:
+    """Per row: the line breaks inside the cells of `newlines`, the commas inside its cells (`commas`, else 0),
+    the cells polars found no field for, and whether its last cell is empty (as a short row's is)."""
+    zero = pl.lit(0, dtype=pl.Int64)
+    nl = [pl.col(c).str.count_matches("\n", literal=True) for c in newlines]
+    return [pl.sum_horizontal(nl).cast(pl.Int64).alias(_NL) if nl else zero.alias(_NL),
+            (pl.sum_horizontal(pl.col(c).str.count_matches(",", literal=True) for c in header).cast(pl.Int64)
+             if commas else zero).alias(_COMMAS),
+            pl.sum_horizontal(pl.col(c).is_null() for c in header).cast(pl.Int64).alias(_NULLS),
+            (pl.col(header[-1]).str.len_bytes() == 0).alias(_SHORT)]
 
 
 def read_csv(path: Path, json_columns: tuple[str, ...] = ()) -> tuple[pl.DataFrame, int]:
@@ -112,37 +117,56 @@ def read_csv(path: Path, json_columns: tuple[str, ...] = ()) -> tuple[pl.DataFra
     decodes them, and `line`: the physical line where each row starts, as the csv module counts it; with how
     many turns had lone surrogates replaced.
 
-    Checked whole against the file's bytes: the commas outside cells must be exactly (columns - 1) per row
-    and header (so no row is short, long or blank), and the line breaks outside cells exactly one per row.
+    Checked whole against the file's bytes, where polars and the csv module could read a file differently:
+    - line breaks: exactly one outside the cells a row. A JSON cell holds a raw line break only between its
+      items (json.dumps escapes them in strings), so the common file is read counting the line breaks of the
+      other cells only: if the file has just those more than its rows, the JSON cells have none (polars can
+      drop a line break, never make one). Otherwise the file is read again counting every cell.
+    - commas: exactly (columns - 1) outside the cells a row and header. polars refuses a row with too many
+      fields, but reads a short row with its missing cells as "" and a blank line as a row of "" cells, the
+      last cell always among them; so only a file with a row whose last cell is empty is read again counting
+      the commas of every cell (for an LMSYS file, whose last cell is a winner flag or a JSON list, none).
+      Counting them in every file took 0.07 s of a core at 100k rows, and as much again in the file's bytes.
 
     One streaming pass (`_streamed`); a file polars refuses somewhere in it is read again eagerly, a column at
     a time (`_eager`), which finds the cells polars' JSON reader refuses, or gives up on the CSV error."""
     header, header_lines = csv_header(path)
     if len(header) < 2 or len(set(header)) != len(header) or any(h.startswith("\x00") for h in header):
         raise Fallback("a header of one column, of repeated names, or of a name like the read's own")
+    others = [c for c in header if c not in json_columns]
     # The bytes are counted in a thread while polars parses: numpy and polars both work outside the GIL, and
     # polars' streaming read leaves part of the cores idle (at 100k LMSYS rows on 2 cores: 0.69-0.73 s for
     # both against 0.80-0.98 s one after the other).
     with ThreadPoolExecutor(1) as pool:
         counted = pool.submit(_byte_counts, path)
+        every = False
         try:
-            f, repaired = _streamed(path, header, json_columns)
+            f, repaired = _streamed(path, header, json_columns, others, commas=False)
         except pl.exceptions.PolarsError:
             f, repaired = _eager(path, header, json_columns)
+            every = True
         finally:
-            lines, commas = counted.result()  # (its Fallback, if any, raised here)
+            lines, _ = counted.result()  # (its Fallback, if any, raised here)
+    if not every and (f[_SHORT].any() or lines != header_lines + f.height + int(f[_NL].sum())):
+        try:
+            f, repaired = _streamed(path, header, json_columns, header, commas=True)
+        except pl.exceptions.PolarsError:  # (it read the first time; a file changed underneath is not trusted)
+            raise Fallback("polars read the file differently the second time") from None
+        every = True
     if f.columns[:len(header)] != header or f[_NULLS].sum():
         raise Fallback("polars read the header or a cell otherwise")
     n, nl = f.height, f[_NL]
-    cell_nl = int(nl.sum())
-    want_commas = (len(header) - 1) * (n + 1) + int(f[_COMMAS].sum()) + sum(h.count(",") for h in header)
-    if commas != want_commas or lines != header_lines + n + cell_nl:
-        raise Fallback("the separators or line breaks do not add up (a blank line, a short row, ...)")
+    if every:
+        lines, commas = _byte_counts(path, commas=True)
+        want_commas = (len(header) - 1) * (n + 1) + int(f[_COMMAS].sum()) + sum(h.count(",") for h in header)
+        if commas != want_commas or lines != header_lines + n + int(nl.sum()):
+            raise Fallback("the separators or line breaks do not add up (a blank line, a short row, ...)")
     starts = header_lines + 1 + pl.int_range(n, dtype=pl.Int64, eager=True) + nl.cum_sum() - nl
-    return f.drop(_NL, _COMMAS, _NULLS).with_columns(starts.alias("line")), repaired
+    return f.drop(_NL, _COMMAS, _NULLS, _SHORT).with_columns(starts.alias("line")), repaired
 
 
-def _streamed(path: Path, header: list[str], json_columns: tuple[str, ...]) -> tuple[pl.DataFrame, int]:
+def _streamed(path: Path, header: list[str], json_columns: tuple[str, ...], newlines: list[str],
+              commas: bool) -> tuple[pl.DataFrame, int]:
     """The file parsed, counted, decoded and vouched for (`_vouch`) a chunk of rows at a time, while the chunk's
     text is in the cache; a turn cell's text is kept only where the chunk could not vouch for its decoding, so
     the file's text is never all in memory beside the decoded turns. (At 30,000 LMSYS rows: a peak 90 MB lower
@@ -150,11 +174,12 @@ def _streamed(path: Path, header: list[str], json_columns: tuple[str, ...]) -> t
     polars refuses a cell, as CSV or as JSON."""
     ours = {c: {k: f"\x00{c}:{k}" for k in ("turns", "plain", "escaped", "text")} for c in json_columns}
     lf = pl.scan_csv(path, **_READ).with_columns(
-        *_in_cells(header), *(pl.col(c).str.json_decode(TURNS).alias(ours[c]["turns"]) for c in json_columns))
+        *_in_cells(header, newlines, commas),
+        *(pl.col(c).str.json_decode(TURNS).alias(ours[c]["turns"]) for c in json_columns))
     lf = lf.with_columns(*(e.alias(ours[c][k]) for c in json_columns
                            for k, e in zip(("plain", "escaped"), _vouch(pl.col(c), pl.col(ours[c]["turns"])))))
     lf = lf.select(
-        *(pl.col(ours[c]["turns"]).alias(c) if c in ours else pl.col(c) for c in header), _NL, _COMMAS, _NULLS,
+        *(pl.col(ours[c]["turns"]).alias(c) if c in ours else pl.col(c) for c in header), _NL, _COMMAS, _NULLS, _SHORT,
         *(pl.col(ours[c][k]) for c in json_columns for k in ("plain", "escaped")),
         *(pl.when(~pl.col(ours[c]["plain"]) | pl.col(ours[c]["escaped"])).then(pl.col(c)).alias(ours[c]["text"])
           for c in json_columns))
@@ -176,7 +201,7 @@ def _eager(path: Path, header: list[str], json_columns: tuple[str, ...]) -> tupl
         raise Fallback(str(e).splitlines()[0] if str(e) else type(e).__name__) from None
     if f.columns != header:
         raise Fallback("polars read the header otherwise")
-    f = f.with_columns(_in_cells(header))
+    f = f.with_columns(_in_cells(header, header, commas=True))
     repaired = 0
     for c in json_columns:
         cells, fixed = json_turns(f[c])
