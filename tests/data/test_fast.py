@@ -422,8 +422,11 @@ def test_polars_decodes_only_cells_it_reads_as_python_does():
         value = decoder.decode(cell)
         assert isinstance(value, list) and all(t is None or isinstance(t, str) for t in value), cell
         assert decoded.to_list() == [value], cell
-    assert kept == ['["a", null]', "[]", '[\n"a" ,\t"b"\r\n]', '["\\u00e9\\/\\b\\f\\n\\r\\t\\"\\\\"]',
-                    '["\u00e9\U0001F600"]', '["a"]\n', "[null,null]", '["\\u0000"]']
+    # (surrogate pairs decode alike; a NUL, which a lone surrogate escape becomes in polars, sends "\\u0000" to
+    # Python too)
+    assert kept == ['["a", null]', "[]", '[\n"a" ,\t"b"\r\n]', '["\\ud83d\\ude00"]',
+                    '["\\u00e9\\/\\b\\f\\n\\r\\t\\"\\\\"]', '["\u00e9\U0001F600"]', '["a"]\n', "[null,null]",
+                    '["\\uD83D\\uDE00"]', '["\\\\ud83d"]']
 
 
 def test_python_whitespace():

@@ -172,23 +172,20 @@ def _streamed(path: Path, header: list[str], json_columns: tuple[str, ...], newl
     the file's text is never all in memory beside the decoded turns. (At 30,000 LMSYS rows: a peak 90 MB lower
     than reading all the text and then decoding it, `_eager`, and 5-10% faster.) Raises PolarsError where
     polars refuses a cell, as CSV or as JSON."""
-    ours = {c: {k: f"\x00{c}:{k}" for k in ("turns", "plain", "escaped", "text")} for c in json_columns}
+    ours = {c: {k: f"\x00{c}:{k}" for k in ("turns", "plain", "text")} for c in json_columns}
     lf = pl.scan_csv(path, **_READ).with_columns(
         *_in_cells(header, newlines, commas),
         *(pl.col(c).str.json_decode(TURNS).alias(ours[c]["turns"]) for c in json_columns))
-    lf = lf.with_columns(*(e.alias(ours[c][k]) for c in json_columns
-                           for k, e in zip(("plain", "escaped"), _vouch(pl.col(c), pl.col(ours[c]["turns"])))))
+    lf = lf.with_columns(*(_vouch(pl.col(c), pl.col(ours[c]["turns"])).alias(ours[c]["plain"]) for c in json_columns))
     lf = lf.select(
         *(pl.col(ours[c]["turns"]).alias(c) if c in ours else pl.col(c) for c in header), _NL, _COMMAS, _NULLS, _SHORT,
-        *(pl.col(ours[c][k]) for c in json_columns for k in ("plain", "escaped")),
-        *(pl.when(~pl.col(ours[c]["plain"]) | pl.col(ours[c]["escaped"])).then(pl.col(c)).alias(ours[c]["text"])
-          for c in json_columns))
+        *(pl.col(ours[c]["plain"]) for c in json_columns),
+        *(pl.when(~pl.col(ours[c]["plain"])).then(pl.col(c)).alias(ours[c]["text"]) for c in json_columns))
     f = lf.collect(engine="streaming")
     repaired = 0
     for c, name in ours.items():
-        plain = _no_lone_escapes(f[name["plain"]], f[name["escaped"]], f[name["text"]])
-        cells, fixed = _python_where_needed(f[c], plain, f[name["text"]])
-        f = f.with_columns(cells).drop(name["plain"], name["escaped"], name["text"])
+        cells, fixed = _python_where_needed(f[c], f[name["plain"]], f[name["text"]])
+        f = f.with_columns(cells).drop(name["plain"], name["text"])
         repaired += fixed
     return f, repaired
 
@@ -245,36 +242,29 @@ _SURROGATE_ESCAPE = r"\\u[dD][89a-fA-F]"  # polars turns a lone one into U+0000;
 _SURROGATE_PAIR = r"\\u[dD][89abAB][0-9a-fA-F]{2}\\u[dD][c-fC-F][0-9a-fA-F]{2}"  # one character, read alike
 
 
-def _vouch(text: pl.Expr, decoded: pl.Expr) -> tuple[pl.Expr, pl.Expr]:
-    """Whether polars decoded a cell as the row reader would, short of surrogates: (its quotes add up, it has a
-    \\u escape). polars' JSON reader refuses all the malformed text Python's does, but reads a lone string or a
-    number as a turn ('"a"' -> ["a"], '[1]' -> ["1"]): a cell is vouched for when "[" is its first character
-    and its quotes are exactly two a string plus the quotes inside them (a number or true read as text has no
-    quotes of its own; a \\u0022 escape only sends a good cell to Python). A cell with whitespace before its "["
-    goes to Python too: a pattern that allowed it read every cell whole (0.04 s at 100k rows against 0.002 s for
-    the first character). A cell with a \\u escape is then looked at again (`_no_lone_escapes`): the pattern of
-    a surrogate escape, run on every cell, took longer than the literal search for one."""
+def _vouch(text: pl.Expr, decoded: pl.Expr) -> pl.Expr:
+    """Whether polars decoded a cell as the row reader would. polars' JSON reader refuses all the malformed text
+    Python's does and a list in a list, but reads a lone string or a number as a turn ('"a"' -> ["a"],
+    '[1]' -> ["1"]) and a lone surrogate escape as U+0000 (where Python keeps it, to be repaired). So a cell is
+    vouched for when "[" is its first character and its quotes are exactly two a string plus the quotes and
+    NULs of its decoded turns. Each thing polars reads otherwise leaves the text short of that count: a
+    number or true read as a string has no quotes of its own, a \\u0022 escape decodes to a quote the text
+    does not have, a lone surrogate to a NUL; those cells (and the rare good ones with a \\u0000 escape) go to
+    Python's decoder. A cell with whitespace before its "[" goes to Python too: a pattern that allowed it read
+    every cell whole (0.04 s at 100k rows against 0.002 s for the first character). (The NULs are counted in
+    the same pass as the quotes: a search of the text for "\\u", to look for surrogate escapes, cost a pass of
+    its own.)"""
     e = pl.element()
     strings = decoded.list.eval(e.is_not_null()).list.sum().cast(pl.Int64)
-    inner = decoded.list.eval(e.str.count_matches('"', literal=True)).list.sum().cast(pl.Int64)
+    inner = decoded.list.eval(e.str.count_matches('["\x00]')).list.sum().cast(pl.Int64)
     quotes = text.str.count_matches('"', literal=True).cast(pl.Int64)
-    opens = text.str.starts_with("[")
-    return ((quotes == 2 * strings + inner) & opens).fill_null(False), text.str.contains("\\u", literal=True)
-
-
-def _no_lone_escapes(plain: pl.Series, escaped: pl.Series, text: pl.Series) -> pl.Series:
-    """`plain` less the cells with a lone surrogate escape (`text` holds at least the `escaped` cells)."""
-    check = (plain & escaped).arg_true()
-    if not len(check):
-        return plain
-    return plain.clone().scatter(check.filter(text.gather(check).str.contains(_SURROGATE_ESCAPE)), False)
+    return ((quotes == 2 * strings + inner) & text.str.starts_with("[")).fill_null(False)
 
 
 def _vouched(s: pl.Series, decoded: pl.Series) -> pl.Series:
     """Cells polars decoded as the row reader would (`_vouch`)."""
-    plain, escaped = _vouch(pl.col("text"), pl.col("decoded"))
-    flags = pl.DataFrame([s.alias("text"), decoded.alias("decoded")]).select(plain.alias("p"), escaped.alias("u"))
-    return _no_lone_escapes(flags["p"], flags["u"], s)
+    return pl.DataFrame([s.alias("text"), decoded.alias("decoded")]).select(
+        _vouch(pl.col("text"), pl.col("decoded"))).to_series()
 
 
 def _python_where_needed(decoded: pl.Series, plain: pl.Series, text: pl.Series) -> tuple[pl.Series, int]:
