@@ -97,6 +97,20 @@ def test_a_head_reading_the_wrong_position_is_caught():
     assert got["batch (right padding)"].failed and got["batch (right padding)"].rows
 
 
+def test_a_checkpoint_that_names_another_padding_id_reads_the_right_position():
+    """A checkpoint whose config gives another pad_token_id than the id batches are padded with (SmolLM2-135M-
+    Instruct: 2 against its tokenizer's 0) is built to read the last real token of every row all the same."""
+    cfg = load_config(TINY, FAST + PLAIN)
+    learner = RewardModelLearner(cfg)
+    cfg.model.random_init.update(pad_token_id=learner.pad_id + 5)
+    learner.model = build_model(cfg, learner.head.task, learner.pad_id, learner.vocab_size, trainable=False,
+                                outputs=learner.head.outputs)
+    assert learner.model.config.pad_token_id == learner.pad_id
+    got = by_name(probes.probe(learner, rows()))
+    assert not got["position"].failed and not got["batch (right padding)"].failed
+    assert got["position"].values["model_pad_token_id"] == learner.pad_id
+
+
 def test_a_model_that_depends_on_its_batch_is_caught(monkeypatch):
     learner = ready(TINY, PLAIN)
     plain = learner.head.forward

@@ -114,8 +114,13 @@ def _hf_config(m: ModelConfig, task: str, pad_token_id: int | None, vocab_size: 
         raise PrefkitError("model.path is not set (and no model.random_init): which backbone?")
     if task == "seq_cls" and not (m.path is not None and config.num_labels == 1 and width > 1):
         config.num_labels = width  # (a single-score reward model keeps its one output until `_widen_head`)
-    if pad_token_id is not None and getattr(config, "pad_token_id", None) is None:
-        config.pad_token_id = pad_token_id  # batches of more than one row need it
+    if pad_token_id is not None and (task == "seq_cls" or getattr(config, "pad_token_id", None) is None):
+        # Batches of more than one row need it; and a sequence classifier reads its score at the last token
+        # that is not `config.pad_token_id`, so there it must be the id prefkit pads with, whatever the
+        # checkpoint says: SmolLM2-135M-Instruct's config says 2 (<|im_end|>, which ends every rendered
+        # sequence) where its tokenizer pads with 0 (<|endoftext|>), and the head read a padding position of
+        # every padded sequence (the position probe's FAIL, scores that changed with the batch by up to 0.34).
+        config.pad_token_id = pad_token_id
     if m.dropout is not None:
         for name, value in config.to_dict().items():
             if name.endswith(("dropout", "dropout_prob")) and isinstance(value, float):
