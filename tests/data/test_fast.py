@@ -311,18 +311,38 @@ def test_a_row_short_of_a_cell_that_may_be_empty(tmp_path, case):
 
 
 def test_a_clean_file_is_parsed_once(tmp_path, monkeypatch):
-    """The commas of every cell, and the line breaks of the JSON cells, are counted only when the file asks for
-    it: a second pass over an LMSYS file with a line break inside a JSON list, none over a clean one."""
-    passes = []
-    streamed = fast._streamed
+    """The commas of every cell, and the file's bytes, are counted only when the file asks for it: once over a
+    clean LMSYS file (a line break between the items of a JSON list counted in its cell), twice over one with
+    a carriage return in a cell."""
+    passes, counted = [], []
+    streamed, byte_counts = fast._streamed, fast._byte_counts
     monkeypatch.setattr(fast, "_streamed", lambda *a, **k: passes.append(k["commas"]) or streamed(*a, **k))
+    monkeypatch.setattr(fast, "_byte_counts", lambda *a, **k: counted.append(a[0]) or byte_counts(*a, **k))
     rows = [lmsys_row(str(i), ["q, r"], ["a"], ["b"]) for i in range(3)]
-    both(write_rows(tmp_path / "clean.csv", rows))
-    assert passes == [False]
-    passes.clear()
     rows[1] = lmsys_row("1", '[\n"q"\n]', ["a"], ["b"])
-    assert list(both(write_rows(tmp_path / "broken.csv", rows)).frame["line"]) == [2, 3, 6]
-    assert passes == [False, True]
+    assert list(both(write_rows(tmp_path / "clean.csv", rows, newline="\n")).frame["line"]) == [2, 3, 6]
+    assert passes == [False] and not counted
+    passes.clear()
+    assert list(both(write_rows(tmp_path / "crlf.csv", rows, newline="\r\n")).frame["line"]) == [2, 3, 6]
+    assert passes == [False] and not counted, "CRLF line ends are no carriage return in a cell"
+    rows[1] = lmsys_row("1", '[\r\n"q"\r\n]', ["a"], ["b"])
+    assert list(both(write_rows(tmp_path / "cr.csv", rows)).frame["line"]) == [2, 3, 6]
+    assert passes == [False, False, True] and len(counted) == 1
+
+
+def test_the_one_carriage_return_only_the_bytes_would_show(tmp_path):
+    """A carriage return right after a closing quote and before a comma: polars skips it, the csv module ends
+    the row there (and the row reader names a short row). The fast path does not count the bytes of a file
+    whose cells hold no carriage return, so it reads such a file as polars does; any other stray carriage
+    return shows in a cell, or breaks the parse (`test_valid_files_the_fast_path_declines`)."""
+    p = write_rows(tmp_path / "t.csv", [lmsys_row("1", ["q"], ["a"], ["b"]), lmsys_row("2", ["q"], ["a"], ["b"])],
+                   newline="\n")
+    raw = p.read_bytes()
+    p.write_bytes(raw.replace(b'"]",1,0,0\n2', b'"]"\r,1,0,0\n2', 1))
+    assert load_pairs(p, DataConfig()).frame.equals(load_pairs(write_rows(tmp_path / "u.csv", [
+        lmsys_row("1", ["q"], ["a"], ["b"]), lmsys_row("2", ["q"], ["a"], ["b"])], newline="\n"), DataConfig()).frame)
+    with pytest.raises(DataError, match="row 2"):
+        load_pairs(p, DataConfig(), fast=False)
 
 
 # ------------------------------------------------------------------------------------------ random files

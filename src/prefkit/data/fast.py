@@ -20,7 +20,6 @@ import io
 import json
 import re
 import zlib
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -97,76 +96,68 @@ def csv_header(path: Path) -> tuple[list[str], int]:
 
 _READ = dict(infer_schema=False, empty_string_is_null=False, encoding="utf8", quote_char='"', raise_if_empty=False)
 # Per-row counts the read adds beside the file's columns; no CSV header of a preference file starts with NUL.
-_NL, _COMMAS, _NULLS, _SHORT = "\x00nl", "\x00commas", "\x00nulls", "\x00short"
+_NL, _COMMAS, _NULLS, _SHORT, _CR = "\x00nl", "\x00commas", "\x00nulls", "\x00short", "\x00cr"
 
 
-def _in_cells(header: list[str], newlines: list[str], commas: bool) -> list[pl.Expr]:
-    """Per row: the line breaks inside the cells of `newlines`, the commas inside its cells (`commas`, else 0),
-    the cells polars found no field for, and whether its last cell is empty (as a short row's is)."""
-    zero = pl.lit(0, dtype=pl.Int64)
-    nl = [pl.col(c).str.count_matches("\n", literal=True) for c in newlines]
-    return [pl.sum_horizontal(nl).cast(pl.Int64).alias(_NL) if nl else zero.alias(_NL),
-            (pl.sum_horizontal(pl.col(c).str.count_matches(",", literal=True) for c in header).cast(pl.Int64)
-             if commas else zero).alias(_COMMAS),
-            pl.sum_horizontal(pl.col(c).is_null() for c in header).cast(pl.Int64).alias(_NULLS),
-            (pl.col(header[-1]).str.len_bytes() == 0).alias(_SHORT)]
+def _in_cells(header: list[str], commas: bool) -> list[pl.Expr]:
+    """Per row: the line breaks inside its cells, the commas inside them (`commas`, else 0), the cells polars
+    found no field for, whether its last cell is empty (as a short row's is), whether a cell holds a carriage
+    return."""
+    cells = [pl.col(c) for c in header]
+    return [pl.sum_horizontal(c.str.count_matches("\n", literal=True) for c in cells).cast(pl.Int64).alias(_NL),
+            (pl.sum_horizontal(c.str.count_matches(",", literal=True) for c in cells).cast(pl.Int64) if commas
+             else pl.lit(0, dtype=pl.Int64)).alias(_COMMAS),
+            pl.sum_horizontal(c.is_null() for c in cells).cast(pl.Int64).alias(_NULLS),
+            (pl.col(header[-1]).str.len_bytes() == 0).alias(_SHORT),
+            pl.any_horizontal(c.str.contains("\r", literal=True) for c in cells).alias(_CR)]
 
 
 def read_csv(path: Path, json_columns: tuple[str, ...] = ()) -> tuple[pl.DataFrame, int]:
     """Every column as text, those in `json_columns` decoded from JSON lists to `List(String)` as `json_turns`
-    decodes them, and `line`: the physical line where each row starts, as the csv module counts it; with how
-    many turns had lone surrogates replaced.
+    decodes them, and `line`: the physical line where each row starts, as the csv module counts it (one more
+    than the line breaks in the cells before it); with how many turns had lone surrogates replaced.
 
-    Checked whole against the file's bytes, where polars and the csv module could read a file differently:
-    - line breaks: exactly one outside the cells a row. A JSON cell holds a raw line break only between its
-      items (json.dumps escapes them in strings), so the common file is read counting the line breaks of the
-      other cells only: if the file has just those more than its rows, the JSON cells have none (polars can
-      drop a line break, never make one). Otherwise the file is read again counting every cell.
-    - commas: exactly (columns - 1) outside the cells a row and header. polars refuses a row with too many
-      fields, but reads a short row with its missing cells as "" and a blank line as a row of "" cells, the
-      last cell always among them; so only a file with a row whose last cell is empty is read again counting
-      the commas of every cell (for an LMSYS file, whose last cell is a winner flag or a JSON list, none).
-      Counting them in every file took 0.07 s of a core at 100k rows, and as much again in the file's bytes.
+    Where polars and the csv module can read a file differently, the fast path declines or checks the file's
+    bytes. polars refuses a row with too many fields, but reads a short row's missing cells as "" and a blank
+    line as a row of "" cells, the last cell always among them; and a carriage return that is not part of
+    CRLF ends a row for the csv module and not for polars. So a file with a row whose last cell is empty, or
+    with a carriage return in a cell, is read again, counting the commas of every cell, and its bytes counted
+    (`_byte_counts`, which also refuses a lone carriage return): the commas outside the cells must be exactly
+    (columns - 1) a row and header, the line breaks outside them one a row. An LMSYS file (its last cell a
+    winner flag or a JSON list; json.dumps escapes carriage returns) is read once and its bytes not counted:
+    that count, in a thread beside the parse, cost 1.2-1.5 s of the 7.3 s a million rows took (3.7 GB read
+    a second time while polars parsed it).
+
+    What only the bytes would show, and so is read differently without them: a carriage return right after a
+    closing quote and before a comma, which polars skips and the csv module takes for the end of the row
+    (`tests/data/test_fast.py` pins it; a carriage return anywhere else shows in a cell, or breaks the parse).
 
     One streaming pass (`_streamed`); a file polars refuses somewhere in it is read again eagerly, a column at
     a time (`_eager`), which finds the cells polars' JSON reader refuses, or gives up on the CSV error."""
     header, header_lines = csv_header(path)
     if len(header) < 2 or len(set(header)) != len(header) or any(h.startswith("\x00") for h in header):
         raise Fallback("a header of one column, of repeated names, or of a name like the read's own")
-    others = [c for c in header if c not in json_columns]
-    # The bytes are counted in a thread while polars parses: numpy and polars both work outside the GIL, and
-    # polars' streaming read leaves part of the cores idle (at 100k LMSYS rows on 2 cores: 0.69-0.73 s for
-    # both against 0.80-0.98 s one after the other).
-    with ThreadPoolExecutor(1) as pool:
-        counted = pool.submit(_byte_counts, path)
-        every = False
-        try:
-            f, repaired = _streamed(path, header, json_columns, others, commas=False)
-        except pl.exceptions.PolarsError:
-            f, repaired = _eager(path, header, json_columns)
-            every = True
-        finally:
-            lines, _ = counted.result()  # (its Fallback, if any, raised here)
-    if not every and (f[_SHORT].any() or lines != header_lines + f.height + int(f[_NL].sum())):
-        try:
-            f, repaired = _streamed(path, header, json_columns, header, commas=True)
-        except pl.exceptions.PolarsError:  # (it read the first time; a file changed underneath is not trusted)
-            raise Fallback("polars read the file differently the second time") from None
-        every = True
+    try:
+        f, repaired = _streamed(path, header, json_columns, commas=False)
+        careful = bool(f[_SHORT].any() or f[_CR].any())
+        if careful:
+            f, repaired = _streamed(path, header, json_columns, commas=True)
+    except pl.exceptions.PolarsError:
+        f, repaired = _eager(path, header, json_columns)
+        careful = True
     if f.columns[:len(header)] != header or f[_NULLS].sum():
         raise Fallback("polars read the header or a cell otherwise")
     n, nl = f.height, f[_NL]
-    if every:
+    if careful:
         lines, commas = _byte_counts(path, commas=True)
         want_commas = (len(header) - 1) * (n + 1) + int(f[_COMMAS].sum()) + sum(h.count(",") for h in header)
         if commas != want_commas or lines != header_lines + n + int(nl.sum()):
             raise Fallback("the separators or line breaks do not add up (a blank line, a short row, ...)")
     starts = header_lines + 1 + pl.int_range(n, dtype=pl.Int64, eager=True) + nl.cum_sum() - nl
-    return f.drop(_NL, _COMMAS, _NULLS, _SHORT).with_columns(starts.alias("line")), repaired
+    return f.drop(_NL, _COMMAS, _NULLS, _SHORT, _CR).with_columns(starts.alias("line")), repaired
 
 
-def _streamed(path: Path, header: list[str], json_columns: tuple[str, ...], newlines: list[str],
-              commas: bool) -> tuple[pl.DataFrame, int]:
+def _streamed(path: Path, header: list[str], json_columns: tuple[str, ...], commas: bool) -> tuple[pl.DataFrame, int]:
     """The file parsed, counted, decoded and vouched for (`_vouch`) a chunk of rows at a time, while the chunk's
     text is in the cache; a turn cell's text is kept only where the chunk could not vouch for its decoding, so
     the file's text is never all in memory beside the decoded turns. (At 30,000 LMSYS rows: a peak 90 MB lower
@@ -174,11 +165,12 @@ def _streamed(path: Path, header: list[str], json_columns: tuple[str, ...], newl
     polars refuses a cell, as CSV or as JSON."""
     ours = {c: {k: f"\x00{c}:{k}" for k in ("turns", "plain", "text")} for c in json_columns}
     lf = pl.scan_csv(path, **_READ).with_columns(
-        *_in_cells(header, newlines, commas),
+        *_in_cells(header, commas),
         *(pl.col(c).str.json_decode(TURNS).alias(ours[c]["turns"]) for c in json_columns))
     lf = lf.with_columns(*(_vouch(pl.col(c), pl.col(ours[c]["turns"])).alias(ours[c]["plain"]) for c in json_columns))
     lf = lf.select(
-        *(pl.col(ours[c]["turns"]).alias(c) if c in ours else pl.col(c) for c in header), _NL, _COMMAS, _NULLS, _SHORT,
+        *(pl.col(ours[c]["turns"]).alias(c) if c in ours else pl.col(c) for c in header),
+        _NL, _COMMAS, _NULLS, _SHORT, _CR,
         *(pl.col(ours[c]["plain"]) for c in json_columns),
         *(pl.when(~pl.col(ours[c]["plain"])).then(pl.col(c)).alias(ours[c]["text"]) for c in json_columns))
     f = lf.collect(engine="streaming")
@@ -198,7 +190,7 @@ def _eager(path: Path, header: list[str], json_columns: tuple[str, ...]) -> tupl
         raise Fallback(str(e).splitlines()[0] if str(e) else type(e).__name__) from None
     if f.columns != header:
         raise Fallback("polars read the header otherwise")
-    f = f.with_columns(_in_cells(header, header, commas=True))
+    f = f.with_columns(_in_cells(header, commas=True))
     repaired = 0
     for c in json_columns:
         cells, fixed = json_turns(f[c])
