@@ -57,12 +57,22 @@ def test_a_tiny_cv_run_passes_every_probe_and_records_them(tiny_run, run_cli):
 
 
 def test_doctor_exits_1_naming_the_rows_of_a_planted_fault(tiny_run, run_cli, monkeypatch):
-    """Batches padded with an id the model does not take for padding: its classifier reads a padding position."""
-    monkeypatch.setattr("prefkit.rm.reward_model.pad_token_id", lambda tokenizer: 7)
+    """A model that takes another id for padding than its batches are padded with (prefkit builds every sequence
+    classifier with its own padding id; here one is changed after loading): it reads a padding position."""
+    from prefkit.rm import reward_model
+
+    loaded = reward_model.load_trained
+
+    def planted(*args, **kwargs):
+        model = loaded(*args, **kwargs)
+        model.config.pad_token_id = 7
+        return model
+
+    monkeypatch.setattr(reward_model, "load_trained", planted)
     r = run_cli("doctor", "--run", tiny_run, "--rows", "6")
     assert r.code == 1, r.err
     position = next(x for x in r.out.splitlines() if " position " in x)
-    assert position.split()[0] == "FAIL" and "the model takes 0 for padding" in position
+    assert position.split()[0] == "FAIL" and "the model takes 7 for padding" in position
     assert "; rows 'r" in position and r.out.splitlines()[-1].startswith("2 of 7 probes out of tolerance: batch (right")
 
 
