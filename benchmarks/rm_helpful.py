@@ -7,7 +7,8 @@ process, one after another (a finished run in --work is reused, an interrupted o
 log loss, accuracy and ECE over the folds it trained, the wall time a fold (between consecutive folds' saved
 validation predictions: model load, rendering, training and prediction), and its OOF blended with the feature
 baseline's (prefkit's simplex blender, fitted fold by fold on the other folds: nested, so the blend's score is
-out of fold too; a variant that trained one fold has its rows cut into 5 seeded parts for this). Decoder variants train the folds given in VARIANTS only (CPU time); their rows are compared
+out of fold too; a variant that trained one fold has its rows cut into 5 seeded parts for this). Decoder
+variants train the folds given in VARIANTS only (CPU time); their rows are compared
 with the same folds' rows of the others. With --cross, each run's fold models (averaged, as `prefkit predict`
 does) score `harmless-base.test`: trained on helpfulness, judged on harmlessness (SmolLM2's five fold models
 take about 5 min each there on 2 cores).
@@ -43,16 +44,18 @@ VARIANTS: dict[str, tuple[str, list[str], list[int] | None, str]] = {
     "minilm_cls3_128": ("rm/minilm_cpu", ["model.head=cls3", "template.max_length=128"], None,
                         "MiniLM-L6, cls3 (prompt + A + B in 128 tokens), 2 epochs"),
     "smollm2_bt_128": ("rm/smollm2_135m_cpu", [], [0],
-                       "the shipped decoder config on fold 0 (its first measurement, scored on harmless-base too)"),
+                       "the shipped decoder config on fold 0 (run again after the padding fix of session 14)"),
     "smollm2_cpu": ("rm/smollm2_135m_cpu", [], None,
                     "the shipped decoder config: SmolLM2-135M-Instruct + LoRA r16 on the last 8 of 30 layers + score "
                     "head, bt, 128 tokens a response, fp32, 1 epoch"),
     "smollm2_cls3_128": ("rm/smollm2_135m_cpu", ["model.head=cls3", "train.swap_augment=random"], [0],
-                         "the same with the 3-class pair head (prompt + A + B in 128 tokens)"),
+                         "the same with the 3-class pair head (prompt + A + B in 128 tokens); run before the padding "
+                         "fix of session 14"),
     "smollm2_bt_128_nf4": ("rm/smollm2_135m_cpu", ["template.max_length=128", "lora.skip_first_layers=22",
                                                "train.epochs=1", "train.learning_rate=5e-4",
                                                "quantization.mode=nf4"], [0],
-                       "the same with nf4 weights (bitsandbytes, the GPU configs' path)"),
+                       "the same with nf4 weights (bitsandbytes, the GPU configs' path); run before the padding fix "
+                       "of session 14"),
     "gemma3_bt_128": ("rm/gemma3_270m_cpu", _GEMMA3_BT, [0],
                       "Gemma 3 270M base (the gemma3 extra) in the SmolLM2 config's shape: LoRA on the last 8 of 18 "
                       "layers, bt, 128 tokens a response, fp32, 1 epoch"),
