@@ -1,13 +1,13 @@
 """The column-wise fast path: a clean file read by polars and checked a column at a time.
 
 Every function here either returns exactly what the row reader (`readers.py` + `TableBuilder`) would have
-made of the file (one documented exception, in `read_csv`), or raises `Fallback`: then the row reader reads the file again and names every bad row
-with its message. The path vouches only for what it can check whole: a CSV polars parsed as the csv module
-would (`read_csv`: where a short row, a blank line or a stray carriage return could be read another way,
-its commas and line breaks must add up; one case only the file's bytes would show is read as polars reads
-it, see there), turn cells that polars' JSON reader decodes to what Python's would (`_vouched`; the few
-others go to Python's decoder one by one), winner cells spelt 0/1/0.0/1.0/true/false, non-empty unique ids,
-aligned turn lists.
+made of the file (one documented exception, in `read_csv`), or raises `Fallback`: then the row reader reads
+the file again and names every bad row with its message. The path vouches only for what it can check
+whole: a CSV polars parsed as the csv module would (`read_csv`: where a short row, a blank line or a stray
+carriage return could be read another way, its commas and line breaks must add up; one case only the file's
+bytes would show is read as polars reads it, see there), turn cells that polars' JSON reader decodes to what
+Python's would (`_vouched`; the few others go to Python's decoder one by one), winner cells spelt
+0/1/0.0/1.0/true/false, non-empty unique ids, aligned turn lists.
 `tests/data/test_fast.py` holds the two readers to the same table on awkward and random files.
 
 The result is a polars frame with the canonical columns (`table.COLUMNS`; turns as `List(String)`), wrapped
