@@ -49,13 +49,11 @@ VARIANTS: dict[str, tuple[str, list[str], list[int] | None, str]] = {
                     "the shipped decoder config: SmolLM2-135M-Instruct + LoRA r16 on the last 8 of 30 layers + score "
                     "head, bt, 128 tokens a response, fp32, 1 epoch"),
     "smollm2_cls3_128": ("rm/smollm2_135m_cpu", ["model.head=cls3", "train.swap_augment=random"], [0],
-                         "the same with the 3-class pair head (prompt + A + B in 128 tokens); run before the padding "
-                         "fix of session 14"),
+                         "the same with the 3-class pair head (prompt + A + B in 128 tokens)"),
     "smollm2_bt_128_nf4": ("rm/smollm2_135m_cpu", ["template.max_length=128", "lora.skip_first_layers=22",
                                                "train.epochs=1", "train.learning_rate=5e-4",
                                                "quantization.mode=nf4"], [0],
-                       "the same with nf4 weights (bitsandbytes, the GPU configs' path); run before the padding fix "
-                       "of session 14"),
+                       "the same with nf4 weights (bitsandbytes, the GPU configs' path)"),
     "gemma3_bt_128": ("rm/gemma3_270m_cpu", _GEMMA3_BT, [0],
                       "Gemma 3 270M base (the gemma3 extra) in the SmolLM2 config's shape: LoRA on the last 8 of 18 "
                       "layers, bt, 128 tokens a response, fp32, 1 epoch"),
