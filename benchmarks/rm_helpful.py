@@ -8,8 +8,8 @@ log loss, accuracy and ECE over the folds it trained, the wall time a fold (betw
 validation predictions: model load, rendering, training and prediction), and its OOF blended with the feature
 baseline's (prefkit's simplex blender, fitted fold by fold on the other folds: nested, so the blend's score is
 out of fold too; a variant that trained one fold has its rows cut into 5 seeded parts for this). Decoder
-variants train the folds given in VARIANTS only (CPU time); their rows are compared
-with the same folds' rows of the others. With --cross, each run's fold models (averaged, as `prefkit predict`
+variants train the folds given in VARIANTS only (CPU time); their rows are compared with the same folds' rows
+of the others. With --cross, each run's fold models (averaged, as `prefkit predict`
 does) score `harmless-base.test`: trained on helpfulness, judged on harmlessness (SmolLM2's five fold models
 take about 5 min each there on 2 cores).
 
