@@ -10,8 +10,8 @@ baseline's (prefkit's simplex blender, fitted fold by fold on the other folds: n
 out of fold too; a variant that trained one fold has its rows cut into 5 seeded parts for this). Decoder
 variants train the folds given in VARIANTS only (CPU time); their rows are compared with the same folds' rows
 of the others. With --cross, each run's fold models (averaged, as `prefkit predict`
-does) score `harmless-base.test`: trained on helpfulness, judged on harmlessness (SmolLM2's five fold models
-take about 5 min each there on 2 cores).
+does) score `harmless-base.test`: trained on helpfulness, judged on harmlessness (one SmolLM2 fold model took
+19 min there on 2 cores in session 15: 4,624 sequences at about 4 a second).
 
 Writes results/rm_helpful.{json,md}. HH-RLHF has no ties: a coin scores log loss ln 2 = 0.693 and accuracy 0.5.
 """
