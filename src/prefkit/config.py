@@ -453,6 +453,14 @@ def _nest(key: str, value: Any) -> dict:
     return out
 
 
+def _merge(base: dict, extra: dict) -> dict:
+    """`base` with the keys of `extra` set in it, mappings merged key by key (`extra` wins where both set a key)."""
+    out = dict(base)
+    for k, v in extra.items():
+        out[k] = _merge(out[k], v) if isinstance(v, dict) and isinstance(out.get(k), dict) else v
+    return out
+
+
 def _flat(values: dict, prefix: str = "") -> list[str]:
     keys = []
     for k, v in values.items():
@@ -511,8 +519,15 @@ def load_config(path: str | Path | None = None, overrides: list[str] = ()) -> Co
         explicit += _flat(values)
     for text in overrides:
         key, value = parse_override(text)
-        _apply(cfg, _nest(key, value), "", "command line")
         explicit += _flat(_nest(key, value))
+        mapping = next((m for m in DICT_KEYS if key.startswith(f"{m}.")), None)
+        if mapping:
+            # `data.columns.label=pref` sets one key of the mapping: merged into what the file and earlier overrides
+            # set, not a new mapping of that one key (two `data.columns.*` overrides would keep only the last)
+            section, name = mapping.split(".")
+            value = _merge(getattr(getattr(cfg, section), name), _nest(key[len(mapping) + 1:], value))
+            key = mapping
+        _apply(cfg, _nest(key, value), "", "command line")
     cfg._explicit = list(dict.fromkeys(explicit))  # not a field: never saved, dropped by dataclasses.replace
     check(cfg, str(path) if path is not None else "command line")
     return cfg
