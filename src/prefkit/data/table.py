@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import math
 import re
+import unicodedata
 from typing import TYPE_CHECKING, Any
 
 from prefkit.errors import DataError, RowProblem
@@ -277,6 +278,27 @@ def swap_ab(table: PairTable) -> PairTable:
     return PairTable(frame=f, source=table.source, skipped=table.skipped, repaired_cells=table.repaired_cells)
 
 
+# Unicode's format characters (category Cf of Python's unicodedata): zero-width spaces and joiners (U+200B-U+200D,
+# U+2060), the byte-order mark (U+FEFF), the soft hyphen, bidirectional marks, tags. Invisible, so a prompt pasted
+# with one looks the same as without. A regex class that Python and polars both read (tests check it).
+FORMAT_CHARS = ("[\u00ad\u0600-\u0605\u061c\u06dd\u070f\u0890\u0891\u08e2\u180e\u200b-\u200f\u202a-\u202e"
+                "\u2060-\u2064\u2066-\u206f\ufeff\ufff9-\ufffb\U000110bd\U000110cd\U00013430-\U00013438"
+                "\U0001bca0-\U0001bca3\U0001d173-\U0001d17a\U000e0001\U000e0020-\U000e007f]")
+_FORMAT = re.compile(FORMAT_CHARS)
+
+
+def _normal_turn(text: str) -> str:
+    if not text.isascii():  # (ASCII text holds no format character, and NFKC changes none of it)
+        text = unicodedata.normalize("NFKC", _FORMAT.sub("", text))
+    return " ".join(text.lower().split())
+
+
 def normalise_prompt(turns: list) -> str:
-    """The grouping key of a prompt: its turns joined, lower-cased, whitespace collapsed."""
-    return " ".join(" ".join(t.split()) for t in turns if t).lower()
+    """The grouping key of a prompt (folds, `data check`'s distinct prompts): each turn without its format
+    characters, in NFKC form (full-width letters and digits as ASCII ones, ligatures as letters), lower-cased,
+    its whitespace runs made one space; the turns that are not then empty joined by a space. Copies of a prompt
+    that differ only there are one prompt: in two folds, the same prompt would train and validate.
+
+    Lower-cased, not case-folded: polars, which counts the distinct prompts of `data check`, has no case folding
+    (the two differ on a few letters: German sharp s, Greek final sigma, Cherokee)."""
+    return " ".join(n for t in turns if t and (n := _normal_turn(t)))
