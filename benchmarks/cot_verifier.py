@@ -183,7 +183,7 @@ def main() -> int:
                         src = cut
                     files.append(str(src))
                 timed(f"rerank_{tag}_k{kk}", lambda: cot_rerank.main(members, pairs, files, out,
-                                                                    votes=best.endswith("+votes")))
+                                                                    votes=best.endswith("+votes"), other_k=kk != args.k))
         _report(results, work, datasets, args, rerank=reranks)
     return 0
 

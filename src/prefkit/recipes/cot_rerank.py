@@ -9,6 +9,12 @@ scores (self-consistency in the blend). Fitted on the training samples no model 
 verifier (out of fold), and the questions `verifier-pairs` held out. The held-out figures (`held_out`) score
 that calibration on the same samples with grouped k-fold cross-fitting (fitted on the other questions), so they
 are the figures to choose a verifier, or a blend, by: never the test split.
+
+Refused before anything is scored: samples of a dataset the pairs hold none of (no verifier of theirs has seen
+it), a question with another number of samples than the others, samples of another K than the pairs' (the
+held-out figures, the calibration of `votes` are at the pairs' K; `other_k` allows it), and a verifier whose
+training data is not the pairs' `train.csv` as `verifier-pairs` wrote it (its sha256 in split.json; a `cv`
+verifier's oof.csv must hold no pair that the file does not: a folder written again after it trained).
 """
 
 from __future__ import annotations
@@ -18,14 +24,16 @@ from pathlib import Path
 
 import numpy as np
 
+from prefkit.core import runs
 from prefkit.cot import verifier
 from prefkit.errors import PrefkitError
 from prefkit.io import write_json, write_text
-from prefkit.recipes.cot_verifier_pairs import samples_of
+from prefkit.recipes.cot_verifier_pairs import k_of, samples_of, sha256
 
 
 def main(rm_runs: str | Path | list, pairs_dir: str | Path, sample_files: list[str], out: str | Path,
-         rounds: int = 1000, seed: int = 0, by_dataset: bool = True, votes: bool = False) -> dict:
+         rounds: int = 1000, seed: int = 0, by_dataset: bool = True, votes: bool = False,
+         other_k: bool = False) -> dict:
     rms = [Path(r) for r in ([rm_runs] if isinstance(rm_runs, (str, Path)) else rm_runs)]
     pairs_dir, out = Path(pairs_dir), Path(out)
     try:
@@ -35,6 +43,18 @@ def main(rm_runs: str | Path | list, pairs_dir: str | Path, sample_files: list[s
     used = set(split["valid"]) | set(split.get("train", []))  # the questions the verifier saw (verifier-pairs may leave some out)
     train_rows = [r for r in samples_of(split["files"]) if verifier.question_key(r) in used]
     test_rows = samples_of(sample_files)
+    for rm in rms:
+        trained_on(rm, pairs_dir, split)
+    datasets = split.get("datasets") or sorted({q.split(":")[0] for q in used})  # an older split.json: its questions'
+    unseen = sorted({r["dataset"] for r in test_rows} - set(datasets))
+    if unseen:
+        raise PrefkitError(f"the samples to rerank are of {', '.join(unseen)}; the pairs in {pairs_dir} are of "
+                           f"{', '.join(datasets)} only: no verifier trained on them has seen {unseen[0]}")
+    k, k_pairs = k_of(test_rows), split.get("k") or k_of(train_rows)
+    if k != k_pairs and not other_k:
+        raise PrefkitError(f"{', '.join(map(str, sample_files))}: K={k} samples a question; the pairs in {pairs_dir} "
+                           f"were built from K={k_pairs}: give samples of K={k_pairs} (or --other-k: reranked at "
+                           f"K={k}, held-out figures at K={k_pairs})")
     overlap = {(r["dataset"], r["question"]) for r in train_rows} & {(r["dataset"], r["question"]) for r in test_rows}
     if overlap:
         raise PrefkitError(f"{len(overlap)} questions of the samples to rerank are among the verifier's training "
@@ -69,6 +89,31 @@ def main(rm_runs: str | Path | list, pairs_dir: str | Path, sample_files: list[s
     write_json(out / "rerank.json", result)
     write_text(out / "rerank.md", markdown(result))
     return result
+
+
+def trained_on(rm: Path, pairs_dir: Path, split: dict) -> None:
+    """Refuse a verifier not trained on `pairs_dir/train.csv`: its `data.train` must hold the bytes verifier-pairs
+    wrote (their sha256 in split.json; the file's own for an older one), and a `cv` verifier's oof.csv no pair id
+    the file lacks (the pairs written again in place after it trained: the path and bytes agree, the run does not)."""
+    import pandas as pd
+
+    pairs = pairs_dir / "train.csv"
+    if not pairs.is_file():
+        raise PrefkitError(f"{pairs}: no such file (write {pairs_dir} with `prefkit cot verifier-pairs`)")
+    want = split.get("train_sha256") or sha256(pairs)
+    data = Path(runs.open_config(rm, made_by="`prefkit cv` or `prefkit train` (the verifier)").data.train)
+    oof = rm / "oof.csv"
+    got = sha256(data) if data.is_file() else None
+    if got != want and (got is not None or not oof.is_file()):  # a moved data file: a cv run's oof.csv still tells
+        raise PrefkitError(f"{rm}: trained on {data} ({f'sha256 {got[:12]}' if got else 'no such file now'}), not on "
+                           f"{pairs} (sha256 {want[:12]}): give the --pairs folder "
+                           "the verifier was trained on, or train one on these pairs")
+    if oof.is_file():
+        ids = [set(pd.read_csv(f, usecols=["id"])["id"].astype(str)) for f in (oof, pairs)]
+        extra = ids[0] - ids[1]
+        if extra:
+            raise PrefkitError(f"{oof}: {len(extra)} of the pairs the verifier trained on (e.g. {sorted(extra)[0]}) "
+                               f"are not in {pairs}: the pairs were written again after it trained; train it again")
 
 
 def _paired(table: Path) -> set[str]:

@@ -13,11 +13,17 @@ verifier's calibration (Platt) and its held-out quality come from those. `rerank
 picks one answer a question by each method (`prefkit.cot.verifier`) and reports, per dataset and pooled:
 accuracies with bootstrap intervals, pass@K, AUC, log loss, ECE, the same-source gold accuracy, a
 reliability plot.
+
+`split.json` records what `rerank` checks its inputs against: the datasets of the pairs, K (every question has
+as many samples: a question with another number is refused here) and the sha256 of `train.csv`, the file a
+verifier must have been trained on.
 """
 
 from __future__ import annotations
 
+import hashlib
 import random
+from collections import Counter
 from pathlib import Path
 
 from prefkit.cot import verifier
@@ -41,7 +47,9 @@ def without_test_questions(rows: list[dict], root: Path) -> tuple[list[dict], di
 
 
 def samples_of(files: list[str], split: str | None = None) -> list[dict]:
-    rows = []
+    """The rows of sample files, every question with as many samples (K): a question with fewer (a file cut short)
+    or more (a question in two files) would weigh differently in every vote and pass@K."""
+    rows, files_of = [], {}
     for f in files:
         got = read_samples(f)
         if split is not None:
@@ -49,10 +57,28 @@ def samples_of(files: list[str], split: str | None = None) -> list[dict]:
             if other is not None:
                 raise PrefkitError(f"{f}: row {other}: split {got[other - 1]['split']!r}; the verifier trains on "
                                    f"{split}-split samples only (the test split is never shown to it)")
+        for r in got:
+            files_of.setdefault(verifier.question_key(r), []).append(f)
         rows += got
     if not rows:
         raise PrefkitError("no samples in " + ", ".join(files))
+    counts = {q: len(fs) for q, fs in files_of.items()}
+    k = Counter(counts.values()).most_common(1)[0][0]  # the K of most questions
+    odd = next((q for q, n in counts.items() if n != k), None)
+    if odd is not None:
+        raise PrefkitError(f"{', '.join(dict.fromkeys(files_of[odd]))}: question {odd} has {counts[odd]} samples, "
+                           f"the others {k}: every question needs the same K (a file cut short, or a question in "
+                           "two files?)")
     return rows
+
+
+def k_of(rows: list[dict]) -> int:
+    """K, the samples a question, of rows `samples_of` read (every question has as many)."""
+    return len(rows) // len({verifier.question_key(r) for r in rows})
+
+
+def sha256(path: Path) -> str:
+    return hashlib.sha256(Path(path).read_bytes()).hexdigest()
 
 
 def main(sample_files: list[str], out: str | Path, valid_fraction: float = 0.2, per_question: int = 4,
@@ -65,7 +91,7 @@ def main(sample_files: list[str], out: str | Path, valid_fraction: float = 0.2, 
     keys = sorted(groups)
     rng.shuffle(keys)
     valid = set(keys[: round(len(keys) * valid_fraction)])
-    summary: dict = {"files": [str(Path(f).resolve()) for f in sample_files], "seed": seed,
+    summary: dict = {"files": [str(Path(f).resolve()) for f in sample_files], "seed": seed, "k": k_of(rows),
                      "valid_fraction": valid_fraction, "per_question": per_question, "datasets": {},
                      "left_out_test_questions": left_out}
     sides = {}
@@ -85,6 +111,7 @@ def main(sample_files: list[str], out: str | Path, valid_fraction: float = 0.2, 
         d["mixed" if 0 < right < len(rows) else "all_right" if right else "all_wrong"] += 1
     write_json(out / "split.json", {"valid": sorted(f"{d}:{i}" for d, i in valid),
                                     "train": sorted(f"{d}:{i}" for d, i in groups if (d, i) not in valid),
-                                    "files": summary["files"]})
+                                    "files": summary["files"], "datasets": sorted(summary["datasets"]),
+                                    "k": summary["k"], "train_sha256": sha256(out / "train.csv")})
     write_json(out / "summary.json", summary)
     return summary
