@@ -65,3 +65,36 @@ def test_greedy_is_k_1_and_matches_generate(run_cli, tmp_path):
 def test_several_greedy_samples_are_refused(run_cli, tmp_path):
     r = run_cli("cot", "sample", *_args(tmp_path), "--out", tmp_path / "x.jsonl", "--k", "4", "--temperature", "0")
     assert r.code == 2 and "--temperature above 0" in r.err and not (tmp_path / "x.jsonl").exists()
+
+
+def test_another_k_or_setting_into_an_existing_file_is_refused(run_cli, tmp_path):
+    """Before: `cot sample` into an existing file with another --k printed "kept" and left the old K=2 file (exit 0);
+    an interrupted run's partial file was resumed with other settings into a mix. Each row now records them."""
+    args = [*_args(tmp_path), "--limit", "2", "--temperature", "1.0"]
+    out = tmp_path / "s.jsonl"
+    assert run_cli("cot", "sample", *args, "--out", out, "--k", "2").code == 0
+    made = out.read_bytes()
+    r = run_cli("cot", "sample", *args, "--out", out, "--k", "3")
+    assert r.code == 2, r.err
+    assert f"{out}: sampled with --k 2, not --k 3: give --k 2 to keep it, or another --out" in r.err
+    assert all(x["sampling"]["k"] == 2 and x["sampling"]["temperature"] == 1.0 for x in _rows(out))
+    r = run_cli("cot", "sample", *args, "--out", out, "--k", "2", "--seed", "5", "cot.max_new_tokens=7")
+    assert r.code == 2 and "sampled with --seed 0 cot.max_new_tokens=6, not --seed 5 cot.max_new_tokens=7" in r.err
+    r = run_cli("cot", "sample", *args, "--out", out, "--k", "2")
+    assert r.code == 0 and json.loads(r.out)["kept"], "the same settings keep the file"
+    assert out.read_bytes() == made
+
+    # an interrupted run (its first question written) is resumed only with its own settings
+    partial = tmp_path / "p.jsonl.partial"
+    partial.write_text("".join(json.dumps(x) + "\n" for x in _rows(out)[:2]))
+    r = run_cli("cot", "sample", *args, "--out", tmp_path / "p.jsonl", "--k", "2", "--top-p", "0.5")
+    assert r.code == 2 and f"{partial}: an interrupted run with --top-p 0.95, not --top-p 0.5" in r.err, r.err
+    assert partial.read_text().count("\n") == 2 and not (tmp_path / "p.jsonl").exists()
+
+    # a file of an older prefkit records no settings: its K is read off its rows
+    old = tmp_path / "old.jsonl"
+    old.write_text("".join(json.dumps({k: v for k, v in x.items() if k != "sampling"}) + "\n" for x in _rows(out)))
+    r = run_cli("cot", "sample", *args, "--out", old, "--k", "4")
+    assert r.code == 2 and "sampled with --k 2, not --k 4" in r.err, r.err
+    r = run_cli("cot", "sample", *args, "cot.dataset=svamp", "--out", old, "--k", "2")
+    assert r.code == 2 and "sampled with cot.dataset=multiarith, not cot.dataset=svamp" in r.err, r.err

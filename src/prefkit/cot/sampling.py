@@ -2,7 +2,8 @@
 `prefkit cot sample`, recipes/cot_sample.py).
 
 A row: `{"dataset", "split", "index", "sample", "question", "completion", "answer", "correct"}` (`answer` as `cot.answers.extract`
-reads it, None where there is none).
+reads it, None where there is none), and `sampling`, the settings that drew it (what `cot sample` checks before it
+resumes or keeps a file; absent from the files of an older prefkit).
 """
 
 from __future__ import annotations

@@ -9,7 +9,11 @@ so a run gives the same samples whatever stopped it.
 
 Resumable: rows go to `<out>.partial` a batch at a time (flushed); after an interrupt, the same command keeps
 the questions that have all K rows and redoes the rest; the file is renamed to `<out>` when every question is
-in. `cot.backend=vllm` is not offered here yet (vLLM's own seeding differs); the transformers path runs anywhere.
+in. Each row records the settings that decide its samples (`sampling`: the student, K, temperature, top-p, seed,
+--limit, max_new_tokens and the batch size, which decides each batch's seed): a partial or finished file of other
+settings is refused, never resumed into a mix or kept in place of what was asked (a file of an older prefkit,
+without them, is checked by its dataset, split and K). `cot.backend=vllm` is not offered here yet (vLLM's own
+seeding differs); the transformers path runs anywhere.
 """
 
 from __future__ import annotations
@@ -30,16 +34,43 @@ from prefkit.errors import PrefkitError
 from prefkit.io import atomic_path
 
 
-def _done(partial: Path, k: int) -> dict[int, list[dict]]:
-    """Questions with all K rows in a partial file; a torn last line (the process died mid-write) is dropped."""
-    by_q: dict[int, list[dict]] = {}
-    if not partial.exists():
-        return by_q
-    for line in partial.read_text(encoding="utf-8").splitlines():
+# how each recorded setting is given on the command line, for a refusal that says what to type
+FLAGS = {"dataset": "cot.dataset={}", "split": "--split {}", "student": "--run {}", "k": "--k {}",
+         "temperature": "--temperature {}", "top_p": "--top-p {}", "seed": "--seed {}", "limit": "--limit {}",
+         "max_new_tokens": "cot.max_new_tokens={}", "generate_batch_size": "cot.generate_batch_size={}"}
+
+
+def _partial_rows(partial: Path) -> list[dict]:
+    """The rows of a partial file; a torn last line (the process died mid-write) is dropped."""
+    rows = []
+    for line in partial.read_text(encoding="utf-8").splitlines() if partial.exists() else []:
         try:
-            row = json.loads(line)
+            rows.append(json.loads(line))
         except json.JSONDecodeError:
             continue
+    return rows
+
+
+def _same_settings(path: Path, rows: list[dict], now: dict, partial: bool) -> None:
+    """Refuse a file whose rows were sampled otherwise than `now` asks, naming the settings on both sides."""
+    if not rows:
+        return
+    was = {"dataset": rows[0]["dataset"], "split": rows[0]["split"], **rows[0].get("sampling", {})}
+    was.setdefault("k", 1 + max(int(r["sample"]) for r in rows))  # an older prefkit's file: K read off its rows
+    differ = [key for key in FLAGS if key in was and was[key] != now[key]]
+    if differ:
+        def flags(d: dict) -> str:
+            return " ".join(FLAGS[key].format(d[key]) for key in differ)
+
+        what, then = (("an interrupted run", "to resume it, another --out, or delete it to start again") if partial
+                      else ("sampled", "to keep it, or another --out"))
+        raise PrefkitError(f"{path}: {what} with {flags(was)}, not {flags(now)}: give {flags(was)} {then}")
+
+
+def _done(rows: list[dict], k: int) -> dict[int, list[dict]]:
+    """Questions with all K rows among a partial file's rows."""
+    by_q: dict[int, list[dict]] = {}
+    for row in rows:
         by_q.setdefault(int(row["index"]), []).append(row)
     return {q: sorted(rows, key=lambda r: r["sample"])[:k] for q, rows in by_q.items()
             if len({r["sample"] for r in rows}) >= k}
@@ -58,12 +89,19 @@ def main(source: str | Path, out_file: str | Path, split: str = "test", k: int =
         raise PrefkitError("prefkit cot sample runs with cot.backend=transformers")
     dataset = cfg.cot.dataset
     out = Path(out_file)
+    sampling = {"student": str(Path(source).resolve()) if Path(source).exists() else str(source), "k": k,
+                "temperature": temperature, "top_p": top_p, "seed": seed, "limit": limit,
+                "max_new_tokens": cfg.cot.max_new_tokens, "generate_batch_size": cfg.cot.generate_batch_size}
+    now = {"dataset": dataset, "split": split, **sampling}
     if out.exists():
         rows = read_samples(out)
+        _same_settings(out, rows, now, partial=False)
         return {"dataset": dataset, "split": split, "out": str(out), "rows": len(rows), "kept": True}
     examples = load(dataset, split, Path(cfg.cot.data_root))[:limit]
     partial = out.with_name(out.name + ".partial")
-    done = _done(partial, k)
+    rows = _partial_rows(partial)
+    _same_settings(partial, rows, now, partial=True)
+    done = _done(rows, k)
     out.parent.mkdir(parents=True, exist_ok=True)
     # the partial file with the complete questions only (written aside, then renamed), then appended to
     with atomic_path(partial) as tmp, open(tmp, "w", encoding="utf-8") as fh:
@@ -86,7 +124,8 @@ def main(source: str | Path, out_file: str | Path, split: str = "test", k: int =
             for i, completions in zip(batch, texts):
                 if examples[i].index in done:
                     continue
-                rows = [score_row(dataset, split, examples[i], j, c) for j, c in enumerate(completions)]
+                rows = [{**score_row(dataset, split, examples[i], j, c), "sampling": sampling}
+                        for j, c in enumerate(completions)]
                 fh.writelines(json.dumps(r, ensure_ascii=False) + "\n" for r in rows)
                 done[examples[i].index] = rows
             fh.flush()
