@@ -31,9 +31,11 @@ def no_credentials(monkeypatch, tmp_path):
 
 
 def make_bundle(folder: Path, competition: str = "lmsys", extra: list[str] = ()) -> Path:
-    """A bundle as `prefkit kaggle bundle` lays it out: dataset-metadata.json and the run's resolved config."""
+    """A bundle as `prefkit kaggle bundle` lays it out: dataset-metadata.json, the run's resolved config and a
+    finished model folder."""
     cfg = load_config(None, [f"competition={competition}", *NAMES, *extra])
-    (folder / "run").mkdir(parents=True)
+    (folder / "run" / "fold0").mkdir(parents=True)
+    (folder / "run" / "fold0" / "trained.json").write_text('{"fold": 0}')
     save_config(cfg, folder / "run")
     meta = {"title": "guard test bundle", "id": cfg.kaggle.dataset, "licenses": [{"name": "other"}]}
     (folder / "dataset-metadata.json").write_text(json.dumps(meta))

@@ -237,7 +237,8 @@ def test_training_kernel_time_by_hand_and_refused_over_the_limit(tmp_path, run_c
     assert estimate_training(load_config(ROOT / "configs" / "rm" / "gemma2_2b_qlora_t4x2.yaml", ["data.limit=30000"]))["fits"]
 
     bundle, kernel = tmp_path / "bundle", tmp_path / "kernel"
-    (bundle / "run").mkdir(parents=True)
+    (bundle / "run" / "fold0").mkdir(parents=True)
+    (bundle / "run" / "fold0" / "trained.json").write_text('{"fold": 0}')
     save_config(cfg, bundle / "run")
     (bundle / "dataset-metadata.json").write_text('{"id": "me/prefkit-folds"}')  # a bundle, as push checks
     kernel.mkdir()

@@ -94,13 +94,14 @@ def test_a_full_disk_is_a_message_not_a_traceback(two_runs, run_cli, tmp_path, m
     assert not (tmp_path / "s.csv").exists()
 
 
-def test_a_symlink_loop_in_a_fold_folder_is_refused_by_bundle(two_runs, run_cli, tmp_path):
-    # before: shutil.copytree followed fold0/loop -> fold0 until the path was too long, then a traceback
+def test_a_symlink_loop_in_a_fold_folder_is_left_out_by_bundle(two_runs, run_cli, tmp_path):
+    # before: shutil.copytree followed fold0/loop -> fold0 until the path was too long, then a traceback;
+    # now no link is followed (issue 42): it is left out and named
     import shutil
 
     run = tmp_path / "lm"
     shutil.copytree(two_runs / "lm", run)
     (run / "fold0" / "loop").symlink_to(run / "fold0", target_is_directory=True)
     r = run_cli("kaggle", "bundle", "--run", run, "--out", tmp_path / "b", "kaggle.dataset=me/my-folds", "kaggle.wheels=[]")
-    assert r.code == 2 and "fold0/loop: a symbolic link to" in r.err and "a folder that holds it" in r.err
-    assert "Traceback" not in r.err and not (tmp_path / "b").exists()
+    assert r.code == 0 and f"fold0/loop -> {run / 'fold0'}" in r.err, r.err
+    assert not (tmp_path / "b" / "run" / "fold0" / "loop").exists()

@@ -6,14 +6,18 @@
                                 (LoRA adapter + head, or the fine-tuned model), without checkpoints
     DIR/tokenizer/              the tokenizer files, when the config names a tokenizer folder or file
 
-Built in a temporary folder and renamed at the end; refused, with the files named, when anything in it
-looks like a credential.
+Built in a folder of its own (a temporary one beside DIR, renamed to DIR at the end, and the wheel from a copy
+of the source), so two bundles built at once share nothing; refused, with the files named, when anything in it
+looks like a credential. Symbolic links in the run are never followed: a link may point anywhere (a data
+folder, a system file), and a bundle holds only the run's own files; each link left out is named, as is each
+model folder the run started and did not finish.
 """
 
 from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -47,10 +51,26 @@ def source_root() -> Path:
     return root
 
 
+def _wheel_source(folder: Path) -> Path:
+    """A copy of what the prefkit wheel is built from (the checkout's top-level files and src/), in `folder`:
+    setuptools writes build/ and an egg-info folder into the tree it builds, so two bundles built from the
+    checkout itself at once would share one build folder, and a module left in build/ by an older build (since
+    removed or renamed) would go into the wheel."""
+    root, copy = source_root(), folder / "prefkit-source"
+    copy.mkdir()
+    for p in root.iterdir():
+        if p.is_file() and not p.is_symlink():
+            shutil.copy2(p, copy / p.name)
+    shutil.copytree(root / "src", copy / "src", ignore=shutil.ignore_patterns("__pycache__", "*.pyc", "*.egg-info"))
+    return copy
+
+
 def build_wheels(out: Path, extra: list[str]) -> list[str]:
     """prefkit's wheel, then each extra distribution at the version installed here (for Linux x86-64)."""
     out.mkdir(parents=True, exist_ok=True)
-    _pip(["wheel", "--no-deps", "--no-build-isolation", "-q", "-w", str(out), str(source_root())], "building the prefkit wheel")
+    with tempfile.TemporaryDirectory(prefix="prefkit-wheel-") as work:
+        source = _wheel_source(Path(work))
+        _pip(["wheel", "--no-deps", "--no-build-isolation", "-q", "-w", str(out), str(source)], "building the prefkit wheel")
     for name in extra:
         try:
             version = metadata.version(name)
@@ -63,37 +83,53 @@ def build_wheels(out: Path, extra: list[str]) -> list[str]:
     return sorted(p.name for p in out.glob("*.whl"))
 
 
-def _refuse_link_loops(folder: Path) -> None:
-    """A symbolic link to a folder that holds it would be copied without end (a model folder's links to files,
-    such as a cache's, are copied as the files they point to)."""
-    for root, dirs, _ in os.walk(folder):
-        for name in dirs:
-            link = Path(root) / name
-            if not link.is_symlink():
-                continue
-            try:
-                target = link.resolve(strict=True)
-            except (OSError, RuntimeError):
-                raise PrefkitError(f"{link}: a symbolic link that cannot be resolved (a loop, or its target is "
-                                   "gone): remove it before bundling") from None
-            if link.parent.resolve() == target or target in link.parent.resolve().parents:
-                raise PrefkitError(f"{link}: a symbolic link to {target}, a folder that holds it: the copy would "
-                                   "never end; remove the link before bundling")
+MODEL_FOLDER = re.compile(r"fold\d+|model")  # the model folders `cv` and `train` write (prefkit.core.runs)
 
 
-def _copy_run(run_dir: Path, dest: Path) -> list[str]:
-    folders = trained_folders(run_dir)
+def _link(path: Path, run_dir: Path) -> str:
+    return f"{path.relative_to(run_dir)} -> {os.readlink(path)}"
+
+
+def _unfinished(run_dir: Path, cfg, finished: set[str]) -> list[str]:
+    """The model folders a run started and did not finish (no trained.json: a job killed or failed), and the
+    folds a cv run was to train and never began (`cv.folds`, or all `cv.n_splits`)."""
+    started = {p.name for p in run_dir.iterdir()
+               if MODEL_FOLDER.fullmatch(p.name) and p.is_dir() and not p.is_symlink()} - finished
+    left = [f"{name} (no {runs.MARKER})" for name in sorted(started)]
+    if any(name.startswith("fold") for name in finished | started):
+        planned = cfg.cv.folds if cfg.cv.folds is not None else range(cfg.cv.n_splits)
+        left += [f"fold{k} (never begun)" for k in planned if f"fold{k}" not in finished | started]
+    return left
+
+
+def _copy_run(run_dir: Path, dest: Path, cfg) -> tuple[list[str], list[str], list[str]]:
+    """The run's metrics and finished model folders into `dest`, without checkpoints and training logs and
+    without following any symbolic link. Returns the model folders copied, the links left out ("path -> where it
+    points") and the unfinished model folders."""
+    links: list[str] = []
+
+    def leave_out(folder: str, names: list[str]) -> list[str]:
+        linked = [n for n in names if os.path.islink(os.path.join(folder, n))]
+        links.extend(_link(Path(folder, n), run_dir) for n in linked if n not in SKIP_IN_MODEL)
+        return [n for n in names if n in SKIP_IN_MODEL] + linked
+
+    finished = trained_folders(run_dir)
+    folders = [f for f in finished if not f.is_symlink()]
+    links += [_link(f, run_dir) for f in finished if f.is_symlink()]  # a model folder that is a link, `model -> ...`
+    unfinished = _unfinished(run_dir, cfg, {f.name for f in finished})
     if not folders:
-        raise PrefkitError(f"{run_dir}: no finished model folder to bundle (fold*/ or model/ with trained.json)")
+        raise PrefkitError(f"{run_dir}: no finished model folder to bundle (fold*/ or model/ with {runs.MARKER})"
+                           + (f"; unfinished: {', '.join(unfinished)}" if unfinished else "")
+                           + (f"; symbolic links, not followed: {', '.join(links)}" if links else ""))
     dest.mkdir(parents=True)
-    for name in (runs.CONFIG, "metrics.json"):
-        if (run_dir / name).is_file():
-            shutil.copy2(run_dir / name, dest / name)
+    metrics = run_dir / "metrics.json"  # config.yaml is written afresh from the resolved config
+    if metrics.is_symlink():
+        links.append(_link(metrics, run_dir))
+    elif metrics.is_file():
+        shutil.copy2(metrics, dest / metrics.name)
     for folder in folders:
-        _refuse_link_loops(folder)
-    for folder in folders:
-        shutil.copytree(folder, dest / folder.name, ignore=lambda d, names: [n for n in names if n in SKIP_IN_MODEL])
-    return [f.name for f in folders]
+        shutil.copytree(folder, dest / folder.name, ignore=leave_out)
+    return [f.name for f in folders], links, unfinished
 
 
 KAGGLE_INPUT = "/kaggle/input/"
@@ -139,9 +175,10 @@ def build_bundle(run_dir: str | Path, out: str | Path, overrides: list[str] = ()
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
     try:
-        models = _copy_run(run_dir, tmp / "run")
+        models, links, unfinished = _copy_run(run_dir, tmp / "run", cfg)
         tok = cfg.template.tokenizer
         if tok not in ("minilm", "bytes", "model"):  # a local tokenizer: it travels; the kernel points at it
+            # (links in it are followed: the config names this folder, and a hub cache's files are links)
             src = Path(tok)
             if src.is_dir():
                 shutil.copytree(src, tmp / "tokenizer")
@@ -154,8 +191,23 @@ def build_bundle(run_dir: str | Path, out: str | Path, overrides: list[str] = ()
         meta = {"title": title, "id": kc.dataset, "licenses": [{"name": "other"}]}
         (tmp / "dataset-metadata.json").write_text(json.dumps(meta, indent=2) + "\n")
         refuse_secrets(tmp, shown_as=out)
-        tmp.rename(out)
+        try:
+            tmp.rename(out)
+        except OSError:  # made meanwhile: another command's folder is never merged with or replaced by this one
+            if not out.exists():
+                raise
+            raise PrefkitError(f"{out}: made by another command while this bundle was built (two `prefkit kaggle "
+                               "bundle` into one --out?); nothing of this bundle was written there: give a new "
+                               "folder") from None
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
-    return {"bundle": str(out), "models": models, "wheels": wheels, "prefkit": __version__, "dataset": kc.dataset}
+    notes = []
+    if unfinished:
+        notes.append(f"left out {len(unfinished)} unfinished model folder(s) of a stopped job: {', '.join(unfinished)}; "
+                     f"the bundle has {len(models)} model(s); finish the run (--resume) and bundle it again for all")
+    if links:
+        notes.append(f"left out {len(links)} symbolic link(s), not followed (a bundle holds only the run's own "
+                     f"files): {', '.join(links)}; put a copy of the file in the run if the kernel needs it")
+    return {"bundle": str(out), "models": models, "wheels": wheels, "prefkit": __version__, "dataset": kc.dataset,
+            "notes": notes}

@@ -40,6 +40,8 @@ def bundle(run: str | Path, out: str | Path, overrides: list[str] = ()) -> dict:
 
     info = build_bundle(run, out, list(overrides))
     say(f"bundle {info['bundle']}: models {', '.join(info['models'])}; wheels {', '.join(info['wheels'])}")
+    for note in info["notes"]:
+        say(f"note: {note}")
     return info
 
 

@@ -65,7 +65,9 @@ def kernel_metadata(cfg, kind: str, dataset: str) -> dict:
 
 
 def bundle_dataset(bundle: Path) -> str:
-    """The Kaggle dataset ("owner/slug") a bundle folder becomes; refused where the folder is not a bundle."""
+    """The Kaggle dataset ("owner/slug") a bundle folder becomes; refused where the folder is not a bundle as
+    `prefkit kaggle bundle` makes it: dataset-metadata.json with an id, and run/ with its config and at least
+    one finished model (a kernel of a bundle without one would fail on Kaggle, after the upload)."""
     meta_file = bundle / "dataset-metadata.json"
     if not meta_file.is_file():
         what = "no such folder" if not bundle.exists() else "not a bundle (no dataset-metadata.json)"
@@ -76,6 +78,15 @@ def bundle_dataset(bundle: Path) -> str:
         dataset = None
     if not isinstance(dataset, str) or not dataset:
         raise PrefkitError(f"{meta_file}: no dataset id in it; make the bundle again with `prefkit kaggle bundle`")
+    run = bundle / "run"
+    if not runs.is_run(run):
+        raise PrefkitError(f"{bundle}: no run/{runs.CONFIG} in it (not a whole bundle); make it again with "
+                           "`prefkit kaggle bundle`")
+    if not runs.trained_folders(run):
+        raise PrefkitError(f"{bundle}: no model in it ({run} has no finished model folder, fold*/ or model/ with "
+                           f"{runs.MARKER}): an inference kernel would have nothing to predict with, and "
+                           "`prefkit kaggle bundle` makes no such bundle; make it again with `prefkit kaggle bundle "
+                           "--run RUN_DIR` from a run with finished models")
     return dataset
 
 
