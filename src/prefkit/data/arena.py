@@ -4,6 +4,8 @@ LMSYS: `id, [model_a, model_b,] prompt, response_a, response_b, [winner_model_a,
 prompt and response cells are JSON-encoded lists of turns (in parquet written by prefkit: native lists).
 WSDM Cup: `id, prompt, response_a, response_b, [winner,] model_a, model_b, language`, one turn per cell as
 plain text, `winner` in {model_a, model_b}.
+Either may give its label as one `winner` column: model_a, model_b or (LMSYS) tie (`WINNER_LABEL`: also A, B
+and "tie (bothbad)", in any case); any other value is a bad row, never a row without a label.
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from prefkit.data import fast
+from prefkit.data.fast import WINNER_LABEL
 from prefkit.data.readers import (
     csv_records,
     parquet_columns,
@@ -23,8 +26,7 @@ from prefkit.data.readers import (
 from prefkit.data.table import TURN_COLUMNS, WINNER_COLUMNS, PairTable, TableBuilder
 from prefkit.io import atomic_path
 
-_WINNER_LABEL = {(1, 0, 0): "a", (0, 1, 0): "b", (0, 0, 1): "tie"}
-_WSDM_LABEL = {"model_a": "a", "model_b": "b"}
+_FLAGS_LABEL = {(1, 0, 0): "a", (0, 1, 0): "b", (0, 0, 1): "tie"}
 _JSON = json.JSONDecoder(strict=False)  # one decoder for every cell; tolerates raw control characters in strings
 
 
@@ -83,7 +85,7 @@ def winner_flag(value: Any, column: str) -> int:
 
 def _lmsys_label(values: dict) -> str:
     key = tuple(winner_flag(values[c], c) for c in WINNER_COLUMNS)
-    label = _WINNER_LABEL.get(key)
+    label = _FLAGS_LABEL.get(key)
     if label is None:
         n = sum(key)
         raise ValueError(f"{'no winner' if n == 0 else f'{n} winners'} marked (exactly one of the three must be 1)")
@@ -101,8 +103,8 @@ def _fast_arena(path: Path, flavour: str, is_csv: bool, limit: int | None, label
             columns = parquet_columns(path, TableBuilder(str(path)))
         if not {"id", *TURN_COLUMNS} <= set(columns):
             return None  # the row reader names what is missing
-        labelled = labels and (any(c in columns for c in WINNER_COLUMNS) if flavour == "lmsys" else "winner" in columns)
-        if labelled and flavour == "lmsys" and not set(WINNER_COLUMNS) <= set(columns):
+        three = labels and flavour == "lmsys" and any(c in columns for c in WINNER_COLUMNS)
+        if three and not set(WINNER_COLUMNS) <= set(columns):
             return None
         if is_csv:  # LMSYS turn cells decoded as the file is read (`fast.read_csv`), a chunk of rows at a time
             f, repaired = fast.read_csv(path, TURN_COLUMNS if flavour == "lmsys" else ())
@@ -118,8 +120,10 @@ def _fast_arena(path: Path, flavour: str, is_csv: bool, limit: int | None, label
             else:
                 turns[c] = fast.list_turns(f[c])
         label = None
-        if labelled:
-            label = fast.lmsys_labels(f) if flavour == "lmsys" else fast.wsdm_labels(f["winner"])
+        if three:
+            label = fast.lmsys_labels(f)
+        elif labels and "winner" in columns:
+            label = fast.winner_labels(f["winner"], ties=flavour == "lmsys")
         metadata = {c: f[c] if c in f.columns else None for c in ("model_a", "model_b", "language")}
         return fast.table(str(path), fast.ids(f["id"]), turns, label, metadata,
                           f["line"] if is_csv else None, repaired)
@@ -142,14 +146,11 @@ def load_arena(path: Path, flavour: str, skip_bad_rows: bool, limit: int | None,
         columns, records = parquet_columns(path, b), parquet_records(path, b, limit)
     header_line = 1 if is_csv else None
     require_columns(columns, ["id", *TURN_COLUMNS], b, header_line)
-    if flavour == "lmsys":
-        labelled = labels and any(c in columns for c in WINNER_COLUMNS)
-        if labelled:
-            require_columns(columns, list(WINNER_COLUMNS), b, header_line)
-        decode_turns = json_turns
-    else:
-        labelled = labels and "winner" in columns
-        decode_turns = plain_turns
+    three = labels and flavour == "lmsys" and any(c in columns for c in WINNER_COLUMNS)
+    if three:
+        require_columns(columns, list(WINNER_COLUMNS), b, header_line)
+    labelled = labels and (three or "winner" in columns)
+    decode_turns = json_turns if flavour == "lmsys" else plain_turns
     for row, line, v in records:
         if limit is not None and row > limit:
             break
@@ -165,7 +166,7 @@ def load_arena(path: Path, flavour: str, skip_bad_rows: bool, limit: int | None,
             continue
         label = None
         if labelled:
-            if flavour == "lmsys":
+            if three:
                 try:
                     label = _lmsys_label(v)
                 except LabelError as e:  # one cell is not 0/1: name that cell
@@ -175,9 +176,13 @@ def load_arena(path: Path, flavour: str, skip_bad_rows: bool, limit: int | None,
                     b.problem(row, line, rid, "/".join(WINNER_COLUMNS), str(e))
                     continue
             else:
-                label = _WSDM_LABEL.get(v["winner"])
+                label = WINNER_LABEL.get(str(v["winner"]).strip().lower())
+                if flavour == "wsdm" and label not in ("a", "b"):
+                    b.problem(row, line, rid, "winner", f"must be model_a or model_b (or A, B: WSDM Cup has no ties), "
+                                                        f"got {v['winner']!r}")
+                    continue
                 if label is None:
-                    b.problem(row, line, rid, "winner", f"must be model_a or model_b, got {v['winner']!r}")
+                    b.problem(row, line, rid, "winner", f"must be model_a, model_b or tie (or A, B), got {v['winner']!r}")
                     continue
         b.add(row, line, rid, **turns, label=label, model_a=v.get("model_a") or None,
               model_b=v.get("model_b") or None, language=v.get("language") or None)

@@ -339,12 +339,21 @@ def lmsys_labels(f: pl.DataFrame) -> pl.Series:
     return label
 
 
-def wsdm_labels(s: pl.Series) -> pl.Series:
+# A one-column `winner` (WSDM Cup; LMSYS-form files that carry one column for the three), in any case, with
+# spaces around: LMSYS's battle logs write "tie (bothbad)", other exports A and B
+WINNER_LABEL = {"model_a": "a", "a": "a", "model_b": "b", "b": "b", "tie": "tie", "tie (bothbad)": "tie"}
+
+
+def winner_labels(s: pl.Series, ties: bool) -> pl.Series:
+    """A one-column winner as labels; `ties=False` (WSDM Cup) refuses a tie."""
     if s.dtype != pl.String:
         raise Fallback(f"a winner column of type {s.dtype}")
-    label = s.replace_strict({"model_a": "a", "model_b": "b"}, default=None, return_dtype=pl.String)
+    label = s.replace_strict(WINNER_LABEL, default=None, return_dtype=pl.String)  # as files spell them, mostly
     if label.null_count():
-        raise Fallback("a winner that is not model_a or model_b")
+        label = s.str.strip_chars(PY_WHITESPACE).str.to_lowercase().replace_strict(WINNER_LABEL, default=None,
+                                                                                   return_dtype=pl.String)
+    if label.null_count() or (not ties and (label == "tie").any()):
+        raise Fallback("a winner that is not model_a, model_b or tie (or a tie where there are none)")
     return label
 
 

@@ -1,9 +1,9 @@
 """One entry point for every source format: `load_pairs(path, data_config)`.
 
 `data.format: auto` looks at the file name and the columns: `chosen`/`rejected` JSON(L) is HH-RLHF; a CSV
-with `winner_model_*` columns or JSON-list turn cells is LMSYS; a parquet with a `winner` column or
-plain-string turns is WSDM Cup, one with list turns is LMSYS; anything else needs `data.format: generic`
-and a column mapping.
+with `prompt, response_a, response_b` is LMSYS, or WSDM Cup where it has one `winner` column and its first
+prompt is plain text; a parquet with a `winner` column or plain-string turns is WSDM Cup, one with list turns
+is LMSYS; anything else needs `data.format: generic` and a column mapping.
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ from prefkit.config import DataConfig
 from prefkit.data.arena import load_arena
 from prefkit.data.generic import load_generic
 from prefkit.data.hh_rlhf import load_hh_rlhf
-from prefkit.data.readers import READ_ERRORS, cannot_read, delimiter_problem
+from prefkit.data.readers import READ_ERRORS, cannot_read, content_problem, delimiter_problem
 from prefkit.data.table import WINNER_COLUMNS, PairTable, TableBuilder
 from prefkit.errors import PrefkitError
 
@@ -30,6 +30,13 @@ def _head(path: Path, n: int = 1 << 16) -> str:
             return fh.read(n).decode("utf-8", errors="replace")
     except READ_ERRORS as e:
         raise cannot_read(TableBuilder(str(path)), path, e) from None
+
+
+def _json_list(text: str) -> bool:
+    try:
+        return isinstance(json.loads(text), list)
+    except ValueError:
+        return False
 
 
 def detect_format(path: Path) -> str:
@@ -64,11 +71,20 @@ def detect_format(path: Path) -> str:
             return "hh_rlhf"
         raise PrefkitError(f"{path}: not HH-RLHF (no chosen/rejected keys on line 1); {generic_hint}")
     if name.endswith(".csv"):
+        rows = csv.reader(io.StringIO(head, newline=""))
         try:
-            header = next(csv.reader(io.StringIO(head, newline="")))
+            header = next(rows)
         except (StopIteration, csv.Error):
             header = []
+        try:
+            first = next(rows, [])
+        except csv.Error:  # (the row reader names it)
+            first = []
         if {"prompt", "response_a", "response_b"} <= set(header):
+            # one `winner` column: WSDM Cup's form (a turn of plain text a cell) unless the first prompt is a JSON list
+            if "winner" in header and not set(WINNER_COLUMNS) & set(header) and len(first) == len(header) \
+                    and not _json_list(first[header.index("prompt")]):
+                return "wsdm"
             return "lmsys"
         problem = delimiter_problem(header)
         if problem:
@@ -88,6 +104,8 @@ def load_pairs(path: str | Path, data: DataConfig, *, fast: bool = True) -> Pair
         raise TableBuilder(str(path)).fail(None, "no such file")
     if path.is_file() and path.stat().st_size == 0:
         raise TableBuilder(str(path)).fail(None, "is empty (0 bytes)")
+    if path.is_file() and (problem := content_problem(path)):
+        raise TableBuilder(str(path)).fail(None, problem)
     fmt = data.format if data.format != "auto" else detect_format(path)
     if fmt in ("lmsys", "wsdm"):
         return load_arena(path, fmt, data.skip_bad_rows, data.limit, fast=fast)

@@ -188,6 +188,46 @@ def parquet_records(path: Path, builder: TableBuilder, limit: int | None = None)
         yield row, None, values
 
 
+# Files whose bytes are another kind than their name says: each of these starts with its own mark
+_MAGIC = ((b"\x1f\x8b", "gzip"), (b"PAR1", "parquet"), (b"PK\x03\x04", "zip"), (b"\xff\xfe", "utf16"),
+          (b"\xfe\xff", "utf16"))
+
+
+def _kind(head: bytes) -> str | None:
+    return next((kind for mark, kind in _MAGIC if head.startswith(mark)), None)
+
+
+def content_problem(path: Path) -> str | None:
+    """What a file is, where its first bytes say it is not what its name says (a gzip, parquet, zip or UTF-16 file
+    named .csv is otherwise read as text and refused for its header), and what to do about it; None if they agree.
+    A `.gz` file is looked into: its name says what the bytes inside are."""
+    try:
+        with open(path, "rb") as fh:
+            head = fh.read(4)
+        if path.suffix == ".gz" and head.startswith(b"\x1f\x8b"):
+            with gzip.open(path, "rb") as fh:
+                head = fh.read(4)
+    except READ_ERRORS:
+        return None  # the reader says what is wrong
+    kind = _kind(head)
+    gz = path.suffix == ".gz"
+    name = path.name.removesuffix(".gz")
+    inside = "holds" if gz else "is"
+    if kind == "gzip":
+        if gz or name.endswith(".parquet"):
+            return f"{inside} gzip-compressed data: decompress it (gunzip) and give the file it holds"
+        return f"is a gzip file: name it {path.name}.gz (prefkit reads .csv.gz, .jsonl.gz and .json.gz)"
+    if kind == "parquet" and not name.endswith(".parquet"):
+        return f"{inside} a parquet file: {'decompress it and ' if gz else ''}name it {Path(name).stem}.parquet"
+    if kind == "zip":
+        return (f"{inside} a zip archive (a Kaggle download, or an Excel workbook): unzip it and give the file inside "
+                "(an Excel workbook: save it as CSV, UTF-8)")
+    if kind == "utf16":
+        return (f"{inside} UTF-16 text (its first bytes are a UTF-16 byte-order mark): save it as UTF-8 (pandas: "
+                "to_csv(path, encoding='utf-8'); Excel: CSV UTF-8)")
+    return None
+
+
 OTHER_DELIMITERS = {";": "semicolons", "\t": "tabs", "|": "vertical bars"}
 
 
