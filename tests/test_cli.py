@@ -87,7 +87,7 @@ def test_predict_says_which_overrides_it_does_not_read(run_cli, tmp_path):
     r = run_cli("predict", "--run", tmp_path / "run", "--test", data, "--out", tmp_path / "s.csv", "train.epochs=3",
                 "predict.clip=0.01", f"output_dir={tmp_path / 'p'}")
     assert r.code == 0, r.err
-    assert "note: `predict` does not read train.epochs: it has no effect" in r.err
+    assert "note: `predict` does not read train.epochs (training settings): it is ignored" in r.err
 
 
 def test_data_check_refuses_nothing_it_reads(run_cli, tmp_path):

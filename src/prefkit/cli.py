@@ -372,6 +372,9 @@ def main(argv: list[str] | None = None) -> int:
         code = cmd.call(args, importlib.import_module(cmd.recipe))
         return code if isinstance(code, int) else 0  # recipes' own results (a run folder, metrics) are not exit codes
     except PrefkitError as e:
+        from prefkit.core.runs import abandon_refused
+
+        abandon_refused()  # a training job refused before it wrote anything leaves no config.yaml behind
         print(f"error: {e}", file=sys.stderr)
         return 2
     except OSError as e:

@@ -489,7 +489,7 @@ USES = {
 }
 
 
-def _reads(key: str, uses: list[str]) -> bool:
+def reads(key: str, uses: list[str]) -> bool:
     return any(key == u or (u.endswith(".*") and key.startswith(u[:-1])) for u in uses)
 
 
@@ -497,7 +497,7 @@ def unused_keys(cfg: Config, sections: list[str] | dict[str, list[str]]) -> list
     """Keys set explicitly (config file or command line) that a recipe does not read: `sections` is its declared
     `SECTIONS`, a list, or a list per `model.kind` (`USES`, for the jobs that train or predict)."""
     uses = sections[cfg.model.kind] if isinstance(sections, dict) else sections
-    return [k for k in getattr(cfg, "_explicit", []) if not _reads(k, uses)]
+    return [k for k in getattr(cfg, "_explicit", []) if not reads(k, uses)]
 
 
 def load_config(path: str | Path | None = None, overrides: list[str] = ()) -> Config:

@@ -111,6 +111,22 @@ def refuse_overwrite(out: str | os.PathLike, inputs: dict[str, Any], flag: str =
                                    "write outside it")
 
 
+def check_writable(out: str | os.PathLike, flag: str = "--out") -> None:
+    """Refuse, before any work, an output path that cannot be written: a read-only folder or file, a folder where a
+    file is asked for. (A job would otherwise find it out after its predictions.) Nothing is left behind."""
+    from prefkit.errors import PrefkitError
+
+    final = Path(out)
+    if final.is_dir():
+        raise PrefkitError(f"{flag} {out}: is a folder; give the path of a file to write")
+    parent = final.parent
+    while not parent.exists() and parent != parent.parent:
+        parent = parent.parent  # the folders to be made: the first that exists must take them
+    if (final.exists() and not os.access(final, os.W_OK)) or not os.access(parent, os.W_OK | os.X_OK):
+        raise PrefkitError(f"{flag} {out}: cannot write there ({'the file' if final.exists() else parent} is read-only "
+                           "for this user); give another path")
+
+
 def _stale_stages(final: Path) -> list[Path]:
     """Stage folders of `final` (".<name>.<pid>.<random>.stage") whose writer is no longer running."""
     from prefkit.lock import pid_alive

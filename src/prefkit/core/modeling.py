@@ -131,6 +131,18 @@ def _hf_config(m: ModelConfig, task: str, pad_token_id: int | None, vocab_size: 
     return config
 
 
+def check_positions(cfg: Config, config: Any = None) -> None:
+    """Refuse a `template.max_length` beyond the backbone's position table (`max_position_embeddings`) before any
+    data loads: a BERT-like model otherwise fails mid-training with an index error at the first long batch, and a
+    rotary one scores positions it never saw."""
+    config = config if config is not None else _hf_config(cfg.model, "check", None, None, None)
+    limit = getattr(config, "max_position_embeddings", None)
+    if isinstance(limit, int) and cfg.template.max_length > limit:
+        source = cfg.model.path if cfg.model.path is not None else "model.random_init"
+        raise PrefkitError(f"template.max_length={cfg.template.max_length} is more than the {limit} positions the "
+                           f"backbone ({source}) has (max_position_embeddings): set template.max_length={limit} or less")
+
+
 def _attn_implementation(m: ModelConfig, model_type: str) -> str | None:
     if model_type in SOFTCAPPED:
         # transformers 5 has no SDPA for Gemma-2 (soft-capping or not); flex_attention keeps the soft-capping
@@ -184,6 +196,7 @@ def build_model(cfg: Config, task: str = "seq_cls", pad_token_id: int | None = N
         raise ValueError("build_model: a sequence classifier needs outputs=head.outputs")
     width = outputs if task == "seq_cls" else None
     config = _hf_config(m, task, pad_token_id, vocab_size, width)
+    check_positions(cfg, config)
     if task == "seq_cls" or trainable:  # a classifier or a training forward has no use for a KV cache (GBs at 8k tokens)
         config.use_cache = False
     quant = _quantization_config(cfg, dtype)

@@ -2,29 +2,60 @@
 opening one (its config, its finished model folders, the marker that says a model finished).
 
     <run>/config.yaml           the resolved config of the job that made it
+    <run>/run.json              which job made it (cv, train, sft) and with which prefkit
     <run>/fold<k>/, <run>/model/ a finished model each, with trained.json written last
     <run>/metrics.json, oof.csv, ... what the job measured (the recipes' own files)
+
+A run folder belongs to the job and config that made it. A training job (`start(..., resume=...)`) refuses a
+folder that holds a run already unless it is resumed, and a resumed run must be the same job with the same
+config (but for `RESUME_MAY_CHANGE`): otherwise a new config's folds would land beside the old one's models and
+be averaged, scored and bundled with them, exit 0. A job refused before it wrote anything leaves no trace of
+itself (`abandon_refused`): no config.yaml that would make the folder look like a run.
 """
 
 from __future__ import annotations
 
+import fnmatch
+import json
+import re
 import time
 from pathlib import Path
 from typing import Any
 
-from prefkit.config import Config, load_config, save_config
+import yaml
+
+from prefkit.config import DICT_KEYS, Config, load_config, save_config, to_dict
 from prefkit.core.dist import is_main, log, wait
 from prefkit.errors import PrefkitError
 from prefkit.io import write_json
-from prefkit.lock import acquire
+from prefkit.lock import LOCK, acquire, release_all
 
 CONFIG = "config.yaml"
+RECORD = "run.json"
 MARKER = "trained.json"  # in a model folder: written last, so a folder with it holds a finished model
 
 
-def output_dir(cfg: Config, job: str, name: str = "") -> Path:
+# What a resumed run may set otherwise than the run it continues: where it writes, which of its folds run now,
+# where progress is reported, and how often it is logged and probed. Anything else decides the folds, the rows,
+# the models or their predictions.
+RESUME_MAY_CHANGE = ("output_dir", "cv.folds", "train.report_to", "train.log_every", "train.probe_rows",
+                     "data.token_cache", "kaggle.*")
+# The names a training job writes in its folder (a fold folder, a model, what it measured): a folder holding one
+# of them without a config.yaml is some other job's output, and an input file under one of these names would be
+# written over.
+RUN_OUTPUTS = (CONFIG, RECORD, "oof.csv", "oof_logits.csv", "metrics.json", "rules.json", "reliability.png",
+               "fold*", "model")
+# training jobs started here into a folder that held no run: (folder, made by this process, the names it held)
+_fresh: list[tuple[Path, bool, set[str]]] = []
+
+
+def output_dir(cfg: Config, job: str, name: str = "", resume: bool | None = None,
+               inputs: dict[str, Any] | None = None) -> Path:
     """`output_dir` from the config, or runs/<job>[-<name>]-<time>; created, with config.yaml written in it.
-    A tracker of `train.report_to` whose package is missing stops the job here, before data or models load."""
+    A tracker of `train.report_to` whose package is missing stops the job here, before data or models load.
+
+    A training job passes `resume` (True or False) and its input files: the folder is then checked before
+    anything is written (`_check_reuse`), and run.json names the job."""
     from prefkit.core import trackers
 
     trackers.check(cfg.train.report_to)
@@ -32,14 +63,132 @@ def output_dir(cfg: Config, job: str, name: str = "") -> Path:
         cfg.output_dir = str(_same_in_every_process(_new_run_folder(job, name) if is_main() else None))
     out = Path(cfg.output_dir)
     if is_main():
+        made = not out.exists()
         try:
             out.mkdir(parents=True, exist_ok=True)
         except OSError as e:
             raise PrefkitError(f"output_dir {out}: cannot create it ({e.strerror or e})") from None
         acquire(out, " ".join(x for x in ("prefkit", job, name) if x), log)  # one command per folder
+        if resume is not None:
+            fresh = not is_run(out)
+            if fresh:
+                _fresh.append((out, made, {p.name for p in out.iterdir()} - {LOCK}))
+            _check_reuse(cfg, out, job, resume, inputs or {})
+            if fresh:
+                write_json(out / RECORD, {"job": job, "prefkit": _version(), "started": time.strftime("%Y-%m-%d %H:%M:%S")})
         save_config(cfg, out)
     wait()
     return out
+
+
+def _version() -> str:
+    from prefkit import __version__
+
+    return __version__
+
+
+def _is_output(rel: Path) -> bool:
+    return any(fnmatch.fnmatch(rel.parts[0], pattern) for pattern in RUN_OUTPUTS) if rel.parts else False
+
+
+def _check_reuse(cfg: Config, out: Path, job: str, resume: bool, inputs: dict[str, Any]) -> None:
+    """Refuse what would mix two runs in one folder or write over an input, before anything is written."""
+    for key, given in inputs.items():  # an input file the job would write over (the training file as oof.csv)
+        for value in given if isinstance(given, (list, tuple)) else [given]:
+            if not value:
+                continue
+            try:
+                rel = Path(value).resolve().relative_to(out.resolve())
+            except ValueError:
+                continue
+            if _is_output(rel):
+                raise PrefkitError(f"{key}={value}: lies in output_dir {out} under a name this job writes "
+                                   f"({rel.parts[0]}) and would be written over; move it out of the folder or give "
+                                   "another output_dir")
+    if not is_run(out):
+        found = sorted(p.name for p in out.iterdir() if _is_output(p.relative_to(out)))
+        if found:
+            raise PrefkitError(f"output_dir {out}: holds {', '.join(found[:5])} but no {CONFIG}: another job's output "
+                               f"(or a run whose config was removed); a new run would mix with it: give another "
+                               f"output_dir, or delete those")
+        return
+    made_by = _job_of(out)
+    finished = [p.name for p in trained_folders(out)]
+    what = f"a `prefkit {made_by}` run" + (f" ({len(finished)} finished model folders: {', '.join(finished)})"
+                                           if finished else " (no finished model yet)")
+    if not resume:
+        raise PrefkitError(f"output_dir {out}: holds {what}; a new run would write over its config and results and "
+                           f"mix with its models. Give --resume to continue it with the same config, another "
+                           f"output_dir, or delete the folder")
+    if made_by != job:
+        raise PrefkitError(f"output_dir {out}: holds {what}; --resume continues a run of the same job, not "
+                           f"`prefkit {job}`: give another output_dir")
+    diff = config_differences(saved_settings(out), yaml.safe_load(yaml.safe_dump(to_dict(cfg))))  # as saved
+    if diff:
+        shown = "; ".join(f"{k}: {a!r} in the run, {b!r} now" for k, a, b in diff[:8])
+        more = f" (and {len(diff) - 8} more)" if len(diff) > 8 else ""
+        raise PrefkitError(f"output_dir {out}: --resume continues {what} with the config it was made with; "
+                           f"{len(diff)} settings differ: {shown}{more}. Put them back, or start another output_dir")
+
+
+def _job_of(out: Path) -> str:
+    """The job that made a run: its run.json, or (a run of an older prefkit) what its model folders say."""
+    record = out / RECORD
+    if record.is_file():
+        try:
+            return str(json.loads(record.read_text(encoding="utf-8"))["job"])
+        except (ValueError, KeyError, TypeError, OSError):
+            pass
+    if any(out.glob("fold*")):
+        return "cv"
+    return "train" if (out / "model").exists() else "unknown"
+
+
+def flat_settings(d: Any, prefix: str = "") -> dict[str, Any]:
+    """A config as a dict, flattened to dotted keys (a mapping value such as data.columns stays whole)."""
+    if not isinstance(d, dict) or (prefix and prefix[:-1] in DICT_KEYS):
+        return {prefix[:-1]: d}
+    flat: dict[str, Any] = {}
+    for k, v in d.items():
+        flat.update(flat_settings(v, f"{prefix}{k}."))
+    return flat
+
+
+def config_differences(saved: dict, now: dict) -> list[tuple[str, Any, Any]]:
+    """(key, saved value, new value) of every setting that differs, but for `RESUME_MAY_CHANGE`. A key the saved
+    config lacks (written by an older prefkit) counts as the default, unset only if the new value is its default."""
+    a, b = flat_settings(saved), flat_settings(now)
+    defaults = flat_settings(to_dict(Config()))
+    out = []
+    for key in sorted(set(a) | set(b)):
+        if _may_change(key):
+            continue
+        old = a.get(key, defaults.get(key))
+        if old != b.get(key):
+            out.append((key, old, b.get(key)))
+    return out
+
+
+def _may_change(key: str) -> bool:
+    return any(key == k or (k.endswith(".*") and key.startswith(k[:-1])) for k in RESUME_MAY_CHANGE)
+
+
+def abandon_refused() -> None:
+    """A training job refused (a user error) before it wrote anything but its config: remove the config.yaml and
+    run.json it wrote (and the folder, if it made it and it is empty), so the folder is not taken for a run."""
+    while _fresh:
+        out, made, before = _fresh.pop()
+        try:
+            left = {p.name for p in out.iterdir()} - {CONFIG, RECORD, LOCK} - before
+            if left:
+                continue  # it wrote something (a checkpoint, a model): --resume may continue it
+            for name in (CONFIG, RECORD):
+                (out / name).unlink(missing_ok=True)
+            if made:
+                release_all()
+                out.rmdir()
+        except OSError:
+            pass  # gone or unreadable: nothing of ours to clean
 
 
 def _new_run_folder(job: str, name: str) -> Path:
@@ -86,6 +235,24 @@ def is_trained(folder: Path) -> bool:
 def trained_folders(run_dir: Path) -> list[Path]:
     """The finished model folders of a run: fold0, fold1, ... from `cv`, and `model` from `train`."""
     return sorted(p for p in Path(run_dir).iterdir() if p.is_dir() and is_trained(p))
+
+
+MODEL_FOLDER = re.compile(r"fold\d+|model")  # the model folders a run's jobs write
+
+
+def unfinished_models(run_dir: Path, cfg: Config, finished: set[str] | None = None) -> list[str]:
+    """The model folders a run started and did not finish (no trained.json: a job killed or failed), and the
+    folds a cv run was to train and never began (`cv.folds`, or all `cv.n_splits`), each with why."""
+    run_dir = Path(run_dir)
+    if finished is None:
+        finished = {p.name for p in trained_folders(run_dir)}
+    started = {p.name for p in run_dir.iterdir()
+               if MODEL_FOLDER.fullmatch(p.name) and p.is_dir() and not p.is_symlink()} - finished
+    left = [f"{name} (no {MARKER})" for name in sorted(started)]
+    if any(name.startswith("fold") for name in finished | started):
+        planned = cfg.cv.folds if cfg.cv.folds is not None else range(cfg.cv.n_splits)
+        left += [f"fold{k} (never begun)" for k in planned if f"fold{k}" not in finished | started]
+    return left
 
 
 def is_run(folder: str | Path) -> bool:

@@ -83,23 +83,10 @@ def build_wheels(out: Path, extra: list[str]) -> list[str]:
     return sorted(p.name for p in out.glob("*.whl"))
 
 
-MODEL_FOLDER = re.compile(r"fold\d+|model")  # the model folders `cv` and `train` write (prefkit.core.runs)
 
 
 def _link(path: Path, run_dir: Path) -> str:
     return f"{path.relative_to(run_dir)} -> {os.readlink(path)}"
-
-
-def _unfinished(run_dir: Path, cfg, finished: set[str]) -> list[str]:
-    """The model folders a run started and did not finish (no trained.json: a job killed or failed), and the
-    folds a cv run was to train and never began (`cv.folds`, or all `cv.n_splits`)."""
-    started = {p.name for p in run_dir.iterdir()
-               if MODEL_FOLDER.fullmatch(p.name) and p.is_dir() and not p.is_symlink()} - finished
-    left = [f"{name} (no {runs.MARKER})" for name in sorted(started)]
-    if any(name.startswith("fold") for name in finished | started):
-        planned = cfg.cv.folds if cfg.cv.folds is not None else range(cfg.cv.n_splits)
-        left += [f"fold{k} (never begun)" for k in planned if f"fold{k}" not in finished | started]
-    return left
 
 
 def _copy_run(run_dir: Path, dest: Path, cfg) -> tuple[list[str], list[str], list[str]]:
@@ -116,7 +103,7 @@ def _copy_run(run_dir: Path, dest: Path, cfg) -> tuple[list[str], list[str], lis
     finished = trained_folders(run_dir)
     folders = [f for f in finished if not f.is_symlink()]
     links += [_link(f, run_dir) for f in finished if f.is_symlink()]  # a model folder that is a link, `model -> ...`
-    unfinished = _unfinished(run_dir, cfg, {f.name for f in finished})
+    unfinished = runs.unfinished_models(run_dir, cfg, {f.name for f in finished})
     if not folders:
         raise PrefkitError(f"{run_dir}: no finished model folder to bundle (fold*/ or model/ with {runs.MARKER})"
                            + (f"; unfinished: {', '.join(unfinished)}" if unfinished else "")

@@ -31,13 +31,21 @@ def report_unused(cfg: Config, job: str, sections: list[str] | dict[str, list[st
 
 
 def start(cfg: Config, job: str, kinds: tuple[str, ...], hint: str, sections: list[str] | dict[str, list[str]],
-          name: str = "") -> Path:
+          name: str = "", resume: bool = False) -> Path:
     """The prologue of the training recipes (`cv`, `train`, `cot sft`): refuse a config of another model kind
     (with `hint`, what to run instead), say which keys the job does not read, then start the run folder (named
-    after the job's last word)."""
+    after the job's last word), refusing one that holds another run (or, with `resume`, a run made otherwise)."""
     require_kind(cfg, f"prefkit {job}", kinds, hint)
     report_unused(cfg, job, sections)
-    return output_dir(cfg, job.split()[-1], name)
+    return output_dir(cfg, job.split()[-1], name, resume=resume, inputs=input_files(cfg))
+
+
+def input_files(cfg: Config) -> dict[str, object]:
+    """The files a training job reads, by config key: none may lie where the job writes."""
+    tc = cfg.train
+    return {"data.train": cfg.data.train, "data.test": cfg.data.test, "train.soft_labels": tc.soft_labels,
+            "train.pseudo_labels": tc.pseudo_labels, "train.distill.teacher": list(tc.distill.teacher),
+            "cot.samples": list(cfg.cot.samples)}
 
 
 def finished_earlier(folder: Path, resume: bool) -> bool:
@@ -63,6 +71,13 @@ def load_labelled(path: str | None, cfg: Config, what: str = "data.train") -> Pa
     if len(table) == 0:
         raise PrefkitError(f"{path}: no rows to train on")
     return table
+
+
+def require_rows(table: PairTable, path: str | Path, what: str) -> None:
+    """A file with a header and no rows (or none left after skipping bad ones) is refused before any model loads."""
+    if len(table) == 0:
+        skipped = f" ({len(table.skipped)} skipped as bad)" if table.skipped else " (a header and no rows)"
+        raise PrefkitError(f"{path}: no rows {what}{skipped}")
 
 
 def report_skipped(table: PairTable) -> None:

@@ -24,7 +24,7 @@ SECTIONS = USES["causal_lm"]  # the config keys it reads
 
 def main(cfg: Config, name: str = "", resume: bool = False) -> Path:
     out = start(cfg, "cot sft", ("causal_lm",), "a reward model trains with `prefkit cv` or `prefkit train`; for a "
-                "student set model.kind=causal_lm", SECTIONS, name)
+                "student set model.kind=causal_lm", SECTIONS, name, resume)
     folder = out / "model"
     if finished_earlier(folder, resume):
         return out

@@ -5,15 +5,20 @@ temperature fitted on the OOF. With `--resume`, finished folds are kept and an i
 
 from __future__ import annotations
 
+import hashlib
+import json
+from pathlib import Path
+
 import numpy as np
 import pandas as pd
 
 from prefkit.competition import of
 from prefkit.config import USES, Config
 from prefkit.core.dist import is_main
-from prefkit.core.runs import REWARD_MODEL_KINDS, is_trained, mark_trained
+from prefkit.core.runs import MARKER, REWARD_MODEL_KINDS, is_trained, mark_trained
 from prefkit.data.folds import assign_folds
 from prefkit.data.table import PairTable
+from prefkit.errors import PrefkitError
 from prefkit.io import atomic_path, write_json
 from prefkit.metrics import (
     apply_temperature,
@@ -37,9 +42,30 @@ def _subset(table: PairTable, mask: np.ndarray) -> PairTable:
     return PairTable(table.frame[mask].reset_index(drop=True), table.source)
 
 
+def rows_fingerprint(ids) -> str:
+    """A fold's validation rows, as one value: the SHA-256 of their ids in file order."""
+    return hashlib.sha256("\n".join(map(str, ids)).encode("utf-8")).hexdigest()[:16]
+
+
+def kept_predictions(folder: Path, saved: Path, rows_sha: str, n: int, k: int) -> np.ndarray:
+    """A finished fold's saved validation predictions, kept by --resume only when they are of this fold's rows:
+    the same ids in the same order as when the fold was trained (another seed, fold count or training file would
+    put them on other rows)."""
+    recorded = json.loads((folder / MARKER).read_text(encoding="utf-8")).get("valid_rows")
+    probs = np.load(saved)
+    if recorded is None:  # a fold of an older prefkit: only the count can be checked
+        log(f"fold {k}: trained by an older prefkit, its validation rows not recorded: kept on the count alone")
+        recorded = rows_sha if len(probs) == n else "?"
+    if recorded != rows_sha or len(probs) != n:
+        raise PrefkitError(f"{folder}: --resume would keep this fold's predictions of {len(probs)} rows, but fold {k} "
+                           f"is now {n} other rows (the data, cv.seed or cv.n_splits changed since it was trained): "
+                           f"start another output_dir")
+    return probs
+
+
 def main(cfg: Config, name: str = "", resume: bool = False) -> dict:
     check_source(cfg)
-    out = start(cfg, "cv", REWARD_MODEL_KINDS, "a causal_lm student trains with `prefkit cot sft`", SECTIONS, name)
+    out = start(cfg, "cv", REWARD_MODEL_KINDS, "a causal_lm student trains with `prefkit cot sft`", SECTIONS, name, resume)
     table = load_labelled(cfg.data.train, cfg)
     folds = assign_folds(table, cfg.cv.n_splits, cfg.cv.seed)
     pseudo = None
@@ -56,8 +82,9 @@ def main(cfg: Config, name: str = "", resume: bool = False) -> dict:
         folder = out / f"fold{k}"
         va = folds == k
         saved = folder / "valid_predictions.npy"
+        rows_sha = rows_fingerprint(table.frame["id"][va])
         if resume and is_trained(folder) and saved.exists():
-            oof[va] = np.load(saved)
+            oof[va] = kept_predictions(folder, saved, rows_sha, int(va.sum()), k)
             log(f"fold {k}: finished earlier, kept")
         else:
             learner = make_learner(cfg)
@@ -70,7 +97,7 @@ def main(cfg: Config, name: str = "", resume: bool = False) -> dict:
             del learner
             if is_main():
                 np.save(saved, oof[va])
-            mark_trained(folder, {"kind": cfg.model.kind, "fold": k, "rows": int((~va).sum()),
+            mark_trained(folder, {"kind": cfg.model.kind, "fold": k, "rows": int((~va).sum()), "valid_rows": rows_sha,
                                   "history_tail": history[-1:] if history else []})
         per_fold.append({"fold": k, **score(oof[va], labels[va])})
         log(f"{name or 'cv'} fold {k}: logloss {per_fold[-1]['logloss']:.4f}  accuracy {per_fold[-1]['accuracy']:.4f}  "

@@ -13,36 +13,67 @@ import numpy as np
 import pandas as pd
 
 from prefkit.competition import of
-from prefkit.config import Config, load_config
+from prefkit.config import Config, load_config, parse_override, reads, to_dict
 from prefkit.core import runs
 from prefkit.core.dist import is_main
 from prefkit.core.runs import output_dir
 from prefkit.data import PairTable, load_pairs
 from prefkit.errors import PrefkitError
-from prefkit.io import atomic_path, refuse_overwrite, write_json
+from prefkit.io import atomic_path, check_writable, refuse_overwrite, write_json
 from prefkit.metrics import apply_temperature, margins
-from prefkit.recipes.common import log, report_skipped, report_unused
+from prefkit.recipes.common import log, report_skipped, require_rows
 from prefkit.rm.learners import ensemble_predict
 from prefkit.submission import write_submission
 from prefkit.toolbox import rules
 from prefkit.toolbox.predictions import RECORD_FILE, TEST_FILE, run_record, write_logits
 
-# What an override may change: the run's saved config is otherwise what it was trained with
+# What an override may change: the run's saved config is otherwise what it was trained with. The tokenizer and
+# the backbone may be found elsewhere (a Kaggle input folder), as long as they are the ones it was trained with.
 SECTIONS = ["output_dir", "data.*", "predict.*", "template.tokenizer", "model.path", "model.dtype",
             "model.attn_implementation", "quantization.*"]
+# What only training reads: an override of these is ignored, and said so.
+TRAINING_ONLY = ["train.*", "cv.*", "kaggle.*"]
 
 
 def run_config(run_dir: str | Path, overrides: list[str] = ()) -> Config:
-    """A run folder's saved config with `overrides` applied (only the SECTIONS keys may change)."""
+    """A run folder's saved config with `overrides` applied. Only the SECTIONS keys may change: an override of a
+    key only training reads is ignored (with a note), and one of a setting the trained model fixes (its template,
+    head, features, LoRA shape, competition) is refused where it differs from the run's, since applying it would
+    score with a model other than the one trained, and ignoring it would be a lie."""
     if not runs.is_run(run_dir):
         runs.open_config(run_dir)  # the refusal, before the overrides are looked at
-    report_unused(load_config(None, overrides), "predict", SECTIONS)
-    return runs.open_config(run_dir, overrides, kinds=runs.REWARD_MODEL_KINDS)
+    keys = load_config(None, overrides)._explicit  # each override's key, checked
+    saved = runs.open_config(run_dir, kinds=runs.REWARD_MODEL_KINDS)
+    given = runs.flat_settings(to_dict(runs.open_config(run_dir, overrides)))
+    was = runs.flat_settings(to_dict(saved))
+    fixed = [k for k in keys if not reads(k, SECTIONS + TRAINING_ONLY)
+             and any(was.get(f) != given.get(f) for f in set(was) | set(given) if _under(f, k))]
+    if fixed:
+        shown = "; ".join(f"{f}={given.get(f)!r} (trained with {was.get(f)!r})"
+                          for k in fixed for f in sorted(set(was) | set(given)) if _under(f, k) and was.get(f) != given.get(f))
+        raise PrefkitError(f"{run_dir}: {shown}: the trained model fixes {'these' if len(fixed) > 1 else 'this'}, so "
+                           f"predict keeps the run's; drop the override, or train a run with it. Predict may change "
+                           f"{', '.join(SECTIONS)}")
+    ignored = [k for k in keys if reads(k, TRAINING_ONLY)]
+    if ignored:
+        log(f"note: `predict` does not read {', '.join(ignored)} (training settings): "
+            f"{'they are' if len(ignored) > 1 else 'it is'} ignored")
+    keep = [o for o in overrides if not reads(parse_override(o)[0], TRAINING_ONLY)]
+    return runs.open_config(run_dir, keep, kinds=runs.REWARD_MODEL_KINDS)
+
+
+def _under(flat_key: str, key: str) -> bool:
+    """`flat_key` (a leaf of the saved config) is `key`, lies under it, or holds it (a mapping such as data.columns)."""
+    return flat_key == key or flat_key.startswith(key + ".") or key.startswith(flat_key + ".")
 
 
 def run_probabilities(cfg: Config, run_dir: str | Path, table: PairTable) -> tuple[np.ndarray, dict]:
     """The run's fold-averaged probabilities of the rows, its temperature applied where CV fitted one."""
     run_dir = Path(run_dir)
+    unfinished = runs.unfinished_models(run_dir, cfg)
+    if unfinished:  # a killed or partial run: say what the average lacks, not only what it holds
+        log(f"note: {run_dir}: {len(unfinished)} model folder(s) not finished, left out of the average: "
+            f"{', '.join(unfinished)} (finish the run with --resume for all)")
     p, stats = ensemble_predict(cfg, run_dir, table, log)
     metrics_file = run_dir / "metrics.json"
     temperature = json.loads(metrics_file.read_text()).get("temperature") if metrics_file.exists() else None
@@ -99,11 +130,13 @@ def main(run_dir: str | Path, test: str | Path, out_file: str | Path, overrides:
         cfg.output_dir = None  # never write into the training run's folder
     inputs = {"--run": run_dir, "--test": test, "predict.cascade.run": cfg.predict.cascade.run}
     refuse_overwrite(out_file, inputs)
+    check_writable(out_file)
     if cfg.output_dir:
         refuse_overwrite(cfg.output_dir, inputs, "output_dir")
     out = output_dir(cfg, "predict")
     table = load_pairs(test, cfg.data)
     report_skipped(table)
+    require_rows(table, test, "to predict")
     p, stats = run_probabilities(cfg, run_dir, table)
     log(tta_report(stats))
     p, stats["cascade"] = cascade(cfg, table, p)

@@ -10,14 +10,14 @@ from pathlib import Path
 from prefkit.competition import of
 from prefkit.data import load_pairs
 from prefkit.errors import PrefkitError
-from prefkit.io import refuse_overwrite, same_path, write_json
+from prefkit.io import check_writable, refuse_overwrite, same_path, write_json
 from prefkit.recipes.blend import (
     BLEND_FILE,
     blend_config,
     blend_probabilities,
     is_blend,
 )
-from prefkit.recipes.common import log, report_skipped
+from prefkit.recipes.common import log, report_skipped, require_rows
 from prefkit.recipes.predict import run_config, run_probabilities
 from prefkit.toolbox.pseudo import write_pseudo_labels
 
@@ -29,11 +29,13 @@ def main(run: str, data: str, out: str, min_margin: float = 0.0, overrides: list
               "a run of the blend": json.loads((Path(run) / BLEND_FILE).read_text()).get("runs", []) if blend else []}
     refuse_overwrite(out, inputs)
     refuse_overwrite(summary, inputs, "--out's summary")
+    check_writable(out)
     if same_path(Path(out), summary):
         raise PrefkitError(f"--out {out}: the pseudo-labels' summary is written to {summary}; give a .csv name")
     cfg = blend_config(run, overrides) if blend else run_config(run, overrides)
     table = load_pairs(data, cfg.data)
     report_skipped(table)
+    require_rows(table, data, "to pseudo-label")
     labelled = int(table.frame["label"].notna().sum())
     if labelled:
         log(f"{data}: {labelled} rows carry labels; pseudo-labelling ignores them")

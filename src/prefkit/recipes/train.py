@@ -20,7 +20,7 @@ SECTIONS = USES  # the config keys it reads, by model.kind
 
 def main(cfg: Config, name: str = "", resume: bool = False) -> Path:
     check_source(cfg)
-    out = start(cfg, "train", REWARD_MODEL_KINDS, "a causal_lm student trains with `prefkit cot sft`", SECTIONS, name)
+    out = start(cfg, "train", REWARD_MODEL_KINDS, "a causal_lm student trains with `prefkit cot sft`", SECTIONS, name, resume)
     folder = out / "model"
     if finished_earlier(folder, resume):
         return out
@@ -34,9 +34,9 @@ def main(cfg: Config, name: str = "", resume: bool = False) -> Path:
     tokens = learner.tokens()
     if tokens is not None:
         log(token_line(tokens, cfg))
-    mark_trained(folder, {"kind": cfg.model.kind, "rows": len(table), "history_tail": history[-1:]})
     learner.release()
     del learner
+    mark_trained(folder, {"kind": cfg.model.kind, "rows": len(table), "history_tail": history[-1:]})
     probed = probes.after_training(cfg, out, labelled)  # the model itself, on a sample of its training rows
     metrics = {k: v for k, v in (("probes", probed), ("tokens", tokens)) if v is not None}
     if metrics and is_main():

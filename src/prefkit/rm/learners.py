@@ -88,9 +88,11 @@ def check_source(cfg: Config) -> None:
     if cfg.model.kind in ("seq_cls", "causal_lm"):
         from prefkit.core.tokenizer import config_tokenizer
 
+        from prefkit.core.modeling import check_positions
         config_tokenizer(cfg)
 
 
+        check_positions(cfg)
 def token_line(counts: dict[str, int], cfg: Config) -> str:
     """The log line of a job's tokenising: how many sequences came from the token cache, how many were rendered."""
     from prefkit.rm.token_cache import folder_for
