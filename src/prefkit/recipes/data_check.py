@@ -17,12 +17,13 @@ def main(cfg: Config, path: str, as_json: bool = False, tokens: bool = True) -> 
     from prefkit.core.tokenizer import config_tokenizer
     from prefkit.data.check import format_summary, summarise
     from prefkit.io import write_json
-    from prefkit.recipes.common import report_unused
+    from prefkit.recipes.common import report_unused, require_rows
     from prefkit.rm.heads import make_head
     from prefkit.rm.templates import Renderer
 
     report_unused(cfg, "data check", SECTIONS)
     table = load_pairs(path, cfg.data)
+    require_rows(table, path, "to check")  # a header alone would pass with exit 0
     renderer = None
     if tokens:
         tok = config_tokenizer(cfg)

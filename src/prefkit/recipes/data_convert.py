@@ -17,7 +17,7 @@ SECTIONS = ["output_dir", "data.*", "competition"]
 def main(cfg: Config, path: str, out: str | Path) -> int:
     from prefkit.core.runs import output_dir
     from prefkit.data.arena import write_lmsys_csv, write_parquet, write_wsdm_parquet
-    from prefkit.recipes.common import report_unused
+    from prefkit.recipes.common import report_unused, require_rows
 
     report_unused(cfg, "data convert", SECTIONS)
     out = Path(out)
@@ -27,6 +27,7 @@ def main(cfg: Config, path: str, out: str | Path) -> int:
         raise PrefkitError(f"--out {out}: WSDM Cup files are parquet")
     refuse_overwrite(out, {"the file to convert": path})
     table = load_pairs(path, cfg.data)
+    require_rows(table, path, "to convert")  # a header alone would make an empty file, with exit 0
     if cfg.competition == "wsdm":
         write_wsdm_parquet(table, out)
     elif out.suffix == ".parquet":
