@@ -1,9 +1,15 @@
 """The model probes (`prefkit.rm.probes`): a sound tiny model passes every one, and each planted fault is caught
-by its probe, naming the rows: a padding side the model cannot read, a head reading a padding position, a
-model whose output depends on its batch, pad = EOS, an fp16 path that differs from fp32, a position bias,
-Gemma-2 on SDPA, a metric that ignores the labels."""
+by its probe, naming the rows: a padding side the model cannot read (a pooler, a decoder with absolute
+positions), a head reading a padding position, a model whose output depends on its batch, pad = EOS, a padding id
+in every sequence, an fp16 path that differs from fp32, activations that overflow fp16, a swap that does nothing,
+a position bias without swap TTA, Gemma-2 on SDPA, a metric that ignores the labels or A against B; on a trained
+folder: a head re-initialised on load, left untrained or not saved, a head that does not read its input, a
+tokenizer that is not the run's, sequences that end otherwise than in training."""
 
 from __future__ import annotations
+
+import json
+import shutil
 
 import numpy as np
 import pytest
@@ -11,7 +17,8 @@ import torch
 
 from prefkit.config import load_config
 from prefkit.core.modeling import build_model
-from prefkit.metrics import score
+from prefkit.core.tokenizer import byte_tokenizer
+from prefkit.metrics import score, swap_probs
 from prefkit.rm import probes
 from prefkit.rm.learners import FeatureLearner
 from prefkit.rm.reward_model import RewardModelLearner
@@ -166,12 +173,45 @@ def test_an_fp16_path_that_differs_is_caught(monkeypatch):
     assert {name: p.dtype for name, p in learner.model.named_parameters()} == stored, "put back as they were"
 
 
-def test_a_position_bias_fails_the_swap_probe(monkeypatch):
-    learner = ready(TINY, PLAIN)
+@pytest.mark.parametrize("tta", [True, False])
+def test_a_position_bias_is_shown_and_fails_only_without_swap_tta(monkeypatch, tta):
+    """A model that leans to the first answer on every row: swap TTA cancels that exactly (it is the figure the
+    old verdict held to 0.1, which a clean tiny model trained a few steps crossed on one fold of two); with
+    predict.swap_tta=false it goes into every prediction."""
+    learner = ready(TINY, PLAIN + [f"predict.swap_tta={str(tta).lower()}"])
     plain = learner.head.forward
     monkeypatch.setattr(learner.head, "forward", lambda model, batch: plain(model, batch) + torch.tensor([3.0, 0.0, 0.0]))
     swap = by_name(probes.probe(learner, rows()))["swap"]
-    assert swap.failed and swap.values["mean_abs_diff"] > probes.SWAP_TOLERANCE and swap.rows
+    assert swap.values["position_bias"] > 0.8 and "position bias +0.8" in swap.figure
+    assert swap.values["rows_mirrored"] == 0, "the model still reads the answers, a little"
+    if tta:
+        assert swap.status == "ok" and "swap TTA cancels the position bias" in swap.tolerance
+    else:
+        assert swap.failed and "predict.swap_tta=false" in swap.figure and swap.rows == learner_rows()
+
+
+def test_a_swap_that_does_nothing_is_caught_on_an_untrained_model(monkeypatch):
+    """The swapped rendering is the plain one: the old verdict (mean |P(A) - P'(B)| against 0.1) passed it on a
+    model that is not yet sure of anything; the inputs themselves show it."""
+    learner = ready(TINY, PLAIN)
+    plain = learner.head.sequences
+    monkeypatch.setattr(learner.head, "sequences", lambda renderer, table, swap=False: plain(renderer, table))
+    swap = by_name(probes.probe(learner, rows()))["swap"]
+    assert swap.failed and "the swap does nothing" in swap.figure
+    assert swap.values["mean_abs_diff"] < probes.SWAP_TOLERANCE, "the figure the old verdict read"
+    f = rows().frame  # rows with two equal answers swap to themselves: not named
+    differ = [i for i, a, b in zip(f["id"], f["response_a"], f["response_b"]) if a != b]
+    assert swap.rows == differ and 0 < len(differ) < len(f)
+
+
+def test_a_model_that_reads_nothing_the_swap_changes_is_caught(monkeypatch):
+    """Outputs that do not depend on the answers: the swapped rows score as the plain rows mirrored."""
+    learner = ready(TINY, PLAIN)
+    monkeypatch.setattr(learner.head, "forward",
+                        lambda model, batch: torch.tensor([[0.3, 0.1, 0.0]]).repeat(len(batch["input_ids"]), 1))
+    got = by_name(probes.probe(learner, rows()))
+    assert got["swap"].failed and "score exactly as the plain rows mirrored" in got["swap"].figure
+    assert got["head"].failed and "does not read the input" in got["head"].figure
 
 
 def test_a_symmetric_head_must_be_exact(monkeypatch):
@@ -215,3 +255,207 @@ def test_features_model_gets_swap_and_labels_only(tmp_path):
     biased = lambda feats, tta: np.tile([0.9, 0.05, 0.05], (len(feats[0]), 1))  # noqa: E731 - "A" whatever the order
     learner.model.predict_proba = biased
     assert by_name(probes.probe(learner, rows(20)))["swap"].failed
+
+
+def test_a_padding_id_in_every_sequence_is_caught(tmp_path):
+    """A tokenizer whose padding setting names a template token ('#', in every header): prefkit's own masks and
+    its classifier's pick read the rows right, the old probe passed it; a reader that ends a sequence at its
+    first padding id, or a mask made from the ids, loses most of every row."""
+    tok = byte_tokenizer()
+    tok.enable_padding(pad_id=tok.token_to_id("#"), pad_token="#")
+    tok.save(str(tmp_path / "tok.json"))
+    learner = ready(TINY, PLAIN + [f"template.tokenizer={tmp_path / 'tok.json'}"])
+    assert learner.pad_id == tok.token_to_id("#")
+    got = by_name(probes.probe(learner, rows()))
+    position = got["position"]
+    assert position.failed and "the padding id is a real token of every sequence" in position.figure
+    assert position.rows == learner_rows() and position.values["misread_sequences"] == 0
+    assert not got["batch (right padding)"].failed, "the model itself reads the right position"
+
+
+def test_left_padding_that_shifts_a_decoder_score_is_caught():
+    """GPT-2 adds absolute position embeddings: padded on the left, each row's positions move and so does its
+    score (LlamaFactory#689). A RoPE decoder (Gemma-2) does not move: its batch probe's other side is information."""
+    cfg = load_config(TINY, FAST + PLAIN)
+    cfg.model.random_init = {"model_type": "gpt2", "n_embd": 64, "n_layer": 2, "n_head": 4, "n_positions": 1024,
+                             "bos_token_id": 1, "eos_token_id": 2}
+    learner = RewardModelLearner(cfg)
+    learner.model = build_model(cfg, "seq_cls", learner.pad_id, learner.vocab_size, trainable=False, outputs=3)
+    assert not [p.line() for p in probes.probe(learner, rows()) if p.failed], "right padding: sound"
+    learner.head.left_pad = True  # the planted fault: a classifier padded on the left
+    got = by_name(probes.probe(learner, rows()))
+    batch = got["batch (left padding)"]
+    assert batch.failed and batch.values["used"] and batch.values["max_abs_diff"] > 100 * probes.BATCH_TOLERANCE[torch.float32]
+    assert batch.rows == learner_rows() and not got["position"].failed, "it reads the last token, moved"
+
+
+def test_fp16_overflow_is_caught_naming_where_it_began():
+    """Activations beyond fp16's range in one MLP (real Gemma weights have such outliers; random ones do not):
+    every output is NaN, which the batch and dtype figures compared as within tolerance before."""
+    learner = ready(TINY, ["model.dtype=float16"])
+    mlp = learner.model.model.layers[0].mlp
+    handle = mlp.register_forward_hook(lambda module, args, out: out * 1e8)
+    try:
+        got = by_name(probes.probe(learner, rows()))
+    finally:
+        handle.remove()
+    overflow = got["overflow"]
+    assert overflow.failed and overflow.rows == learner_rows()
+    assert overflow.values["nonfinite_modules"][0] == "model.layers.0.mlp" and "first model.layers.0.mlp" in overflow.figure
+    assert got["dtype"].failed, "NaN against fp32 is out of tolerance, not within it"
+    clean = by_name(probes.probe(learner, rows()))["overflow"]
+    assert clean.status == "ok" and 0 < clean.values["largest"] < probes.FP16_MAX
+
+
+def test_an_fp32_model_beyond_fp16_range_is_told_not_failed():
+    learner = ready(TINY, PLAIN)
+    handle = learner.model.model.layers[0].mlp.register_forward_hook(lambda module, args, out: out * 1e8)
+    try:
+        overflow = by_name(probes.probe(learner, rows()))["overflow"]
+    finally:
+        handle.remove()
+    assert overflow.status == "ok" and overflow.values["largest"] > probes.FP16_MAX
+    assert "in fp16 (a T4 with model.dtype=auto) it would overflow" in overflow.figure
+
+
+def test_predictions_that_do_not_tell_a_from_b_are_caught():
+    """P(A) = P(B) on every row (what swap TTA over a swap that does nothing gives), or a metric that reads only
+    whether a row is a tie: the shuffled labels move the score, A and B exchanged do not (ms-swift#9370)."""
+    table = learnable(30, seed=1)
+    labels = table.frame["label"].to_numpy()
+    probs = np.random.default_rng(0).dirichlet([1, 1, 1], size=len(labels))
+    sound = probes.labels_probe(probs, labels)
+    assert sound.status == "ok" and sound.values["logloss_exchanged"] != sound.values["logloss"]
+    even = (probs + swap_probs(probs)) / 2
+    caught = probes.labels_probe(even, labels)
+    assert caught.failed and "do not tell A from B" in caught.figure
+    assert caught.values["logloss_shuffled"] != caught.values["logloss"], "the shuffle alone passed it"
+    ties_only = lambda p, y: score((p + swap_probs(p)) / 2, y)  # noqa: E731
+    assert probes.labels_probe(probs, labels, metric=ties_only).failed
+
+
+def test_a_tokenizer_beyond_the_embedding_is_caught():
+    learner = ready(TINY, PLAIN)
+    learner.renderer.tok.add_tokens(["<extra>"])  # id 259: the model's embedding has 259 rows
+    tokenizer = by_name(probes.probe(learner, rows()))["tokenizer"]
+    assert tokenizer.failed and "ids up to 259 index an embedding of 259 rows" in tokenizer.figure
+
+
+# ------------------------------------------------------------------------------------ a trained folder
+
+def fit(folder, extra: list[str] = ()):
+    """The tiny Gemma-2 (fp32, LoRA + score head) trained a few steps into `folder`, with its training record."""
+    cfg = load_config(TINY, FAST + PLAIN + list(extra))
+    RewardModelLearner(cfg).fit(learnable(24, seed=2), None, folder)
+    probes.record_training(cfg, folder)
+    return cfg
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("probes") / "model"
+    return fit(folder), folder
+
+
+def probe_trained(cfg, folder, n: int = 8) -> dict[str, probes.Probe]:
+    return by_name(probes.probe_folder(cfg, folder, rows(), n))
+
+
+def test_a_trained_folder_passes_and_its_record_is_compared(trained):
+    cfg, folder = trained
+    got = probe_trained(cfg, folder)
+    assert not [p.line() for p in got.values() if p.failed]
+    assert got["eos"].status == got["tokenizer"].status == got["head"].status == "ok"
+    assert "as at training" in got["tokenizer"].figure and got["head"].values["loaded_vs_saved"] == 0.0
+    assert got["head"].values["moved_from_init"] > 1e-3, "a few steps move the head far beyond the tolerance"
+
+
+def test_a_head_reinitialised_on_load_is_caught(trained, monkeypatch):
+    """ms-swift#9239: the checkpoint's head is not what the loaded model computes with."""
+    from prefkit.rm import reward_model
+
+    cfg, folder = trained
+    loaded = reward_model.load_trained
+
+    def planted(*args, **kwargs):
+        model = loaded(*args, **kwargs)
+        for name, p in model.named_parameters():
+            if "score.modules_to_save" in name:
+                torch.nn.init.normal_(p.data, std=0.02)
+        return model
+
+    monkeypatch.setattr(reward_model, "load_trained", planted)
+    head = probe_trained(cfg, folder)["head"]
+    assert head.failed and "re-initialised on load (ms-swift#9239)" in head.figure
+    assert head.values["loaded_vs_saved"] > 1e-3
+
+
+def test_a_head_left_untrained_under_lora_is_caught(tmp_path):
+    """trl#2743: the LoRA adapters train, the score head does not (here its learning rate is nil)."""
+    cfg = fit(tmp_path / "model", ["train.head_learning_rate=1e-30"])
+    head = probe_trained(cfg, tmp_path / "model")["head"]
+    assert head.failed and "never moved from its initialisation" in head.figure and head.values["moved_from_init"] == 0
+
+
+def test_a_head_that_was_not_saved_is_caught(trained, tmp_path):
+    """The adapter without the head (not in modules_to_save): every load gets a fresh, untrained head."""
+    from safetensors.torch import load_file, save_file
+
+    cfg, folder = trained
+    copy = tmp_path / "model"
+    shutil.copytree(folder, copy)
+    weights = load_file(str(copy / "adapter_model.safetensors"))
+    save_file({k: v for k, v in weights.items() if "score" not in k}, str(copy / "adapter_model.safetensors"))
+    config = json.loads((copy / "adapter_config.json").read_text())
+    (copy / "adapter_config.json").write_text(json.dumps({**config, "modules_to_save": None, "task_type": None}))
+    head = probe_trained(cfg, copy)["head"]
+    assert head.failed and "holds no score or classifier weights" in head.figure and "trl#2743" in head.figure
+
+
+def swapped_specials_tokenizer(path):
+    """The byte tokenizer with <bos> and <eos> exchanged: the same vocabulary size, other ids."""
+    tok = byte_tokenizer()
+    vocab = tok.get_vocab()
+    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, processors
+
+    order = ["<pad>", "<eos>", "<bos>"] + sorted(pre_tokenizers.ByteLevel.alphabet())
+    other = Tokenizer(models.BPE(vocab={t: i for i, t in enumerate(order)}, merges=[]))
+    other.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False, use_regex=False)
+    other.decoder = decoders.ByteLevel()
+    other.add_special_tokens(order[:3])
+    other.post_processor = processors.TemplateProcessing(single="<bos> $A", special_tokens=[("<bos>", 2)])
+    other.save(str(path))
+    assert len(other.get_vocab()) == len(vocab)
+    return path
+
+
+def test_a_tokenizer_that_is_not_the_runs_is_caught(trained, tmp_path):
+    """template.tokenizer overridden with one of the same size and other ids: the model reads other tokens."""
+    cfg, folder = trained
+    other = load_config(TINY, FAST + PLAIN + [f"template.tokenizer={swapped_specials_tokenizer(tmp_path / 'tok.json')}"])
+    got = probe_trained(other, folder)
+    assert got["tokenizer"].failed and "not the tokenizer the model was trained with" in got["tokenizer"].figure
+    assert got["eos"].failed and "sequences start with [1 '<bos>'] at training, [2 '<bos>'] now" in got["eos"].figure
+
+
+def test_sequences_that_end_otherwise_than_in_training_are_caught(trained, monkeypatch):
+    """trl#5813: the same tokenizer, and an EOS appended at evaluation that training never had (here the
+    renderer's end-of-sequence policy changed under the model)."""
+    from prefkit.rm.templates import Renderer
+
+    cfg, folder = trained
+    specials = Renderer._specials
+    monkeypatch.setattr(Renderer, "_specials", lambda self: (specials(self)[0], [2]))
+    got = probe_trained(cfg, folder)
+    assert got["eos"].failed and "sequences end with nothing at training, [2 '<eos>'] now" in got["eos"].figure
+    assert got["tokenizer"].status == "ok", "the tokenizer is the run's"
+
+
+def test_a_folder_without_a_record_says_so(trained, tmp_path):
+    cfg, folder = trained
+    copy = tmp_path / "model"
+    shutil.copytree(folder, copy)
+    (copy / probes.RECORD).unlink()
+    got = probe_trained(cfg, copy)
+    assert got["eos"].status == got["tokenizer"].status == "n/a"
+    assert "nothing recorded at training" in got["tokenizer"].figure and not got["head"].failed

@@ -1,11 +1,14 @@
 """`prefkit doctor --run RUN [--rows N] [key=value ...]`: the probes of `prefkit.rm.probes` on a run's model, the
-checks for a model that runs and scores wrong without a word (batch and padding, compute dtype, A/B swap, the
-position the head reads, Gemma-2's attention, shuffled labels). Each prints its figure and tolerance; exit 1
-when one is out of tolerance, naming the rows.
+checks for a model that runs and scores wrong without a word: batch and padding, compute dtype and fp16 overflow,
+A/B swap, the position the head reads, EOS and the tokenizer as at training, the head as saved and trained,
+Gemma-2's attention, labels shuffled and exchanged, the golden scores (`prefkit.rm.golden`), and a cv run's folds
+against its data. Each prints its figure and tolerance; exit 1 when one is out of tolerance, naming the rows.
+docs/doctor.md lists every probe with the bug it catches and the public report it comes from.
 
 The run's first finished model folder is probed on a seeded sample of the run's data (`data.train`, which an
 override can point elsewhere); the labels probe reads a cv run's out-of-fold predictions, or the sample's own
-for a train run. Nothing is written: the run folder may be read-only (a Kaggle input).
+for a train run; the folds probe reads the out-of-fold predictions' folds against every row of the data.
+Nothing is written: the run folder may be read-only (a Kaggle input).
 """
 
 from __future__ import annotations
@@ -38,7 +41,10 @@ def main(run_dir: str | Path, rows: int = 16, overrides: list[str] = ()) -> int:
     if not folders:
         raise PrefkitError(f"{run_dir}: no finished model folder (fold*/ or model/ with trained.json) to probe")
     table = load_labelled(cfg.data.train, cfg)
-    found = probes.probe_folder(cfg, folders[0], table, rows, _validation(run_dir, cfg))
+    oof = _oof(run_dir, cfg)
+    found = probes.probe_folder(cfg, folders[0], table, rows, _validation(oof, cfg), golden=True)
+    found.append(probes.folds_probe(run_dir, table, None if oof is None or "fold" not in oof.columns else
+                                    {str(i): int(k) for i, k in zip(oof.index, oof["fold"])}))
     print(f"probes of {run_dir / folders[0].name} on {min(rows, len(table))} rows of {cfg.data.train}:")
     for p in found:
         print(f"  {p.line()}")
@@ -47,12 +53,13 @@ def main(run_dir: str | Path, rows: int = 16, overrides: list[str] = ()) -> int:
     return 1 if failed else 0
 
 
-def _validation(run_dir: Path, cfg) -> tuple[np.ndarray, np.ndarray] | None:
-    """A cv run's out-of-fold probabilities and labels (the labels probe's validation score); None elsewhere."""
-    if not (run_dir / OOF_FILE).is_file():
+def _oof(run_dir: Path, cfg):
+    """A cv run's out-of-fold logits (id index; fold and label columns), None elsewhere."""
+    return read_logits(run_dir / OOF_FILE, of(cfg)) if (run_dir / OOF_FILE).is_file() else None
+
+
+def _validation(oof, cfg) -> tuple[np.ndarray, np.ndarray] | None:
+    """The out-of-fold probabilities and labels (the labels probe's validation score); None without them."""
+    if oof is None or "label" not in oof.columns:
         return None
-    comp = of(cfg)
-    frame = read_logits(run_dir / OOF_FILE, comp)
-    if "label" not in frame.columns:
-        return None
-    return probabilities(frame[logit_columns(comp)].to_numpy()), frame["label"].to_numpy()
+    return probabilities(oof[logit_columns(of(cfg))].to_numpy()), oof["label"].to_numpy()
