@@ -215,6 +215,9 @@ class PredictConfig:
     sort_by_length: bool = True  # seq_cls: batches of similar lengths (less padding)
     # seq_cls: vllm (GPU, when installed): the pooling runner for cls heads, generate with prefix caching for lm_tokens
     backend: str = _choice("transformers", "transformers", "vllm")
+    # each model re-scores the golden rows its training recorded (`prefkit.rm.golden`) before it predicts, and
+    # stops when they moved (a dependency upgraded under it); false: skip that where a change is known
+    golden_check: bool = True
 
 
 @dataclass
@@ -479,7 +482,8 @@ DICT_KEYS = {"data.columns", "model.random_init"}  # keys whose value is a mappi
 # what `prefkit kaggle bundle/kernel` read later.
 USES = {
     "features": ["output_dir", "competition", "data.*", "template.*", "model.kind", "features.*", "train.seed", "train.swap_augment",
-                 "train.probe_rows", "cv.*", "predict.swap_tta", "predict.clip", "predict.cascade.*", "predict.rules", "kaggle.*"],
+                 "train.probe_rows", "cv.*", "predict.swap_tta", "predict.clip", "predict.cascade.*", "predict.rules",
+                 "predict.golden_check", "kaggle.*"],
     "seq_cls": ["output_dir", "competition", "data.*", "template.*", "model.*", "lora.*", "quantization.*", "train.*", "cv.*",
                 "predict.*", "kaggle.*"],
     "causal_lm": ["output_dir", "template.tokenizer", "template.max_length", "model.*", "lora.*", "quantization.*",

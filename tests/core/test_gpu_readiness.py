@@ -116,9 +116,9 @@ def test_cv_and_ensemble_hold_one_model_at_a_time(tmp_path, monkeypatch):
     gc.disable()
     try:
         cv.main(cfg)
-        assert len(alive) == 4, "three fold models, then fold0 again for the model probes"
+        assert len(alive) == 7, "three fold models, each loaded for its golden scores, fold0 again for the probes"
         ensemble_predict(cfg, tmp_path / "run", learnable(6, seed=4))
-        assert len(alive) == 7
+        assert len(alive) == 10
     finally:
         gc.enable()
 

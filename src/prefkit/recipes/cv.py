@@ -30,7 +30,7 @@ from prefkit.metrics import (
 )
 from prefkit.recipes.common import load_labelled, log, start
 from prefkit.rm import probes
-from prefkit.rm.learners import check_source, make_learner, token_line
+from prefkit.rm.learners import check_source, make_learner, record_golden, token_line
 from prefkit.toolbox import rules
 from prefkit.toolbox.predictions import OOF_FILE, write_logits
 from prefkit.toolbox.pseudo import checked_pseudo_rows, join_pseudo_rows
@@ -97,6 +97,7 @@ def main(cfg: Config, name: str = "", resume: bool = False) -> dict:
             del learner
             if is_main():
                 np.save(saved, oof[va])
+            record_golden(cfg, folder)  # the fold model's scores on fixed rows, checked wherever it predicts
             mark_trained(folder, {"kind": cfg.model.kind, "fold": k, "rows": int((~va).sum()), "valid_rows": rows_sha,
                                   "history_tail": history[-1:] if history else []})
         per_fold.append({"fold": k, **score(oof[va], labels[va])})

@@ -29,8 +29,11 @@ from prefkit.core.runs import MARKER, mark_trained, trained_folders
 from prefkit.errors import PrefkitError
 from prefkit.io import refuse_overwrite
 from prefkit.recipes.predict import run_config
+from prefkit.rm import golden
+from prefkit.rm.learners import record_golden
 
-SKIP = {MARKER, "valid_predictions.npy", "checkpoint", "train_log.jsonl"}
+# not copied from the first fold: its marker, its validation predictions and its golden scores (not the average's)
+SKIP = {MARKER, golden.FILE, "valid_predictions.npy", "checkpoint", "train_log.jsonl"}
 
 
 def average_files(folders: list[Path], out: Path) -> list[str]:
@@ -120,6 +123,7 @@ def main(run_dir: str | Path, out: str | Path, into_base: bool = False) -> Path:
         how = f"averaged tensor by tensor ({', '.join(names)})"
     cfg.output_dir = str(out)
     save_config(cfg, tmp)
+    record_golden(cfg, tmp / "model")  # the averaged model's own golden scores
     mark_trained(tmp / "model", {"kind": cfg.model.kind, "merged_from": [str(f) for f in folds], "how": how})
     if out.exists():
         out.rmdir()

@@ -21,6 +21,7 @@ from prefkit.io import atomic_path, refuse_overwrite, write_json
 from prefkit.metrics import score
 from prefkit.recipes.common import load_labelled, log
 from prefkit.recipes.predict import cascade, check_cascade, run_config
+from prefkit.rm import golden
 from prefkit.rm.learners import load_learner
 from prefkit.toolbox import rules
 from prefkit.toolbox.predictions import (
@@ -83,6 +84,7 @@ def main(run_dir: str | Path, overrides: list[str] = ()) -> dict:
             raise PrefkitError(f"{folder}: not a finished fold model")
         va = folds == k
         learner = load_learner(cfg, folder)
+        golden.check(cfg, folder, learner, log)  # scores that moved since training stop here
         p[va], stats = learner.predict(PairTable(table.frame[va].reset_index(drop=True), table.source))
         learner.release()
         per_fold.append({"fold": int(k), **score(p[va], labels[va]), "tta_rows": stats.get("tta_rows", 0),

@@ -11,7 +11,7 @@ from prefkit.core.runs import REWARD_MODEL_KINDS, mark_trained
 from prefkit.io import write_json
 from prefkit.recipes.common import finished_earlier, load_labelled, log, start
 from prefkit.rm import probes
-from prefkit.rm.learners import check_source, make_learner, token_line
+from prefkit.rm.learners import check_source, make_learner, record_golden, token_line
 from prefkit.toolbox import rules
 from prefkit.toolbox.pseudo import with_pseudo_rows
 
@@ -36,6 +36,7 @@ def main(cfg: Config, name: str = "", resume: bool = False) -> Path:
         log(token_line(tokens, cfg))
     learner.release()
     del learner
+    record_golden(cfg, folder)  # the model's scores on fixed rows, checked wherever it predicts
     mark_trained(folder, {"kind": cfg.model.kind, "rows": len(table), "history_tail": history[-1:]})
     probed = probes.after_training(cfg, out, labelled)  # the model itself, on a sample of its training rows
     metrics = {k: v for k, v in (("probes", probed), ("tokens", tokens)) if v is not None}

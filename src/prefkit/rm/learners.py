@@ -8,6 +8,7 @@ still going) and is neither used for prediction nor skipped on `--resume`.
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from pathlib import Path
 from typing import Protocol
@@ -16,11 +17,12 @@ import numpy as np
 
 from prefkit.competition import of
 from prefkit.config import Config
-from prefkit.core.dist import is_main
+from prefkit.core.dist import is_main, log
 from prefkit.core.runs import trained_folders
 from prefkit.data.check import check_classes
 from prefkit.data.table import PairTable
 from prefkit.errors import PrefkitError
+from prefkit.rm import golden
 from prefkit.rm.features import FeatureModel, table_features
 
 
@@ -86,13 +88,13 @@ def _class(cfg: Config):
 def check_source(cfg: Config) -> None:
     """Fail before any data is read when the backbone or its tokenizer cannot be found."""
     if cfg.model.kind in ("seq_cls", "causal_lm"):
+        from prefkit.core.modeling import check_positions
         from prefkit.core.tokenizer import config_tokenizer
 
-        from prefkit.core.modeling import check_positions
         config_tokenizer(cfg)
-
-
         check_positions(cfg)
+
+
 def token_line(counts: dict[str, int], cfg: Config) -> str:
     """The log line of a job's tokenising: how many sequences came from the token cache, how many were rendered."""
     from prefkit.rm.token_cache import folder_for
@@ -109,9 +111,29 @@ def load_learner(cfg: Config, folder: Path) -> Learner:
     return _class(cfg).load(cfg, folder)
 
 
+def record_golden(cfg: Config, folder: Path) -> None:
+    """golden.json for the model just saved in `folder` (`prefkit.rm.golden`): call it before `mark_trained`,
+    with the training model released (one model in memory at a time). The model is loaded from the folder as
+    prediction loads it, with the transformers backend. A failure is a warning: the model trained, and
+    prediction says that it has no golden scores."""
+    if is_main():
+        (folder / golden.FILE).unlink(missing_ok=True)  # an earlier model's scores must not stand for this one
+    try:
+        transformers = dataclasses.replace(cfg, predict=dataclasses.replace(cfg.predict, backend="transformers"))
+        learner = load_learner(transformers, folder)
+        try:
+            golden.record(cfg, folder, learner)
+        finally:
+            learner.release()
+    except Exception as e:  # noqa: BLE001 - a model that trained must not be lost to its golden scores
+        log(f"warning: {folder.name}: golden scores not recorded ({type(e).__name__}: {e}); `prefkit predict` "
+            "will predict with it unchecked", summary=True)
+
+
 def ensemble_predict(cfg: Config, run_dir: Path, table: PairTable, say=None) -> tuple[np.ndarray, list[dict]]:
     """Every finished model of a run predicts `table`; probabilities averaged (fold ensembling). One model is
-    in memory at a time: each is released before the next one loads (two 9B models do not fit a T4)."""
+    in memory at a time: each is released before the next one loads (two 9B models do not fit a T4). Each
+    model first scores its golden rows (`prefkit.rm.golden`): scores that moved since training stop here."""
     folders = trained_folders(run_dir)
     if not folders:
         raise PrefkitError(f"{run_dir}: no finished model folder (fold*/ or model/ with trained.json)")
@@ -120,6 +142,7 @@ def ensemble_predict(cfg: Config, run_dir: Path, table: PairTable, say=None) -> 
         if say:
             say(f"predicting with {folder.name}")
         learner = load_learner(cfg, folder)
+        golden.check(cfg, folder, learner, say)
         p, s = learner.predict(table)
         probs.append(p)
         stats.append({"model": folder.name, **s})
