@@ -10,6 +10,7 @@
     prefkit doctor --run RUN [--rows N] [key=value ...]
     prefkit merge --run CV_RUN --out DIR [--into-base]
     prefkit blend RUN RUN... --out DIR [--method simplex|stack] [--test-preds PRED...] [--submission FILE]
+    prefkit compare RUN RUN... [--out FILE.json]
     prefkit pseudo-label --run RUN_OR_BLEND --data PATH --out FILE [--min-margin M] [key=value ...]
     prefkit configs {list,copy}
     prefkit kaggle {bundle,kernel,push,status,submit,scores} ...      prefkit ledger
@@ -181,6 +182,11 @@ COMMANDS = [
                                    "help": "one predict folder per run (matched to its run, any order): writes the blended submission"}),
              (("--submission",), {"default": None, "help": "submission CSV to write (default: OUT/submission.csv)"})),
             lambda a, r: r.main(a.runs, a.out, a.method, a.test_preds, a.submission)),
+    Command(("compare",), "prefkit.recipes.compare",
+            "runs against the first on the same out-of-fold rows: paired differences, their errors, a verdict",
+            ((("runs",), {"nargs": "+", "metavar": "RUN", "help": "cv run or blend folders, the baseline first"}),
+             (("--out",), {"default": None, "help": "JSON file for the figures"})),
+            lambda a, r: print(r.markdown(r.main(a.runs, a.out)))),
     Command(("pseudo-label",), "prefkit.recipes.pseudo_label", "soft labels for unlabelled pairs from a run or blend",
             ((("--run",), {"required": True, "help": "a cv/train run folder or a blend folder"}),
              (("--data",), {"required": True, "help": "the unlabelled pairs (any supported format)"}),

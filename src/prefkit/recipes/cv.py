@@ -1,7 +1,8 @@
 """`prefkit cv`: K-fold CV grouped by prompt. One model folder per fold (fold0, fold1, ...), out-of-fold
 predictions (`oof.csv`, and `oof_logits.csv` at full precision for distillation and blending), `metrics.json`
-(with each rule of `prefkit.toolbox.rules` measured on the OOF), `rules.json`, `reliability.png`; optionally a
-temperature fitted on the OOF. With `--resume`, finished folds are kept and an interrupted one continues from its checkpoint."""
+(with each rule of `prefkit.toolbox.rules` measured on the OOF, and under "length" the length-only rule beside the
+model's accuracy where the shorter answer won), `rules.json`, `reliability.png`; optionally a temperature fitted
+on the OOF. With `--resume`, finished folds are kept and an interrupted one continues from its checkpoint."""
 
 from __future__ import annotations
 
@@ -125,6 +126,8 @@ def main(cfg: Config, name: str = "", resume: bool = False) -> dict:
         if r["rows"]:
             log(f"rule {rule}: {r['rows']} rows; their OOF log loss {r['logloss_model']:.4f} (model) -> "
                 f"{r['logloss_rule']:.4f} (rule fitted on the other folds); predict.rules=[{rule}] applies it")
+    metrics["length"] = rules.length_view(rows, oof[done])  # length bias in view in every run
+    log(rules.length_line(metrics["length"]))
     probed = probes.after_training(cfg, out, table, scored=(oof[done], labels[done]))  # the model itself, on a sample
     if probed is not None:
         metrics["probes"] = probed

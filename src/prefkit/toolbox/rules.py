@@ -8,6 +8,10 @@ A rule's prediction is the outcome distribution of the rows it matches in the tr
 that none is 0. `prefkit cv` measures every rule on its out-of-fold predictions (each fold's rule fitted on the
 other folds) and writes the rules fitted on all rows to `rules.json`; `predict.rules` applies them, from that
 file, to the rows they match.
+
+`length_view` is a rule measured, never applied: "the longer last answer wins", the bias a reward model learns
+first, set beside the model's accuracy where the shorter answer won (in `metrics.json` of every cv run, and in
+`prefkit compare`).
 """
 
 from __future__ import annotations
@@ -114,6 +118,49 @@ def measure(table: PairTable, oof: np.ndarray, folds: np.ndarray, comp: Competit
                      "accuracy_rule": round(after["accuracy"], 4),
                      "logloss_all_rows_with_rule": round(score(ruled, labels)["logloss"], 4)}
     return out
+
+
+def last_turn_lengths(table: PairTable) -> tuple[np.ndarray, np.ndarray]:
+    """Characters of the last turn of response A and of response B (a null turn, or none, counts 0)."""
+    def last(turns) -> int:
+        return len(turns[-1] or "") if len(turns) else 0
+
+    f = table.frame
+    return (np.array([last(t) for t in f["response_a"]], dtype=np.int64),
+            np.array([last(t) for t in f["response_b"]], dtype=np.int64))
+
+
+def length_view(table: PairTable, probs: np.ndarray) -> dict:
+    """The length-only rule "the longer last answer wins" on these rows, and the model's accuracy (`probs`' most
+    probable label) on the pairs where the shorter answer won and where the longer won: how much of a score is
+    length. The rule picks the side whose last turn has more characters; a pair of equal lengths counts 1/2 for
+    it (it has no pick: a coin) and a tie label 0 (it never says tie). Tie-labelled pairs and pairs of equal
+    lengths are in neither group. An accuracy over no rows is None."""
+    la, lb = last_turn_lengths(table)
+    y = label_ids(table.frame["label"])
+    longer = np.where(la > lb, 0, 1)  # the side the rule picks where the lengths differ
+    differ = la != lb
+    decided = differ & (y < 2)  # A or B won, one of them longer
+    rule = np.where(differ, (longer == y).astype(np.float64), np.where(y < 2, 0.5, 0.0))
+    right = np.asarray(probs).argmax(axis=1) == y
+
+    def group(mask: np.ndarray) -> dict:
+        return {"rows": int(mask.sum()), "accuracy": round(float(right[mask].mean()), 4) if mask.any() else None}
+
+    return {"rows": int(len(y)), "rule_accuracy": round(float(rule.mean()), 4) if len(y) else None,
+            "differ_share": round(float(differ.mean()), 4) if len(y) else None,
+            "shorter_won": group(decided & (longer != y)), "longer_won": group(decided & (longer == y))}
+
+
+def length_line(view: dict) -> str:
+    """One line of `length_view` for a log or a report."""
+    def acc(g: dict) -> str:
+        return "-" if g["accuracy"] is None else f"{g['accuracy']:.4f}"
+
+    return (f"length rule (the longer last answer wins): accuracy {view['rule_accuracy']:.4f}, "
+            f"{view['differ_share']:.1%} of pairs differ in length; the model's accuracy where the shorter won "
+            f"{acc(view['shorter_won'])} ({view['shorter_won']['rows']} rows), where the longer won "
+            f"{acc(view['longer_won'])} ({view['longer_won']['rows']} rows)")
 
 
 def fit_all(table: PairTable, comp: Competition) -> dict:
