@@ -50,7 +50,11 @@ def by_name(found: list[probes.Probe]) -> dict[str, probes.Probe]:
 @pytest.mark.parametrize("overrides", [PLAIN, PLAIN + ["model.head=bt"], PLAIN + JUDGE, ["model.dtype=float16"]],
                          ids=["cls3", "bt", "lm_tokens", "nf4-fp16"])
 def test_a_sound_tiny_model_passes_every_probe(overrides):
-    found = probes.probe(ready(TINY, overrides), rows())
+    # The labels probe reads validation predictions of their own here: an untrained model prefers one of the two
+    # answers these rows repeat on every row, and may well disagree with the labels (its own tests are below).
+    table = rows()
+    scored = (np.random.default_rng(0).dirichlet([2, 2, 2], size=len(table)), table.frame["label"].to_numpy())
+    found = probes.probe(ready(TINY, overrides), table, scored)
     assert not [p.line() for p in found if p.failed]
     got = by_name(found)
     assert {"swap", "dtype", "position", "attention", "labels"} <= got.keys()
@@ -459,3 +463,23 @@ def test_a_folder_without_a_record_says_so(trained, tmp_path):
     got = probe_trained(cfg, copy)
     assert got["eos"].status == got["tokenizer"].status == "n/a"
     assert "nothing recorded at training" in got["tokenizer"].figure and not got["head"].failed
+
+
+def test_labels_swapped_since_the_model_learned_them_are_caught():
+    """ms-swift#9370's planted fault: A and B exchanged in the labels the predictions are scored on. A model that
+    learned the labels agrees with the exchanged ones beyond chance (a paired t statistic); one that learned
+    nothing (random predictions) does not, over many samples."""
+    table = learnable(40, seed=4)
+    labels = table.frame["label"].to_numpy()
+    rng = np.random.default_rng(1)
+    learned = np.array([{"a": [0.6, 0.25, 0.15], "b": [0.25, 0.6, 0.15], "tie": [0.3, 0.3, 0.4]}[x] for x in labels])
+    learned = learned + rng.uniform(0, 0.05, learned.shape)
+    learned /= learned.sum(axis=1, keepdims=True)
+    sound = probes.labels_probe(learned, labels)
+    assert sound.status == "ok" and sound.values["exchange_t"] < -probes.EXCHANGE_T
+    swapped = np.array([{"a": "b", "b": "a"}.get(x, x) for x in labels], dtype=object)
+    caught = probes.labels_probe(learned, swapped)
+    assert caught.failed and "agree with the labels' A and B exchanged" in caught.figure
+    assert caught.values["exchange_t"] > probes.EXCHANGE_T and caught.values["exchange_p"] < probes.EXCHANGE_P
+    noise = [probes.labels_probe(np.random.default_rng(s).dirichlet([2, 2, 2], size=20), labels[:20]) for s in range(200)]
+    assert not [p.line() for p in noise if p.failed], "no false alarm on a model that learned nothing"

@@ -32,6 +32,19 @@ from prefkit.toolbox.predictions import (
 
 def main(run_dir: str | Path, rows: int = 16, overrides: list[str] = ()) -> int:
     """Probe the run's model; print a line a probe; 0 when all are within tolerance, 1 otherwise."""
+    folder, data, n, found = run_probes(run_dir, rows, overrides)
+    print(f"probes of {folder} on {n} rows of {data}:")
+    for p in found:
+        print(f"  {p.line()}")
+    failed = [p.name for p in found if p.failed]
+    print(f"{len(failed)} of {len(found)} probes out of tolerance" + (f": {', '.join(failed)}" if failed else ""))
+    return 1 if failed else 0
+
+
+def run_probes(run_dir: str | Path, rows: int = 16, overrides: list[str] = (),
+               folder: str | None = None) -> tuple[Path, str, int, list[probes.Probe]]:
+    """The probes of a run's model folder (`folder`, by name; default its first finished one) on `rows` rows of
+    its data, the golden scores and the folds: (the folder, the data, the rows probed, the probes)."""
     if rows < 1:
         raise PrefkitError(f"--rows {rows}: give at least 1 row to probe")
     run_dir = Path(run_dir)
@@ -40,17 +53,15 @@ def main(run_dir: str | Path, rows: int = 16, overrides: list[str] = ()) -> int:
     folders = runs.trained_folders(run_dir)
     if not folders:
         raise PrefkitError(f"{run_dir}: no finished model folder (fold*/ or model/ with trained.json) to probe")
+    chosen = next((f for f in folders if f.name == folder), None) if folder else folders[0]
+    if chosen is None:
+        raise PrefkitError(f"{run_dir}: no finished model folder {folder!r} (finished: {', '.join(f.name for f in folders)})")
     table = load_labelled(cfg.data.train, cfg)
     oof = _oof(run_dir, cfg)
-    found = probes.probe_folder(cfg, folders[0], table, rows, _validation(oof, cfg), golden=True)
+    found = probes.probe_folder(cfg, chosen, table, rows, _validation(oof, cfg), golden=True)
     found.append(probes.folds_probe(run_dir, table, None if oof is None or "fold" not in oof.columns else
                                     {str(i): int(k) for i, k in zip(oof.index, oof["fold"])}))
-    print(f"probes of {run_dir / folders[0].name} on {min(rows, len(table))} rows of {cfg.data.train}:")
-    for p in found:
-        print(f"  {p.line()}")
-    failed = [p.name for p in found if p.failed]
-    print(f"{len(failed)} of {len(found)} probes out of tolerance" + (f": {', '.join(failed)}" if failed else ""))
-    return 1 if failed else 0
+    return chosen, str(cfg.data.train), min(rows, len(table)), found
 
 
 def _oof(run_dir: Path, cfg):

@@ -79,6 +79,11 @@ FP16_MAX = float(torch.finfo(torch.float16).max)  # 65504: beyond it fp16 holds 
 SWAP_TOLERANCE = 0.1  # mean position bias of P(A) - P(B), with predict.swap_tta=false
 MIRROR_TOLERANCE = 1e-7  # |P'(B) - P(B)| of a row whose swap the model did not see (the same numbers, computed twice)
 LABELS_MIN_MOVE = 1e-6  # the log loss must change by more than this when the labels are shuffled or A<->B exchanged
+# The predictions may not agree with the labels' A and B exchanged beyond both a paired t statistic of 4 and a sign
+# test at 1e-3 (`_exchange_test`). A model that learned nothing sits near t = 0, and its log-probabilities have
+# heavy tails: either test alone called about 1 in 1,000 samples of 10-20 random predictions, both together 1 in
+# 10,000 or fewer (simulated); a model that learned the labels sits far below 0.
+EXCHANGE_T, EXCHANGE_P = 4.0, 1e-3
 HEAD_MIN_MOVE = 1e-6  # relative change of the head's weights from their initialisation; a training step moves ~lr
 HEAD_MIN_SPREAD = 1e-6  # the head's outputs must differ from sequence to sequence by more than this (std)
 FILLER = 16  # tokens by which the longer row added to each batch outgrows the sample's longest
@@ -508,16 +513,40 @@ def labels_probe(probs: np.ndarray, labels, seed: int = 0, metric: Callable = sc
     if (exchanged != labels).any():
         ex = metric(probs, exchanged)
         ex_move = abs(real["logloss"] - ex["logloss"])
-        values.update(logloss_exchanged=ex["logloss"], accuracy_exchanged=ex["accuracy"])
-        figure += f", {ex['logloss']:.4f} with A and B exchanged (moved {ex_move:.1e})"
+        t, sign = _exchange_test(probs, labels)
+        values.update(logloss_exchanged=ex["logloss"], accuracy_exchanged=ex["accuracy"], exchange_t=t, exchange_p=sign)
+        figure += f", {ex['logloss']:.4f} with A and B exchanged (moved {ex_move:.1e}, t {t:+.1f})"
         if not ex_move > LABELS_MIN_MOVE and not why:
             why.append("A and B exchanged in the labels score the same: the predictions or the metric do not tell "
                        "A from B")
+        if t > EXCHANGE_T and sign < EXCHANGE_P and not why:
+            why.append("the predictions agree with the labels' A and B exchanged: labels swapped since the model "
+                       "learned them (or it learned them swapped)")
     figure += f"; accuracy {real['accuracy']:.3f} -> {fake['accuracy']:.3f}, {len(labels)} rows"
-    tolerance = f"moves by > {LABELS_MIN_MOVE:.0e}"
+    tolerance = f"moves by > {LABELS_MIN_MOVE:.0e}; not agreeing with A<->B exchanged (t > {EXCHANGE_T:.0f}, p < {EXCHANGE_P:.0e})"
     if not why:
         return Probe("labels", "ok", figure, tolerance, values=values)
     return Probe("labels", "FAIL", f"{figure}: {why[0]}", tolerance, ["all rows"], values)
+
+
+def _exchange_test(probs: np.ndarray, labels: np.ndarray) -> tuple[float, float]:
+    """Over the rows labelled a or b, whether the predictions make the other side likelier than the label: the
+    paired t statistic of log P(other) - log P(label) (positive: they agree with A and B exchanged), and the
+    sign test's one-sided p-value of the rows where they do (1.0: no evidence)."""
+    from scipy.stats import binom
+
+    side = {"a": 0, "b": 1}
+    rows = [i for i, x in enumerate(labels) if x in side]
+    if len(rows) < 2:
+        return 0.0, 1.0
+    p = np.clip(probs[rows], 1e-15, 1.0)
+    label = np.array([side[labels[i]] for i in rows])
+    d = np.log(p[np.arange(len(rows)), 1 - label]) - np.log(p[np.arange(len(rows)), label])
+    sign = float(binom.sf(int((d > 0).sum()) - 1, len(d), 0.5))
+    sd = d.std(ddof=1)
+    if sd == 0:
+        return (0.0 if d.mean() == 0 else float(np.sign(d.mean()) * np.inf)), sign
+    return float(d.mean() / (sd / np.sqrt(len(d)))), sign
 
 
 # ----------------------------------------------------------------------- what training recorded, and now
@@ -732,7 +761,7 @@ def _texts_differ(rows: PairTable) -> np.ndarray:
 
 
 def model_probes(learner: Any, rows: PairTable) -> tuple[list[Probe], np.ndarray]:
-    """The probes of a transformer reward model on `rows`, and the rows' plain predictions (no TTA)."""
+    """The probes of a transformer reward model on `rows`, and the rows' predictions (swap TTA as configured)."""
     head, cfg = learner.head, learner.cfg
     dtype = compute_dtype(cfg.model.dtype)
     tol = BATCH_TOLERANCE.get(dtype, 2e-2)
@@ -766,7 +795,12 @@ def model_probes(learner: Any, rows: PairTable) -> tuple[list[Probe], np.ndarray
     probes.append(_tokenizer_probe(learner, tokens))
     probes.append(_head_probe(learner, used.outputs))
     probes.append(_attention_probe(learner.model))
-    return probes, plain
+    return probes, _as_predicted(plain, swapped, cfg.predict.swap_tta and not head.symmetric)
+
+
+def _as_predicted(plain: np.ndarray, swapped: np.ndarray, tta: bool) -> np.ndarray:
+    """The rows' probabilities as prediction gives them: with swap TTA, averaged with the swapped rows' swapped back."""
+    return (plain + swap_probs(swapped)) / 2 if tta else plain
 
 
 FEATURES_NA = ("batch", "dtype", "overflow", "position", "eos", "tokenizer", "head")
@@ -787,17 +821,17 @@ def feature_probes(learner: Any, rows: PairTable) -> tuple[list[Probe], np.ndarr
     probes = [Probe(name, "n/a", why) for name in FEATURES_NA]
     probes.append(_swap_probe(plain, swapped, list(rows.frame["id"]), symmetric=False, tol=0.0, head_name="features",
                               same_input=same, texts_differ=_texts_differ(rows), tta=learner.cfg.predict.swap_tta))
-    return probes, plain
+    return probes, _as_predicted(plain, swapped, learner.cfg.predict.swap_tta)
 
 
 def probe(learner: Any, rows: PairTable, scored: tuple[np.ndarray, Any] | None = None, seed: int = 0,
           metric: Callable = score) -> list[Probe]:
     """Every probe that applies to the learner's model, on `rows` (a small sample). The labels probe reads
-    `scored` (validation probabilities and their labels: a cv run's OOF), else the sample's plain predictions
-    and labels."""
+    `scored` (validation probabilities and their labels: a cv run's OOF), else the sample's predictions (swap TTA
+    as `predict.swap_tta` says, which cancels a position bias as prediction does) and labels."""
     run = feature_probes if learner.kind == "features" else model_probes
-    probes, plain = run(learner, rows)
-    probs, labels = scored if scored is not None else (plain, rows.frame["label"].to_numpy())
+    probes, predicted = run(learner, rows)
+    probs, labels = scored if scored is not None else (predicted, rows.frame["label"].to_numpy())
     probes.append(labels_probe(np.asarray(probs), labels, seed, metric))
     return probes
 
