@@ -9,6 +9,7 @@
     prefkit repredict --run CV_RUN [key=value ...]
     prefkit doctor --run RUN [--rows N] [key=value ...]
     prefkit merge --run CV_RUN --out DIR [--into-base]
+    prefkit export --run RUN --out DIR [--fold K | --average] [key=value ...]
     prefkit blend RUN RUN... --out DIR [--method simplex|stack] [--test-preds PRED...] [--submission FILE]
     prefkit compare RUN RUN... [--out FILE.json]
     prefkit pseudo-label --run RUN_OR_BLEND --data PATH --out FILE [--min-margin M] [key=value ...]
@@ -174,6 +175,12 @@ COMMANDS = [
              (("--out",), {"required": True, "help": "new run folder for the averaged model"}),
              (("--into-base",), {"action": "store_true", "help": "merge each fold's LoRA into the base weights, then average"})),
             lambda a, r: r.main(a.run, a.out, a.into_base)),
+    Command(("export",), "prefkit.recipes.export", "a run's reward model as a folder plain transformers loads (model card included)",
+            ((("--run",), {"required": True, "help": "folder written by `prefkit cv`, `train` or `merge`"}),
+             (("--out",), {"required": True, "help": "new folder for the exported model"}),
+             (("--fold",), {"type": int, "default": None, "help": "a cv run: export fold K's model"}),
+             (("--average",), {"action": "store_true", "help": "a cv run: export its fold models averaged"}), OVERRIDES),
+            lambda a, r: r.main(a.run, a.out, a.fold, a.average, a.overrides)),
     Command(("blend",), "prefkit.recipes.blend", "blend cv runs with weights fitted on their OOF (and the blender's own CV)",
             ((("runs",), {"nargs": "+", "metavar": "RUN", "help": "cv run folders"}),
              (("--out",), {"required": True, "help": "folder for the blend"}),
