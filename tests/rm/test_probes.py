@@ -311,6 +311,28 @@ def test_fp16_overflow_is_caught_naming_where_it_began():
     assert clean.status == "ok" and 0 < clean.values["largest"] < probes.FP16_MAX
 
 
+def test_nan_at_padding_positions_that_nothing_reads_is_no_overflow():
+    """What is computed at padding positions is never read (and a query with nothing to attend to may be NaN
+    there): after the last layer, NaN at every padding position leaves the scores as they were."""
+    learner = ready(TINY, PLAIN)
+    norm, seen = learner.model.model.norm, {}
+
+    def padding_nan(module, args, out):
+        mask = seen["mask"].view(*out.shape[:2], 1).bool()
+        return out.masked_fill(~mask, float("nan"))
+
+    grab = learner.model.register_forward_pre_hook(lambda m, args, kwargs: seen.update(mask=kwargs["attention_mask"]),
+                                                   with_kwargs=True)
+    handle = norm.register_forward_hook(padding_nan)
+    try:
+        got = by_name(probes.probe(learner, rows()))
+    finally:
+        handle.remove()
+        grab.remove()
+    assert got["overflow"].status == "ok" and got["overflow"].values["nonfinite_modules"] == []
+    assert not [p.line() for p in got.values() if p.failed], "the scores are read at real positions"
+
+
 def test_an_fp32_model_beyond_fp16_range_is_told_not_failed():
     learner = ready(TINY, PLAIN)
     handle = learner.model.model.layers[0].mlp.register_forward_hook(lambda module, args, out: out * 1e8)

@@ -202,9 +202,11 @@ def _tensors(out: Any) -> Iterator[torch.Tensor]:
 
 
 @contextmanager
-def _activations(model: Any, seen: _Activations, width: int) -> Iterator[np.ndarray]:
-    """Watch every module's outputs during the block (a batch of `width` sequences) into `seen`; yields the
-    sequences of the batch that met a non-finite value (a tensor whose first dimension is the batch's)."""
+def _activations(model: Any, seen: _Activations, mask: torch.Tensor) -> Iterator[np.ndarray]:
+    """Watch every module's outputs during the block (a batch whose attention mask is `mask`) into `seen`; yields
+    the sequences of the batch that met a non-finite value. Padding positions of a (batch, positions, ...) tensor
+    are left out: what is computed there is never read, and a query with nothing to attend to may be NaN there."""
+    width, length = mask.shape
     bad = np.zeros(width, dtype=bool)
 
     def hook(name: str):
@@ -213,8 +215,11 @@ def _activations(model: Any, seen: _Activations, width: int) -> Iterator[np.ndar
                 if not t.is_floating_point() or not t.numel():
                     continue
                 t = t.detach()
-                finite = torch.isfinite(t)
-                top = float(t.abs().masked_fill(~finite, 0).max())
+                ignored = torch.zeros((), dtype=torch.bool, device=t.device)
+                if t.dim() >= 2 and tuple(t.shape[:2]) == (width, length):
+                    ignored = ~mask.to(t.device, torch.bool).view(width, length, *[1] * (t.dim() - 2))
+                finite = torch.isfinite(t) | ignored
+                top = float(t.abs().masked_fill(~finite | ignored, 0).max())
                 if top > seen.largest:
                     seen.largest, seen.at = top, name
                 if not bool(finite.all()):
@@ -245,6 +250,7 @@ def _reads(learner: Any, batch: dict, seen: dict) -> tuple[np.ndarray, str]:
         return np.zeros(n, dtype=np.int64), "first"
     # a decoder classifier scores every position and keeps one: the position whose scores are the kept ones
     gap = (per.float() - kept.float()[:, None, :]).abs().amax(-1).cpu()  # (sequences, positions)
+    gap = torch.nan_to_num(gap, nan=float("inf"))  # a NaN score (at a padding position) is not the kept one
     last = width - 1 - mask.flip(-1).argmax(-1)
     at_last = gap[torch.arange(n), last] <= gap.min(-1).values  # ties: the last real token, where it is one
     return torch.where(at_last, last, gap.argmin(-1)).numpy(), "last"
@@ -268,7 +274,7 @@ def _forward(learner: Any, seqs: list[np.ndarray], batches: list[list[int]], lef
             group = [seqs[i] for i in b] + ([filler] if filler is not None else [])
             batch = collate(group, learner.pad_id, left=left)
             on_device = {k: v.to(device) for k, v in batch.items()}
-            watch = nullcontext() if activations is None else _activations(model, activations, len(group))
+            watch = nullcontext() if activations is None else _activations(model, activations, batch["attention_mask"])
             with _watching(model) as seen, watch as bad, precision(dtype, device):
                 out = head.forward(model, on_device)
             at, pooling = _reads(learner, batch, seen)
