@@ -230,3 +230,16 @@ def test_user_mistakes_exit_2_without_a_traceback(tmp_path, run_cli):
                           ((student,), "a model.kind=causal_lm run; this needs features or seq_cls")]:
         r = run_cli("doctor", "--run", *args)
         assert r.code == 2 and message in r.err and "Traceback" not in r.err, (args, r.err)
+
+
+def test_predict_refuses_a_tokenizer_that_is_not_the_runs(tiny_run, run_cli, tmp_path):
+    """Issue 42, class 5: `template.tokenizer` may point elsewhere (a Kaggle input), but to the tokenizer the run
+    was trained with: another one (37.5% of answers flipped) is refused before anything is predicted."""
+    from tests.conftest import lmsys_row, write_lmsys
+
+    test = write_lmsys(tmp_path / "test.csv", [lmsys_row(str(i), ["q"], ["a"], ["b"]) for i in range(3)])
+    r = run_cli("predict", "--run", tiny_run, "--test", test, "--out", tmp_path / "s.csv", f"output_dir={tmp_path / 'p'}",
+                f"template.tokenizer={swapped_ids_tokenizer(tmp_path / 't.json')}")
+    assert r.code == 2, r.err
+    assert "not the tokenizer the model was trained with" in r.err and "Traceback" not in r.err
+    assert not (tmp_path / "s.csv").exists()

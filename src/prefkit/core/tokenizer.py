@@ -100,3 +100,26 @@ def special_ids(tokenizer: Any, form: Any = None) -> tuple[int | None, int | Non
     bos = probe[0] if len(probe) > len(plain) and probe[: len(plain)] != plain else None
     eos = next((tokenizer.token_to_id(t) for t in EOS_TOKENS if tokenizer.token_to_id(t) is not None), None)
     return bos, eos
+
+
+# a fixed text for a tokenizer's fingerprint: accents, CJK, an emoji, digits, tabs and newlines, and strings that
+# name special tokens, so that normalisation, pre-tokenisation and special-token handling all show
+FINGERPRINT_TEXT = "prefkit: Héllo, WÖRLD!  12345 — 你好 🙂\n\ttabs and <eos> </s> [SEP] <|im_end|> <pad>"
+
+
+def fingerprint(tok: Any) -> dict:
+    """A tokenizer by what it does, not by its file (whose form changes with the tokenizers version, and with
+    padding settings): its vocabulary, added tokens included, and the ids of FINGERPRINT_TEXT with special tokens.
+    Recorded at training (the doctor's tokenizer probe, the golden scores) and compared wherever a model loads."""
+    import hashlib
+    import json
+
+    from tokenizers import Tokenizer
+
+    tok = Tokenizer.from_str(tok.to_str())  # a copy without padding or truncation, which a config may set or not
+    tok.no_padding()
+    tok.no_truncation()
+    vocab = sorted(tok.get_vocab(with_added_tokens=True).items(), key=lambda kv: (kv[1], kv[0]))
+    encodes = tok.encode(FINGERPRINT_TEXT, add_special_tokens=True).ids
+    digest = hashlib.sha256(json.dumps({"vocab": vocab, "encodes": encodes}).encode()).hexdigest()[:16]
+    return {"sha256": digest, "vocab_size": len(vocab), "largest_id": max(i for _, i in vocab), "encodes": encodes}

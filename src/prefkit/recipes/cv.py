@@ -6,8 +6,6 @@ on the OOF. With `--resume`, finished folds are kept and an interrupted one cont
 
 from __future__ import annotations
 
-import hashlib
-import json
 from pathlib import Path
 
 import numpy as np
@@ -16,7 +14,7 @@ import pandas as pd
 from prefkit.competition import of
 from prefkit.config import USES, Config
 from prefkit.core.dist import is_main
-from prefkit.core.runs import MARKER, REWARD_MODEL_KINDS, is_trained, mark_trained
+from prefkit.core.runs import REWARD_MODEL_KINDS, is_trained, mark_trained
 from prefkit.data.folds import assign_folds
 from prefkit.data.table import PairTable
 from prefkit.errors import PrefkitError
@@ -43,24 +41,20 @@ def _subset(table: PairTable, mask: np.ndarray) -> PairTable:
     return PairTable(table.frame[mask].reset_index(drop=True), table.source)
 
 
-def rows_fingerprint(ids) -> str:
-    """A fold's validation rows, as one value: the SHA-256 of their ids in file order."""
-    return hashlib.sha256("\n".join(map(str, ids)).encode("utf-8")).hexdigest()[:16]
-
-
-def kept_predictions(folder: Path, saved: Path, rows_sha: str, n: int, k: int) -> np.ndarray:
+def kept_predictions(folder: Path, saved: Path, ids: list[str], k: int) -> np.ndarray:
     """A finished fold's saved validation predictions, kept by --resume only when they are of this fold's rows:
-    the same ids in the same order as when the fold was trained (another seed, fold count or training file would
-    put them on other rows)."""
-    recorded = json.loads((folder / MARKER).read_text(encoding="utf-8")).get("valid_rows")
+    the same ids in the same order as the fold held out when it trained (`probes.record_training`); another
+    seed, fold count or training file would put them on other rows."""
     probs = np.load(saved)
-    if recorded is None:  # a fold of an older prefkit: only the count can be checked
+    held_out = (probes.read_record(folder) or {}).get("held_out")
+    if held_out is None:  # a fold of an older prefkit: only the count can be checked
         log(f"fold {k}: trained by an older prefkit, its validation rows not recorded: kept on the count alone")
-        recorded = rows_sha if len(probs) == n else "?"
-    if recorded != rows_sha or len(probs) != n:
+        held_out = ids if len(probs) == len(ids) else []
+    if held_out != ids or len(probs) != len(ids):
+        other = len(set(ids) - set(held_out))
         raise PrefkitError(f"{folder}: --resume would keep this fold's predictions of {len(probs)} rows, but fold {k} "
-                           f"is now {n} other rows (the data, cv.seed or cv.n_splits changed since it was trained): "
-                           f"start another output_dir")
+                           f"is now {len(ids)} rows ({other} it did not hold out, or in another order): the data, "
+                           "cv.seed or cv.n_splits changed since it was trained; start another output_dir")
     return probs
 
 
@@ -83,9 +77,9 @@ def main(cfg: Config, name: str = "", resume: bool = False) -> dict:
         folder = out / f"fold{k}"
         va = folds == k
         saved = folder / "valid_predictions.npy"
-        rows_sha = rows_fingerprint(table.frame["id"][va])
+        held_out = [str(x) for x in table.frame["id"][va]]
         if resume and is_trained(folder) and saved.exists():
-            oof[va] = kept_predictions(folder, saved, rows_sha, int(va.sum()), k)
+            oof[va] = kept_predictions(folder, saved, held_out, k)
             log(f"fold {k}: finished earlier, kept")
         else:
             learner = make_learner(cfg)
@@ -99,7 +93,8 @@ def main(cfg: Config, name: str = "", resume: bool = False) -> dict:
             if is_main():
                 np.save(saved, oof[va])
             record_golden(cfg, folder)  # the fold model's scores on fixed rows, checked wherever it predicts
-            mark_trained(folder, {"kind": cfg.model.kind, "fold": k, "rows": int((~va).sum()), "valid_rows": rows_sha,
+            probes.record_training(cfg, folder, held_out)  # its tokenizer, special tokens and held-out rows
+            mark_trained(folder, {"kind": cfg.model.kind, "fold": k, "rows": int((~va).sum()),
                                   "history_tail": history[-1:] if history else []})
         per_fold.append({"fold": k, **score(oof[va], labels[va])})
         log(f"{name or 'cv'} fold {k}: logloss {per_fold[-1]['logloss']:.4f}  accuracy {per_fold[-1]['accuracy']:.4f}  "

@@ -37,6 +37,7 @@ def main(cfg: Config, name: str = "", resume: bool = False) -> Path:
     learner.release()
     del learner
     record_golden(cfg, folder)  # the model's scores on fixed rows, checked wherever it predicts
+    probes.record_training(cfg, folder)  # its tokenizer and special tokens, for the doctor
     mark_trained(folder, {"kind": cfg.model.kind, "rows": len(table), "history_tail": history[-1:]})
     probed = probes.after_training(cfg, out, labelled)  # the model itself, on a sample of its training rows
     metrics = {k: v for k, v in (("probes", probed), ("tokens", tokens)) if v is not None}

@@ -21,7 +21,6 @@ same comparison as the probe "golden" (`compare`).
 from __future__ import annotations
 
 import dataclasses
-import hashlib
 import importlib.metadata
 import itertools
 import json
@@ -33,6 +32,7 @@ import numpy as np
 
 from prefkit.config import Config
 from prefkit.core.dist import is_main, log
+from prefkit.core.tokenizer import fingerprint
 from prefkit.data.synthetic import FILLER, GOOD, make_pairs
 from prefkit.data.table import PairTable, TableBuilder
 from prefkit.errors import PrefkitError
@@ -99,7 +99,7 @@ def environment(cfg: Config, learner: Any) -> dict:
     from prefkit.core.modeling import compute_dtype
 
     device = f"cuda ({torch.cuda.get_device_name()})" if torch.cuda.is_available() else "cpu"
-    tokenizer = hashlib.sha256(learner.tokenizer.to_str().encode()).hexdigest()[:12]
+    tokenizer = fingerprint(learner.tokenizer)["sha256"]  # what it does, as the doctor's tokenizer probe reads it
     return {**env, "device": device, "dtype": str(compute_dtype(cfg.model.dtype)).removeprefix("torch."),
             "backend": cfg.predict.backend, "quantization": cfg.quantization.mode, "tokenizer": tokenizer}
 
@@ -169,10 +169,15 @@ def compare(cfg: Config, folder: Path, learner: Any) -> dict:
         return _fields("n/a", f"{folder.name}: no {FILE} (trained before prefkit recorded golden scores)")
     now = environment(cfg, learner)
     was = saved["environment"]
+    changed = changes(was, now)
+    if "tokenizer" in changed and was.get("tokenizer"):  # refused before scoring: other ids may lie past the embedding
+        return _fields("FAIL", f"not the tokenizer the model was trained with (fingerprint {was['tokenizer']} at "
+                       f"training, {now['tokenizer']} now: template.tokenizer={cfg.template.tokenizer!r}); its rows "
+                       "would be read as other tokens", "the tokenizer of training", ["all rows"],
+                       {"changed": changed})
     table = _table(saved["rows"], f"<golden rows of {folder / FILE}>")
     probs, recorded = _plain(learner, table), np.asarray(saved["probabilities"], dtype=np.float64)
     tol = _tolerance(was.get("dtype"), now["dtype"])
-    changed = changes(was, now)
     values = {"tolerance": tol, "changed": changed, "golden_rows": len(table)}
     if probs.shape != recorded.shape:
         return _fields("FAIL", f"{probs.shape[1]} probabilities a row, {recorded.shape[1]} recorded", f"{tol:.0e}",
@@ -201,6 +206,9 @@ def check(cfg: Config, folder: Path, learner: Any, say: Callable[[str], None] | 
     found = compare(cfg, folder, learner)
     values, tolerance = found["values"], found["tolerance"]
     changed, diff = values.get("changed", {}), values.get("max_abs_diff")
+    if found["status"] == "FAIL" and "max_abs_diff" not in values and "tokenizer" in changed:
+        raise PrefkitError(f"{folder}: {found['figure']}: give the tokenizer it was trained with (template.tokenizer, "
+                           "where it lies now), or set predict.golden_check=false if the change is known and wanted")
     if found["status"] == "FAIL":
         pins = [f"{k}=={a}" for k, (a, _) in changed.items() if k in PACKAGES[learner.kind] + ("prefkit",) and a]
         what = (f"changed since training: {_said(changed)}" if changed else

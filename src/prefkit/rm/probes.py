@@ -42,7 +42,6 @@ others say why not.
 from __future__ import annotations
 
 import dataclasses
-import hashlib
 import json
 from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass, field
@@ -57,7 +56,7 @@ from prefkit.core.batching import collate
 from prefkit.core.dist import is_main, log
 from prefkit.core.modeling import HEAD_NAMES, SOFTCAPPED, compute_dtype, precision
 from prefkit.core.runs import trained_folders
-from prefkit.core.tokenizer import special_ids
+from prefkit.core.tokenizer import fingerprint, special_ids
 from prefkit.data import swap_ab
 from prefkit.data.table import PairTable, normalise_prompt
 from prefkit.io import write_json
@@ -89,9 +88,6 @@ HEAD_MIN_SPREAD = 1e-6  # the head's outputs must differ from sequence to sequen
 FILLER = 16  # tokens by which the longer row added to each batch outgrows the sample's longest
 SHOWN = 10  # row ids named in a line (all are in the record)
 RECORD = "probe_record.json"  # in a model folder: what training recorded for the probes (`record_training`)
-# a fixed text for the tokenizer's fingerprint: accents, CJK, an emoji, digits, tabs and newlines, and strings
-# that name special tokens, so that normalisation, pre-tokenisation and special-token handling all show
-FINGERPRINT_TEXT = "prefkit: Héllo, WÖRLD!  12345 — 你好 🙂\n\ttabs and <eos> </s> [SEP] <|im_end|> <pad>"
 
 
 @dataclass
@@ -557,20 +553,11 @@ def _exchange_test(probs: np.ndarray, labels: np.ndarray) -> tuple[float, float]
 
 # ----------------------------------------------------------------------- what training recorded, and now
 
-def _fingerprint(tok: Any) -> dict:
-    """A tokenizer by what it does, not by its file (whose form changes with the tokenizers version): its
-    vocabulary, added tokens included, and the ids of FINGERPRINT_TEXT with special tokens."""
-    vocab = sorted(tok.get_vocab(with_added_tokens=True).items(), key=lambda kv: (kv[1], kv[0]))
-    encodes = tok.encode(FINGERPRINT_TEXT, add_special_tokens=True).ids
-    digest = hashlib.sha256(json.dumps({"vocab": vocab, "encodes": encodes}).encode()).hexdigest()[:16]
-    return {"sha256": digest, "vocab_size": len(vocab), "largest_id": max(i for _, i in vocab), "encodes": encodes}
-
-
 def tokens_record(tokenizer: Any, renderer: Any, pad_id: int) -> dict:
     """What a model was trained to read: the tokenizer's fingerprint (the renderer's private copy, padding and
     truncation off), the special tokens that start and end every sequence, and the padding and EOS ids."""
     _, eos = special_ids(tokenizer)
-    record = {"tokenizer": _fingerprint(renderer.tok), "prefix": list(map(int, renderer.prefix)),
+    record = {"tokenizer": fingerprint(renderer.tok), "prefix": list(map(int, renderer.prefix)),
               "suffix": list(map(int, renderer.suffix)), "pad": int(pad_id), "eos": eos}
     named = [*record["prefix"], *record["suffix"], record["pad"], *([] if eos is None else [eos])]
     record["names"] = {str(i): tokenizer.id_to_token(i) for i in named}  # the ids' tokens, as this tokenizer has them
@@ -637,7 +624,7 @@ def _eos_probe(learner: Any, recorded: dict | None) -> Probe:
 
 def _tokenizer_probe(learner: Any, recorded: dict | None) -> Probe:
     """The tokenizer against training's fingerprint, and its ids against the model's embedding table."""
-    now = _fingerprint(learner.renderer.tok)
+    now = fingerprint(learner.renderer.tok)
     embedding = learner.model.get_input_embeddings()
     rows = getattr(embedding, "num_embeddings", None)
     values = {"sha256": now["sha256"], "vocab_size": now["vocab_size"], "embedding_rows": rows}
