@@ -122,9 +122,20 @@ def check_writable(out: str | os.PathLike, flag: str = "--out") -> None:
     parent = final.parent
     while not parent.exists() and parent != parent.parent:
         parent = parent.parent  # the folders to be made: the first that exists must take them
-    if (final.exists() and not os.access(final, os.W_OK)) or not os.access(parent, os.W_OK | os.X_OK):
-        raise PrefkitError(f"{flag} {out}: cannot write there ({'the file' if final.exists() else parent} is read-only "
-                           "for this user); give another path")
+    if final.exists() and not os.access(final, os.W_OK):
+        raise PrefkitError(f"{flag} {out}: cannot write there (the file is read-only for this user); give another path")
+    # a file made and removed at once: permission bits, read-only mounts and pseudo file systems alike
+    if not os.access(parent, os.W_OK | os.X_OK):
+        why = "read-only for this user"
+    else:
+        try:
+            fd, probe = tempfile.mkstemp(prefix=".prefkit-write-check.", dir=parent)
+            os.close(fd)
+            os.unlink(probe)
+            return
+        except OSError as e:
+            why = e.strerror or str(e)
+    raise PrefkitError(f"{flag} {out}: cannot write there ({parent}: {why}); give another path")
 
 
 def _stale_stages(final: Path) -> list[Path]:

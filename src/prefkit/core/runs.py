@@ -128,7 +128,7 @@ def _check_reuse(cfg: Config, out: Path, job: str, resume: bool, inputs: dict[st
         shown = "; ".join(f"{k}: {a!r} in the run, {b!r} now" for k, a, b in diff[:8])
         more = f" (and {len(diff) - 8} more)" if len(diff) > 8 else ""
         raise PrefkitError(f"output_dir {out}: --resume continues {what} with the config it was made with; "
-                           f"{len(diff)} settings differ: {shown}{more}. Put them back, or start another output_dir")
+                           f"{len(diff)} setting{'s differ' if len(diff) > 1 else ' differs'}: {shown}{more}. Put them back, or start another output_dir")
 
 
 def _job_of(out: Path) -> str:
