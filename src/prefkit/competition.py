@@ -60,7 +60,9 @@ def keep_labelled(table: PairTable, comp: Competition, ties: str) -> PairTable:
         raise PrefkitError(f"{table.source}: {n} rows are labelled {first['label']!r} ({where} first), which the "
                            f"{comp.name} competition does not have (labels: {', '.join(comp.labels)}); "
                            "data.ties=drop skips them")
-    return PairTable(table.frame[~extra].reset_index(drop=True), table.source, table.skipped, table.repaired_cells, n)
+    kept = table.subset(~extra)
+    kept.dropped_labels = n
+    return kept
 
 
 def kaggle_slug(cfg) -> str:

@@ -99,6 +99,18 @@ class PairTable:
     def __repr__(self) -> str:
         return f"PairTable({self.source!r}, {len(self)} rows, read by {self.read_by})"
 
+    def subset(self, rows: Any) -> PairTable:
+        """The rows that `rows` picks (a boolean mask, or positions in the order given) as a table numbered from 0.
+
+        The one way to take part of a table: what reading the file found (its source, the bad rows skipped, the
+        cells repaired, the labels dropped) describes the file, so every part keeps it."""
+        import numpy as np
+
+        rows = np.asarray(rows)
+        frame = self.frame[rows] if rows.dtype == bool else self.frame.iloc[rows.astype(np.intp)]  # ([] is float)
+        return PairTable(frame.reset_index(drop=True), self.source, self.skipped, self.repaired_cells,
+                         self.dropped_labels)
+
     @property
     def has_labels(self) -> bool:
         if self._polars is not None:

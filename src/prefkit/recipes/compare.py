@@ -49,11 +49,13 @@ def _length_rows(run: Path, ids: pd.Index, labels: np.ndarray) -> PairTable | No
     except (PrefkitError, OSError) as e:
         log(f"note: no length view: the data of {run} cannot be read now ({e})")
         return None
-    frame = table.frame.drop_duplicates("id").set_index("id", drop=False)
-    if not ids.isin(frame.index).all() or not np.array_equal(frame.loc[ids, "label"].to_numpy(), labels):
+    first = ~table.frame["id"].duplicated().to_numpy()
+    at = pd.Series(np.flatnonzero(first), index=table.frame["id"][first])  # each id's (first) row
+    rows = at.loc[ids].to_numpy() if ids.isin(at.index).all() else None
+    if rows is None or not np.array_equal(table.frame["label"].to_numpy()[rows], labels):
         log(f"note: no length view: {cfg.data.train} no longer holds {run}'s rows with their labels")
         return None
-    return PairTable(frame.loc[ids].reset_index(drop=True), table.source)
+    return table.subset(rows)
 
 
 def main(runs: list[str], out: str | None = None) -> dict:

@@ -16,7 +16,6 @@ from prefkit.config import USES, Config
 from prefkit.core.dist import is_main
 from prefkit.core.runs import REWARD_MODEL_KINDS, is_trained, mark_trained
 from prefkit.data.folds import assign_folds
-from prefkit.data.table import PairTable
 from prefkit.errors import PrefkitError
 from prefkit.io import atomic_path, write_json
 from prefkit.metrics import (
@@ -35,10 +34,6 @@ from prefkit.toolbox.predictions import OOF_FILE, write_logits
 from prefkit.toolbox.pseudo import checked_pseudo_rows, join_pseudo_rows
 
 SECTIONS = USES  # the config keys it reads, by model.kind
-
-
-def _subset(table: PairTable, mask: np.ndarray) -> PairTable:
-    return PairTable(table.frame[mask].reset_index(drop=True), table.source)
 
 
 def kept_predictions(folder: Path, saved: Path, ids: list[str], k: int) -> np.ndarray:
@@ -83,9 +78,9 @@ def main(cfg: Config, name: str = "", resume: bool = False) -> dict:
             log(f"fold {k}: finished earlier, kept")
         else:
             learner = make_learner(cfg)
-            history = learner.fit(join_pseudo_rows(_subset(table, ~va), pseudo), _subset(table, va),
+            history = learner.fit(join_pseudo_rows(table.subset(~va), pseudo), table.subset(va),
                                   folder, resume)
-            oof[va], stats = learner.predict(_subset(table, va))
+            oof[va], stats = learner.predict(table.subset(va))
             for key, n in (learner.tokens() or {}).items():
                 tokens[key] = tokens.get(key, 0) + n
             learner.release()  # before the next fold's model is built
@@ -115,7 +110,7 @@ def main(cfg: Config, name: str = "", resume: bool = False) -> dict:
         t = fit_temperature(oof[done], labels[done])
         metrics["temperature"] = t
         metrics["calibrated"] = score(apply_temperature(oof[done], t), labels[done])
-    rows = PairTable(table.frame[done].reset_index(drop=True), table.source)
+    rows = table.subset(done)
     metrics["rules"] = rules.measure(rows, oof[done], folds[done], comp)
     for rule, r in metrics["rules"].items():
         if r["rows"]:

@@ -59,8 +59,7 @@ def _sample(rows: int, seed: int, competition: str) -> PairTable:
     if competition != "wsdm":
         return make_pairs(rows, seed=seed)
     drawn = make_pairs(2 * rows, seed=seed, multi_turn_fraction=0.0)
-    f = drawn.frame[drawn.frame["label"] != "tie"].head(rows).reset_index(drop=True)
-    return PairTable(f, drawn.source)
+    return drawn.subset(np.flatnonzero(drawn.frame["label"] != "tie")[:rows])
 
 
 def _model_name(cfg: Config, config_path: Path) -> str:

@@ -103,7 +103,7 @@ def cascade(cfg: Config, table: PairTable, p: np.ndarray, second=None) -> tuple[
     if not cc.run:
         return p, {}
     order = np.sort(np.argsort(margins(p), kind="stable")[: int(np.ceil(cc.fraction * len(p)))])
-    subset = PairTable(table.frame.iloc[order].reset_index(drop=True), table.source)
+    subset = table.subset(order)
     log(f"cascade: {cc.run} re-scores the {len(order)} least sure of {len(p)} rows (weight {cc.weight})")
     if second is None:
         second_cfg = run_config(cc.run)

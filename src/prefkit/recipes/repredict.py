@@ -60,7 +60,7 @@ def main(run_dir: str | Path, overrides: list[str] = ()) -> dict:
         refuse_overwrite(cfg.output_dir, {"--run": run_dir, "predict.cascade.run": cfg.predict.cascade.run,
                                           "data.train": cfg.data.train}, "output_dir")
     table = load_labelled(cfg.data.train, cfg)
-    table = PairTable(table.frame[table.frame["id"].isin(saved.index)].reset_index(drop=True), table.source)
+    table = table.subset(table.frame["id"].isin(saved.index))
     if problem := _mismatch(saved, table, need_all_saved=True):
         # a relative data.train is read from the folder the command runs in, which may hold another file of that name
         raise PrefkitError(f"data.train={cfg.data.train} is not the data {run_dir} was trained on: of its out-of-fold "
@@ -85,7 +85,7 @@ def main(run_dir: str | Path, overrides: list[str] = ()) -> dict:
         va = folds == k
         learner = load_learner(cfg, folder)
         golden.check(cfg, folder, learner, log)  # scores that moved since training stop here
-        p[va], stats = learner.predict(PairTable(table.frame[va].reset_index(drop=True), table.source))
+        p[va], stats = learner.predict(table.subset(va))
         learner.release()
         per_fold.append({"fold": int(k), **score(p[va], labels[va]), "tta_rows": stats.get("tta_rows", 0),
                          "seconds": stats.get("seconds")})

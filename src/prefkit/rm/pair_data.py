@@ -23,7 +23,7 @@ def eval_sample(table: PairTable, rows: int, seed: int) -> PairTable:
     if not rows or len(table) <= rows:
         return table
     keep = np.sort(np.random.default_rng([seed, 7]).choice(len(table), rows, replace=False))
-    return PairTable(table.frame.iloc[keep].reset_index(drop=True), table.source)
+    return table.subset(keep)
 
 
 class PairTrainData:

@@ -126,7 +126,7 @@ def sample_rows(table: PairTable, n: int, seed: int) -> PairTable:
     if n >= len(table):
         return table
     keep = np.sort(np.random.default_rng(seed).choice(len(table), size=n, replace=False))
-    return PairTable(table.frame.iloc[keep].reset_index(drop=True), table.source)
+    return table.subset(keep)
 
 
 # ------------------------------------------------------------------------------- forward passes, watched

@@ -93,8 +93,7 @@ def out_of_fold(table: PairTable, probs: np.ndarray, folds: np.ndarray, comp: Co
     counts = dict.fromkeys(names, 0)
     for k in np.unique(folds):
         va = folds == k
-        rest = PairTable(table.frame[~va].reset_index(drop=True), table.source)
-        here = PairTable(table.frame[va].reset_index(drop=True), table.source)
+        rest, here = table.subset(~va), table.subset(va)
         probs[va], n = apply(here, probs[va], {r: fit(rest, comp, r) for r in names}, names)
         for r in names:
             counts[r] += n[r]
