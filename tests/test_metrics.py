@@ -7,7 +7,10 @@ import pytest
 
 from prefkit.metrics import (
     UNIFORM_LOGLOSS,
+    bootstrap,
+    calibration_error,
     expected_calibration_error,
+    label_curves,
     prior_logloss,
     reliability_plot,
     score,
@@ -45,5 +48,25 @@ def test_ece_by_hand():
 def test_reliability_plot_writes_png(tmp_path):
     rng = np.random.default_rng(0)
     p = rng.dirichlet([1, 1, 1], size=200)
-    reliability_plot(p, rng.choice(["a", "b", "tie"], size=200), tmp_path / "r.png")
+    reliability_plot(label_curves(p, rng.choice(["a", "b", "tie"], size=200)), tmp_path / "r.png")
     assert (tmp_path / "r.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_calibration_error_of_an_event_by_hand():
+    """The CoT verifier's P(right) against right/wrong: bins [0.1, 0.2) and [0.8, 0.9), each half the rows."""
+    p = np.array([0.1, 0.1, 0.8, 0.8])
+    hit = np.array([False, False, True, False])
+    assert calibration_error(p, hit) == pytest.approx(0.5 * 0.1 + 0.5 * 0.3)
+    probs = np.c_[1 - p, p]  # the same rows as two labels: the top-class ECE reads 0.9, 0.9, 0.8, 0.8
+    assert expected_calibration_error(probs, hit.astype(int)) == pytest.approx(0.5 * 0.1 + 0.5 * 0.3)
+
+
+def test_bootstrap_resamples_items_and_gives_a_number_or_an_array():
+    hits = np.array([1.0, 0.0, 1.0, 1.0, 0.0, 1.0, 1.0, 1.0])
+    lo, hi = bootstrap(lambda rows: hits[rows].mean(), len(hits), rounds=500, seed=1)
+    assert 0.0 <= lo < hits.mean() < hi <= 1.0 and np.ndim(lo) == 0
+    assert bootstrap(lambda rows: hits[rows].mean(), len(hits), rounds=500, seed=1) == (lo, hi), "seeded"
+    lo2, hi2 = bootstrap(lambda rows: np.array([hits[rows].mean(), 1.0]), len(hits), rounds=500, seed=1)
+    assert lo2.shape == (2,) and (lo2[0], hi2[0]) == (lo, hi) and lo2[1] == hi2[1] == 1.0
+    narrow = bootstrap(lambda rows: hits[rows].mean(), len(hits), rounds=500, seed=1, level=0.5)
+    assert lo <= narrow[0] <= narrow[1] <= hi

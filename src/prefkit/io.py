@@ -60,6 +60,17 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
         raise
 
 
+def new_figure(figsize: tuple[float, float]) -> tuple[Any, Any]:
+    """A matplotlib figure and its axes on the Agg backend (files only, no display needed): every figure prefkit
+    draws starts here and ends in `save_figure`."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt.subplots(figsize=figsize)
+
+
 def save_figure(fig: Any, path: str | os.PathLike) -> None:
     """A matplotlib figure as PNG, written atomically, and the figure closed."""
     import matplotlib.pyplot as plt

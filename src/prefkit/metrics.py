@@ -1,5 +1,7 @@
 """Scores of predicted probabilities over the competition's labels (A, B[, tie]): log loss, accuracy,
-calibration; a reliability plot. The number of labels is the number of probability columns.
+calibration; the one reliability plot and the one bootstrap interval of the package (the CoT verifier's
+P(right) and the Bradley-Terry strengths use them too). The number of labels is the number of probability
+columns.
 
 Log loss is scikit-learn's with every class named, so a fold without ties is still scored over all columns.
 Probabilities are clipped to [eps, 1 - eps] and renormalised first, as Kaggle's scorer does.
@@ -15,7 +17,7 @@ from sklearn.metrics import log_loss
 
 from prefkit.competition import swap_index
 from prefkit.data.table import LABELS
-from prefkit.io import save_figure
+from prefkit.io import new_figure, save_figure
 
 LABEL_INDEX = {label: i for i, label in enumerate(LABELS)}  # a, b, tie: the order of every label set
 UNIFORM_LOGLOSS = float(np.log(3.0))  # 1.0986: predicting 1/3 for everything (LMSYS)
@@ -55,17 +57,25 @@ def clip_normalise(probs: np.ndarray, eps: float = 1e-15) -> np.ndarray:
     return p / p.sum(axis=1, keepdims=True)
 
 
-def expected_calibration_error(probs: np.ndarray, y: np.ndarray, n_bins: int = 10) -> float:
-    """ECE of the top-class confidence: sum over equal-width bins of |accuracy - confidence| * bin share."""
-    conf = probs.max(axis=1)
-    correct = (probs.argmax(axis=1) == y).astype(np.float64)
-    bins = np.minimum((conf * n_bins).astype(int), n_bins - 1)
+def _bins(p: np.ndarray, n_bins: int) -> np.ndarray:
+    return np.minimum((p * n_bins).astype(int), n_bins - 1)
+
+
+def calibration_error(p: np.ndarray, hit: np.ndarray, n_bins: int = 10) -> float:
+    """ECE of probabilities `p` of an event against whether it happened (`hit`, 0/1): sum over equal-width bins
+    of |observed share - mean probability| * bin share."""
+    bins = _bins(p, n_bins)
     ece = 0.0
     for b in range(n_bins):
         m = bins == b
         if m.any():
-            ece += m.mean() * abs(correct[m].mean() - conf[m].mean())
+            ece += m.mean() * abs(hit[m].mean() - p[m].mean())
     return float(ece)
+
+
+def expected_calibration_error(probs: np.ndarray, y: np.ndarray, n_bins: int = 10) -> float:
+    """ECE of the top-class confidence: is the most probable label the true one as often as its probability says."""
+    return calibration_error(probs.max(axis=1), (probs.argmax(axis=1) == y).astype(np.float64), n_bins)
 
 
 def score(probs: np.ndarray, labels) -> dict:
@@ -108,28 +118,39 @@ def fit_temperature(probs: np.ndarray, labels) -> float:
     return float(res.x)
 
 
-def reliability_plot(probs: np.ndarray, labels, path: str | Path, n_bins: int = 10, title: str = "") -> None:
-    """Per class: mean predicted probability against observed frequency in equal-width bins (PNG)."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
+def label_curves(probs: np.ndarray, labels) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+    """The reliability curves of a prediction table: per label, its probability and whether it was the label."""
     y = label_ids(labels)
     p = clip_normalise(probs)
-    fig, ax = plt.subplots(figsize=(5, 5))
+    return {name: (p[:, k], y == k) for k, name in enumerate(("A wins", "B wins", "tie")[: p.shape[1]])}
+
+
+def reliability_plot(curves: dict[str, tuple[np.ndarray, np.ndarray]], path: str | Path, title: str = "",
+                     xlabel: str = "predicted probability", ylabel: str = "observed frequency", n_bins: int = 10,
+                     counts: bool = False) -> None:
+    """Each curve's (probability, hit) as mean probability against observed share in equal-width bins of 5
+    rows or more (PNG); `counts` writes each bin's rows beside its point."""
+    fig, ax = new_figure((5, 5))
     ax.plot([0, 1], [0, 1], color="grey", lw=1, ls="--", label="perfect")
-    for k, name in enumerate(("A wins", "B wins", "tie")[: p.shape[1]]):
-        bins = np.minimum((p[:, k] * n_bins).astype(int), n_bins - 1)
-        xs, ys = [], []
-        for b in range(n_bins):
-            m = bins == b
-            if m.sum() >= 5:
-                xs.append(p[m, k].mean())
-                ys.append((y[m] == k).mean())
+    for name, (p, hit) in curves.items():
+        bins = _bins(p, n_bins)
+        kept = [bins == b for b in range(n_bins) if (bins == b).sum() >= 5]
+        xs, ys = [p[m].mean() for m in kept], [hit[m].mean() for m in kept]
         ax.plot(xs, ys, marker="o", label=name)
-    ax.set_xlabel("predicted probability")
-    ax.set_ylabel("observed frequency")
+        if counts:
+            for x, y, m in zip(xs, ys, kept):
+                ax.annotate(str(int(m.sum())), (x, y), textcoords="offset points", xytext=(4, -10), fontsize=7)
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel(ylabel)
     ax.set_title(title or "reliability")
     ax.legend(loc="upper left")
     save_figure(fig, path)
+
+
+def bootstrap(statistic, n: int, rounds: int = 1000, seed: int = 0, level: float = 0.95) -> tuple[np.ndarray, np.ndarray]:
+    """The central `level` percentile interval of `statistic(rows)` (a number or an array), `rows` being n
+    indices drawn with replacement in each of `rounds` resamples: items (questions) resampled, not their parts."""
+    rng = np.random.default_rng(seed)
+    stats = np.array([statistic(rng.integers(0, n, n)) for _ in range(rounds)])
+    tail = (1 - level) / 2
+    return np.quantile(stats, tail, axis=0), np.quantile(stats, 1 - tail, axis=0)

@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from prefkit import metrics
+
 
 def fit(wins: np.ndarray, iters: int = 500, tol: float = 1e-10) -> np.ndarray:
     """`wins[i, j]`: (soft) wins of i over j. Returns centred log-strengths."""
@@ -31,9 +33,5 @@ def fit(wins: np.ndarray, iters: int = 500, tol: float = 1e-10) -> np.ndarray:
 
 def bootstrap(per_item: np.ndarray, rounds: int = 200, seed: int = 0, level: float = 0.95) -> tuple[np.ndarray, np.ndarray]:
     """`per_item[q, i, j]`: wins of i over j on item q. Items are resampled with replacement; returns the
-    lower and upper bounds of the central `level` interval of each log-strength."""
-    rng = np.random.default_rng(seed)
-    q = len(per_item)
-    fits = np.array([fit(per_item[rng.integers(0, q, q)].sum(axis=0)) for _ in range(rounds)])
-    lo, hi = (1 - level) / 2, 1 - (1 - level) / 2
-    return np.quantile(fits, lo, axis=0), np.quantile(fits, hi, axis=0)
+    lower and upper bounds of the central `level` interval of each log-strength (`metrics.bootstrap`)."""
+    return metrics.bootstrap(lambda items: fit(per_item[items].sum(axis=0)), len(per_item), rounds, seed, level)

@@ -25,6 +25,7 @@ from pathlib import Path
 
 import numpy as np
 
+from prefkit import metrics
 from prefkit.core import runs
 from prefkit.cot.answers import MARKER
 from prefkit.cot.pairs import response_text
@@ -91,7 +92,7 @@ def _against_anchor(rows: list[dict], source: str):
     return b.build()
 
 
-def _margin(probs: np.ndarray) -> np.ndarray:
+def _log_odds_over_anchor(probs: np.ndarray) -> np.ndarray:
     p = np.clip(probs, 1e-12, 1.0)
     return np.log(p[:, 0]) - np.log(p[:, 1])
 
@@ -106,7 +107,7 @@ def scores(rm_run: str | Path, rows: list[dict], say=None) -> np.ndarray:
 
     def compute() -> np.ndarray:
         probs, _ = ensemble_predict(cfg, rm_run, _against_anchor(rows, f"<samples of {rm_run.name}>"), say)
-        return _margin(probs)
+        return _log_odds_over_anchor(probs)
 
     return _kept(rm_run, folders, rows, compute)
 
@@ -180,7 +181,7 @@ def held_out_scores(rm_run: str | Path, rows: list[dict]) -> np.ndarray:
             learner = load_learner(cfg, folder)
             probs, _ = learner.predict(_against_anchor(mine, f"<samples of {rm_run.name}/{folder.name}>"))
             learner.release()
-            return _margin(probs)
+            return _log_odds_over_anchor(probs)
 
         out[idx] = _kept(rm_run, [folder], mine, compute)
     return out
@@ -296,13 +297,6 @@ def choose(rows: list[dict], s: np.ndarray, p_right: np.ndarray) -> dict[str, di
     return picks
 
 
-def bootstrap(hits: np.ndarray, rounds: int = 1000, seed: int = 0) -> tuple[float, float]:
-    """95% percentile interval of the mean of per-question 0/1 outcomes, questions resampled."""
-    rng = np.random.default_rng(seed)
-    means = hits[rng.integers(0, len(hits), (rounds, len(hits)))].mean(axis=1)
-    return float(np.percentile(means, 2.5)), float(np.percentile(means, 97.5))
-
-
 def within_question_gold(groups: list[list[dict]], s_by_group: list[np.ndarray]) -> tuple[float | None, int]:
     """Share of (right, wrong) sample pairs of one question in which the right one scores higher (ties half):
     the gold accuracy on same-source pairs, every pair of every question."""
@@ -339,45 +333,14 @@ def rerank(rows: list[dict], s: np.ndarray, rounds: int = 1000, seed: int = 0) -
                  "sample_accuracy": round(float(labels.mean()), 4), "pass_at_k": round(float(np.mean(passed)), 4)}
     for m in METHODS:
         h = np.array(hits[m], dtype=float)
-        lo, hi = bootstrap(h, rounds, seed)
+        lo, hi = metrics.bootstrap(lambda questions: h[questions].mean(), len(h), rounds, seed)
         out[m] = round(float(h.mean()), 4)
-        out[f"{m}_ci"] = [round(lo, 4), round(hi, 4)]
+        out[f"{m}_ci"] = [round(float(lo), 4), round(float(hi), 4)]
     gold, pairs = within_question_gold(groups, s_groups)
     out["same_source_gold"] = None if gold is None else round(gold, 4)
     out["same_source_pairs"] = pairs
     both = 0 < labels.sum() < len(labels)
     out["auc"] = round(float(roc_auc_score(labels, s)), 4) if both else None
     out["logloss"] = round(float(log_loss(labels, np.clip(p, 1e-7, 1 - 1e-7), labels=[False, True])), 4) if both else None
-    out["ece"] = round(_ece(p, labels), 4)
+    out["ece"] = round(metrics.calibration_error(p, labels), 4)
     return out
-
-
-def _ece(p: np.ndarray, y: np.ndarray, n_bins: int = 10) -> float:
-    bins = np.minimum((p * n_bins).astype(int), n_bins - 1)
-    return float(sum((bins == b).mean() * abs(y[bins == b].mean() - p[bins == b].mean())
-                     for b in range(n_bins) if (bins == b).any()))
-
-
-def reliability_plot(p: np.ndarray, y: np.ndarray, path: Path, title: str, n_bins: int = 10) -> None:
-    """Calibrated P(right) against the observed share of right samples, in equal-width bins (5 samples or more)."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    from prefkit.io import save_figure
-
-    bins = np.minimum((p * n_bins).astype(int), n_bins - 1)
-    xs = [p[bins == b].mean() for b in range(n_bins) if (bins == b).sum() >= 5]
-    ys = [y[bins == b].mean() for b in range(n_bins) if (bins == b).sum() >= 5]
-    ns = [int((bins == b).sum()) for b in range(n_bins) if (bins == b).sum() >= 5]
-    fig, ax = plt.subplots(figsize=(5, 5))
-    ax.plot([0, 1], [0, 1], color="grey", lw=1, ls="--", label="perfect")
-    ax.plot(xs, ys, marker="o", label="verifier")
-    for x, yy, n in zip(xs, ys, ns):
-        ax.annotate(str(n), (x, yy), textcoords="offset points", xytext=(4, -10), fontsize=7)
-    ax.set_xlabel("calibrated P(right)")
-    ax.set_ylabel("share of right samples")
-    ax.set_title(title)
-    ax.legend(loc="upper left")
-    save_figure(fig, path)

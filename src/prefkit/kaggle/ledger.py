@@ -13,7 +13,7 @@ import pandas as pd
 
 from prefkit.config import config_hash
 from prefkit.errors import PrefkitError
-from prefkit.io import atomic_path, save_figure
+from prefkit.io import atomic_path, new_figure, save_figure
 
 COLUMNS = ["id", "date", "competition", "run", "config_hash", "cv_logloss", "kernel", "kernel_version", "file",
            "message", "lb_score"]
@@ -75,13 +75,8 @@ def show(path: Path = DEFAULT, plot: Path | None = None) -> str:
     cols = ["date", "id", "config_hash", "cv_logloss", "lb_score", "kernel", "kernel_version", "message"]
     text = frame[cols].to_string(index=False)
     if plot is not None:
-        import matplotlib
-
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
-
         both = frame[(frame["cv_logloss"] != "") & (frame["lb_score"] != "")]
-        fig, ax = plt.subplots(figsize=(5, 5))
+        fig, ax = new_figure((5, 5))
         ax.scatter(both["cv_logloss"].astype(float), both["lb_score"].astype(float))
         for _, r in both.iterrows():
             ax.annotate(r["id"], (float(r["cv_logloss"]), float(r["lb_score"])), fontsize=7)

@@ -15,7 +15,7 @@ from prefkit.cot.datasets import DEFAULT_ROOT, load
 from prefkit.cot.pairs import held_out
 from prefkit.cot.rank import judge
 from prefkit.errors import PrefkitError
-from prefkit.io import save_figure, write_json, write_text
+from prefkit.io import new_figure, save_figure, write_json, write_text
 
 
 def main(rm_run: str | Path, dataset: str, systems: dict[str, str | None], out: str | Path, split: str = "test",
@@ -57,16 +57,11 @@ def _markdown(r: dict) -> str:
 
 
 def _plot(r: dict, path: Path) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
     systems = sorted(r["systems"], key=lambda s: s["bt_strength"])
     y = np.arange(len(systems))
     est = np.array([s["bt_strength"] for s in systems])
     err = np.array([[e - s["bt_low"], s["bt_high"] - e] for s, e in zip(systems, est)]).T
-    fig, ax = plt.subplots(figsize=(6, 1 + 0.5 * len(systems)))
+    fig, ax = new_figure((6, 1 + 0.5 * len(systems)))
     ax.errorbar(est, y, xerr=err, fmt="o", capsize=4)
     ax.set_yticks(y, [f"{s['name']} (acc {s['accuracy']:.2f})" for s in systems])
     ax.set_xlabel("Bradley-Terry log-strength (reward model), 95% bootstrap interval")

@@ -28,6 +28,7 @@ from prefkit.core import runs
 from prefkit.cot import verifier
 from prefkit.errors import PrefkitError
 from prefkit.io import write_json, write_text
+from prefkit.metrics import reliability_plot
 from prefkit.recipes.cot_verifier_pairs import k_of, samples_of, sha256
 
 
@@ -84,8 +85,9 @@ def main(rm_runs: str | Path | list, pairs_dir: str | Path, sample_files: list[s
         result["datasets"][dataset] = verifier.rerank([test_rows[i] for i in idx], s_test[idx], rounds, seed)
     result["pooled"] = verifier.rerank(test_rows, s_test, rounds, seed)
     y_test = np.array([bool(r["correct"]) for r in test_rows])
-    verifier.reliability_plot(verifier.sigmoid(s_test), y_test, out / "reliability.png",
-                              f"verifier on {len(test_rows)} test samples")
+    reliability_plot({"verifier": (verifier.sigmoid(s_test), y_test)}, out / "reliability.png",
+                     f"verifier on {len(test_rows)} test samples", xlabel="calibrated P(right)",
+                     ylabel="share of right samples", counts=True)
     write_json(out / "rerank.json", result)
     write_text(out / "rerank.md", markdown(result))
     return result
