@@ -21,6 +21,7 @@ from prefkit.io import atomic_path, write_json
 from prefkit.metrics import (
     apply_temperature,
     fit_temperature,
+    label_curves,
     prior_logloss,
     reliability_plot,
     score,
@@ -129,7 +130,7 @@ def main(cfg: Config, name: str = "", resume: bool = False) -> dict:
             frame.to_csv(tmp, index=False, float_format="%.6f")
         write_logits(out / OOF_FILE, frame["id"], oof[done], comp, fold=folds[done], label=labels[done])
         write_json(out / "metrics.json", metrics)
-        reliability_plot(oof[done], labels[done], out / "reliability.png", title=f"OOF, {int(done.sum())} rows")
+        reliability_plot(label_curves(oof[done], labels[done]), out / "reliability.png", title=f"OOF, {int(done.sum())} rows")
     log(f"CV logloss {metrics['logloss']:.4f} (uniform {uniform:.4f}, label prior {prior:.4f})  accuracy {metrics['accuracy']:.4f}  "
         f"({comp.name}: {comp.metric})  -> {out}")
     return metrics

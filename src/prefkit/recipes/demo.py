@@ -39,8 +39,8 @@ from prefkit.data.arena import write_lmsys_csv, write_wsdm_parquet
 from prefkit.data.synthetic import make_pairs
 from prefkit.data.table import PairTable
 from prefkit.errors import PrefkitError
-from prefkit.io import save_figure, write_json, write_text
-from prefkit.metrics import reliability_plot, score, uniform_logloss
+from prefkit.io import new_figure, save_figure, write_json, write_text
+from prefkit.metrics import label_curves, reliability_plot, score, uniform_logloss
 from prefkit.recipes import blend, cv, predict
 from prefkit.recipes.common import log
 from prefkit.rm.heads import head_name
@@ -71,12 +71,7 @@ def _better(comp, a: dict, b: dict) -> bool:
 
 
 def _fold_plot(results: dict, path: Path, comp) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, ax = plt.subplots(figsize=(6, 4))
+    fig, ax = new_figure((6, 4))
     for name, r in results.items():
         folds = r["metrics"]["folds"]
         ax.plot([f["fold"] for f in folds], [f["logloss"] for f in folds], marker="o", label=name)
@@ -222,7 +217,7 @@ def _run(cfg: Config, config_path: Path, overrides: list[str], out: Path, rows: 
         m["folds"] = _blend_folds(out / "blend", comp)
         results["blend"] = {"metrics": m, "seconds": time.perf_counter() - t, "submission": out / "submission_blend.csv"}
         oof = read_logits(out / "blend", comp)
-        reliability_plot(probabilities(oof[logit_columns(comp)].to_numpy()), oof["label"].to_numpy(),
+        reliability_plot(label_curves(probabilities(oof[logit_columns(comp)].to_numpy()), oof["label"].to_numpy()),
                          out / "reliability_blend.png", title=f"blend OOF, {len(oof)} rows")
         log(f"blend: CV logloss {m['logloss']:.4f}  accuracy {m['accuracy']:.4f}  weights "
             f"{m['blender'].get('weights')}", summary=True)
