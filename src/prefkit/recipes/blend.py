@@ -27,7 +27,6 @@ from prefkit.core.dist import log
 from prefkit.data.table import PairTable
 from prefkit.errors import PrefkitError
 from prefkit.io import (
-    atomic_path,
     refuse_overwrite,
     same_path,
     staged_folder,
@@ -40,11 +39,10 @@ from prefkit.toolbox.blend import Blender, blender_cv
 from prefkit.toolbox.predictions import (
     OOF_FILE,
     TEST_FILE,
-    logit_columns,
-    probabilities,
+    Predictions,
+    probabilities_of,
     read_logits,
     recorded_run,
-    write_logits,
 )
 
 BLEND_FILE = "blend.json"
@@ -154,7 +152,7 @@ def main(runs: list[str], out: str, method: str = "simplex", test_preds: list[st
     for run, f in zip(runs_p[1:], frames[1:]):
         if not np.array_equal(f["label"].to_numpy(), labels):
             raise PrefkitError(f"{run}: its labels differ from {runs_p[0]}'s for the same ids")
-    members = [probabilities(f[logit_columns(comp)].to_numpy()) for f in frames]
+    members = [probabilities_of(f, comp) for f in frames]
     log(f"blending {len(members)} runs on {len(ids)} out-of-fold rows ({method}, blender CV over "
         f"{len(np.unique(folds))} folds)")
     blended = blender_cv(members, labels, folds, method)
@@ -173,7 +171,7 @@ def main(runs: list[str], out: str, method: str = "simplex", test_preds: list[st
     if test_preds:  # everything is read and computed before anything is written
         ordered = _test_preds_in_run_order(runs_p, list(test_preds))
         test_ids, test_frames = _aligned(ordered, comp, "test predictions")
-        p = final.predict([probabilities(f[logit_columns(comp)].to_numpy()) for f in test_frames])
+        p = final.predict([probabilities_of(f, comp) for f in test_frames])
         info["test_preds"] = [str(Path(t).resolve()) for t in ordered]
     sub = Path(submission) if submission else out_dir / "submission.csv"
     sub_inside = sub.resolve().parent == out_dir.resolve() or out_dir.resolve() in sub.resolve().parents
@@ -185,15 +183,9 @@ def main(runs: list[str], out: str, method: str = "simplex", test_preds: list[st
     # all of the blend's files as one unit: a folder never holds two blends' files, a failed blend leaves the old one
     with staged_folder(out_dir, BLEND_FILE, owned=set(BLEND_OUTPUTS) | previous) as stage:
         final.save(stage / "blender.joblib")
-        with atomic_path(stage / "oof.csv") as tmp:
-            pd.DataFrame({"id": ids, "fold": folds, "label": labels,
-                          **{c: blended[:, i] for i, c in enumerate(comp.columns)}}).to_csv(tmp, index=False, float_format="%.6f")
-        write_logits(stage / OOF_FILE, ids, blended, comp, fold=folds, label=labels)
+        Predictions(comp, ids, blended, folds, labels).write(stage)
         if test_preds:
-            write_logits(stage / TEST_FILE, test_ids, p, comp)
-            with atomic_path(stage / "probabilities.csv") as tmp:
-                pd.DataFrame({"id": test_ids, **{c: p[:, i] for i, c in enumerate(comp.columns)}}).to_csv(
-                    tmp, index=False, float_format="%.6f")
+            Predictions(comp, test_ids, p).write(stage)
             if sub_inside:
                 write_submission(test_ids, test_ids, p, stage / sub_name, comp=comp)
             metrics["submission"] = str(sub)

@@ -27,7 +27,7 @@ from prefkit.metrics import score
 from prefkit.recipes.blend import BLEND_FILE, blend_config, is_blend
 from prefkit.recipes.common import load_labelled
 from prefkit.toolbox.compare import NOISE, align, paired, verdict
-from prefkit.toolbox.predictions import logit_columns, probabilities, read_logits
+from prefkit.toolbox.predictions import probabilities_of, read_logits
 from prefkit.toolbox.rules import length_view
 
 
@@ -77,7 +77,7 @@ def main(runs: list[str], out: str | None = None) -> dict:
                                "(their out-of-fold predictions)")
     frames = align(frames, [str(p) for p in paths])
     labels, folds = frames[0]["label"].to_numpy(), frames[0]["fold"].to_numpy()
-    probs = [probabilities(f[logit_columns(comp)].to_numpy()) for f in frames]
+    probs = [probabilities_of(f, comp) for f in frames]
     rows = _length_rows(paths[0], frames[0].index, labels)
     report = {"baseline": str(paths[0]), "competition": comp.name, "rows": len(labels),
               "folds": [int(k) for k in np.unique(folds)], "noise_se": NOISE, "runs": []}

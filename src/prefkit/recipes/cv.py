@@ -9,7 +9,6 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
-import pandas as pd
 
 from prefkit.competition import of
 from prefkit.config import USES, Config
@@ -17,7 +16,7 @@ from prefkit.core.dist import is_main
 from prefkit.core.runs import REWARD_MODEL_KINDS, is_trained, mark_trained
 from prefkit.data.folds import assign_folds
 from prefkit.errors import PrefkitError
-from prefkit.io import atomic_path, write_json
+from prefkit.io import write_json
 from prefkit.metrics import (
     apply_temperature,
     fit_temperature,
@@ -31,7 +30,7 @@ from prefkit.recipes.common import load_labelled, log, start
 from prefkit.rm import probes
 from prefkit.rm.learners import check_source, make_learner, record_golden, token_line
 from prefkit.toolbox import rules
-from prefkit.toolbox.predictions import OOF_FILE, write_logits
+from prefkit.toolbox.predictions import Predictions
 from prefkit.toolbox.pseudo import checked_pseudo_rows, join_pseudo_rows
 
 SECTIONS = USES  # the config keys it reads, by model.kind
@@ -124,11 +123,7 @@ def main(cfg: Config, name: str = "", resume: bool = False) -> dict:
         metrics["probes"] = probed
     if is_main():
         write_json(out / rules.FILE, rules.fit_all(rows, comp))
-        frame = pd.DataFrame({"id": table.frame["id"], "fold": folds, "label": labels,
-                              **{c: oof[:, i] for i, c in enumerate(comp.columns)}})[done]
-        with atomic_path(out / "oof.csv") as tmp:
-            frame.to_csv(tmp, index=False, float_format="%.6f")
-        write_logits(out / OOF_FILE, frame["id"], oof[done], comp, fold=folds[done], label=labels[done])
+        Predictions(comp, table.frame["id"][done], oof[done], folds[done], labels[done]).write(out)
         write_json(out / "metrics.json", metrics)
         reliability_plot(label_curves(oof[done], labels[done]), out / "reliability.png", title=f"OOF, {int(done.sum())} rows")
     log(f"CV logloss {metrics['logloss']:.4f} (uniform {uniform:.4f}, label prior {prior:.4f})  accuracy {metrics['accuracy']:.4f}  "

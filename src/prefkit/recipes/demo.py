@@ -45,7 +45,7 @@ from prefkit.recipes import blend, cv, predict
 from prefkit.recipes.common import log
 from prefkit.rm.heads import head_name
 from prefkit.shipped import config_path as config_path_of
-from prefkit.toolbox.predictions import logit_columns, probabilities, read_logits
+from prefkit.toolbox.predictions import Predictions, probabilities_of, read_logits
 
 DEFAULT_CONFIG = "rm/minilm_cpu"  # a shipped config (prefkit.shipped)
 BASELINE = "rm/features_baseline"
@@ -85,9 +85,8 @@ def _fold_plot(results: dict, path: Path, comp) -> None:
 
 
 def _blend_folds(blend_dir: Path, comp) -> list[dict]:
-    oof = read_logits(blend_dir, comp)
-    p = probabilities(oof[logit_columns(comp)].to_numpy())
-    folds, labels = oof["fold"].to_numpy(), oof["label"].to_numpy()
+    oof = Predictions.read(blend_dir, comp)
+    p, folds, labels = oof.probs, oof.fold, oof.label
     return [{"fold": int(k), **score(p[folds == k], labels[folds == k])} for k in np.unique(folds)]
 
 
@@ -217,7 +216,7 @@ def _run(cfg: Config, config_path: Path, overrides: list[str], out: Path, rows: 
         m["folds"] = _blend_folds(out / "blend", comp)
         results["blend"] = {"metrics": m, "seconds": time.perf_counter() - t, "submission": out / "submission_blend.csv"}
         oof = read_logits(out / "blend", comp)
-        reliability_plot(label_curves(probabilities(oof[logit_columns(comp)].to_numpy()), oof["label"].to_numpy()),
+        reliability_plot(label_curves(probabilities_of(oof, comp), oof["label"].to_numpy()),
                          out / "reliability_blend.png", title=f"blend OOF, {len(oof)} rows")
         log(f"blend: CV logloss {m['logloss']:.4f}  accuracy {m['accuracy']:.4f}  weights "
             f"{m['blender'].get('weights')}", summary=True)

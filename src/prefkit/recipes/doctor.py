@@ -22,12 +22,7 @@ from prefkit.core import runs
 from prefkit.errors import PrefkitError
 from prefkit.recipes.common import load_labelled
 from prefkit.rm import probes
-from prefkit.toolbox.predictions import (
-    OOF_FILE,
-    logit_columns,
-    probabilities,
-    read_logits,
-)
+from prefkit.toolbox.predictions import OOF_FILE, probabilities_of, read_logits
 
 
 def main(run_dir: str | Path, rows: int = 16, overrides: list[str] = ()) -> int:
@@ -73,4 +68,4 @@ def _validation(oof, cfg) -> tuple[np.ndarray, np.ndarray] | None:
     """The out-of-fold probabilities and labels (the labels probe's validation score); None without them."""
     if oof is None or "label" not in oof.columns:
         return None
-    return probabilities(oof[logit_columns(of(cfg))].to_numpy()), oof["label"].to_numpy()
+    return probabilities_of(oof, of(cfg)), oof["label"].to_numpy()

@@ -19,13 +19,13 @@ from prefkit.core.dist import is_main
 from prefkit.core.runs import output_dir
 from prefkit.data import PairTable, load_pairs
 from prefkit.errors import PrefkitError
-from prefkit.io import atomic_path, check_writable, refuse_overwrite, write_json
+from prefkit.io import check_writable, refuse_overwrite, write_json
 from prefkit.metrics import apply_temperature, margins
 from prefkit.recipes.common import log, report_skipped, require_rows
 from prefkit.rm.learners import ensemble_predict
 from prefkit.submission import write_submission
 from prefkit.toolbox import rules
-from prefkit.toolbox.predictions import RECORD_FILE, TEST_FILE, run_record, write_logits
+from prefkit.toolbox.predictions import RECORD_FILE, Predictions, run_record
 
 # What an override may change: the run's saved config is otherwise what it was trained with. The tokenizer and
 # the backbone may be found elsewhere (a Kaggle input folder), as long as they are the ones it was trained with.
@@ -148,10 +148,7 @@ def main(run_dir: str | Path, test: str | Path, out_file: str | Path, overrides:
     comp = of(cfg)
     (out / RECORD_FILE).unlink(missing_ok=True)  # an earlier predict's record must not name these predictions
     sub = write_submission(table.frame["id"], table.frame["id"], p, out_file, cfg.predict.clip, comp)
-    with atomic_path(out / "probabilities.csv") as tmp:  # unclipped, in every competition (WSDM submits labels)
-        pd.DataFrame({"id": table.frame["id"], **{c: p[:, i] for i, c in enumerate(comp.columns)}}).to_csv(
-            tmp, index=False, float_format="%.6f")
-    write_logits(out / TEST_FILE, table.frame["id"], p, comp)
+    Predictions(comp, table.frame["id"], p).write(out)  # unclipped, in every competition (WSDM submits labels)
     # last, with the run that predicted: `prefkit blend --test-preds` matches the folder to its run by it
     write_json(out / RECORD_FILE, {**stats, "run": run_record(run_dir)})
     log(f"wrote {len(sub)} predictions ({len(stats['models'])} models averaged) -> {out_file}")

@@ -17,20 +17,14 @@ from prefkit.competition import of
 from prefkit.core.runs import is_trained, output_dir
 from prefkit.data.table import PairTable
 from prefkit.errors import PrefkitError
-from prefkit.io import atomic_path, refuse_overwrite, write_json
+from prefkit.io import refuse_overwrite, write_json
 from prefkit.metrics import score
 from prefkit.recipes.common import load_labelled, log
 from prefkit.recipes.predict import cascade, check_cascade, run_config
 from prefkit.rm import golden
 from prefkit.rm.learners import load_learner
 from prefkit.toolbox import rules
-from prefkit.toolbox.predictions import (
-    OOF_FILE,
-    logit_columns,
-    probabilities,
-    read_logits,
-    write_logits,
-)
+from prefkit.toolbox.predictions import Predictions, probabilities_of, read_logits
 
 
 def _mismatch(saved: pd.DataFrame, table: PairTable, need_all_saved: bool) -> str:
@@ -94,7 +88,7 @@ def main(run_dir: str | Path, overrides: list[str] = ()) -> dict:
     if other is not None:
 
         def second(subset: PairTable) -> np.ndarray:
-            return probabilities(other.loc[subset.frame["id"], logit_columns(comp)].to_numpy())
+            return probabilities_of(other.loc[subset.frame["id"]], comp)
 
     p, cascaded = cascade(cfg, table, p, second)
     ruled = {}
@@ -107,11 +101,7 @@ def main(run_dir: str | Path, overrides: list[str] = ()) -> dict:
         metrics["cascade"] = cascaded
     if ruled:
         metrics["rules"] = ruled
-    frame = pd.DataFrame({"id": table.frame["id"], "fold": folds, "label": labels,
-                          **{c: p[:, i] for i, c in enumerate(comp.columns)}})
-    with atomic_path(out / "oof.csv") as tmp:
-        frame.to_csv(tmp, index=False, float_format="%.6f")
-    write_logits(out / OOF_FILE, frame["id"], p, comp, fold=folds, label=labels)
+    Predictions(comp, table.frame["id"], p, folds, labels).write(out)
     write_json(out / "metrics.json", metrics)
     log(f"OOF logloss {metrics['logloss']:.4f}  accuracy {metrics['accuracy']:.4f}  swap TTA on {metrics['tta_rows']} "
         f"of {len(table)} rows -> {out}")

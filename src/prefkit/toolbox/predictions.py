@@ -1,7 +1,8 @@
 """Prediction files: the one place that writes and reads a run's predictions as something another run can use
 (a teacher for distillation, a member of a blend, the source of pseudo-labels, soft labels).
 
-Written by every job that predicts, beside the rounded probabilities (`oof.csv`, `probabilities.csv`):
+Written by every job that predicts (`Predictions.write`), beside the rounded probabilities (`oof.csv`: id, fold,
+label and the competition's columns; `probabilities.csv`: id and the columns; both to 6 decimals, for people):
     oof_logits.csv   cv and blend: id, fold, label, logit_a, logit_b[, logit_tie] of the out-of-fold rows
     logits.csv       predict and blend: id, logit_a, logit_b[, logit_tie] of the test rows
     predict_stats.json  predict: its statistics and, under "run", the run that predicted (`run_record`)
@@ -16,6 +17,7 @@ probability columns (winner_model_a, ...; each row summing to 1).
 from __future__ import annotations
 
 import json
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Sequence
 
@@ -47,6 +49,36 @@ def write_logits(path: Path, ids: Sequence[str], probs: np.ndarray, comp: Compet
     frame = pd.DataFrame({"id": list(ids), **extra, **{c: logits[:, i] for i, c in enumerate(logit_columns(comp))}})
     with atomic_path(path) as tmp:
         frame.to_csv(tmp, index=False, float_format="%.10g")
+
+
+@dataclass(frozen=True)
+class Predictions:
+    """A job's predictions of some rows: their ids and probabilities over the competition's labels, and, for
+    out-of-fold predictions (cv, repredict, blend), each row's fold and label."""
+
+    comp: Competition
+    ids: Sequence[str]
+    probs: np.ndarray
+    fold: np.ndarray | None = None
+    label: np.ndarray | None = None
+
+    def write(self, folder: Path) -> None:
+        """Out-of-fold predictions as oof.csv and OOF_FILE, others as probabilities.csv and TEST_FILE (each file
+        whole or not at all)."""
+        p, columns = self.probs, self.comp.columns
+        extra = {} if self.fold is None else {"fold": self.fold, "label": self.label}
+        rounded, logits = ("oof.csv", OOF_FILE) if extra else ("probabilities.csv", TEST_FILE)
+        with atomic_path(folder / rounded) as tmp:
+            pd.DataFrame({"id": list(self.ids), **extra, **{c: p[:, i] for i, c in enumerate(columns)}}).to_csv(
+                tmp, index=False, float_format="%.6f")
+        write_logits(folder / logits, self.ids, p, self.comp, **extra)
+
+    @classmethod
+    def read(cls, source: str | Path, comp: Competition) -> Predictions:
+        """The predictions of a source (`read_logits`), with their folds and labels where it has them."""
+        frame = read_logits(source, comp)
+        return cls(comp, list(frame.index), probabilities_of(frame, comp),
+                   *(frame[c].to_numpy() if c in frame.columns else None for c in ("fold", "label")))
 
 
 def source_file(source: str | Path) -> Path:
@@ -144,3 +176,8 @@ def recorded_run(source: str | Path) -> dict | None:
 
 def probabilities(logits: np.ndarray) -> np.ndarray:
     return softmax(logits, axis=1)
+
+
+def probabilities_of(frame: pd.DataFrame, comp: Competition) -> np.ndarray:
+    """The probabilities of a frame `read_logits` gave, in its row order."""
+    return probabilities(frame[logit_columns(comp)].to_numpy())
