@@ -102,9 +102,15 @@ def swap_probs(p: np.ndarray) -> np.ndarray:
     return p[:, swap_index(p.shape[1])]
 
 
+def probabilities(logits: np.ndarray) -> np.ndarray:
+    """Each row's logits (log-probabilities up to a constant per row) as probabilities: their softmax. The one
+    logits -> probabilities: heads, prediction files, teachers, temperature."""
+    return softmax(logits, axis=1)
+
+
 def apply_temperature(probs: np.ndarray, temperature: float) -> np.ndarray:
     """softmax(log p / T): T > 1 softens over-confident predictions, T < 1 sharpens."""
-    return softmax(np.log(clip_normalise(probs)) / temperature, axis=1)
+    return probabilities(np.log(clip_normalise(probs)) / temperature)
 
 
 def fit_temperature(probs: np.ndarray, labels) -> float:

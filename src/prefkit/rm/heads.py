@@ -24,10 +24,10 @@ from typing import Any
 
 import numpy as np
 import torch
-from scipy.special import softmax
 
 from prefkit.competition import Competition, of
 from prefkit.errors import PrefkitError
+from prefkit.metrics import probabilities
 
 
 class Head:
@@ -61,7 +61,7 @@ class Head:
         return torch.nn.functional.cross_entropy(self.row_logits(out.float()), targets)
 
     def probs(self, out: np.ndarray) -> np.ndarray:
-        return softmax(self.row_logits(torch.from_numpy(np.asarray(out, dtype=np.float64))).numpy(), axis=1)
+        return probabilities(self.row_logits(torch.from_numpy(np.asarray(out, dtype=np.float64))).numpy())
 
     def sequences(self, renderer: Any, table: Any, swap: bool = False) -> list[np.ndarray]:
         """Token ids of every row's sequences, `per_row` consecutive ones per row."""

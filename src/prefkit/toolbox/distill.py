@@ -20,8 +20,8 @@ from prefkit.competition import Competition
 from prefkit.config import Config
 from prefkit.data.table import PairTable
 from prefkit.errors import PrefkitError
-from prefkit.metrics import hard_targets
-from prefkit.toolbox.predictions import lookup, probabilities
+from prefkit.metrics import hard_targets, probabilities
+from prefkit.toolbox.predictions import lookup
 
 
 def distill_loss(student: torch.Tensor, targets: torch.Tensor, teacher: torch.Tensor, temperature: float,

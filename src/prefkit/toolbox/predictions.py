@@ -23,11 +23,11 @@ from typing import Sequence
 
 import numpy as np
 import pandas as pd
-from scipy.special import softmax
 
 from prefkit.competition import Competition
 from prefkit.errors import PrefkitError
 from prefkit.io import atomic_path
+from prefkit.metrics import probabilities
 
 OOF_FILE = "oof_logits.csv"
 TEST_FILE = "logits.csv"
@@ -172,10 +172,6 @@ def recorded_run(source: str | Path) -> dict | None:
     except (OSError, ValueError, AttributeError):
         return None
     return run if isinstance(run, dict) and run.get("path") else None
-
-
-def probabilities(logits: np.ndarray) -> np.ndarray:
-    return softmax(logits, axis=1)
 
 
 def probabilities_of(frame: pd.DataFrame, comp: Competition) -> np.ndarray:
