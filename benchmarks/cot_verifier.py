@@ -213,7 +213,7 @@ def _accuracy(path: Path, questions: set | None = None) -> tuple[float | None, i
 
 
 def _report(results: dict, work: Path, datasets: list[str], args, rerank: dict | None) -> None:
-    from prefkit.cot import verifier
+    from prefkit.cot import best_of_k
     from prefkit.cot.sampling import read_samples
 
     k = args.k
@@ -231,15 +231,15 @@ def _report(results: dict, work: Path, datasets: list[str], args, rerank: dict |
         if best and d in rerank[best]["datasets"]:
             x = rerank[best]["datasets"][d]
             entry.update({m: x[m] for m in ("first", "majority", "verifier", "weighted", "pass_at_k")})
-            entry.update({f"{m}_ci": x[f"{m}_ci"] for m in verifier.METHODS})
+            entry.update({f"{m}_ci": x[f"{m}_ci"] for m in best_of_k.METHODS})
             entry.update({"verifier_name": best, "auc": x["auc"], "same_source_gold": x["same_source_gold"],
-                          "by_verifier": {name: {m: r["datasets"][d][m] for m in (*verifier.METHODS, "auc", "same_source_gold")}
+                          "by_verifier": {name: {m: r["datasets"][d][m] for m in (*best_of_k.METHODS, "auc", "same_source_gold")}
                                           for name, r in rerank.items() if d in r["datasets"]}})
         else:  # no verifier yet: the methods that need none
             rows = read_samples(path)
             import numpy as np
 
-            x = verifier.rerank(rows, np.zeros(len(rows)))
+            x = best_of_k.rerank(rows, np.zeros(len(rows)))
             entry.update({m: x[m] for m in ("first", "majority", "pass_at_k")})
         sg, _ = _accuracy(samples_path(work, "self_trained", "test", 1, args.test_questions, d), asked)
         if sg is not None:
@@ -269,7 +269,7 @@ def _report(results: dict, work: Path, datasets: list[str], args, rerank: dict |
         results["verifier"] = best
         results["verifiers"] = {n: {"held_out": {m: r["held_out"][m] for m in ("auc", "same_source_gold", "logloss", "n")},
                                     "calibration": r["calibration"], "pooled": {m: r["pooled"][m] for m in
-                                    ("auc", "same_source_gold", "logloss", "ece", *verifier.METHODS, "pass_at_k")}}
+                                    ("auc", "same_source_gold", "logloss", "ece", *best_of_k.METHODS, "pass_at_k")}}
                                 for n, r in rerank.items()}
     write_results("cot_verifier", Path(args.out), results, COLUMNS, table, INTRO.format(k=k, n=args.train_questions,
                                                                               tq=f"the first {args.test_questions}" if args.test_questions else "all"))

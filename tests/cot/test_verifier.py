@@ -10,7 +10,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from prefkit.cot import verifier
+from prefkit.cot import best_of_k, verifier_calibration, verifier_pairs, verifier_scores
 from prefkit.cot.completions import own_samples
 from prefkit.cot.formats import finetune_cot
 from prefkit.errors import PrefkitError
@@ -26,20 +26,20 @@ def row(index, sample, answer, correct, completion=None, dataset="addsub", split
 def test_each_method_picks_by_hand():
     rows = [row(1, 0, 5, True), row(1, 1, 7, False), row(1, 2, 7, False), row(1, 3, None, False)]
     s = np.array([2.0, 0.1, 0.2, -1.0])
-    picks = verifier.choose(rows, s, np.array([0.9, 0.2, 0.2, 0.1]))
+    picks = best_of_k.choose(rows, s, np.array([0.9, 0.2, 0.2, 0.1]))
     assert picks["first"]["answer"] == "5" and picks["majority"]["answer"] == "7"  # 7 twice, 5 once
     assert picks["verifier"]["sample"] == 0
     assert picks["weighted"]["answer"] == "5"  # 0.9 against 0.2 + 0.2
     # a vote tie goes to the answer seen first; weights can overturn a majority
     tied = [row(2, 0, 3, False), row(2, 1, 4, True), row(2, 2, 4, True), row(2, 3, 3, False)]
-    assert verifier.choose(tied, np.zeros(4), np.array([0.1, 0.1, 0.1, 0.1]))["majority"]["answer"] == "3"
-    assert verifier.choose(tied, np.zeros(4), np.array([0.1, 0.5, 0.5, 0.1]))["weighted"]["answer"] == "4"
+    assert best_of_k.choose(tied, np.zeros(4), np.array([0.1, 0.1, 0.1, 0.1]))["majority"]["answer"] == "3"
+    assert best_of_k.choose(tied, np.zeros(4), np.array([0.1, 0.5, 0.5, 0.1]))["weighted"]["answer"] == "4"
 
 
 def test_vote_share_by_hand():
     rows = [row(1, 0, 5, True), row(1, 1, 7, False), row(1, 2, 7, False), row(1, 3, None, False),
             row(2, 0, 3, True, dataset="svamp"), row(2, 1, 3, True, dataset="svamp")]
-    assert verifier.vote_share(rows).tolist() == [0.25, 0.5, 0.5, 0.0, 1.0, 1.0]
+    assert best_of_k.vote_share(rows).tolist() == [0.25, 0.5, 0.5, 0.0, 1.0, 1.0]
 
 
 def test_rerank_figures_by_hand():
@@ -47,7 +47,7 @@ def test_rerank_figures_by_hand():
             row(2, 0, 9, True), row(2, 1, 8, False), row(2, 2, 9, True),    # all but the verifier right
             row(3, 0, 1, False), row(3, 1, 2, False), row(3, 2, 3, False)]  # nothing right
     s = np.array([0.0, 1.0, -1.0, 0.0, 2.0, 0.5, 0.0, 0.0, 0.0])
-    r = verifier.rerank(rows, s, rounds=200)
+    r = best_of_k.rerank(rows, s, rounds=200)
     assert (r["n"], r["k"], r["samples"]) == (3, 3, 9)
     assert r["first"] == pytest.approx(1 / 3, abs=1e-4) and r["majority"] == pytest.approx(1 / 3, abs=1e-4)
     assert r["verifier"] == pytest.approx(1 / 3, abs=1e-4) and r["pass_at_k"] == pytest.approx(2 / 3, abs=1e-4)
@@ -66,12 +66,12 @@ def test_held_out_calibration_never_sees_the_question_it_scores():
     groups = [f"addsub:{q}" for q in range(6) for _ in range(8)]
     s = rng.normal(size=(48, 2))
     y = (s[:, 0] + rng.normal(size=48) > 0)
-    got = verifier.cross_fitted(s, y, groups, n_splits=6)
+    got = verifier_calibration.cross_fitted(s, y, groups, n_splits=6)
     g = np.array(groups)
     for q in set(groups):
-        fit = verifier.Calibration(s[g != q], y[g != q])
+        fit = verifier_calibration.Calibration(s[g != q], y[g != q])
         assert np.allclose(got[g == q], fit.logit(s[g == q]))
-    whole = verifier.Calibration(s, y).logit(s)
+    whole = verifier_calibration.Calibration(s, y).logit(s)
     assert not np.allclose(got, whole), "a fit on every question would score its own samples"
 
 
@@ -81,7 +81,7 @@ def test_held_out_calibration_of_a_few_right_samples_falls_back_to_the_rate():
     groups = [f"addsub:{q}" for q in range(4) for _ in range(4)]
     y = np.array([q == 0 and k < 2 for q in range(4) for k in range(4)])
     s = np.arange(16, dtype=float)
-    got = verifier.cross_fitted(s, y, groups, n_splits=4)
+    got = verifier_calibration.cross_fitted(s, y, groups, n_splits=4)
     assert np.allclose(got[:4], np.log((0.5 / 13) / (1 - 0.5 / 13)))
 
 
@@ -94,24 +94,24 @@ def test_each_dataset_gets_its_own_blend_where_it_has_the_samples():
     names = np.array(["x"] * n + ["y"] * n + ["z"] * 30)
     s = np.vstack([s, rng.normal(size=(n, 2)), rng.normal(size=(30, 2))])
     y = np.r_[s[:n, 0] > 0, s[n:2 * n, 1] > 0, np.arange(30) < 3]
-    cal = verifier.Calibration(s, y, names.tolist())
+    cal = verifier_calibration.Calibration(s, y, names.tolist())
     assert set(cal.by_dataset) == {"x", "y"}, "z has 3 right samples, under MIN_EACH"
     assert cal.by_dataset["x"].coef_[0][0] > 5 * abs(cal.by_dataset["x"].coef_[0][1])
     assert cal.by_dataset["y"].coef_[0][1] > 5 * abs(cal.by_dataset["y"].coef_[0][0])
     from sklearn.metrics import roc_auc_score
 
     mine = cal.logit(s, names.tolist())
-    one = verifier.Calibration(s, y).logit(s)
+    one = verifier_calibration.Calibration(s, y).logit(s)
     assert roc_auc_score(y, mine) > roc_auc_score(y, one) + 0.1
     z = names == "z"
     assert np.allclose(mine[z], cal.pooled.decision_function(s[z]))
 
 
 def test_same_source_pairs_stay_within_a_question():
-    groups = verifier.by_question([row(1, 0, 5, True), row(1, 1, 6, False), row(1, 2, 7, False),
-                                   row(2, 0, 1, True), row(2, 1, 1, True, completion="same --> 1"),
-                                   row(3, 0, 4, False)])
-    pairs = verifier.same_source_pairs(groups, per_question=4, rng=random.Random(0))
+    groups = verifier_pairs.by_question([row(1, 0, 5, True), row(1, 1, 6, False), row(1, 2, 7, False),
+                                         row(2, 0, 1, True), row(2, 1, 1, True, completion="same --> 1"),
+                                         row(3, 0, 4, False)])
+    pairs = verifier_pairs.same_source_pairs(groups, per_question=4, rng=random.Random(0))
     assert len(pairs) == 2 and {p["id"].split(":")[1] for p in pairs} == {"1"}  # q2 has no wrong, q3 no right
     for p in pairs:
         good, bad = (p["a"], p["b"]) if p["label"] == "a" else (p["b"], p["a"])
@@ -245,8 +245,8 @@ def test_scores_are_kept_in_the_verifier_run_and_read_back(run_cli, tmp_path, mo
                 "features.arithmetic=true", f"output_dir={tmp_path / 'v'}")
     assert r.code == 0, r.err
     test = _synthetic(10, "test", 1, start=1000)
-    first = verifier.scores(tmp_path / "v", test)
-    held = verifier.held_out_scores(tmp_path / "v", rows)
+    first = verifier_scores.averaged(tmp_path / "v", test)
+    held = verifier_scores.held_out(tmp_path / "v", rows)
     assert len(list((tmp_path / "v" / "scores").glob("*.npy"))) >= 3  # the test scores, and each fold's
 
     def refuse(*a, **k):
@@ -254,10 +254,10 @@ def test_scores_are_kept_in_the_verifier_run_and_read_back(run_cli, tmp_path, mo
 
     monkeypatch.setattr(learners, "ensemble_predict", refuse)
     monkeypatch.setattr(learners, "load_learner", refuse)
-    assert np.array_equal(verifier.scores(tmp_path / "v", test), first)
-    assert np.array_equal(verifier.held_out_scores(tmp_path / "v", rows), held, equal_nan=True)
+    assert np.array_equal(verifier_scores.averaged(tmp_path / "v", test), first)
+    assert np.array_equal(verifier_scores.held_out(tmp_path / "v", rows), held, equal_nan=True)
     with pytest.raises(AssertionError, match="scored again"):
-        verifier.scores(tmp_path / "v", test[:-1])
+        verifier_scores.averaged(tmp_path / "v", test[:-1])
     (tmp_path / "v" / "fold0" / "trained.json").write_text('{"again": true}')
     with pytest.raises(AssertionError, match="scored again"):
-        verifier.scores(tmp_path / "v", test)
+        verifier_scores.averaged(tmp_path / "v", test)

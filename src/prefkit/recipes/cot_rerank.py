@@ -1,9 +1,9 @@
 """`prefkit cot rerank`: every test sample scored by one verifier or a blend of several, one answer a question
-chosen by each method (first, majority, verifier, weighted; `prefkit.cot.verifier`); figures per dataset and
+chosen by each method (first, majority, verifier, weighted; `prefkit.cot.best_of_k`); figures per dataset and
 pooled, `rerank.{json,md}`, `reliability.png`. The whole loop: recipes/cot_verifier_pairs.py.
 
 P(right) is a logistic regression on the verifiers' scores (Platt scaling for one, their blend for several), one
-a dataset where its held-out samples hold enough right and wrong ones (`verifier.Calibration`; `by_dataset=False`:
+a dataset where its held-out samples hold enough right and wrong ones (`verifier_calibration.Calibration`; `by_dataset=False`:
 one for all); with `votes`, each sample's answer share among its question's samples is a column beside the
 scores (self-consistency in the blend). Fitted on the training samples no model of a verifier saw the question of: every training question of a `cv`
 verifier (out of fold), and the questions `verifier-pairs` held out. The held-out figures (`held_out`) score
@@ -25,7 +25,8 @@ from pathlib import Path
 import numpy as np
 
 from prefkit.core import runs
-from prefkit.cot import verifier
+from prefkit.cot import best_of_k, verifier_calibration, verifier_scores
+from prefkit.cot.verifier_pairs import question_key
 from prefkit.errors import PrefkitError
 from prefkit.io import write_json, write_text
 from prefkit.metrics import reliability_plot
@@ -42,7 +43,7 @@ def main(rm_runs: str | Path | list, pairs_dir: str | Path, sample_files: list[s
     except FileNotFoundError:
         raise PrefkitError(f"{pairs_dir}: no split.json (write it with `prefkit cot verifier-pairs`)") from None
     used = set(split["valid"]) | set(split.get("train", []))  # the questions the verifier saw (verifier-pairs may leave some out)
-    train_rows = [r for r in samples_of(split["files"]) if verifier.question_key(r) in used]
+    train_rows = [r for r in samples_of(split["files"]) if question_key(r) in used]
     test_rows = samples_of(sample_files)
     for rm in rms:
         trained_on(rm, pairs_dir, split)
@@ -61,31 +62,31 @@ def main(rm_runs: str | Path | list, pairs_dir: str | Path, sample_files: list[s
         raise PrefkitError(f"{len(overlap)} questions of the samples to rerank are among the verifier's training "
                            "questions: rerank test-split samples")
     trained = _paired(pairs_dir / "train.csv")  # the questions a fold could have trained on
-    s_train = np.column_stack([verifier.held_out_scores(rm, train_rows) for rm in rms])
-    s_test = np.column_stack([verifier.scores(rm, test_rows) for rm in rms])
+    s_train = np.column_stack([verifier_scores.held_out(rm, train_rows) for rm in rms])
+    s_test = np.column_stack([verifier_scores.averaged(rm, test_rows) for rm in rms])
     if votes:  # each sample's answer share among its question's samples: the verifier and self-consistency blended
-        s_train = np.column_stack([s_train, verifier.vote_share(train_rows)])
-        s_test = np.column_stack([s_test, verifier.vote_share(test_rows)])
+        s_train = np.column_stack([s_train, best_of_k.vote_share(train_rows)])
+        s_test = np.column_stack([s_test, best_of_k.vote_share(test_rows)])
     keep = np.flatnonzero(~np.isnan(s_train).any(axis=1))
     held_rows = [train_rows[i] for i in keep]
     y_held = np.array([bool(r["correct"]) for r in held_rows])
     by = (lambda rows: [r["dataset"] for r in rows]) if by_dataset else (lambda rows: None)
-    cal = verifier.Calibration(s_train[keep], y_held, by(held_rows))
+    cal = verifier_calibration.Calibration(s_train[keep], y_held, by(held_rows))
     s_test = cal.logit(s_test, by(test_rows))
-    s_held = verifier.cross_fitted(s_train[keep], y_held, [verifier.question_key(r) for r in held_rows], by(held_rows),
-                                   seed=seed)
-    oof = {verifier.question_key(r) for r in held_rows} & trained
+    s_held = verifier_calibration.cross_fitted(s_train[keep], y_held, [question_key(r) for r in held_rows],
+                                               by(held_rows), seed=seed)
+    oof = {question_key(r) for r in held_rows} & trained
     result: dict = {"verifiers": [str(rm) for rm in rms], "votes": votes, "pairs": str(pairs_dir),
                     "calibration": cal.describe(),
                     "held_out_questions": {"out_of_fold": len(oof),
-                                           "unseen": len({verifier.question_key(r) for r in held_rows} - oof)},
-                    "held_out": verifier.rerank(held_rows, s_held, rounds, seed), "datasets": {}}
+                                           "unseen": len({question_key(r) for r in held_rows} - oof)},
+                    "held_out": best_of_k.rerank(held_rows, s_held, rounds, seed), "datasets": {}}
     for dataset in sorted({r["dataset"] for r in test_rows}):
         idx = np.array([i for i, r in enumerate(test_rows) if r["dataset"] == dataset])
-        result["datasets"][dataset] = verifier.rerank([test_rows[i] for i in idx], s_test[idx], rounds, seed)
-    result["pooled"] = verifier.rerank(test_rows, s_test, rounds, seed)
+        result["datasets"][dataset] = best_of_k.rerank([test_rows[i] for i in idx], s_test[idx], rounds, seed)
+    result["pooled"] = best_of_k.rerank(test_rows, s_test, rounds, seed)
     y_test = np.array([bool(r["correct"]) for r in test_rows])
-    reliability_plot({"verifier": (verifier.sigmoid(s_test), y_test)}, out / "reliability.png",
+    reliability_plot({"verifier": (verifier_calibration.sigmoid(s_test), y_test)}, out / "reliability.png",
                      f"verifier on {len(test_rows)} test samples", xlabel="calibrated P(right)",
                      ylabel="share of right samples", counts=True)
     write_json(out / "rerank.json", result)
@@ -121,7 +122,7 @@ def trained_on(rm: Path, pairs_dir: Path, split: dict) -> None:
 def _paired(table: Path) -> set[str]:
     import pandas as pd
 
-    return {verifier.question_key(i) for i in pd.read_csv(table, usecols=["id"])["id"]} if table.exists() else set()
+    return {question_key(i) for i in pd.read_csv(table, usecols=["id"])["id"]} if table.exists() else set()
 
 
 def markdown(r: dict) -> str:

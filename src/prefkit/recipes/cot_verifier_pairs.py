@@ -10,7 +10,7 @@ student's samples, and best-of-K.
 `verifier-pairs` reads training-split samples only (a test-split file is refused: the verifier never sees a
 test question) and holds out a share of the training questions (`valid.csv`, seeded, by question): the
 verifier's calibration (Platt) and its held-out quality come from those. `rerank` scores every test sample,
-picks one answer a question by each method (`prefkit.cot.verifier`) and reports, per dataset and pooled:
+picks one answer a question by each method (`prefkit.cot.best_of_k`) and reports, per dataset and pooled:
 accuracies with bootstrap intervals, pass@K, AUC, log loss, ECE, the same-source gold accuracy, a
 reliability plot.
 
@@ -26,7 +26,7 @@ import random
 from collections import Counter
 from pathlib import Path
 
-from prefkit.cot import verifier
+from prefkit.cot import verifier_pairs
 from prefkit.cot.datasets import DEFAULT_ROOT, load
 from prefkit.cot.sampling import read_samples
 from prefkit.errors import PrefkitError
@@ -58,7 +58,7 @@ def samples_of(files: list[str], split: str | None = None) -> list[dict]:
                 raise PrefkitError(f"{f}: row {other}: split {got[other - 1]['split']!r}; the verifier trains on "
                                    f"{split}-split samples only (the test split is never shown to it)")
         for r in got:
-            files_of.setdefault(verifier.question_key(r), []).append(f)
+            files_of.setdefault(verifier_pairs.question_key(r), []).append(f)
         rows += got
     if not rows:
         raise PrefkitError("no samples in " + ", ".join(files))
@@ -74,7 +74,7 @@ def samples_of(files: list[str], split: str | None = None) -> list[dict]:
 
 def k_of(rows: list[dict]) -> int:
     """K, the samples a question, of rows `samples_of` read (every question has as many)."""
-    return len(rows) // len({verifier.question_key(r) for r in rows})
+    return len(rows) // len({verifier_pairs.question_key(r) for r in rows})
 
 
 def sha256(path: Path) -> str:
@@ -87,7 +87,7 @@ def main(sample_files: list[str], out: str | Path, valid_fraction: float = 0.2, 
         raise PrefkitError(f"--valid-fraction must lie between 0 and 1, got {valid_fraction}")
     out, rng = Path(out), random.Random(seed)
     rows, left_out = without_test_questions(samples_of(sample_files, split="train"), Path(data_root))
-    groups = verifier.by_question(rows)
+    groups = verifier_pairs.by_question(rows)
     keys = sorted(groups)
     rng.shuffle(keys)
     valid = set(keys[: round(len(keys) * valid_fraction)])
@@ -96,10 +96,10 @@ def main(sample_files: list[str], out: str | Path, valid_fraction: float = 0.2, 
                      "left_out_test_questions": left_out}
     sides = {}
     for side, chosen in (("train", [k for k in sorted(groups) if k not in valid]), ("valid", sorted(valid))):
-        sides[side] = verifier.same_source_pairs({k: groups[k] for k in chosen}, per_question, rng)
+        sides[side] = verifier_pairs.same_source_pairs({k: groups[k] for k in chosen}, per_question, rng)
         if not sides[side]:
             raise PrefkitError(f"no {side} pairs: no {side}-side question has both a right and a wrong sample")
-        verifier.write_pairs(out / f"{side}.csv", sides[side])
+        verifier_pairs.write_pairs(out / f"{side}.csv", sides[side])
         summary[side] = len(sides[side])
     for (dataset, _), rows in groups.items():
         d = summary["datasets"].setdefault(dataset, {"questions": 0, "mixed": 0, "all_right": 0, "all_wrong": 0,
