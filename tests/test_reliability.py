@@ -346,6 +346,7 @@ def test_temporary_files_of_a_killed_writer_are_removed(tmp_path):
 def test_a_resumed_run_logs_each_step_once(tmp_path):
     from prefkit.config import load_config
     from prefkit.core.modeling import build_model
+    from prefkit.core.tokenizer import Vocab, byte_tokenizer
     from prefkit.core.train import fit
     from prefkit.rm.pair_data import PairTrainData
     from tests.conftest import FAST, TINY
@@ -353,8 +354,9 @@ def test_a_resumed_run_logs_each_step_once(tmp_path):
     cfg = load_config(TINY, FAST + ["quantization.mode=none", "train.epochs=2", "train.save_every=3"])
     seqs = [np.arange(3, 3 + n) for n in range(5, 21)]
     data = PairTrainData(CLS3, seqs, None, np.eye(3, dtype=np.float32)[np.arange(16) % 3], "none", 4, 0, 0)
-    fit(build_model(cfg, "seq_cls", 0, 259, outputs=3), data, cfg, tmp_path)  # 8 steps; the last checkpoint is at step 6
-    fit(build_model(cfg, "seq_cls", 0, 259, outputs=3), data, cfg, tmp_path, resume=True)
+    bytes_vocab = Vocab.of(byte_tokenizer())
+    fit(build_model(cfg, bytes_vocab, "seq_cls", outputs=3), data, cfg, tmp_path)  # 8 steps; the last checkpoint is at step 6
+    fit(build_model(cfg, bytes_vocab, "seq_cls", outputs=3), data, cfg, tmp_path, resume=True)
     steps = [json.loads(x)["step"] for x in (tmp_path / "log.jsonl").read_text().splitlines()]
     assert steps == list(range(1, 9)), steps
 

@@ -16,6 +16,7 @@ from prefkit.competition import COMPETITIONS
 from prefkit.config import load_config
 from prefkit.core.batching import shard, train_batches
 from prefkit.core.modeling import build_model
+from prefkit.core.tokenizer import Vocab, byte_tokenizer
 from prefkit.core.train import (
     NonFiniteLoss,
     _load_checkpoint,
@@ -34,6 +35,7 @@ CLS3 = Classifier(COMPETITIONS["lmsys"])  # the A/B/tie head
 
 ROOT = Path(__file__).resolve().parents[2]
 SFT_TINY = ROOT / "configs" / "sft" / "tiny_gemma2.yaml"
+BYTES = Vocab.of(byte_tokenizer())  # the tiny models' tokenizer: padding id 0, 259 ids
 
 
 # 1. ------------------------------------------------------------------ every trainable parameter is fp32
@@ -46,7 +48,7 @@ SFT_TINY = ROOT / "configs" / "sft" / "tiny_gemma2.yaml"
     (["quantization.mode=none", "lora.enabled=false", "model.dtype=float16"], None),  # full fine-tuning
 ])
 def test_every_trainable_parameter_is_fp32(overrides, frozen):
-    model = build_model(load_config(TINY, overrides), "seq_cls", pad_token_id=0, vocab_size=259, outputs=3)
+    model = build_model(load_config(TINY, overrides), BYTES, "seq_cls", outputs=3)
     trainable = {n: p.dtype for n, p in model.named_parameters() if p.requires_grad}
     assert any("score" in n for n in trainable), "the head trains"
     assert set(trainable.values()) == {torch.float32}, {n: d for n, d in trainable.items() if d != torch.float32}
@@ -132,8 +134,8 @@ def test_cv_and_ensemble_hold_one_model_at_a_time(tmp_path, monkeypatch):
 
 def test_no_kv_cache_in_classifier_forwards():
     cfg = load_config(TINY, FAST + ["quantization.mode=none"])
-    assert build_model(cfg, "seq_cls", 0, 259, trainable=False, outputs=3).config.use_cache is False
-    model = build_model(cfg, "seq_cls", 0, 259, outputs=3)
+    assert build_model(cfg, BYTES, "seq_cls", trainable=False, outputs=3).config.use_cache is False
+    model = build_model(cfg, BYTES, "seq_cls", outputs=3)
     model.config.use_cache = True  # as a checkpoint's own config.json says
     outputs = []
     model.register_forward_hook(lambda module, args, out: outputs.append(out))
@@ -152,7 +154,7 @@ def test_no_kv_cache_in_classifier_forwards():
 @pytest.mark.parametrize("quant", ["nf4", "none"])
 def test_checkpointing_is_non_reentrant_and_frozen_layers_need_no_gradient(quant):
     overrides = [f"quantization.mode={quant}", "model.gradient_checkpointing=true", "lora.skip_first_layers=1"]
-    model = build_model(load_config(TINY, overrides), "seq_cls", 0, 259, outputs=3)
+    model = build_model(load_config(TINY, overrides), BYTES, "seq_cls", outputs=3)
     inner = model.base_model.model.model
     seen = {}
 
@@ -293,7 +295,7 @@ def test_completion_loss_computes_the_lm_head_at_completion_positions_only():
     from prefkit.cot.formats import IGNORE
 
     cfg = load_config(SFT_TINY, ["quantization.mode=none"])
-    model = build_model(cfg, "causal_lm", 0, 259)
+    model = build_model(cfg, BYTES, "causal_lm")
     ids = torch.randint(3, 259, (3, 20))
     labels = ids.clone()
     labels[0, :12] = IGNORE
@@ -326,7 +328,7 @@ def test_generation_uses_a_dynamic_cache_even_when_the_checkpoint_asks_for_hybri
     from prefkit.cot.generate import generation_settings
 
     cfg = load_config(SFT_TINY, ["quantization.mode=none"])
-    model = build_model(cfg, "causal_lm", 0, 259, trainable=False)
+    model = build_model(cfg, BYTES, "causal_lm", trainable=False)
     model.generation_config.cache_implementation = "hybrid"  # what Gemma-2's generation_config.json says
     # whatever keyword transformers hands the cache under (`past_key_values` before 5.24, `cache` since), the
     # forward receives a Cache object: record its type, not the name of the argument
@@ -346,9 +348,9 @@ def test_generation_uses_a_dynamic_cache_even_when_the_checkpoint_asks_for_hybri
 
 def test_gemma2_attention_choices():
     with pytest.raises(PrefkitError, match="does not run Gemma-2 with SDPA"):
-        build_model(load_config(TINY, ["quantization.mode=none", "model.attn_implementation=sdpa"]), "seq_cls", 0, 259, outputs=3)
+        build_model(load_config(TINY, ["quantization.mode=none", "model.attn_implementation=sdpa"]), BYTES, "seq_cls", outputs=3)
     flex = build_model(load_config(TINY, ["quantization.mode=none", "model.attn_implementation=flex_attention"]),
-                       "seq_cls", 0, 259, trainable=False, outputs=3)
+                       BYTES, "seq_cls", trainable=False, outputs=3)
     assert flex.config._attn_implementation == "flex_attention" and flex.config.attn_logit_softcapping == 50.0
 
 

@@ -72,6 +72,7 @@ def test_reward_model_merged_for_vllm_matches_the_adapter(tmp_path, run_cli):
 
     from prefkit.config import load_config
     from prefkit.core.modeling import load_trained
+    from prefkit.core.tokenizer import Vocab, byte_tokenizer
     from prefkit.core.vllm_backend import merged_checkpoint
     from prefkit.data.arena import write_lmsys_csv
     from prefkit.data.synthetic import make_pairs
@@ -86,7 +87,8 @@ def test_reward_model_merged_for_vllm_matches_the_adapter(tmp_path, run_cli):
     merged = merged_checkpoint(cfg, folder, tmp_path / "work", "seq_cls", 3)
     assert merged == tmp_path / "work" / "merged" / folder.name
     full = AutoModelForSequenceClassification.from_pretrained(str(merged)).eval()
-    adapter = load_trained(load_config(run / "config.yaml", ["quantization.mode=none"]), folder, "seq_cls", 0, 259, outputs=3)
+    adapter = load_trained(load_config(run / "config.yaml", ["quantization.mode=none"]), Vocab.of(byte_tokenizer()), folder,
+                           "seq_cls", outputs=3)
     ids = torch.tensor([[2, 40, 41, 42, 43, 44]])
     with torch.no_grad():
         assert torch.allclose(full(input_ids=ids).logits, adapter(input_ids=ids).logits, atol=1e-4)

@@ -91,6 +91,7 @@ def test_chat_sft_generate_and_merge(run_cli, tmp_path, chat_dir):
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     from prefkit.core.modeling import load_trained
+    from prefkit.core.tokenizer import Vocab
     from prefkit.core.vllm_backend import merged_checkpoint
     from prefkit.cot.formats import chat_stops, chat_tokenizer_of
 
@@ -102,7 +103,7 @@ def test_chat_sft_generate_and_merge(run_cli, tmp_path, chat_dir):
     hf = AutoTokenizer.from_pretrained(str(merged))
     assert hf.chat_template == GEMMA_LIKE and "lora" not in " ".join(n for n, _ in full.named_parameters())
     plain = load_config(run / "config.yaml", ["quantization.mode=none"])
-    peft = load_trained(plain, run / "model", "causal_lm", 0, 261)
+    peft = load_trained(plain, Vocab.from_config(plain), run / "model", "causal_lm")
     ids = torch.tensor([hf.encode("<bos><start_of_turn>user\n1+1?<end_of_turn>\n", add_special_tokens=False)])
     with torch.no_grad():
         assert torch.allclose(full(ids).logits, peft(input_ids=ids).logits, atol=1e-4)

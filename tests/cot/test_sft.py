@@ -12,12 +12,13 @@ from safetensors.torch import load_file
 from prefkit.config import load_config
 from prefkit.core.batching import IGNORE
 from prefkit.core.modeling import build_model
-from prefkit.core.tokenizer import byte_tokenizer, special_ids
+from prefkit.core.tokenizer import Vocab, byte_tokenizer, special_ids
 from prefkit.core.train import trainable_state
 from prefkit.cot.completions import CompletionData
 from tests.conftest import SHARED, need_shared
 
 TINY = Path(__file__).resolve().parents[2] / "configs" / "sft" / "tiny_gemma2.yaml"
+BYTES = Vocab.of(byte_tokenizer())  # the tiny models' tokenizer: padding id 0, 259 ids
 
 
 def test_collate_masks_prompt_and_padding():
@@ -43,7 +44,7 @@ def test_sft_generate_eval(run_cli, tmp_path):
     log = [json.loads(x) for x in (run / "model" / "log.jsonl").read_text().splitlines()]
     assert np.mean([x["loss"] for x in log[-5:]]) < np.mean([x["loss"] for x in log[:5]]), "the loss falls"
     trained = load_file(run / "model" / "adapter_model.safetensors")
-    fresh = trainable_state(build_model(load_config(TINY), "causal_lm", pad_token_id=0, vocab_size=259))
+    fresh = trainable_state(build_model(load_config(TINY), BYTES, "causal_lm"))
     lora_b = [k for k in trained if "lora_B" in k]
     assert lora_b and all(not torch.equal(trained[k], torch.zeros_like(trained[k])) for k in lora_b)
     assert any("lora_B" in k and torch.equal(v, torch.zeros_like(v)) for k, v in fresh.items()), "B starts at zero"

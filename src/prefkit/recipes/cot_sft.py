@@ -11,7 +11,7 @@ from prefkit.config import USES, Config
 from prefkit.core.dist import log
 from prefkit.core.modeling import build_model
 from prefkit.core.runs import mark_trained
-from prefkit.core.tokenizer import config_tokenizer, pad_token_id, special_ids
+from prefkit.core.tokenizer import Vocab, special_ids
 from prefkit.core.train import fit, make_accelerator, save_and_clear
 from prefkit.cot.completions import CompletionData, own_samples
 from prefkit.cot.datasets import names
@@ -28,7 +28,8 @@ def main(cfg: Config, name: str = "", resume: bool = False) -> Path:
     folder = out / "model"
     if finished_earlier(folder, resume):
         return out
-    tok = config_tokenizer(cfg)
+    vocab = Vocab.from_config(cfg)
+    tok = vocab.tokenizer
     form = sample_format(cfg)
     bos, eos = special_ids(tok, form)
     raw, counts = [], {"rationales": 0, "surviving": 0, "per_dataset": {}}
@@ -53,8 +54,8 @@ def main(cfg: Config, name: str = "", resume: bool = False) -> Path:
         counts["trained_on"] = len(raw)
     samples = [completion_only(tok, s["prompt"], s["completion"], cfg.template.max_length, bos, eos) for s in raw]
     acc = make_accelerator(cfg)
-    model = build_model(cfg, "causal_lm", pad_token_id(tok), tok.get_vocab_size())
-    data = CompletionData(samples, cfg.train.batch_size, cfg.train.seed, pad_token_id(tok))
+    model = build_model(cfg, vocab, "causal_lm")
+    data = CompletionData(samples, cfg.train.batch_size, cfg.train.seed, vocab.pad_id)
     history = fit(model, data, cfg, folder, None, resume, acc)
     save_and_clear(acc, model, folder)
     mark_trained(folder, {"kind": "causal_lm", "dataset": cfg.cot.dataset, **counts, "history_tail": history[-1:]})

@@ -21,8 +21,6 @@ import dataclasses
 import shutil
 from pathlib import Path
 
-import torch
-
 from prefkit.config import save_config
 from prefkit.core.dist import log
 from prefkit.core.runs import MARKER, mark_trained, trained_folders
@@ -69,18 +67,16 @@ def average_files(folders: list[Path], out: Path) -> list[str]:
 
 def merge_into_base(cfg, folders: list[Path], out: Path) -> None:
     """base + mean_k(B_k A_k): each fold's adapter merged into unquantised base weights, the models averaged."""
-    from prefkit.core.modeling import load_trained, release
-    from prefkit.core.tokenizer import config_tokenizer, pad_token_id
+    from prefkit.core.modeling import load_merged, release
+    from prefkit.core.tokenizer import Vocab
     from prefkit.rm.heads import make_head
 
-    plain = dataclasses.replace(cfg, quantization=dataclasses.replace(cfg.quantization, mode="none"))
-    tok = config_tokenizer(cfg)
-    head = make_head(cfg, tok)
+    vocab = Vocab.from_config(cfg)
+    head = make_head(cfg, vocab.tokenizer)
     total, model = None, None
     for folder in folders:
         log(f"merging {folder.name} into the base weights")
-        model = load_trained(plain, folder, head.task, pad_token_id(tok), tok.get_vocab_size(),
-                             device=torch.device("cpu"), outputs=head.outputs).merge_and_unload()
+        model = load_merged(cfg, vocab, folder, head.task, outputs=head.outputs)
         state = model.state_dict()
         if total is None:
             total = {k: v.float().clone() if v.is_floating_point() else v for k, v in state.items()}

@@ -51,15 +51,10 @@ def merged_model(cfg: Config, folder: Path, head: Head, tokenizer: Any) -> Any:
     fine-tuned model. A quantised run's base is not dequantised instead: bitsandbytes' CPU kernels compute 2e-3
     away from their own dequantised weights in one tiny layer, and after a forward they repack the weights so
     that transformers' `dequantize()` returns other ones (logits 0.67 apart on the tiny Gemma-2)."""
-    from prefkit.core.modeling import load_trained
-    from prefkit.core.tokenizer import pad_token_id
+    from prefkit.core.modeling import load_merged
+    from prefkit.core.tokenizer import Vocab
 
-    plain = dataclasses.replace(cfg, quantization=dataclasses.replace(cfg.quantization, mode="none"))
-    model = load_trained(plain, Path(folder), head.task, pad_token_id(tokenizer), tokenizer.get_vocab_size(),
-                         device=torch.device("cpu"), outputs=head.outputs)
-    if hasattr(model, "merge_and_unload"):
-        model = model.merge_and_unload()
-    return model.eval()
+    return load_merged(cfg, Vocab.of(tokenizer), folder, head.task, outputs=head.outputs)
 
 
 def write_model(model: Any, names: list[str], out: Path) -> None:

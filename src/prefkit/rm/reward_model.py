@@ -17,7 +17,7 @@ from prefkit.competition import of
 from prefkit.config import Config
 from prefkit.core.dist import log
 from prefkit.core.modeling import build_model, compute_dtype, load_trained, release
-from prefkit.core.tokenizer import config_tokenizer, pad_token_id
+from prefkit.core.tokenizer import Vocab
 from prefkit.core.train import fit, make_accelerator, save_and_clear
 from prefkit.data.check import check_classes
 from prefkit.data.table import PairTable
@@ -39,18 +39,19 @@ class RewardModelLearner:
     def __init__(self, cfg: Config):
         self.cfg = cfg
         self.comp = of(cfg)
-        self.tokenizer = config_tokenizer(cfg)
+        self.vocab = Vocab.from_config(cfg)
+        self.tokenizer = self.vocab.tokenizer
         self.head = make_head(cfg, self.tokenizer)
         self.renderer = Renderer(self.tokenizer, cfg.template, self.head.layout, cache=folder_for(cfg.data.token_cache))
-        self.pad_id = pad_token_id(self.tokenizer)
-        self.vocab_size = self.tokenizer.get_vocab_size()
+        self.pad_id = self.vocab.pad_id
+        self.vocab_size = self.vocab.size
         self.model = None
         self.folder: Path | None = None  # the trained model's folder, once loaded
 
     def fit(self, train: PairTable, valid: PairTable | None, out: Path, resume: bool = False) -> list[dict]:
         cfg, tc, head = self.cfg, self.cfg.train, self.head
         acc = make_accelerator(cfg)
-        model = build_model(cfg, head.task, self.pad_id, self.vocab_size, outputs=head.outputs)
+        model = build_model(cfg, self.vocab, head.task, outputs=head.outputs)
         swap = "none" if head.symmetric else tc.swap_augment
         if head.symmetric and tc.swap_augment != "none":
             log(f"model.head={head.name} sees A and B alike: train.swap_augment={tc.swap_augment} would change nothing, skipped")
@@ -147,6 +148,5 @@ class RewardModelLearner:
                                    f"{learner.head.name} predicts with predict.backend=transformers")
             require()
         else:
-            learner.model = load_trained(cfg, folder, learner.head.task, learner.pad_id, learner.vocab_size,
-                                         outputs=learner.head.outputs)
+            learner.model = load_trained(cfg, learner.vocab, folder, learner.head.task, outputs=learner.head.outputs)
         return learner
