@@ -301,13 +301,11 @@ def run_child(variant: str, path: Path, cap_gb: float) -> dict:
 def plot(rows: list[dict], out: Path) -> dict:
     """Seconds and peak RSS against rows, log-log, a line a variant; returns each variant's scaling exponent (the
     least-squares slope of log cost against log rows over the sizes it ran; 1.0: linear), which the legend states."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
     import numpy as np
 
-    fig, axes = plt.subplots(1, 2, figsize=(11, 4.2))
+    from prefkit.io import new_figure, save_figure
+
+    fig, axes = new_figure((11, 4.2), ncols=2)
     slopes: dict[str, dict] = {}
     for v in VARIANTS:
         pts = sorted((r["rows"], r["seconds"], r["peak_rss_mb"]) for r in rows
@@ -330,12 +328,7 @@ def plot(rows: list[dict], out: Path) -> dict:
         ax.grid(True, which="both", alpha=0.3)
         ax.legend(fontsize=8)
     fig.suptitle("LMSYS-form CSV: load + check against plain readers (log-log; a slope of 1 is linear in rows)")
-    fig.tight_layout()
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.with_name(out.stem + ".tmp.png")
-    fig.savefig(tmp, dpi=110)
-    plt.close(fig)
-    tmp.replace(out)
+    save_figure(fig, out, dpi=110)
     return slopes
 
 

@@ -60,24 +60,24 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
         raise
 
 
-def new_figure(figsize: tuple[float, float]) -> tuple[Any, Any]:
-    """A matplotlib figure and its axes on the Agg backend (files only, no display needed): every figure prefkit
-    draws starts here and ends in `save_figure`."""
+def new_figure(figsize: tuple[float, float], ncols: int = 1) -> tuple[Any, Any]:
+    """A matplotlib figure and its axes (`ncols` of them side by side) on the Agg backend (files only, no display
+    needed): every figure prefkit and its benchmarks draw starts here and ends in `save_figure`."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    return plt.subplots(figsize=figsize)
+    return plt.subplots(1, ncols, figsize=figsize)
 
 
-def save_figure(fig: Any, path: str | os.PathLike) -> None:
-    """A matplotlib figure as PNG, written atomically, and the figure closed."""
+def save_figure(fig: Any, path: str | os.PathLike, dpi: int = 100) -> None:
+    """A matplotlib figure as PNG, written atomically (its folder made), and the figure closed."""
     import matplotlib.pyplot as plt
 
     fig.tight_layout()
     with atomic_path(path) as tmp:
-        fig.savefig(tmp, format="png", dpi=100)
+        fig.savefig(tmp, format="png", dpi=dpi)
     plt.close(fig)
 
 
