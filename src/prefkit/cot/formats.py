@@ -87,11 +87,14 @@ def sample_format(cfg: Any) -> Any:
     """The config's sample builder: `(question, rationale, answer) -> {"prompt", "completion"}`."""
     if cfg.cot.format != "chat":
         return FORMATS[cfg.cot.format]
-    from prefkit.core.tokenizer import model_dir
+    from prefkit.core import pretrained
+    from prefkit.core.tokenizer import config_model_path, tokenizer_path
 
     spec = cfg.template.tokenizer
-    folder = model_dir(cfg.model.path) if spec == "model" else Path(spec)
-    if folder is None or spec in ("bytes", "minilm") or not Path(folder).is_dir():
+    model_path = config_model_path(cfg) if spec == "model" else None
+    # a shipped model (minilm, gemma3-270m) is not offered for a chat template: untested there, refused as before
+    folder = None if pretrained.is_named(spec) else tokenizer_path(spec, model_path)
+    if folder is None or not folder.is_dir():
         raise PrefkitError("cot.format=chat needs a tokenizer folder with a chat template: template.tokenizer=model "
                            "(with model.path) or a local tokenizer folder")
     return ChatFormat(chat_tokenizer(folder, cfg.cot.chat_template))
