@@ -146,7 +146,9 @@ class Vocab:
     tokenizer: Any
     pad_id: int
     size: int  # the embedding rows a random backbone gets (added tokens included)
-    bos_id: int | None  # `special_ids` without a chat format
+    # `special_ids` without a chat format; it compares encoded lengths, so a tokenizer that pads every text
+    # (minilm's: to 128) gets bos_id None today, as a student's completions do
+    bos_id: int | None
     eos_id: int | None
 
     @classmethod
