@@ -75,10 +75,12 @@ def _vocab(cfg) -> int:
 
 def _build(cfg, task: str, cap: bool, trainable: bool):
     from prefkit.core.modeling import build_model
+    from prefkit.core.tokenizer import Vocab
     from prefkit.rm.heads import make_head
 
     outputs = make_head(cfg).outputs if task == "seq_cls" else None
-    model = build_model(cfg, task, pad_token_id=0, vocab_size=_vocab(cfg), trainable=trainable, outputs=outputs)
+    vocab = Vocab(tokenizer=None, pad_id=0, size=_vocab(cfg), bos_id=None, eos_id=None)  # random weights: no tokenizer read
+    model = build_model(cfg, vocab, task, trainable=trainable, outputs=outputs)
     harness.sync()
     weights = round(torch.cuda.memory_allocated() / 2**30, 2) if torch.cuda.is_available() else None
     if cap and torch.cuda.is_available():

@@ -61,7 +61,7 @@ def main() -> None:
             from prefkit.core.modeling import build_model
             from prefkit.rm.predictor import predict_logits
 
-            model = build_model(cfg, "seq_cls", learner.pad_id, learner.vocab_size, trainable=False, outputs=learner.head.outputs)
+            model = build_model(cfg, learner.vocab, "seq_cls", trainable=False, outputs=learner.head.outputs)
             for name, sort in (("plain", False), ("sorted", True)):
                 _, stats = predict_logits(model, learner.head, ids, learner.pad_id, cfg.predict.batch_tokens, sort, name)
                 row[f"{name}_rows_per_s"] = stats["rows_per_s"]

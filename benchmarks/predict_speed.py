@@ -75,7 +75,7 @@ def variant(args) -> dict:
     cfg = harness.preset_config(args.preset, extra, args.tokenizer)
     learner = make_learner(cfg)
     table, source = harness.bench_pairs(args.rows)
-    model = build_model(cfg, "seq_cls", learner.pad_id, learner.vocab_size, trainable=False, outputs=learner.head.outputs).eval()
+    model = build_model(cfg, learner.vocab, "seq_cls", trainable=False, outputs=learner.head.outputs).eval()
     device = next(model.parameters()).device
     L, batch_tokens = cfg.template.max_length, cfg.predict.batch_tokens
     batch = max(1, batch_tokens // L)

@@ -44,7 +44,7 @@ def plain(cfg, learner, table, out: Path) -> dict:
     from prefkit.core.modeling import build_model, compute_dtype
 
     tc = cfg.train
-    model = build_model(cfg, "seq_cls", learner.pad_id, learner.vocab_size, outputs=learner.head.outputs)  # not timed: the same for both
+    model = build_model(cfg, learner.vocab, "seq_cls", outputs=learner.head.outputs)  # not timed: the same for both
     harness.reset_peak()
     t0 = time.perf_counter()
     hf = PreTrainedTokenizerFast(tokenizer_object=learner.tokenizer, pad_token=learner.tokenizer.id_to_token(learner.pad_id))
@@ -87,7 +87,7 @@ def prefkit_loop(cfg, learner, table, out: Path) -> dict:
     from prefkit.rm.pair_data import PairTrainData
 
     tc = cfg.train
-    model = build_model(cfg, "seq_cls", learner.pad_id, learner.vocab_size, outputs=learner.head.outputs)  # not timed: the same for both
+    model = build_model(cfg, learner.vocab, "seq_cls", outputs=learner.head.outputs)  # not timed: the same for both
     harness.reset_peak()
     t0 = time.perf_counter()
     ids = learner.renderer.render(table).input_ids

@@ -15,6 +15,7 @@ import yaml
 from prefkit import cli
 from prefkit.errors import PrefkitError
 from prefkit.recipes import cot_verifier_pairs
+from tests.conftest import SHARED, need_shared
 from tests.cot.test_verifier import _synthetic
 
 
@@ -26,6 +27,7 @@ def write_rows(path: Path, rows: list[dict]) -> Path:
 @pytest.fixture(scope="module")
 def made(tmp_path_factory) -> Path:
     """train.jsonl (K=4), its pairs, a cv verifier on them, test.jsonl (K=4, 10 other questions)."""
+    need_shared(SHARED / "reasoning")  # verifier-pairs leaves out the datasets' test questions, read from there
     d = tmp_path_factory.mktemp("rerank_inputs")
     write_rows(d / "train.jsonl", _synthetic(40, "train", 0))
     write_rows(d / "test.jsonl", _synthetic(10, "test", 1, start=1000))

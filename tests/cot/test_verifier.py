@@ -14,6 +14,7 @@ from prefkit.cot import best_of_k, verifier_calibration, verifier_pairs, verifie
 from prefkit.cot.completions import own_samples
 from prefkit.cot.formats import finetune_cot
 from prefkit.errors import PrefkitError
+from tests.conftest import SHARED, need_shared
 from prefkit.rm.features import ARITHMETIC_FEATURES, arithmetic_features
 
 
@@ -159,6 +160,7 @@ def _synthetic(n_questions: int, split: str, seed: int, start: int = 0) -> list[
 
 @pytest.mark.slow
 def test_feature_verifier_from_cv_reranks_above_the_first_sample(run_cli, tmp_path):
+    need_shared(SHARED / "reasoning")  # verifier-pairs leaves out the datasets' test questions, read from there
     train, test = tmp_path / "train.jsonl", tmp_path / "test.jsonl"
     train.write_text("".join(json.dumps(r) + "\n" for r in _synthetic(120, "train", 0)))
     test.write_text("".join(json.dumps(r) + "\n" for r in _synthetic(60, "test", 1, start=1000)))
@@ -213,7 +215,6 @@ def test_a_training_question_that_is_also_a_test_question_never_reaches_the_veri
     samples became verifier pairs, and `cot rerank` then refused the whole test file (the overlap check)."""
     from prefkit.cot.datasets import load
     from prefkit.recipes import cot_verifier_pairs
-    from tests.conftest import SHARED, need_shared
 
     root = need_shared(SHARED / "reasoning").parent
     test_questions = {e.question for e in load("multiarith", "test", root)}
