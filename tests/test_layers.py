@@ -12,7 +12,7 @@ ROOT = Path(prefkit.__file__).parent
 # low to high: a module may import its own layer and the ones before it
 LAYERS = [
     ("infrastructure", {"prefkit", "prefkit.errors", "prefkit.lock", "prefkit.io", "prefkit.console", "prefkit.shipped",
-                        "prefkit.config", "prefkit.runs"}),
+                        "prefkit.config"}),
     ("data", {"prefkit.data"}),
     ("scoring contract", {"prefkit.competition", "prefkit.metrics", "prefkit.submission"}),
     ("toolbox", {"prefkit.toolbox"}),
@@ -21,7 +21,7 @@ LAYERS = [
     ("cot", {"prefkit.cot"}),
     ("kaggle", {"prefkit.kaggle"}),
     ("recipes", {"prefkit.recipes"}),
-    ("cli", {"prefkit.cli", "prefkit.__main__"}),
+    ("cli", {"prefkit.cli"}),
 ]
 
 
@@ -71,6 +71,25 @@ def imports(mods: dict[str, Path]) -> dict[str, set[str]]:
 def test_every_module_has_a_layer():
     for name in modules():
         layer(name)
+
+
+def stale_entries(layers: list[tuple[str, set[str]]], mods: dict[str, Path]) -> list[str]:
+    """Entries of the layer table that name no module or package: a table that drifts from the tree would
+    otherwise go on passing while checking nothing for the name it lists."""
+    return [f"{m} (layer {title})" for title, members in layers for m in sorted(members) if m not in mods]
+
+
+def test_every_layer_entry_names_a_real_module():
+    stale = stale_entries(LAYERS, modules())
+    assert not stale, "layer table entries that name no module or package:\n" + "\n".join(stale)
+
+
+def test_a_stale_layer_entry_is_noticed():
+    """The check above is worth something only if it would fail: a table with a removed module shows it does."""
+    table = [("infrastructure", {"prefkit", "prefkit.errors", "prefkit.gone"}), ("cli", {"prefkit.cli"})]
+    mods = {"prefkit": ROOT / "__init__.py", "prefkit.errors": ROOT / "errors.py", "prefkit.cli": ROOT / "cli.py"}
+    assert stale_entries(table, mods) == ["prefkit.gone (layer infrastructure)"]
+    assert stale_entries(table[1:], mods) == []
 
 
 def test_imports_point_down():
