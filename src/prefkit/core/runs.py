@@ -36,10 +36,10 @@ MARKER = "trained.json"  # in a model folder: written last, so a folder with it 
 
 
 # What a resumed run may set otherwise than the run it continues: where it writes, which of its folds run now,
-# where progress is reported, and how often it is logged and probed. Anything else decides the folds, the rows,
-# the models or their predictions.
+# where progress is reported, how often it is logged and probed, and what only trades memory for time (a resumed
+# run may land on a smaller machine). Anything else decides the folds, the rows, the models or their predictions.
 RESUME_MAY_CHANGE = ("output_dir", "cv.folds", "train.report_to", "train.log_every", "train.probe_rows",
-                     "data.token_cache", "kaggle.*")
+                     "data.token_cache", "predict.batch_tokens", "model.gradient_checkpointing", "kaggle.*")
 # The names a training job writes in its folder (a fold folder, a model, what it measured): a folder holding one
 # of them without a config.yaml is some other job's output, and an input file under one of these names would be
 # written over.
