@@ -24,7 +24,7 @@ from typing import Any
 
 import yaml
 
-from prefkit.config import DICT_KEYS, Config, load_config, save_config, to_dict
+from prefkit.config import DICT_KEYS, Config, load_config, reads, save_config, to_dict
 from prefkit.core.dist import is_main, log, wait
 from prefkit.errors import PrefkitError
 from prefkit.io import write_json
@@ -127,8 +127,9 @@ def _check_reuse(cfg: Config, out: Path, job: str, resume: bool, inputs: dict[st
     if diff:
         shown = "; ".join(f"{k}: {a!r} in the run, {b!r} now" for k, a, b in diff[:8])
         more = f" (and {len(diff) - 8} more)" if len(diff) > 8 else ""
+        settings = f"{len(diff)} setting{'s differ' if len(diff) > 1 else ' differs'}"
         raise PrefkitError(f"output_dir {out}: --resume continues {what} with the config it was made with; "
-                           f"{len(diff)} setting{'s differ' if len(diff) > 1 else ' differs'}: {shown}{more}. Put them back, or start another output_dir")
+                           f"{settings}: {shown}{more}. Put them back, or start another output_dir")
 
 
 def _job_of(out: Path) -> str:
@@ -139,6 +140,8 @@ def _job_of(out: Path) -> str:
             return str(json.loads(record.read_text(encoding="utf-8"))["job"])
         except (ValueError, KeyError, TypeError, OSError):
             pass
+    if saved_settings(out).get("model", {}).get("kind") == "causal_lm":
+        return "sft"
     if any(out.glob("fold*")):
         return "cv"
     return "train" if (out / "model").exists() else "unknown"
@@ -161,16 +164,13 @@ def config_differences(saved: dict, now: dict) -> list[tuple[str, Any, Any]]:
     defaults = flat_settings(to_dict(Config()))
     out = []
     for key in sorted(set(a) | set(b)):
-        if _may_change(key):
+        if reads(key, list(RESUME_MAY_CHANGE)):
             continue
         old = a.get(key, defaults.get(key))
         if old != b.get(key):
             out.append((key, old, b.get(key)))
     return out
 
-
-def _may_change(key: str) -> bool:
-    return any(key == k or (k.endswith(".*") and key.startswith(k[:-1])) for k in RESUME_MAY_CHANGE)
 
 
 def abandon_refused() -> None:
