@@ -172,7 +172,6 @@ def config_differences(saved: dict, now: dict) -> list[tuple[str, Any, Any]]:
     return out
 
 
-
 def abandon_refused() -> None:
     """A training job refused (a user error) before it wrote anything but its config: remove the config.yaml and
     run.json it wrote (and the folder, if it made it and it is empty), so the folder is not taken for a run."""
