@@ -6,7 +6,6 @@ import numpy as np
 import pytest
 
 from prefkit.metrics import (
-    UNIFORM_LOGLOSS,
     bootstrap,
     calibration_error,
     expected_calibration_error,
@@ -14,6 +13,7 @@ from prefkit.metrics import (
     prior_logloss,
     reliability_plot,
     score,
+    uniform_logloss,
 )
 
 
@@ -28,7 +28,7 @@ def test_score_by_hand():
 
 def test_uniform_and_missing_class():
     s = score(np.full((2, 3), 1 / 3), ["a", "b"])  # no tie in the labels: still scored over 3 classes
-    assert s["logloss"] == pytest.approx(UNIFORM_LOGLOSS) and UNIFORM_LOGLOSS == pytest.approx(1.0986, abs=1e-4)
+    assert s["logloss"] == pytest.approx(uniform_logloss(3)) and uniform_logloss(3) == pytest.approx(1.0986, abs=1e-4)
 
 
 def test_prior_logloss_by_hand():

@@ -20,7 +20,6 @@ from prefkit.data.table import LABELS
 from prefkit.io import new_figure, save_figure
 
 LABEL_INDEX = {label: i for i, label in enumerate(LABELS)}  # a, b, tie: the order of every label set
-UNIFORM_LOGLOSS = float(np.log(3.0))  # 1.0986: predicting 1/3 for everything (LMSYS)
 
 
 def uniform_logloss(k: int) -> float:

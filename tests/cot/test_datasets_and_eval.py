@@ -10,7 +10,6 @@ from prefkit.cot.answers import extract, is_correct
 from prefkit.cot.datasets import (
     DATASETS,
     load,
-    load_instructions,
     load_truthfulqa,
     teacher_file,
 )
@@ -96,14 +95,9 @@ def test_teacher_files_match_the_papers_teacher_row(run_cli, name):
     assert (out["surviving_completions"], out["completions"]) == SURVIVING[name] and out["missing"] == 0
 
 
-def test_truthfulqa_and_instructions(tmp_path):
+def test_truthfulqa():
     rows = load_truthfulqa(need_shared(SHARED / "truthfulqa" / "TruthfulQA.csv"))
     assert len(rows) == 817 and all(r.question and r.best and r.correct for r in rows)
-    alpaca = tmp_path / "a.json"
-    alpaca.write_text(json.dumps([{"instruction": "Add", "input": "2+2", "output": "4"}]))
-    dolly = tmp_path / "d.jsonl"
-    dolly.write_text(json.dumps({"instruction": "Name a fruit", "context": "", "response": "Apple"}) + "\n")
-    assert load_instructions(alpaca)[0].output == "4" and load_instructions(dolly)[0].output == "Apple"
 
 
 def test_unknown_dataset_is_exit_2(run_cli, tmp_path):

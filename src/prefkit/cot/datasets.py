@@ -5,7 +5,7 @@ ACL 2023) ships them, read as they are from `../shared/data/reasoning/<name>/`:
     reasoning-teacher/<key>__default.json   {"train": [indices], "test": [indices]}  (the paper's split)
     teacher-completions/B_text-davinci-002__C_zs_cot/D_<key>.json   the teacher's Zero-shot-CoT completions
 
-plus TruthfulQA (CSV) and instruction data in Alpaca/Dolly JSON(L) form.
+plus TruthfulQA (CSV).
 """
 
 from __future__ import annotations
@@ -111,25 +111,3 @@ def load_truthfulqa(path: Path = DEFAULT_ROOT / "truthfulqa" / "TruthfulQA.csv")
         raise PrefkitError(f"{path}: column {missing[0]!r}: missing column")
     return [TruthfulQA(r["Question"], r["Best Answer"], split(r["Correct Answers"]), split(r["Incorrect Answers"]),
                        r["Category"]) for r in rows]
-
-
-@dataclass(frozen=True)
-class Instruction:
-    instruction: str
-    input: str
-    output: str
-
-
-def load_instructions(path: Path) -> list[Instruction]:
-    """Alpaca (`instruction`, `input`, `output`) or Dolly (`instruction`, `context`, `response`), as JSON list or JSONL."""
-    text = Path(path).read_text(encoding="utf-8")
-    try:
-        rows = json.loads(text) if text.lstrip().startswith("[") else [json.loads(l) for l in text.splitlines() if l.strip()]
-    except json.JSONDecodeError as e:
-        raise PrefkitError(f"{path}: not valid JSON ({e.msg}, line {e.lineno})") from None
-    out = []
-    for n, r in enumerate(rows, start=1):
-        if not isinstance(r, dict) or "instruction" not in r or not ({"output", "response"} & r.keys()):
-            raise PrefkitError(f"{path}: row {n}: needs 'instruction' and 'output' (Alpaca) or 'response' (Dolly)")
-        out.append(Instruction(r["instruction"], r.get("input", r.get("context", "")) or "", r.get("output", r.get("response"))))
-    return out
