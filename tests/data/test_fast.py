@@ -17,7 +17,7 @@ import pytest
 from prefkit.config import DataConfig
 from prefkit.data import fast, load_pairs
 from prefkit.data.arena import write_lmsys_csv, write_parquet
-from prefkit.data.fast import JSON_LIST, _vouched
+from prefkit.data.fast import JSON_LIST, vouched
 from prefkit.data.table import PY_WHITESPACE, TableBuilder
 from prefkit.errors import DataError
 from tests.conftest import LMSYS_HEADER, lmsys_row, write_lmsys
@@ -315,9 +315,9 @@ def test_a_clean_file_is_parsed_once(tmp_path, monkeypatch):
     clean LMSYS file (a line break between the items of a JSON list counted in its cell), twice over one with
     a carriage return in a cell."""
     passes, counted = [], []
-    streamed, byte_counts = fast._streamed, fast._byte_counts
-    monkeypatch.setattr(fast, "_streamed", lambda *a, **k: passes.append(k["commas"]) or streamed(*a, **k))
-    monkeypatch.setattr(fast, "_byte_counts", lambda *a, **k: counted.append(a[0]) or byte_counts(*a, **k))
+    streamed, byte_counts = fast.streamed, fast.byte_counts
+    monkeypatch.setattr(fast, "streamed", lambda *a, **k: passes.append(k["commas"]) or streamed(*a, **k))
+    monkeypatch.setattr(fast, "byte_counts", lambda *a, **k: counted.append(a[0]) or byte_counts(*a, **k))
     rows = [lmsys_row(str(i), ["q, r"], ["a"], ["b"]) for i in range(3)]
     rows[1] = lmsys_row("1", '[\n"q"\n]', ["a"], ["b"])
     assert list(both(write_rows(tmp_path / "clean.csv", rows, newline="\n")).frame["line"]) == [2, 3, 6]
@@ -388,7 +388,7 @@ def test_random_awkward_files(tmp_path, seed):
 def test_byte_counts_across_chunk_boundaries(tmp_path, monkeypatch, chunk):
     """The file's bytes are counted a chunk at a time: a CRLF split between two chunks is one line break, and a
     lone carriage return is found wherever it falls (at a chunk's end or the file's) and sent to the row reader."""
-    monkeypatch.setattr(fast, "_CHUNK", chunk)
+    monkeypatch.setattr(fast, "CHUNK", chunk)
     rows = [lmsys_row(str(i), ["q, r"], '[\r\n"a"\r\n]', [f"c{i}"]) for i in range(5)]  # CRLF in cells too
     for suffix in (".csv", ".csv.gz"):
         p = tmp_path / f"t{suffix}"
@@ -398,7 +398,7 @@ def test_byte_counts_across_chunk_boundaries(tmp_path, monkeypatch, chunk):
         for lone in (raw.replace(b"c3", b"c\r3"), raw + b"\r", raw.replace(b"\r\n", b"\r", 1)):
             p.write_bytes(gzip.compress(lone) if suffix.endswith(".gz") else lone)
             with pytest.raises(fast.Fallback, match="carriage return"):
-                fast._byte_counts(p)
+                fast.byte_counts(p)
 
 
 # ------------------------------------------------------------------------------------------ pieces
@@ -427,7 +427,7 @@ def test_the_json_list_pattern_vouches_only_for_what_python_reads_alike():
 
 
 def test_polars_decodes_only_cells_it_reads_as_python_does():
-    """polars' own JSON reader, with `_vouched`, on each cell alone: what it keeps, Python reads alike."""
+    """polars' own JSON reader, with `vouched`, on each cell alone: what it keeps, Python reads alike."""
     decoder = json.JSONDecoder(strict=False)
     kept = []
     for cell in CELLS + ['["a", 1]', '["\\u0022"]', "[false]", "[-0.5e3]", '["a", ["b"]]', '["\\\\ud83d"]']:
@@ -436,7 +436,7 @@ def test_polars_decodes_only_cells_it_reads_as_python_does():
             decoded = s.str.json_decode(pl.List(pl.String))
         except pl.exceptions.PolarsError:
             continue
-        if len(decoded) != 1 or not _vouched(s, decoded).item():
+        if len(decoded) != 1 or not vouched(s, decoded).item():
             continue
         kept.append(cell)
         value = decoder.decode(cell)
@@ -469,8 +469,8 @@ def test_a_fast_table_makes_its_pandas_frame_only_when_asked(tmp_path):
     t = load_pairs(write_lmsys(tmp_path / "t.csv", awkward_rows()), DataConfig())
     assert t.read_by == "polars" and len(t) == 5 and t.has_labels
     summarise(t)
-    assert t._frame is None, "summarise works on the polars rows"
-    assert t.frame.loc[1, "prompt"] == ["hi", None] and t._polars is None
+    assert t.columnar is not None, "summarise works on the polars rows (no pandas frame made)"
+    assert t.frame.loc[1, "prompt"] == ["hi", None] and t.columnar is None, "once made, the pandas frame holds the rows"
 
 
 def test_summary_of_either_reader_is_the_same(tmp_path):

@@ -6,7 +6,7 @@ the file again and names every bad row with its message. The path vouches only f
 whole: a CSV polars parsed as the csv module would (`read_csv`: where a short row, a blank line or a stray
 carriage return could be read another way, its commas and line breaks must add up; one case only the file's
 bytes would show is read as polars reads it, see there), turn cells that polars' JSON reader decodes to what
-Python's would (`_vouched`; the few others go to Python's decoder one by one), winner cells spelt
+Python's would (`vouched`; the few others go to Python's decoder one by one), winner cells spelt
 0/1/0.0/1.0/true/false, non-empty unique ids, aligned turn lists.
 `tests/data/test_fast.py` holds the two readers to the same table on awkward and random files.
 
@@ -47,10 +47,12 @@ class Fallback(Exception):
 
 # -------------------------------------------------------------------------------------------- CSV text
 
-_CHUNK = 1 << 20  # read into one buffer made once: small enough for the compares to find it in the cache
+CHUNK = 1 << 20  # read into one buffer made once: small enough for the compares to find it in the cache
+# (public, as are `byte_counts`, `streamed` and `vouched`, for inspection: tests set a small CHUNK, count the
+# passes over a file and ask polars' decoder about single cells through these names)
 
 
-def _byte_counts(path: Path, commas: bool = False) -> tuple[int, int | None]:
+def byte_counts(path: Path, commas: bool = False) -> tuple[int, int | None]:
     """(physical lines, commas or None when not asked for) of a file, gzip undone. A carriage return that is not
     part of CRLF ends a line for Python's csv module and not for polars: Fallback.
 
@@ -58,8 +60,8 @@ def _byte_counts(path: Path, commas: bool = False) -> tuple[int, int | None]:
     rows, 3.7 GB in the page cache with CRLF line ends: 1.6 s against 2.3 s through a memory map, whose page
     faults cost more than the copy), each chunk counted by numpy compares. Carriage returns are looked at
     only in a chunk where a memchr search finds one (files written with LF endings have none; the same file
-    counted without that look took 0.95 s)."""
-    buf = bytearray(_CHUNK)
+    counted without that look took 0.95 s). Public for inspection: tests count how often a file is counted."""
+    buf = bytearray(CHUNK)
     view = np.frombuffer(buf, dtype=np.uint8)
     lines = n_commas = 0
     last = -1  # the byte before this chunk
@@ -124,7 +126,7 @@ def read_csv(path: Path, json_columns: tuple[str, ...] = ()) -> tuple[pl.DataFra
     line as a row of "" cells, the last cell always among them; and a carriage return that is not part of
     CRLF ends a row for the csv module and not for polars. So a file with a row whose last cell is empty, or
     with a carriage return in a cell, is read again, counting the commas of every cell, and its bytes counted
-    (`_byte_counts`, which also refuses a lone carriage return): the commas outside the cells must be exactly
+    (`byte_counts`, which also refuses a lone carriage return): the commas outside the cells must be exactly
     (columns - 1) a row and header, the line breaks outside them one a row. An LMSYS file (its last cell a
     winner flag or a JSON list; json.dumps escapes carriage returns) is read once and its bytes not counted:
     that count, in a thread beside the parse, cost 1.2-1.5 s of the 7.3 s a million rows took (3.7 GB read
@@ -134,16 +136,16 @@ def read_csv(path: Path, json_columns: tuple[str, ...] = ()) -> tuple[pl.DataFra
     closing quote and before a comma, which polars skips and the csv module takes for the end of the row
     (`tests/data/test_fast.py` pins it; a carriage return anywhere else shows in a cell, or breaks the parse).
 
-    One streaming pass (`_streamed`); a file polars refuses somewhere in it is read again eagerly, a column at
+    One streaming pass (`streamed`); a file polars refuses somewhere in it is read again eagerly, a column at
     a time (`_eager`), which finds the cells polars' JSON reader refuses, or gives up on the CSV error."""
     header, header_lines = csv_header(path)
     if len(header) < 2 or len(set(header)) != len(header) or any(h.startswith("\x00") for h in header):
         raise Fallback("a header of one column, of repeated names, or of a name like the read's own")
     try:
-        f, repaired = _streamed(path, header, json_columns, commas=False)
+        f, repaired = streamed(path, header, json_columns, commas=False)
         careful = bool(f[_SHORT].any() or f[_CR].any())
         if careful:
-            f, repaired = _streamed(path, header, json_columns, commas=True)
+            f, repaired = streamed(path, header, json_columns, commas=True)
     except pl.exceptions.PolarsError:
         f, repaired = _eager(path, header, json_columns)
         careful = True
@@ -151,7 +153,7 @@ def read_csv(path: Path, json_columns: tuple[str, ...] = ()) -> tuple[pl.DataFra
         raise Fallback("polars read the header or a cell otherwise")
     n, nl = f.height, f[_NL]
     if careful:
-        lines, commas = _byte_counts(path, commas=True)
+        lines, commas = byte_counts(path, commas=True)
         want_commas = (len(header) - 1) * (n + 1) + int(f[_COMMAS].sum()) + sum(h.count(",") for h in header)
         if commas != want_commas or lines != header_lines + n + int(nl.sum()):
             raise Fallback("the separators or line breaks do not add up (a blank line, a short row, ...)")
@@ -159,12 +161,12 @@ def read_csv(path: Path, json_columns: tuple[str, ...] = ()) -> tuple[pl.DataFra
     return f.drop(_NL, _COMMAS, _NULLS, _SHORT, _CR).with_columns(starts.alias("line")), repaired
 
 
-def _streamed(path: Path, header: list[str], json_columns: tuple[str, ...], commas: bool) -> tuple[pl.DataFrame, int]:
+def streamed(path: Path, header: list[str], json_columns: tuple[str, ...], commas: bool) -> tuple[pl.DataFrame, int]:
     """The file parsed, counted, decoded and vouched for (`_vouch`) a chunk of rows at a time, while the chunk's
     text is in the cache; a turn cell's text is kept only where the chunk could not vouch for its decoding, so
     the file's text is never all in memory beside the decoded turns. (At 30,000 LMSYS rows: a peak 90 MB lower
     than reading all the text and then decoding it, `_eager`, and 5-10% faster.) Raises PolarsError where
-    polars refuses a cell, as CSV or as JSON."""
+    polars refuses a cell, as CSV or as JSON. Public for inspection: tests count the passes over a file."""
     ours = {c: {k: f"\x00{c}:{k}" for k in ("turns", "plain", "text")} for c in json_columns}
     lf = pl.scan_csv(path, **_READ).with_columns(
         *_in_cells(header, commas),
@@ -255,8 +257,9 @@ def _vouch(text: pl.Expr, decoded: pl.Expr) -> pl.Expr:
     return ((quotes == 2 * strings + inner) & text.str.starts_with("[")).fill_null(False)
 
 
-def _vouched(s: pl.Series, decoded: pl.Series) -> pl.Series:
-    """Cells polars decoded as the row reader would (`_vouch`)."""
+def vouched(s: pl.Series, decoded: pl.Series) -> pl.Series:
+    """Cells polars decoded as the row reader would (`_vouch`). Public for inspection: tests hold polars' JSON
+    reader, a cell at a time, to Python's through it."""
     return pl.DataFrame([s.alias("text"), decoded.alias("decoded")]).select(
         _vouch(pl.col("text"), pl.col("decoded"))).to_series()
 
@@ -288,7 +291,7 @@ def json_turns(s: pl.Series) -> tuple[pl.Series, int]:
     except pl.exceptions.PolarsError:
         decoded = None
     if decoded is not None and len(decoded) == len(s):  # (a column of one empty cell decodes to no rows at all)
-        plain = _vouched(s, decoded)
+        plain = vouched(s, decoded)
     else:  # a cell polars cannot read at all: sort the cells by the exact pattern
         plain = s.str.contains(JSON_LIST)
         decoded = pl.select(pl.when(plain).then(s).otherwise(pl.lit("[]")).str.json_decode(TURNS)).to_series()
@@ -453,7 +456,7 @@ def read_jsonl(path: Path, turns: list[str], others: list[str]) -> pl.DataFrame:
     be one of strings and nulls, exactly (`JSON_LIST`'s items). Anything else (a blank line, a carriage return
     outside CRLF, a byte-order mark, a lone surrogate escape, which polars turns into U+0000) is for the row
     reader."""
-    lines, _ = _byte_counts(path)  # (a lone carriage return: Fallback)
+    lines, _ = byte_counts(path)  # (a lone carriage return: Fallback)
     try:
         source: Any = io.BytesIO(gzip.decompress(path.read_bytes())) if path.suffix == ".gz" else path
     except (OSError, EOFError, zlib.error) as e:
