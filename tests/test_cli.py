@@ -97,3 +97,19 @@ def test_data_check_refuses_nothing_it_reads(run_cli, tmp_path):
     r = run_cli("data", "check", data, "--no-tokens", "data.limit=5", "train.epochs=2")
     assert r.code == 0, r.err
     assert "does not read train.epochs" in r.err and "data.limit" not in r.err.split("does not read")[1]
+
+
+def test_a_reader_that_closes_the_pipe_gets_no_traceback(tmp_path):
+    """`prefkit data check FILE | head`: the reader goes away before prefkit writes; it ended in a BrokenPipeError
+    traceback (an OSError without a file name, which the CLI re-raised as a bug)."""
+    import subprocess
+    import sys
+
+    from tests.conftest import lmsys_row, write_lmsys
+
+    data = write_lmsys(tmp_path / "t.csv", [lmsys_row(str(i), ["q"], ["a"], ["b"]) for i in range(5)])
+    p = subprocess.Popen([sys.executable, "-m", "prefkit.cli", "data", "check", str(data), "--no-tokens"],
+                         stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    p.stdout.close()  # before anything is written
+    err = p.stderr.read().decode()
+    assert p.wait() == 141 and "Traceback" not in err, err

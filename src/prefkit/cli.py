@@ -42,6 +42,7 @@ import argparse
 import errno
 import importlib
 import json
+import os
 import signal
 import sys
 import threading
@@ -390,6 +391,10 @@ def main(argv: list[str] | None = None) -> int:
         abandon_refused()  # a training job refused before it wrote anything leaves no config.yaml behind
         print(f"error: {e}", file=sys.stderr)
         return 2
+    except BrokenPipeError:  # the reader of stdout went away (`prefkit data check FILE | head`): not an error of ours
+        # Python would report the failed flush of stdout at exit once more: point it at /dev/null first
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 141  # 128 + SIGPIPE, as a shell reports a writer whose reader closed the pipe
     except OSError as e:
         if e.errno in (errno.ENOSPC, errno.EDQUOT):  # a write with no path attached: the disk is the user's to free
             print(f"error: {e.filename + ': ' if e.filename else ''}no space left on the device (or over quota) "
