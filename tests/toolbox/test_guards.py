@@ -246,3 +246,16 @@ def test_cv_refuses_pseudo_labels_of_a_validation_row_before_any_fold_trains(tmp
     assert f"train.pseudo_labels {tmp_path / 'pl.csv'}: 1 of its 1 rows" in res.err
     assert f"row 1 (id {valid['id'].iloc[0] if extra else 'pl-1'!r})" in res.err and "Traceback" not in res.err
     assert not list((tmp_path / "cv").glob("fold*")), "no fold trained"
+
+
+def test_a_pseudo_label_file_of_another_kind_says_what_it_is(tmp_path):
+    """A gzip file under a .csv name as train.pseudo_labels: named as gzip, as `load_pairs` names it (issue 42)."""
+    import gzip
+
+    from prefkit.errors import PrefkitError
+    from prefkit.toolbox.pseudo import load_pseudo_rows
+
+    path = tmp_path / "pseudo.csv"
+    path.write_bytes(gzip.compress(b"id,prompt,response_a,response_b\n"))
+    with pytest.raises(PrefkitError, match=r"train.pseudo_labels .*pseudo.csv: is a gzip file"):
+        load_pseudo_rows(path)

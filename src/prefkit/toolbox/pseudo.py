@@ -23,6 +23,7 @@ import pandas as pd
 
 from prefkit.competition import Competition
 from prefkit.data.arena import load_arena
+from prefkit.data.readers import content_problem
 from prefkit.data.table import TURN_COLUMNS, PairTable
 from prefkit.errors import PrefkitError
 from prefkit.io import atomic_path
@@ -48,6 +49,9 @@ def load_pseudo_rows(path: str | Path) -> PairTable:
     path = Path(path)
     if not path.is_file():
         raise PrefkitError(f"train.pseudo_labels {path}: no such file")
+    problem = content_problem(path)  # a gzip, parquet, zip or UTF-16 file under a .csv name: say what it is
+    if problem:
+        raise PrefkitError(f"train.pseudo_labels {path}: {problem}")
     return load_arena(path, "lmsys", skip_bad_rows=False, limit=None, labels=False)
 
 
