@@ -229,9 +229,9 @@ def test_a_symmetric_head_must_be_exact(monkeypatch):
 
 def test_gemma2_on_sdpa_is_caught():
     learner = ready(TINY, PLAIN)
-    assert probes._attention_probe(learner.model).status == "ok"
+    assert probes.attention_probe(learner.model).status == "ok"
     learner.model.config._attn_implementation = "sdpa"  # as a model loaded elsewhere may come
-    assert probes._attention_probe(learner.model).failed
+    assert probes.attention_probe(learner.model).failed
 
 
 def test_a_metric_that_ignores_the_labels_is_caught():
@@ -470,8 +470,8 @@ def test_sequences_that_end_otherwise_than_in_training_are_caught(trained, monke
     from prefkit.rm.templates import Renderer
 
     cfg, folder = trained
-    specials = Renderer._specials
-    monkeypatch.setattr(Renderer, "_specials", lambda self: (specials(self)[0], [2]))
+    specials = Renderer.specials
+    monkeypatch.setattr(Renderer, "specials", lambda self: (specials(self)[0], [2]))
     got = probe_trained(cfg, folder)
     assert got["eos"].failed and "sequences end with nothing at training, [2 '<eos>'] now" in got["eos"].figure
     assert got["tokenizer"].status == "ok", "the tokenizer is the run's"

@@ -160,7 +160,7 @@ def test_single_and_judge_layouts_keep_the_budget():
         assert max(len(x) for x in ids) <= 200 and min(len(x) for x in ids) > 20
     assert "# Response:" in single.decode(single.render_response(table, "a").input_ids[0])
     judge = Renderer(tok, cfg, "judge")
-    question = judge._ids(cfg.question)
+    question = tok.encode(cfg.question, add_special_tokens=False).ids
     for row in judge.render(table).input_ids:
         assert len(row) <= 200 and list(row[-len(question):]) == question
     with pytest.raises(ValueError, match="render_response"):

@@ -26,7 +26,7 @@ def no_tokenising(monkeypatch):
     def refuse(self, texts):
         raise AssertionError(f"tokenised {len(texts)} texts: the cache should have served them")
 
-    monkeypatch.setattr(Renderer, "_encode", refuse)
+    monkeypatch.setattr(Renderer, "encode", refuse)
 
 
 def shards(root):

@@ -475,7 +475,9 @@ def _config(model: Any) -> Any:
     return getattr(base, "config", None)
 
 
-def _attention_probe(model: Any) -> Probe:
+def attention_probe(model: Any) -> Probe:
+    """The model's attention implementation: a soft-capped model (Gemma-2) must run eager or flex attention.
+    Public for inspection: tests ask it of a model whose implementation they changed."""
     config = _config(model)
     kind = getattr(config, "model_type", "?")
     attn = getattr(config, "_attn_implementation", None) or "?"
@@ -787,7 +789,7 @@ def model_probes(learner: Any, rows: PairTable) -> tuple[list[Probe], np.ndarray
     probes.append(_eos_probe(learner, tokens))
     probes.append(_tokenizer_probe(learner, tokens))
     probes.append(_head_probe(learner, used.outputs))
-    probes.append(_attention_probe(learner.model))
+    probes.append(attention_probe(learner.model))
     return probes, _as_predicted(plain, swapped, cfg.predict.swap_tta and not head.symmetric)
 
 

@@ -17,7 +17,7 @@ Budget, in three steps:
    first middle turn that does not fit whole is kept truncated when room is left.
 3. A turn over its allocation keeps its head and its tail (`head_fraction`) around an `ellipsis` marker.
 
-Texts far longer than any budget are cut in characters before tokenising (see `_encode`), which keeps
+Texts far longer than any budget are cut in characters before tokenising (see `encode`), which keeps
 preparation time proportional to the budget rather than to the longest response in the data.
 
 Given a cache folder (`data.token_cache`), rendered rows are kept on disk and read back by any later table
@@ -43,7 +43,7 @@ from prefkit.errors import PrefkitError
 from prefkit.rm.token_cache import TokenCache, row_keys
 
 # A text is cut in characters only when it is longer than this many characters per budget token on each
-# side; `_encode` checks that the cut text still yields more tokens than the budget (else it tokenises all).
+# side; `encode` checks that the cut text still yields more tokens than the budget (else it tokenises all).
 CHARS_PER_TOKEN_CAP = 8
 _ROWS_PER_CHUNK = 1024  # rows tokenised at once: bounds memory on 57k-row LMSYS files
 
@@ -114,7 +114,7 @@ class Renderer:
         if layout not in LAYOUTS:
             raise ValueError(f"layout {layout!r}")
         self.layout = layout
-        self.prefix, self.suffix = self._specials()
+        self.prefix, self.suffix = self.specials()
         enc = self._ids
         if layout == "single":
             self.headers = [enc(cfg.prompt_header), enc(cfg.response_header)]
@@ -150,7 +150,9 @@ class Renderer:
     def _ids(self, text: str) -> list[int]:
         return self.tok.encode(text, add_special_tokens=False).ids
 
-    def _specials(self) -> tuple[list[int], list[int]]:
+    def specials(self) -> tuple[list[int], list[int]]:
+        """The ids the tokenizer puts before and after a text (its special tokens), found by encoding a probe
+        text with and without them. Public for inspection: tests change the end-of-sequence policy through it."""
         probe = "prefkit probe"
         plain = self._ids(probe)
         full = self.tok.encode(probe, add_special_tokens=True).ids
@@ -159,12 +161,13 @@ class Renderer:
                 return full[:i], full[i + len(plain) :]
         raise PrefkitError("the tokenizer's special tokens wrap text in a way prefkit cannot locate")
 
-    def _encode(self, texts: list[str]) -> tuple[list[list[int]], list[int]]:
+    def encode(self, texts: list[str]) -> tuple[list[list[int]], list[int]]:
         """Token ids of each text, without special tokens, and the indices of the texts cut. A text longer than
         2 * cap characters is tokenised as its first and last `cap` characters: its first and last `text_budget`
         tokens are the same as the whole text's (tokenisers work on local word pieces), and more than that is
         never used. One batch call: the `tokenizers` library encodes the list in Rust on every core it is given
-        (TOKENIZERS_PARALLELISM; RAYON_NUM_THREADS caps it), so no process pool is added here."""
+        (TOKENIZERS_PARALLELISM; RAYON_NUM_THREADS caps it), so no process pool is added here. Public for
+        inspection: every text the renderer tokenises goes through it (tests refuse it to show a cache hit)."""
         budget, cap = self.text_budget, self.char_cap
         long = [i for i, t in enumerate(texts) if len(t) > 2 * cap]
         work = list(texts)
@@ -256,7 +259,7 @@ class Renderer:
 
     # -- tables ---------------------------------------------------------------------------------------
     def _render_rows(self, rows: list[tuple]) -> tuple[list[np.ndarray], list[int]]:
-        """Each row's ids, and how many of its texts were cut in characters (see `_encode`)."""
+        """Each row's ids, and how many of its texts were cut in characters (see `encode`)."""
         out: list[np.ndarray] = []
         cuts: list[int] = []
         with tqdm(total=len(rows), desc="render", unit="row", leave=False, mininterval=1.0) as bar:
@@ -278,7 +281,7 @@ class Renderer:
                                 owner.append(r)
                         row_shape.append(idx or [None])  # a part with no turns renders as one empty turn
                     shape.append(row_shape)
-                ids, cut = self._encode(texts)
+                ids, cut = self.encode(texts)
                 row_cuts = np.bincount(np.asarray([owner[i] for i in cut], dtype=np.int64), minlength=len(chunk))
                 cuts += row_cuts.tolist()
                 for row_shape in shape:
