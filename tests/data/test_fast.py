@@ -454,7 +454,7 @@ def test_python_whitespace():
 
 
 def test_normalising_keeps_every_counted_character():
-    """The summary tells prompts apart by these counts before normalising (`check._distinct_prompts`)."""
+    """The summary tells prompts apart by these counts before normalising (`check.distinct_prompts`)."""
     from prefkit.data.check import KEPT_BY_NORMALISING as kept
 
     chars = [chr(i) for i in range(0x110000) if not 0xD800 <= i <= 0xDFFF and chr(i) not in kept]

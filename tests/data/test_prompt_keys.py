@@ -11,10 +11,10 @@ import polars as pl
 
 from prefkit.data.check import (
     NFKC_STABLE,
-    _changed_by_nfkc,
-    _compatible_prompts,
-    _distinct_prompts,
-    _normalised_prompts,
+    changed_by_nfkc,
+    compatible_prompts,
+    distinct_prompts,
+    normalised_prompts,
     summarise,
 )
 from prefkit.data.folds import assign_folds
@@ -86,9 +86,9 @@ def test_nfkc_stable_characters_are_left_alone_by_nfkc():
 
 def polars_normalised(prompts: list[list]) -> list[str]:
     f = pl.DataFrame({"prompt": prompts}, schema={"prompt": pl.List(pl.String)})
-    changed = f.select(_changed_by_nfkc()).to_series()
-    made = f.with_columns(pl.when(changed).then(_compatible_prompts()).otherwise(pl.col("prompt")))
-    return made.select(_normalised_prompts()).to_series().to_list()
+    changed = f.select(changed_by_nfkc()).to_series()
+    made = f.with_columns(pl.when(changed).then(compatible_prompts()).otherwise(pl.col("prompt")))
+    return made.select(normalised_prompts()).to_series().to_list()
 
 
 def test_polars_normalises_every_character_as_python():
@@ -110,5 +110,5 @@ def test_distinct_prompts_counts_the_copies_once():
         b.add(row, None, str(row), turns, ["x", "z"], ["y", "z"], "a")
     by_rows = b.build()
     frame = by_rows.polars()
-    assert _distinct_prompts(frame) == len({normalise_prompt(p) for p in by_rows.frame["prompt"]}) == 4 + 2
+    assert distinct_prompts(frame) == len({normalise_prompt(p) for p in by_rows.frame["prompt"]}) == 4 + 2
     assert summarise(PairTable(source="t", polars=frame)) == summarise(by_rows)

@@ -52,7 +52,11 @@ NFKC_STABLE = (r"\x00-\x7f\u00bf-\u0131\u0134-\u013e\u0141-\u0148\u014a-\u017e\u
                r"\U00020000-\U0002f7ff")
 
 
-def _changed_by_nfkc():
+# The passes of the distinct-prompt count (`distinct_prompts`), public on purpose: tests hold each to
+# `table.normalise_prompt`, Python's, on awkward prompts.
+
+
+def changed_by_nfkc():
     """Whether a prompt has a character outside `NFKC_STABLE`: one that NFKC or the removal of format characters
     may change. (An ASCII turn, most of them, is not searched: the length test is 10 times as fast.)"""
     import polars as pl
@@ -62,17 +66,17 @@ def _changed_by_nfkc():
                                       .str.contains(f"[^{NFKC_STABLE}]")).list.any()
 
 
-def _compatible_prompts():
+def compatible_prompts():
     """`table.normalise_prompt`'s first steps: each turn without its format characters, in NFKC form. Polars' NFKC
     took 0.5 s a 100k prompts of 350 characters (Python's, which looks before it changes anything, 0.05 s): it is
-    given only the prompts `_changed_by_nfkc`."""
+    given only the prompts `changed_by_nfkc`."""
     import polars as pl
 
     e = pl.element()
     return pl.col("prompt").list.eval(e.str.replace_all(FORMAT_CHARS, "").str.normalize("NFKC"))
 
 
-def _normalised_prompts():
+def normalised_prompts():
     """`table.normalise_prompt`'s last steps, on prompts that NFKC leaves as they are: each turn lower-cased, its
     whitespace runs made one space (Python's whitespace, as `str.split()` sees it), the turns not then empty
     joined by a space."""
@@ -98,7 +102,7 @@ def _kept_counts():
             for ch in KEPT_BY_NORMALISING]
 
 
-def _distinct_prompts(f) -> int:
+def distinct_prompts(f) -> int:
     """The number of distinct `table.normalise_prompt` of the prompts, normalising only the rows that could share a
     normalised prompt: two prompts whose NFKC forms hold different numbers of a character in `KEPT_BY_NORMALISING`
     cannot normalise alike. How many rows that spares depends on the text: on benchmarks/data_scale.py's synthetic
@@ -108,9 +112,9 @@ def _distinct_prompts(f) -> int:
 
     prompts = f.lazy().select("prompt")
     # The prompts that NFKC may change, made NFKC apart from the others: a filter of every row copies its text
-    changed = prompts.select(_changed_by_nfkc().alias("changed")).collect(engine="streaming").to_series()
+    changed = prompts.select(changed_by_nfkc().alias("changed")).collect(engine="streaming").to_series()
     rows = changed.arg_true()
-    compatible = prompts.with_columns(changed).filter(pl.col("changed")).select(_compatible_prompts()).collect()
+    compatible = prompts.with_columns(changed).filter(pl.col("changed")).select(compatible_prompts()).collect()
     counts = prompts.select(_kept_counts()).collect(engine="streaming")
     if len(rows):
         theirs = compatible.select(_kept_counts())
@@ -120,8 +124,8 @@ def _distinct_prompts(f) -> int:
     # one column runs on one core (with the counts below also streamed, the summary of a million rows on 2 cores
     # took 3.1 s against 4.8 s: benchmarks/data_scale.py).
     normalised = pl.concat([
-        prompts.with_columns(shared & ~changed).filter(pl.col("shared")).select(_normalised_prompts()),
-        compatible.lazy().with_columns(shared.gather(rows)).filter(pl.col("shared")).select(_normalised_prompts()),
+        prompts.with_columns(shared & ~changed).filter(pl.col("shared")).select(normalised_prompts()),
+        compatible.lazy().with_columns(shared.gather(rows)).filter(pl.col("shared")).select(normalised_prompts()),
     ]).collect(engine="streaming").to_series()
     return f.height - int(shared.sum()) + normalised.n_unique()
 
@@ -185,7 +189,7 @@ def _by_columns(f) -> dict[str, Any]:
     return {"labels": dict(zip(*col["label"].value_counts().to_dict(as_series=False).values())),
             "turns": dict(zip(*col["turns"].value_counts().to_dict(as_series=False).values())),
             "null_turns": col["null_turns"].sum(), "empty_a": col["empty_a"].sum(), "empty_b": col["empty_b"].sum(),
-            "identical": col["identical"].sum(), "ids": f["id"].n_unique(), "prompts": _distinct_prompts(f),
+            "identical": col["identical"].sum(), "ids": f["id"].n_unique(), "prompts": distinct_prompts(f),
             "chars": {c: col[f"chars_{c}"].to_numpy() for c in TURN_COLUMNS}}
 
 
