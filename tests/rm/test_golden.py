@@ -127,7 +127,7 @@ def test_golden_scores_that_cannot_be_recorded_are_a_warning_and_the_model_stand
     def broken(learner, table):
         raise RuntimeError("planted")
 
-    monkeypatch.setattr(golden, "_plain", broken)
+    monkeypatch.setattr(golden, "plain_probabilities", broken)
     r = run_cli("train", FEATURES, f"data.train={pairs(tmp_path / 'train.csv', 60)}", "features.max_iter=20",
                 "train.probe_rows=0", f"output_dir={tmp_path / 'train'}")
     assert r.code == 0 and "warning: model: golden scores not recorded (RuntimeError: planted)" in r.err, r.err
@@ -164,7 +164,7 @@ def test_a_tiny_gemma_run_records_the_versions_and_scores_as_loaded(tiny_run, ru
     learner = load_learner(cfg, tiny_run / "model")
     try:
         found = Probe(**golden.compare(cfg, tiny_run / "model", learner))  # as `prefkit doctor` lists it
-        rows = golden._table(saved["rows"], "golden")
+        rows = golden.rows_table(saved["rows"], "golden")
         long_row = learner.head.sequences(learner.renderer, rows)[-1]
     finally:
         learner.release()
@@ -185,8 +185,8 @@ def test_a_tiny_gemma_model_that_scores_otherwise_under_another_transformers_sto
     tensors = load_file(str(weights))
     tensors["base_model.model.score.weight"] *= 1.5
     save_file(tensors, str(weights))
-    real = golden._version
-    monkeypatch.setattr(golden, "_version", lambda p: "9.9.9" if p == "transformers" else real(p))
+    real = golden.package_version
+    monkeypatch.setattr(golden, "package_version", lambda p: "9.9.9" if p == "transformers" else real(p))
     r = _predict(run_cli, run, tmp_path)
     assert r.code == 2 and "Traceback" not in r.err, r.err
     assert f"transformers {importlib.metadata.version('transformers')} -> 9.9.9" in r.err

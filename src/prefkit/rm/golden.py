@@ -72,7 +72,8 @@ def golden_rows(max_length: int) -> list[dict]:
     return rows
 
 
-def _table(rows: list[dict], source: str) -> PairTable:
+def rows_table(rows: list[dict], source: str) -> PairTable:
+    """The golden rows as a pair table, as they are scored. Public for inspection: tests render them."""
     b = TableBuilder(source)
     for i, r in enumerate(rows, start=1):
         b.add(i, None, r["id"], r["prompt"], r["response_a"], r["response_b"], None)
@@ -81,7 +82,9 @@ def _table(rows: list[dict], source: str) -> PairTable:
 
 # ------------------------------------------------------------------------------------ what scored them
 
-def _version(package: str) -> str | None:
+def package_version(package: str) -> str | None:
+    """An installed package's version, None where it is not installed. Public for inspection: tests plant
+    another version through it."""
     try:
         return importlib.metadata.version(package)
     except importlib.metadata.PackageNotFoundError:
@@ -90,8 +93,8 @@ def _version(package: str) -> str | None:
 
 def environment(cfg: Config, learner: Any) -> dict:
     """What the scores are computed with: versions, device, compute dtype, backend, quantization, tokenizer."""
-    env = {"python": platform.python_version(), "prefkit": _version("prefkit")}
-    env.update({p: _version(p) for p in PACKAGES[learner.kind]})
+    env = {"python": platform.python_version(), "prefkit": package_version("prefkit")}
+    env.update({p: package_version(p) for p in PACKAGES[learner.kind]})
     if learner.kind == "features":
         return {**env, "device": "cpu", "dtype": "float64"}
     import torch
@@ -104,9 +107,10 @@ def environment(cfg: Config, learner: Any) -> dict:
             "backend": cfg.predict.backend, "quantization": cfg.quantization.mode, "tokenizer": tokenizer}
 
 
-def _plain(learner: Any, table: PairTable) -> np.ndarray:
+def plain_probabilities(learner: Any, table: PairTable) -> np.ndarray:
     """The learner's probabilities without swap TTA (what a user sets for `predict.swap_tta`, `tta_fraction` or
-    `tta_budget_s` must not move the golden scores): the learner reads those settings from its config."""
+    `tta_budget_s` must not move the golden scores): the learner reads those settings from its config.
+    Public for inspection: tests make the scoring fail through it."""
     cfg = learner.cfg
     learner.cfg = dataclasses.replace(cfg, predict=dataclasses.replace(cfg.predict, swap_tta=False, tta_fraction=1.0,
                                                                        tta_budget_s=None))
@@ -123,7 +127,7 @@ def record(cfg: Config, folder: Path, learner: Any) -> None:
     will load it (`learners.record_golden` loads it), so the two scorings differ only by what they run with.
     Every process scores (prediction is shared out over processes); the main one writes."""
     rows = golden_rows(cfg.template.max_length)
-    probs = _plain(learner, _table(rows, f"<golden rows of {folder}>"))
+    probs = plain_probabilities(learner, rows_table(rows, f"<golden rows of {folder}>"))
     env = environment(learner.cfg, learner)
     if is_main():
         write_json(folder / FILE, {"rows": rows, "probabilities": probs.tolist(), "environment": env})
@@ -175,8 +179,8 @@ def compare(cfg: Config, folder: Path, learner: Any) -> dict:
                        f"training, {now['tokenizer']} now: template.tokenizer={cfg.template.tokenizer!r}); its rows "
                        "would be read as other tokens", "the tokenizer of training", ["all rows"],
                        {"changed": changed})
-    table = _table(saved["rows"], f"<golden rows of {folder / FILE}>")
-    probs, recorded = _plain(learner, table), np.asarray(saved["probabilities"], dtype=np.float64)
+    table = rows_table(saved["rows"], f"<golden rows of {folder / FILE}>")
+    probs, recorded = plain_probabilities(learner, table), np.asarray(saved["probabilities"], dtype=np.float64)
     tol = _tolerance(was.get("dtype"), now["dtype"])
     values = {"tolerance": tol, "changed": changed, "golden_rows": len(table)}
     if probs.shape != recorded.shape:
