@@ -19,10 +19,10 @@ from prefkit.core.modeling import build_model
 from prefkit.core.tokenizer import Vocab, byte_tokenizer
 from prefkit.core.train import (
     NonFiniteLoss,
-    _load_checkpoint,
-    _save_checkpoint,
     fit,
+    load_checkpoint,
     make_accelerator,
+    save_checkpoint,
 )
 from prefkit.errors import PrefkitError
 from prefkit.rm.heads import Classifier
@@ -79,10 +79,10 @@ def test_grad_scaler_state_survives_a_checkpoint(tmp_path):
     scaler = torch.amp.GradScaler("cpu", init_scale=1024.0)
     from prefkit.core.train import Position
 
-    _save_checkpoint(tmp_path, acc, model, opt, sched, scaler, Position(7, 0, 7))
+    save_checkpoint(tmp_path, acc, model, opt, sched, scaler, Position(7, 0, 7))
     fresh = torch.amp.GradScaler("cpu")
     assert fresh.get_scale() == 65536.0
-    pos = _load_checkpoint(tmp_path, acc, model, opt, sched, fresh)
+    pos = load_checkpoint(tmp_path, acc, model, opt, sched, fresh)
     assert pos.step == 7 and fresh.get_scale() == 1024.0, "--resume keeps the scale the run had learnt"
 
 

@@ -115,7 +115,9 @@ class Position:
     micro: int = 0  # micro-batches done in `epoch`
 
 
-def _save_checkpoint(out: Path, acc, model, opt, sched, scaler, pos: Position) -> None:
+def save_checkpoint(out: Path, acc, model, opt, sched, scaler, pos: Position) -> None:
+    """The resumable state (trainable weights, optimizer, scheduler, grad scaler, each process's RNG, the position)
+    in `out/CHECKPOINT`, swapped in whole. Public for inspection: tests round-trip a checkpoint through it."""
     final, tmp = out / CHECKPOINT, out / f".{CHECKPOINT}.tmp"
     if acc.is_main_process:
         shutil.rmtree(tmp, ignore_errors=True)
@@ -137,7 +139,9 @@ def _save_checkpoint(out: Path, acc, model, opt, sched, scaler, pos: Position) -
     acc.wait_for_everyone()
 
 
-def _load_checkpoint(out: Path, acc, model, opt, sched, scaler) -> Position:
+def load_checkpoint(out: Path, acc, model, opt, sched, scaler) -> Position:
+    """What `save_checkpoint` wrote, put back into the objects given; the position to go on from. Public for
+    inspection, as `save_checkpoint`."""
     ck = out / CHECKPOINT
     state = torch.load(ck / "trainable.pt", map_location="cpu")
     unwrapped = acc.unwrap_model(model)
@@ -229,7 +233,7 @@ def fit(model: Any, data: TrainData, cfg: Config, out: Path, evaluate: Callable[
     scaler = grad_scaler(cfg, acc.device)
     pos = Position()
     if resume and (out / CHECKPOINT / "position.json").exists():
-        pos = _load_checkpoint(out, acc, model, opt, sched, scaler)
+        pos = load_checkpoint(out, acc, model, opt, sched, scaler)
         log(f"resumed from {out / CHECKPOINT} at step {pos.step}/{total_steps}")
     metrics_log = _Log(out, acc.is_main_process, tc.report_to, to_dict(cfg))
     metrics_log.keep_until(pos.step)  # a fresh run (step 0) starts a fresh log
@@ -294,7 +298,7 @@ def fit(model: Any, data: TrainData, cfg: Config, out: Path, evaluate: Callable[
                 metrics_log.write(record)
                 records.append(record)
             if tc.save_every and pos.step % tc.save_every == 0 and not done:
-                _save_checkpoint(out, acc, model, opt, sched, scaler, pos)
+                save_checkpoint(out, acc, model, opt, sched, scaler, pos)
     bar.close()
     metrics_log.close()
     model.eval()
