@@ -167,8 +167,8 @@ def eos_at_evaluation_only():
     """The renderer appends <eos> (id 2) that training never had (trl#5813 the other way round)."""
     from prefkit.rm.templates import Renderer
 
-    specials = Renderer._specials
-    with mock.patch.object(Renderer, "_specials", lambda self: (specials(self)[0], [2])):
+    specials = Renderer.specials
+    with mock.patch.object(Renderer, "specials", lambda self: (specials(self)[0], [2])):
         yield
 
 
