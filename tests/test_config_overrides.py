@@ -4,14 +4,14 @@ from __future__ import annotations
 
 import csv
 
-from prefkit.config import load_config, unused_keys
+from prefkit.config import explicit_keys, load_config
 from prefkit.data import load_pairs
 
 
 def test_two_column_overrides_both_apply():
     cfg = load_config(None, ["data.columns.prompt=question", "data.columns.response_a=first"])
     assert cfg.data.columns == {"prompt": "question", "response_a": "first"}
-    assert unused_keys(cfg, []) == ["data.columns"], "the two overrides are one explicit key"
+    assert explicit_keys(cfg) == ["data.columns"], "the two overrides are one explicit key"
 
 
 def test_column_overrides_merge_into_the_files_mapping_and_a_whole_mapping_replaces(tmp_path):

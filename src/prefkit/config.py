@@ -497,11 +497,17 @@ def reads(key: str, uses: list[str]) -> bool:
     return any(key == u or (u.endswith(".*") and key.startswith(u[:-1])) for u in uses)
 
 
+def explicit_keys(cfg: Config) -> list[str]:
+    """The dotted keys set explicitly (config file or command line), in the order given: what a recipe may say
+    it does not read, or refuse."""
+    return list(getattr(cfg, "_explicit", []))
+
+
 def unused_keys(cfg: Config, sections: list[str] | dict[str, list[str]]) -> list[str]:
     """Keys set explicitly (config file or command line) that a recipe does not read: `sections` is its declared
     `SECTIONS`, a list, or a list per `model.kind` (`USES`, for the jobs that train or predict)."""
     uses = sections[cfg.model.kind] if isinstance(sections, dict) else sections
-    return [k for k in getattr(cfg, "_explicit", []) if not reads(k, uses)]
+    return [k for k in explicit_keys(cfg) if not reads(k, uses)]
 
 
 def load_config(path: str | Path | None = None, overrides: list[str] = ()) -> Config:

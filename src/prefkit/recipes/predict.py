@@ -13,7 +13,7 @@ import numpy as np
 import pandas as pd
 
 from prefkit.competition import of
-from prefkit.config import Config, load_config, parse_override, reads, to_dict
+from prefkit.config import Config, explicit_keys, load_config, parse_override, reads, to_dict
 from prefkit.core import runs
 from prefkit.core.dist import is_main
 from prefkit.core.runs import output_dir
@@ -42,7 +42,7 @@ def run_config(run_dir: str | Path, overrides: list[str] = ()) -> Config:
     score with a model other than the one trained, and ignoring it would be a lie."""
     if not runs.is_run(run_dir):
         runs.open_config(run_dir)  # the refusal, before the overrides are looked at
-    keys = load_config(None, overrides)._explicit  # each override's key, checked
+    keys = explicit_keys(load_config(None, overrides))  # each override's key, checked
     saved = runs.open_config(run_dir, kinds=runs.REWARD_MODEL_KINDS)
     given = runs.flat_settings(to_dict(runs.open_config(run_dir, overrides)))
     was = runs.flat_settings(to_dict(saved))
