@@ -43,14 +43,13 @@ def run_config(run_dir: str | Path, overrides: list[str] = ()) -> Config:
     if not runs.is_run(run_dir):
         runs.open_config(run_dir)  # the refusal, before the overrides are looked at
     keys = explicit_keys(load_config(None, overrides))  # each override's key, checked
-    saved = runs.open_config(run_dir, kinds=runs.REWARD_MODEL_KINDS)
+    was = runs.flat_settings(to_dict(runs.open_config(run_dir, kinds=runs.REWARD_MODEL_KINDS)))
     given = runs.flat_settings(to_dict(runs.open_config(run_dir, overrides)))
-    was = runs.flat_settings(to_dict(saved))
-    fixed = [k for k in keys if not reads(k, SECTIONS + TRAINING_ONLY)
-             and any(was.get(f) != given.get(f) for f in set(was) | set(given) if _under(f, k))]
+    fixed_keys = [k for k in keys if not reads(k, SECTIONS + TRAINING_ONLY)]
+    fixed = sorted(f for f in set(was) | set(given)
+                   if was.get(f) != given.get(f) and any(_under(f, k) for k in fixed_keys))
     if fixed:
-        shown = "; ".join(f"{f}={given.get(f)!r} (trained with {was.get(f)!r})"
-                          for k in fixed for f in sorted(set(was) | set(given)) if _under(f, k) and was.get(f) != given.get(f))
+        shown = "; ".join(f"{f}={given.get(f)!r} (trained with {was.get(f)!r})" for f in fixed)
         raise PrefkitError(f"{run_dir}: {shown}: the trained model fixes {'these' if len(fixed) > 1 else 'this'}, so "
                            f"predict keeps the run's; drop the override, or train a run with it. Predict may change "
                            f"{', '.join(SECTIONS)}")
