@@ -23,3 +23,19 @@ def test_bt_rows_are_over_budget_only_when_prompt_and_one_response_are(run_cli, 
     assert bt["text_budget"] > cls3["text_budget"]  # two headers a sequence instead of three
     assert 35 < bt["text_budget"] < 60 and cls3["text_budget"] < 60
     assert (bt["rows_over_budget"], cls3["rows_over_budget"]) == (1, 2)
+
+
+def test_no_tokens_starts_without_torch(tmp_path):
+    """`data check --no-tokens` imports no tokenizer, head or torch (they cost about 3 s of a whole command, as long
+    as polars takes to read and decode 150,000 rows): a fresh process asked which it loaded."""
+    import subprocess
+    import sys
+
+    data = write_lmsys(tmp_path / "t.csv", [lmsys_row("1", ["hi"], ["a"], ["b"]), lmsys_row("2", ["yo"], ["c"], ["d"])])
+    heavy = {"torch", "sklearn", "scipy", "transformers", "accelerate", "tokenizers", "pandas"}
+    code = ("import sys\nfrom prefkit.cli import main\n"
+            f"code = main(['data', 'check', '--no-tokens', {str(data)!r}])\n"
+            f"print(code, sorted({heavy!r} & set(sys.modules)))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.splitlines()[-1] == "0 []"

@@ -7,10 +7,11 @@ prefkit gets it from here so that this holds.
 
 from __future__ import annotations
 
-import torch
-
 
 def state():
+    # torch and accelerate load here, not when this module does: a command that never asks (`data check
+    # --no-tokens`, through recipes.common) starts 1-2 s sooner
+    import torch
     from accelerate import PartialState
 
     return PartialState(cpu=not torch.cuda.is_available())
