@@ -29,6 +29,22 @@ Then, for each size and in the same run, each in a fresh process so that its pea
 
 and writes wall seconds, rows/s and peak RSS of each (and the RSS it added to the process after its imports)
 to benchmarks/results/data_scale.{json,md}. polars uses every core it finds (POLARS_MAX_THREADS caps it).
+
+    python benchmarks/data_scale.py --hh [--rows 150000,1000000] [--repeats 3]
+
+The whole command on a file where prompts repeat and answers are long: the real HH-RLHF pairs (both test files
+in ../shared/data/preference/hh-rlhf, 4,666 rows) repeated in order to each size of `--rows`, each copy's answer
+turns repeated 3 to 6 times (`make_hh_file`: about 4,800 bytes a row, 150,000 rows about 715 MB, a million
+about 4.8 GB). Each timed as a whole process, wall seconds from start to exit, the two taking turns:
+
+  prefkit    `prefkit data check --no-tokens FILE`
+  polars     `python -c` reading the file with polars (every column as text) and decoding the prompt,
+             response_a and response_b JSON cells to lists of strings (`BASELINE`)
+
+and the ratio of the best of each (`--repeats`), to benchmarks/results/data_scale_hh.{json,md}. Both run once on
+a small file first, untimed, so that each finds its bytecode compiled (into benchmarks/.cache/pycache, as an
+installed package has it; a session with PYTHONDONTWRITEBYTECODE would otherwise compile prefkit, polars and
+numpy on every run), and the file is read once before each run (page cache). Peak RSS is sampled every 0.05 s.
 """
 
 from __future__ import annotations
@@ -47,6 +63,9 @@ from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 VARIANTS = ("prefkit", "rows", "polars", "pandas", "jsonl", "jsonl_rows", "tokens")
+HH = HERE.parent.parent / "shared" / "data" / "preference" / "hh-rlhf"
+HH_FILES = ("helpful-base.test.jsonl.gz", "harmless-base.test.jsonl.gz")
+STRETCH = (3, 4, 5, 6)  # how many times a copy of an HH row repeats each of its answer turns
 
 # ------------------------------------------------------------------------------------------------ the files
 
@@ -135,6 +154,53 @@ def data_file(rows: int, cache: Path) -> Path:
     if not path.exists():
         print(f"making {rows} LMSYS-form rows -> {path}", file=sys.stderr)
         make_file(rows, path)
+    return path
+
+
+def make_hh_file(rows: int, path: Path, chunk: int = 100_000) -> Path:
+    """An LMSYS-form CSV of `rows` rows made of the real HH-RLHF pairs (read by prefkit, chosen/rejected placed as
+    A/B by its seeded order), repeated in order: each prompt comes back once every 4,666 rows, and a copy's answer
+    turns are each that turn repeated `STRETCH[(copy + row) % 4]` times, joined by a blank line (A and B alike).
+    Labels as HH's (a or b, no ties), no model names. The cells are JSON-encoded once a base row and stretch,
+    then gathered and written by polars a chunk of rows at a time (memory stays small)."""
+    import polars as pl
+
+    from prefkit.config import DataConfig
+    from prefkit.data import load_pairs
+
+    base = pl.concat([load_pairs(HH / name, DataConfig(format="hh_rlhf")).polars() for name in HH_FILES])
+    n, k = base.height, len(STRETCH)
+
+    def encode(turns: list, times: int) -> str:
+        return json.dumps([t if t is None else "\n\n".join([t] * times) for t in turns], ensure_ascii=False)
+
+    cells: dict[str, list] = {"prompt": [], "response_a": [], "response_b": []}  # row b * k + s: base row b, stretch s
+    for p, a, b in zip(*(base[c].to_list() for c in cells)):
+        for times in STRETCH:
+            cells["prompt"].append(json.dumps(p, ensure_ascii=False))
+            cells["response_a"].append(encode(a, times))
+            cells["response_b"].append(encode(b, times))
+    label = base["label"].gather(pl.int_range(n * k, eager=True) // k)
+    cells_frame = pl.DataFrame(cells).with_columns(
+        (label == x).cast(pl.Int8).alias(w) for x, w in (("a", "winner_model_a"), ("b", "winner_model_b"),
+                                                         ("tie", "winner_tie")))
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".tmp")
+    with open(tmp, "wb") as fh:
+        for start in range(0, rows, chunk):
+            i = pl.int_range(start, min(start + chunk, rows), dtype=pl.Int64, eager=True)
+            index = (i % n) * k + (i // n + i % n) % k
+            part = cells_frame[index].select(pl.Series("id", (i + 100_000).cast(pl.String)), pl.all())
+            part.write_csv(fh, include_header=start == 0)
+    tmp.replace(path)
+    return path
+
+
+def hh_file(rows: int, cache: Path) -> Path:
+    path = cache / f"hh_repeated_v1_{rows}.csv"
+    if not path.exists():
+        print(f"making {rows} HH-RLHF rows repeated, answers lengthened -> {path}", file=sys.stderr)
+        make_hh_file(rows, path)
     return path
 
 
@@ -273,29 +339,45 @@ def warm(path: Path) -> None:
             pass
 
 
-def run_child(variant: str, path: Path, cap_gb: float) -> dict:
-    """One variant in a fresh process, watched: past `cap_gb` of RSS it is stopped (pandas on a million rows
-    would otherwise take the machine) and reported as {"stopped": why} instead of failing the whole run."""
+def watch(cmd: list[str], cap_gb: float, env: dict | None = None) -> dict:
+    """`cmd` in a fresh process, watched: its wall seconds from start to exit, its peak RSS (sampled every 0.05 s
+    beside it, so the exit is seen at once), its stdout. Past `cap_gb` of RSS it is stopped (pandas on a million
+    rows would otherwise take the machine) and {"stopped": why} returned instead of failing the whole run."""
     import tempfile
+    import threading
 
-    cmd = [sys.executable, __file__, "--variant", variant, "--data", str(path)]
     with tempfile.TemporaryFile("w+") as out, tempfile.TemporaryFile("w+") as err:
-        proc = subprocess.Popen(cmd, stdout=out, stderr=err, text=True)
-        t0, peak = time.perf_counter(), 0.0
-        while proc.poll() is None:
-            peak = max(peak, _rss_gb(proc.pid))
-            if peak > cap_gb:
-                proc.kill()
-                proc.wait()
-                return {"stopped": f"stopped at {peak:.1f} GB RSS (cap {cap_gb} GB) after "
-                                   f"{time.perf_counter() - t0:.0f} s"}
-            time.sleep(0.1)
+        t0 = time.perf_counter()
+        proc = subprocess.Popen(cmd, stdout=out, stderr=err, text=True, env=env)
+        done, peak = threading.Event(), [0.0]
+
+        def sample() -> None:
+            while not done.wait(0.05):
+                peak[0] = max(peak[0], _rss_gb(proc.pid))
+                if peak[0] > cap_gb:
+                    proc.kill()
+                    return
+
+        sampler = threading.Thread(target=sample, daemon=True)
+        sampler.start()
+        proc.wait()
+        seconds = time.perf_counter() - t0
+        done.set()
+        sampler.join()
         out.seek(0)
         err.seek(0)
         stdout, stderr = out.read(), err.read()
+    if peak[0] > cap_gb:
+        return {"stopped": f"stopped at {peak[0]:.1f} GB RSS (cap {cap_gb} GB) after {seconds:.0f} s"}
     if proc.returncode != 0:
-        raise SystemExit(f"{variant} on {path.name} failed:\n{stderr[-4000:]}")
-    return json.loads(stdout.strip().splitlines()[-1])
+        raise SystemExit(f"{' '.join(cmd)} failed (exit {proc.returncode}):\n{stderr[-4000:]}")
+    return {"seconds": seconds, "peak_rss_mb": round(peak[0] * 1024), "stdout": stdout}
+
+
+def run_child(variant: str, path: Path, cap_gb: float) -> dict:
+    """One variant in a fresh process (`watch`); its own figures, or {"stopped": why}."""
+    res = watch([sys.executable, __file__, "--variant", variant, "--data", str(path)], cap_gb)
+    return res if "stopped" in res else json.loads(res["stdout"].strip().splitlines()[-1])
 
 
 def plot(rows: list[dict], out: Path) -> dict:
@@ -332,6 +414,81 @@ def plot(rows: list[dict], out: Path) -> dict:
     return slopes
 
 
+# A polars read of the file and the JSON parse of its turn cells: the least any reader of it does
+BASELINE = """import sys
+import polars as pl
+f = pl.read_csv(sys.argv[1], infer_schema=False)
+f = f.with_columns(pl.col(c).str.json_decode(pl.List(pl.String)) for c in ("prompt", "response_a", "response_b"))
+print(f.height)
+"""
+
+
+def whole_commands(args) -> None:
+    """`--hh`: `prefkit data check --no-tokens` against the polars read + JSON parse, whole processes, on the
+    HH-style files of each size in `--rows`."""
+    import re
+
+    sizes = [int(s) for s in args.rows.split(",") if s]
+    script = Path(sys.executable).with_name("prefkit")  # the console script, as a user runs it
+    prefkit = [str(script)] if script.exists() else [sys.executable, "-m", "prefkit.cli"]
+    commands = {"prefkit": lambda path: [*prefkit, "data", "check", "--no-tokens", str(path)],
+                "polars": lambda path: [sys.executable, "-c", BASELINE, str(path)]}
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"}
+    env["PYTHONPYCACHEPREFIX"] = str(args.cache / "pycache")
+    small = hh_file(1000, args.cache)
+    for name, cmd in commands.items():  # untimed: bytecode compiled, once
+        watch(cmd(small), args.memory_cap_gb, env)
+    rows_out = []
+    for size in sizes:
+        path = hh_file(size, args.cache)
+        runs: dict[str, list[dict]] = {name: [] for name in commands}
+        for _ in range(args.repeats):
+            for name, cmd in commands.items():  # taking turns: a change in the machine's load falls on both
+                warm(path)
+                res = watch(cmd(path), args.memory_cap_gb, env)
+                runs[name].append(res)
+                shown = res.get("stopped") or f"{res['seconds']:8.2f} s  peak {res['peak_rss_mb']:7.0f} MiB"
+                print(f"{size:>9} rows  {name:<8} {shown}", file=sys.stderr)
+        done = {name: [r for r in rs if "stopped" not in r] for name, rs in runs.items()}
+        row = {"rows": size, "file_mb": round(path.stat().st_size / 2**20)}
+        for name, rs in done.items():
+            if not rs:
+                row[f"{name}_stopped"] = runs[name][0]["stopped"]
+                continue
+            best = min(rs, key=lambda r: r["seconds"])
+            row[f"{name}_seconds"] = round(best["seconds"], 2)
+            row[f"{name}_all_seconds"] = [round(r["seconds"], 2) for r in rs]
+            row[f"{name}_peak_rss_mb"] = max(r["peak_rss_mb"] for r in rs)
+        if done["prefkit"]:
+            text = done["prefkit"][0]["stdout"]
+            checked = int(re.search(r": (\d+) rows", text).group(1))
+            if checked != size:
+                raise SystemExit(f"prefkit data check read {checked} rows of {size}:\n{text}")
+            row["distinct_prompts"] = int(re.search(r"distinct prompts: (\d+)", text).group(1))
+        if "prefkit_seconds" in row and "polars_seconds" in row:
+            row["ratio"] = round(row["prefkit_seconds"] / row["polars_seconds"], 2)
+            print(f"{size:>9} rows  prefkit / polars {row['ratio']:.2f}x (best of {args.repeats})", file=sys.stderr)
+        rows_out.append(row)
+
+    sys.path.insert(0, str(HERE))
+    import polars as pl
+    from harness import write_results
+
+    columns = ["rows", "file_mb", "prefkit_seconds", "polars_seconds", "ratio", "prefkit_all_seconds",
+               "polars_all_seconds", "prefkit_peak_rss_mb", "polars_peak_rss_mb", "distinct_prompts"]
+    intro = f"""`python benchmarks/data_scale.py --hh --rows {args.rows} --repeats {args.repeats}`
+on {platform.processor() or platform.machine()}, {os.cpu_count()} cores (polars threads: {pl.thread_pool_size()}); best of {args.repeats},
+each a whole process, wall seconds from start to exit, the file read once just before it (page cache), bytecode
+compiled by an untimed run first. The file: HH-RLHF's two test files (4,666 real pairs) repeated in order to each
+size, answer turns repeated 3 to 6 times (`make_hh_file`), so prompts repeat and answers are long. `prefkit`:
+`prefkit data check --no-tokens FILE`; `polars`: `polars.read_csv` ({pl.__version__}, every column as text) and
+`str.json_decode` of the prompt and both response columns (`BASELINE`); `ratio`: prefkit / polars. Peak RSS
+sampled every 0.05 s."""
+    columns += [c for c in ("prefkit_stopped", "polars_stopped") if any(c in r for r in rows_out)]
+    write_results("data_scale_hh", args.out, {"polars": pl.__version__, "polars_threads": pl.thread_pool_size(),
+                                             "rows": sizes, "repeats": args.repeats}, columns, rows_out, intro)
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--sizes", default="10000,100000", help="rows of each file, separated by commas")
@@ -345,11 +502,17 @@ def main() -> None:
                     help="a variant whose RSS passes this is stopped and reported as such (default: 80%% of memory)")
     ap.add_argument("--out", type=Path, default=HERE / "results")
     ap.add_argument("--cache", type=Path, default=HERE / ".cache", help="where the generated CSV files are kept")
+    ap.add_argument("--hh", action="store_true", help="time the whole `prefkit data check --no-tokens` command "
+                    "against a polars read + JSON parse, on HH-RLHF rows repeated to each size of --rows")
+    ap.add_argument("--rows", default="150000,1000000", help="--hh: rows of each file, separated by commas")
     ap.add_argument("--variant", choices=VARIANTS, help=argparse.SUPPRESS)  # internal: one variant in this process
     ap.add_argument("--data", type=Path, help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.variant:
         print(json.dumps(run_variant(args.variant, args.data)))
+        return
+    if args.hh:
+        whole_commands(args)
         return
 
     sizes = [int(s) for s in args.sizes.split(",") if s] + ([1_000_000] if args.million else [])

@@ -47,6 +47,21 @@ def test_data_scale_smoke(tmp_path):
     assert {x["variant"] for x in rows} == {"pandas", "polars"} and all("stopped at" in x["stopped"] for x in rows)
 
 
+@pytest.mark.slow
+def test_data_scale_hh_whole_commands(tmp_path):
+    """`--hh`: the HH rows repeated (every prompt back once a pass), prefkit's whole command against polars."""
+    from tests.conftest import HH, need_shared
+
+    need_shared(HH / "helpful-base.test.jsonl.gz")
+    r = subprocess.run([sys.executable, str(BENCH / "data_scale.py"), "--hh", "--rows", "6000", "--out", str(tmp_path),
+                        "--cache", str(tmp_path)], capture_output=True, text=True, timeout=600)
+    assert r.returncode == 0, r.stderr[-3000:]
+    [row] = json.loads((tmp_path / "data_scale_hh.json").read_text())["results"]
+    assert row["rows"] == 6000 and row["distinct_prompts"] == 4663  # 4,666 HH rows, 4,663 prompts normalised
+    assert row["prefkit_seconds"] > 0 and row["polars_seconds"] > 0 and row["ratio"] > 0
+    assert "| 6000 |" in (tmp_path / "data_scale_hh.md").read_text()
+
+
 def _run(script: str, *args: str) -> subprocess.CompletedProcess:
     return subprocess.run([sys.executable, str(BENCH / script), *args], capture_output=True, text=True, timeout=900)
 
