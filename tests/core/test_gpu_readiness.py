@@ -95,7 +95,7 @@ def test_cv_and_ensemble_hold_one_model_at_a_time(tmp_path, monkeypatch):
     import prefkit.rm.reward_model as rm
     from prefkit.data.arena import write_lmsys_csv
     from prefkit.recipes import cv
-    from prefkit.rm.learners import ensemble_predict
+    from prefkit.rm.run import Run
 
     # Imported first, outside the folds: on a CPU with AVX-512 BF16, bitsandbytes' import logs a failed kernel-hub
     # lookup with the exception as an argument, and pytest's log capture keeps that record, its traceback and
@@ -123,7 +123,7 @@ def test_cv_and_ensemble_hold_one_model_at_a_time(tmp_path, monkeypatch):
     try:
         cv.main(cfg)
         assert len(alive) == 7, "three fold models, each loaded for its golden scores, fold0 again for the probes"
-        ensemble_predict(cfg, tmp_path / "run", learnable(6, seed=4))
+        Run.open(tmp_path / "run").predict(learnable(6, seed=4))
         assert len(alive) == 10
     finally:
         gc.enable()

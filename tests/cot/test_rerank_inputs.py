@@ -79,6 +79,18 @@ def test_pairs_written_again_after_the_verifier_trained_are_refused(run_cli, mad
     assert "of the pairs the verifier trained on" in r.err and "written again after it trained" in r.err
 
 
+def test_a_student_given_as_the_verifier_is_refused(run_cli, made, tmp_path):
+    """Before: `cot rerank` opened the --rm run without checking its kind, and `learners` sent a causal_lm run's
+    folders to the reward-model learner; now the run is refused as `cot rank` refuses it, before any scoring."""
+    shutil.copytree(made / "verifier", tmp_path / "student")
+    settings = yaml.safe_load((tmp_path / "student" / "config.yaml").read_text())
+    settings["model"]["kind"] = "causal_lm"
+    (tmp_path / "student" / "config.yaml").write_text(yaml.safe_dump(settings))
+    r = rerank(run_cli, made, [made / "test.jsonl"], tmp_path / "out", None, tmp_path / "student")
+    assert r.code == 2 and f"{tmp_path / 'student'}: a model.kind=causal_lm run; this needs features or seq_cls" in r.err
+    assert "Traceback" not in r.err and not (tmp_path / "student" / "scores").exists()
+
+
 @pytest.mark.parametrize("case", ["cut short", "in two files"])
 def test_questions_of_unequal_k_are_refused(run_cli, made, tmp_path, case):
     rows = _synthetic(10, "test", 1, start=1000)

@@ -253,8 +253,7 @@ def test_scores_are_kept_in_the_verifier_run_and_read_back(run_cli, tmp_path, mo
     def refuse(*a, **k):
         raise AssertionError("scored again")
 
-    monkeypatch.setattr(learners, "ensemble_predict", refuse)
-    monkeypatch.setattr(learners, "load_learner", refuse)
+    monkeypatch.setattr(learners, "load_learner", refuse)  # every model of a run loads through it
     assert np.array_equal(verifier_scores.averaged(tmp_path / "v", test), first)
     assert np.array_equal(verifier_scores.held_out(tmp_path / "v", rows), held, equal_nan=True)
     with pytest.raises(AssertionError, match="scored again"):

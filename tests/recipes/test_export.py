@@ -55,10 +55,10 @@ def card(folder: Path) -> dict:
 
 def prefkit_probs(run: Path, folder: str, tta: bool = False, rows=ROWS) -> np.ndarray:
     """prefkit's predictor on the run's model folder."""
-    from prefkit.recipes.predict import run_config
     from prefkit.rm.learners import load_learner
+    from prefkit.rm.run import Run
 
-    cfg = run_config(run, [f"predict.swap_tta={str(tta).lower()}"])
+    cfg = Run.open(run, [f"predict.swap_tta={str(tta).lower()}"]).config
     learner = load_learner(cfg, run / folder)
     try:
         return learner.predict(table(rows))[0]
@@ -110,15 +110,15 @@ def test_a_cls3_lora_model_scores_as_prefkit_in_plain_transformers(cls_run, tmp_
 
 
 def test_a_row_past_the_budget_is_refused_by_the_card_and_rendered_exactly_by_prefkit(cls_run, tmp_path):
-    from prefkit.recipes.predict import run_config
     from prefkit.rm.reward_model import RewardModelLearner
+    from prefkit.rm.run import Run
 
     out = tmp_path / "exported"
     assert cli.main(["export", "--run", str(cls_run), "--out", str(out)]) == 0
     long = (["Tell me about binary search."], ["It halves the range each step. " * 20], ["no"])
     with pytest.raises(ValueError, match="over the 96-token budget"):
         card(out)["render"](*long)
-    trained = RewardModelLearner(run_config(cls_run)).renderer  # the renderer training used
+    trained = RewardModelLearner(Run.open(cls_run).config).renderer  # the renderer training used
     assert export.renderer(out).render(table([long])).input_ids[0].tolist() == \
         trained.render(table([long])).input_ids[0].tolist()
 

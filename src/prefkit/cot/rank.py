@@ -13,25 +13,22 @@ answers are shown to it as `prefkit.cot.pairs.response_text` writes them, as in 
 from __future__ import annotations
 
 import itertools
-from pathlib import Path
-
 import numpy as np
 
 from prefkit.competition import of
-from prefkit.config import Config
 from prefkit.cot import bradley_terry
 from prefkit.cot.datasets import Example
 from prefkit.cot.pairs import REFERENCE, read_answers
 from prefkit.data.table import TableBuilder
 from prefkit.errors import PrefkitError
 from prefkit.metrics import score
-from prefkit.rm.learners import ensemble_predict
+from prefkit.rm.run import Run
 
 
-def judge(cfg: Config, rm_run: Path, dataset: str, split: str, examples: list[Example],
-          systems: dict[str, str | None], rounds: int = 200) -> dict:
+def judge(rm: Run, dataset: str, split: str, examples: list[Example], systems: dict[str, str | None],
+          rounds: int = 200) -> dict:
     """Every pair of `systems` (name -> predictions or teacher file; None: the reference answers) on each of
-    `examples` put to the reward model of `rm_run` (its config `cfg`): the result `prefkit cot rank` writes."""
+    `examples` put to the reward-model run `rm`: the result `prefkit cot rank` writes."""
     answers = {n: read_answers(dataset, p, examples, n) for n, p in systems.items()}
     names = list(systems)
     b = TableBuilder(f"<{dataset} {split} pairs>")
@@ -49,7 +46,7 @@ def judge(cfg: Config, rm_run: Path, dataset: str, split: str, examples: list[Ex
     table = b.build()
     if not rows:
         raise PrefkitError("no question has answers from two systems: check the prediction files and --split")
-    probs, _ = ensemble_predict(cfg, rm_run, table)
+    probs, _ = rm.predict(table, calibrated=False)  # the models' own probabilities, as they were trained
     k = len(names)
     per_item = np.zeros((len(examples), k, k))
     pair_sums: dict[tuple[int, int], np.ndarray] = {}
@@ -68,7 +65,7 @@ def judge(cfg: Config, rm_run: Path, dataset: str, split: str, examples: list[Ex
         if label in ("a", "b"):  # the reward model prefers the right answer of the two
             gold_by_pair.setdefault((i, j), []).append(bool(p[0] > p[1]) == (label == "a"))
     result = {
-        "dataset": dataset, "split": split, "questions": len(examples), "pairs": len(rows), "reward_model": str(rm_run),
+        "dataset": dataset, "split": split, "questions": len(examples), "pairs": len(rows), "reward_model": str(rm.path),
         "systems": [{"name": n, "accuracy": round(accuracy[n], 4), "bt_strength": round(float(strength[i]), 4),
                      "bt_low": round(float(lo[i]), 4), "bt_high": round(float(hi[i]), 4)} for i, n in enumerate(names)],
         "pairwise": [{"a": names[i], "b": names[j], "n": len(ps), "p_a_wins": round(float(np.mean(ps, axis=0)[0]), 4),
@@ -79,7 +76,7 @@ def judge(cfg: Config, rm_run: Path, dataset: str, split: str, examples: list[Ex
     }
     gold = table.frame["label"].notna().to_numpy()
     if gold.any():
-        s = score(probs[gold][:, : len(of(cfg).labels)], table.frame["label"][gold])
+        s = score(probs[gold][:, : len(of(rm.config).labels)], table.frame["label"][gold])
         result["gold"] = {"pairs": int(gold.sum()), "rm_accuracy": round(s["accuracy"], 4), "rm_logloss": round(s["logloss"], 4)}
     return result
 

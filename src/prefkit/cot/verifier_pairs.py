@@ -11,11 +11,15 @@ best-of-K: cot/best_of_k.py.
 
 from __future__ import annotations
 
+import hashlib
 import random
+from collections import Counter
 from pathlib import Path
 
 from prefkit.cot.answers import MARKER
 from prefkit.cot.pairs import response_text
+from prefkit.cot.sampling import read_samples
+from prefkit.errors import PrefkitError
 
 
 def answer_text(row: dict) -> str:
@@ -64,3 +68,39 @@ def write_pairs(table_path: Path, pairs: list[dict]) -> None:
         b.add(n, None, p["id"], [p["question"]], [p["a"]], [p["b"]], p["label"], model_a=p["model_a"],
               model_b=p["model_b"])
     write_lmsys_csv(b.build(), table_path)
+
+
+def samples_of(files: list[str], split: str | None = None) -> list[dict]:
+    """The rows of sample files, every question with as many samples (K): a question with fewer (a file cut short)
+    or more (a question in two files) would weigh differently in every vote and pass@K."""
+    rows, files_of = [], {}
+    for f in files:
+        got = read_samples(f)
+        if split is not None:
+            other = next((n for n, r in enumerate(got, start=1) if r["split"] != split), None)
+            if other is not None:
+                raise PrefkitError(f"{f}: row {other}: split {got[other - 1]['split']!r}; the verifier trains on "
+                                   f"{split}-split samples only (the test split is never shown to it)")
+        for r in got:
+            files_of.setdefault(question_key(r), []).append(f)
+        rows += got
+    if not rows:
+        raise PrefkitError("no samples in " + ", ".join(files))
+    counts = {q: len(fs) for q, fs in files_of.items()}
+    k = Counter(counts.values()).most_common(1)[0][0]  # the K of most questions
+    odd = next((q for q, n in counts.items() if n != k), None)
+    if odd is not None:
+        raise PrefkitError(f"{', '.join(dict.fromkeys(files_of[odd]))}: question {odd} has {counts[odd]} samples, "
+                           f"the others {k}: every question needs the same K (a file cut short, or a question in "
+                           "two files?)")
+    return rows
+
+
+def k_of(rows: list[dict]) -> int:
+    """K, the samples a question, of rows `samples_of` read (every question has as many)."""
+    return len(rows) // len({question_key(r) for r in rows})
+
+
+def sha256(path: Path) -> str:
+    """A file's SHA-256 (hex): split.json records train.csv's, and `cot rerank` checks a verifier's data by it."""
+    return hashlib.sha256(Path(path).read_bytes()).hexdigest()

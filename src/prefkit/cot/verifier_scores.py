@@ -21,23 +21,23 @@ from prefkit.cot.pairs import response_text
 from prefkit.cot.verifier_pairs import answer_text, question_key
 from prefkit.errors import PrefkitError
 from prefkit.io import atomic_path
+from prefkit.rm.run import Run
 
 ANCHOR = response_text("", None)  # "Answer: (none)": the fixed opponent of every sample when it is scored
+MADE_BY = "`prefkit cv` or `prefkit train` (the verifier)"
 
 
 def averaged(rm_run: str | Path, rows: list[dict], say=None) -> np.ndarray:
     """Each sample's verifier score: log P(sample wins) - log P(anchor wins), fold models averaged."""
-    from prefkit.rm.learners import ensemble_predict
+    return _averaged(Run.open(rm_run, made_by=MADE_BY), rows, say)
 
-    rm_run = Path(rm_run)
-    cfg = runs.open_config(rm_run, made_by="`prefkit cv` or `prefkit train` (the verifier)")
-    folders = runs.trained_folders(rm_run)
 
-    def compute() -> np.ndarray:
-        probs, _ = ensemble_predict(cfg, rm_run, _against_anchor(rows, f"<samples of {rm_run.name}>"), say)
+def _averaged(run: Run, rows: list[dict], say=None) -> np.ndarray:
+    def compute() -> np.ndarray:  # the models' own probabilities: calibration is fitted on these scores afterwards
+        probs, _ = run.predict(_against_anchor(rows, f"<samples of {run.path.name}>"), say, calibrated=False)
         return _log_odds_over_anchor(probs)
 
-    return _kept(rm_run, folders, rows, compute)
+    return _kept(run.path, run.models, rows, compute)
 
 
 def held_out(rm_run: str | Path, rows: list[dict]) -> np.ndarray:
@@ -50,12 +50,10 @@ def held_out(rm_run: str | Path, rows: list[dict]) -> np.ndarray:
     are what calibration, the blend of verifiers and the choice between them may be fitted on."""
     import pandas as pd
 
-    from prefkit.rm.learners import load_learner
-
-    rm_run = Path(rm_run)
-    cfg = runs.open_config(rm_run, made_by="`prefkit cv` or `prefkit train` (the verifier)")
+    run = Run.open(rm_run, made_by=MADE_BY)
+    rm_run = run.path
     oof = rm_run / "oof.csv"
-    data = oof if oof.exists() else Path(cfg.data.train)
+    data = oof if oof.exists() else Path(run.config.data.train)
     try:
         seen = pd.read_csv(data, usecols=["id", "fold"] if oof.exists() else ["id"])
     except (OSError, ValueError) as e:
@@ -66,7 +64,7 @@ def held_out(rm_run: str | Path, rows: list[dict]) -> np.ndarray:
     keys = [question_key(r) for r in rows]
     idx = [i for i, k in enumerate(keys) if k not in fold_of]
     if idx:
-        out[idx] = averaged(rm_run, [rows[i] for i in idx])
+        out[idx] = _averaged(run, [rows[i] for i in idx])
     for fold in sorted({f for f in fold_of.values() if f is not None}):
         idx = [i for i, k in enumerate(keys) if fold_of.get(k, -1) == fold]
         folder = rm_run / f"fold{fold}"
@@ -74,10 +72,8 @@ def held_out(rm_run: str | Path, rows: list[dict]) -> np.ndarray:
             continue
         mine = [rows[i] for i in idx]
 
-        def compute(folder=folder, mine=mine) -> np.ndarray:
-            learner = load_learner(cfg, folder)
-            probs, _ = learner.predict(_against_anchor(mine, f"<samples of {rm_run.name}/{folder.name}>"))
-            learner.release()
+        def compute(fold=fold, folder=folder, mine=mine) -> np.ndarray:
+            probs, _ = run.predict_fold(fold, _against_anchor(mine, f"<samples of {rm_run.name}/{folder.name}>"))
             return _log_odds_over_anchor(probs)
 
         out[idx] = _kept(rm_run, [folder], mine, compute)

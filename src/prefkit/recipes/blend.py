@@ -24,7 +24,6 @@ from prefkit.competition import COMPETITIONS, Competition
 from prefkit.config import config_hash
 from prefkit.core import runs as run_folders
 from prefkit.core.dist import log
-from prefkit.data.table import PairTable
 from prefkit.errors import PrefkitError
 from prefkit.io import (
     refuse_overwrite,
@@ -34,6 +33,7 @@ from prefkit.io import (
     write_text,
 )
 from prefkit.metrics import score
+from prefkit.rm.run import BLEND_FILE, Run, is_blend
 from prefkit.submission import write_submission
 from prefkit.toolbox.blend import Blender, blender_cv
 from prefkit.toolbox.predictions import (
@@ -45,18 +45,13 @@ from prefkit.toolbox.predictions import (
     recorded_run,
 )
 
-BLEND_FILE = "blend.json"
 # every file a blend may write into its folder (BLEND_FILE, the marker, last)
 BLEND_OUTPUTS = (BLEND_FILE, "blender.joblib", "oof.csv", OOF_FILE, "metrics.json", "table.md", TEST_FILE,
                  "probabilities.csv", "submission.csv")
 
 
 def _competition(runs: list[Path]) -> Competition:
-    names = set()
-    for run in runs:
-        if not run_folders.is_run(run):
-            run_folders.open_config(run, made_by="`prefkit cv`")  # the refusal
-        names.add(run_folders.saved_settings(run).get("competition", "lmsys"))
+    names = {Run.open(run, made_by="`prefkit cv`").config.competition for run in runs}
     if len(names) > 1:
         raise PrefkitError(f"the runs are of different competitions ({', '.join(sorted(names))}); blend runs of one")
     return COMPETITIONS[names.pop()]
@@ -207,29 +202,3 @@ def _previous_files(out_dir: Path) -> set[str]:
     except (OSError, ValueError, AttributeError):
         return set()
     return {f for f in files if isinstance(f, str)}
-
-
-def is_blend(path: str | Path) -> bool:
-    return (Path(path) / BLEND_FILE).is_file()
-
-
-def blend_probabilities(blend_dir: str | Path, table: PairTable, overrides: list[str] = ()) -> tuple[np.ndarray, dict]:
-    """A blend's probabilities of new rows: every member run predicts them, the saved blender combines them."""
-    from prefkit.recipes.predict import run_config, run_probabilities
-
-    blend_dir = Path(blend_dir)
-    info = json.loads((blend_dir / BLEND_FILE).read_text())
-    members, stats = [], []
-    for run in info["runs"]:
-        log(f"blend member {run}")
-        cfg = run_config(run, overrides)
-        p, s = run_probabilities(cfg, run, table)
-        members.append(p)
-        stats.append({"run": run, **s})
-    return Blender.load(blend_dir / "blender.joblib").predict(members), {"members": stats, **info}
-
-
-def blend_config(blend_dir: str | Path, overrides: list[str] = ()):
-    """The config of a blend's first member (its data and competition settings)."""
-    info = json.loads((Path(blend_dir) / BLEND_FILE).read_text())
-    return run_folders.open_config(info["runs"][0], overrides)

@@ -24,8 +24,8 @@ from prefkit.data.table import PairTable
 from prefkit.errors import PrefkitError
 from prefkit.io import check_writable, refuse_overwrite, write_json
 from prefkit.metrics import score
-from prefkit.recipes.blend import BLEND_FILE, blend_config, is_blend
 from prefkit.recipes.common import load_labelled
+from prefkit.rm.run import BLEND_FILE, Run, is_blend, open_run_or_blend
 from prefkit.toolbox.compare import NOISE, align, paired, verdict
 from prefkit.toolbox.predictions import probabilities_of, read_logits
 from prefkit.toolbox.rules import length_view
@@ -35,7 +35,7 @@ def _competition(run: Path) -> str:
     if is_blend(run):
         return json.loads((run / BLEND_FILE).read_text(encoding="utf-8")).get("competition", "lmsys")
     if run_folders.is_run(run):
-        return run_folders.saved_settings(run).get("competition", "lmsys")
+        return Run.open(run).config.competition
     raise PrefkitError(f"{run}: neither a cv run (no config.yaml) nor a blend (no {BLEND_FILE}); give folders "
                        "written by `prefkit cv` or `prefkit blend`")
 
@@ -44,7 +44,7 @@ def _length_rows(run: Path, ids: pd.Index, labels: np.ndarray) -> PairTable | No
     """The baseline's data rows in the order of `ids`, for the length view; None, said, where its data file
     cannot be read now or no longer holds these rows with these labels."""
     try:
-        cfg = blend_config(run) if is_blend(run) else run_folders.open_config(run)
+        cfg = open_run_or_blend(run).config
         table = load_labelled(cfg.data.train, cfg)
     except (PrefkitError, OSError) as e:
         log(f"note: no length view: the data of {run} cannot be read now ({e})")

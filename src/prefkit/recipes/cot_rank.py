@@ -10,12 +10,12 @@ from pathlib import Path
 
 import numpy as np
 
-from prefkit.core import runs
 from prefkit.cot.datasets import DEFAULT_ROOT, load
 from prefkit.cot.pairs import held_out
 from prefkit.cot.rank import judge
 from prefkit.errors import PrefkitError
 from prefkit.io import new_figure, save_figure, write_json, write_text
+from prefkit.rm.run import Run
 
 
 def main(rm_run: str | Path, dataset: str, systems: dict[str, str | None], out: str | Path, split: str = "test",
@@ -25,8 +25,7 @@ def main(rm_run: str | Path, dataset: str, systems: dict[str, str | None], out: 
     if len(systems) < 2:
         raise PrefkitError("ranking needs at least two systems (--system NAME=FILE, and/or --reference)")
     rm_run, out = Path(rm_run), Path(out)
-    cfg = runs.open_config(rm_run, made_by="`prefkit cv` or `prefkit train` (a reward model)",
-                           kinds=runs.REWARD_MODEL_KINDS)
+    rm = Run.open(rm_run, made_by="`prefkit cv` or `prefkit train` (a reward model)")
     examples = load(dataset, split, root)
     if questions is not None:
         keep = held_out(questions, dataset)
@@ -34,7 +33,7 @@ def main(rm_run: str | Path, dataset: str, systems: dict[str, str | None], out: 
     examples = examples[:limit]
     if not examples:
         raise PrefkitError(f"{dataset} ({split}): no questions to rank")
-    result = judge(cfg, rm_run, dataset, split, examples, systems, rounds)
+    result = judge(rm, dataset, split, examples, systems, rounds)
     write_json(out / "rank.json", result)
     write_text(out / "rank.md", _markdown(result))
     _plot(result, out / "rank.png")

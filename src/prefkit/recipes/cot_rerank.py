@@ -24,13 +24,12 @@ from pathlib import Path
 
 import numpy as np
 
-from prefkit.core import runs
 from prefkit.cot import best_of_k, verifier_calibration, verifier_scores
-from prefkit.cot.verifier_pairs import question_key
+from prefkit.cot.verifier_pairs import k_of, question_key, samples_of, sha256
 from prefkit.errors import PrefkitError
 from prefkit.io import write_json, write_text
 from prefkit.metrics import reliability_plot
-from prefkit.recipes.cot_verifier_pairs import k_of, samples_of, sha256
+from prefkit.rm.run import Run
 
 
 def main(rm_runs: str | Path | list, pairs_dir: str | Path, sample_files: list[str], out: str | Path,
@@ -104,7 +103,7 @@ def trained_on(rm: Path, pairs_dir: Path, split: dict) -> None:
     if not pairs.is_file():
         raise PrefkitError(f"{pairs}: no such file (write {pairs_dir} with `prefkit cot verifier-pairs`)")
     want = split.get("train_sha256") or sha256(pairs)
-    data = Path(runs.open_config(rm, made_by="`prefkit cv` or `prefkit train` (the verifier)").data.train)
+    data = Path(Run.open(rm, made_by=verifier_scores.MADE_BY).config.data.train)  # a student is refused here
     oof = rm / "oof.csv"
     got = sha256(data) if data.is_file() else None
     if got != want and (got is not None or not oof.is_file()):  # a moved data file: a cv run's oof.csv still tells

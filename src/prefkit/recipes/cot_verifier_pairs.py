@@ -21,14 +21,12 @@ verifier must have been trained on.
 
 from __future__ import annotations
 
-import hashlib
 import random
-from collections import Counter
 from pathlib import Path
 
 from prefkit.cot import verifier_pairs
 from prefkit.cot.datasets import DEFAULT_ROOT, load
-from prefkit.cot.sampling import read_samples
+from prefkit.cot.verifier_pairs import k_of, samples_of, sha256
 from prefkit.errors import PrefkitError
 from prefkit.io import write_json
 
@@ -44,41 +42,6 @@ def without_test_questions(rows: list[dict], root: Path) -> tuple[list[dict], di
         kept += [r for r in mine if r["question"] not in test]
         left_out[dataset] = len({r["index"] for r in mine if r["question"] in test})
     return kept, left_out
-
-
-def samples_of(files: list[str], split: str | None = None) -> list[dict]:
-    """The rows of sample files, every question with as many samples (K): a question with fewer (a file cut short)
-    or more (a question in two files) would weigh differently in every vote and pass@K."""
-    rows, files_of = [], {}
-    for f in files:
-        got = read_samples(f)
-        if split is not None:
-            other = next((n for n, r in enumerate(got, start=1) if r["split"] != split), None)
-            if other is not None:
-                raise PrefkitError(f"{f}: row {other}: split {got[other - 1]['split']!r}; the verifier trains on "
-                                   f"{split}-split samples only (the test split is never shown to it)")
-        for r in got:
-            files_of.setdefault(verifier_pairs.question_key(r), []).append(f)
-        rows += got
-    if not rows:
-        raise PrefkitError("no samples in " + ", ".join(files))
-    counts = {q: len(fs) for q, fs in files_of.items()}
-    k = Counter(counts.values()).most_common(1)[0][0]  # the K of most questions
-    odd = next((q for q, n in counts.items() if n != k), None)
-    if odd is not None:
-        raise PrefkitError(f"{', '.join(dict.fromkeys(files_of[odd]))}: question {odd} has {counts[odd]} samples, "
-                           f"the others {k}: every question needs the same K (a file cut short, or a question in "
-                           "two files?)")
-    return rows
-
-
-def k_of(rows: list[dict]) -> int:
-    """K, the samples a question, of rows `samples_of` read (every question has as many)."""
-    return len(rows) // len({verifier_pairs.question_key(r) for r in rows})
-
-
-def sha256(path: Path) -> str:
-    return hashlib.sha256(Path(path).read_bytes()).hexdigest()
 
 
 def main(sample_files: list[str], out: str | Path, valid_fraction: float = 0.2, per_question: int = 4,

@@ -21,26 +21,25 @@ the card says how large).
 
 from __future__ import annotations
 
-import json
 import tempfile
 from pathlib import Path
 
 from prefkit import __version__
 from prefkit.competition import of
 from prefkit.core.dist import log
-from prefkit.core.runs import trained_folders
 from prefkit.errors import PrefkitError
 from prefkit.io import refuse_overwrite, staged_folder, write_json, write_text
-from prefkit.recipes.merge import average_files
-from prefkit.recipes.predict import run_config
 from prefkit.rm import export
+from prefkit.rm.fold_average import average_files
+from prefkit.rm.run import Run
 
 
-def choose(run_dir: Path, fold: int | None, average: bool) -> list[Path]:
+def choose(run: Run, fold: int | None, average: bool) -> list[Path]:
     """The model folders to export: one, or the folds to average."""
+    run_dir = run.path
     if fold is not None and average:
         raise PrefkitError("--fold and --average: export one fold's model or their average, not both")
-    finished = trained_folders(run_dir)
+    finished = run.models
     names = ", ".join(f.name for f in finished) or "none"
     folds = [f for f in finished if f.name.startswith("fold")]
     if fold is not None:
@@ -70,7 +69,8 @@ def main(run_dir: str | Path, out: str | Path, fold: int | None = None, average:
     from prefkit.rm.templates import Renderer
 
     run_dir, out = Path(run_dir), Path(out)
-    cfg = run_config(run_dir, overrides)
+    run = Run.open(run_dir, overrides)
+    cfg = run.config
     if cfg.model.kind != "seq_cls":
         raise PrefkitError(f"{run_dir}: model.kind={cfg.model.kind}; export writes a transformer reward model "
                            "(a scikit-learn model has no transformers form)")
@@ -79,12 +79,11 @@ def main(run_dir: str | Path, out: str | Path, fold: int | None = None, average:
     if head.task != "seq_cls":
         raise PrefkitError(f"{run_dir}: model.head={head.name} is a causal LM judge, not a sequence classifier; "
                            "export writes the cls2, cls3 and bt heads")
-    folders = choose(run_dir, fold, average)
+    folders = choose(run, fold, average)
     refuse_overwrite(out, {"--run": run_dir})
     if out.exists() and (not out.is_dir() or any(out.iterdir())):
         raise PrefkitError(f"--out {out}: exists and is not an empty folder; give a new folder")
-    metrics = run_dir / "metrics.json"
-    temperature = json.loads(metrics.read_text()).get("temperature") if metrics.is_file() else None
+    temperature = run.temperature
     renderer = Renderer(tok, cfg.template, head.layout)
     pad = pad_token_id(tok)
     with staged_folder(out, export.RENDER_FILE) as stage, \

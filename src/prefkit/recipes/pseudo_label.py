@@ -11,14 +11,8 @@ from prefkit.competition import of
 from prefkit.data import load_pairs
 from prefkit.errors import PrefkitError
 from prefkit.io import check_writable, refuse_overwrite, same_path, write_json
-from prefkit.recipes.blend import (
-    BLEND_FILE,
-    blend_config,
-    blend_probabilities,
-    is_blend,
-)
 from prefkit.recipes.common import log, report_skipped, require_rows
-from prefkit.recipes.predict import run_config, run_probabilities
+from prefkit.rm.run import BLEND_FILE, is_blend, open_run_or_blend
 from prefkit.toolbox.pseudo import write_pseudo_labels
 
 
@@ -32,14 +26,15 @@ def main(run: str, data: str, out: str, min_margin: float = 0.0, overrides: list
     check_writable(out)
     if same_path(Path(out), summary):
         raise PrefkitError(f"--out {out}: the pseudo-labels' summary is written to {summary}; give a .csv name")
-    cfg = blend_config(run, overrides) if blend else run_config(run, overrides)
+    source = open_run_or_blend(run, overrides)
+    cfg = source.config
     table = load_pairs(data, cfg.data)
     report_skipped(table)
     require_rows(table, data, "to pseudo-label")
     labelled = int(table.frame["label"].notna().sum())
     if labelled:
         log(f"{data}: {labelled} rows carry labels; pseudo-labelling ignores them")
-    probs, _ = blend_probabilities(run, table, overrides) if blend else run_probabilities(cfg, run, table)
+    probs, _ = source.predict(table, log)
     info = write_pseudo_labels(out, table, probs, of(cfg), min_margin)
     info.update({"source": str(run), "data": str(data), "out": str(out)})
     write_json(summary, info)

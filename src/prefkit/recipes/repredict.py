@@ -14,16 +14,14 @@ import numpy as np
 import pandas as pd
 
 from prefkit.competition import of
-from prefkit.core.runs import is_trained, output_dir
+from prefkit.core.runs import output_dir
 from prefkit.data.table import PairTable
 from prefkit.errors import PrefkitError
 from prefkit.io import refuse_overwrite, write_json
 from prefkit.metrics import score
 from prefkit.recipes.common import load_labelled, log
-from prefkit.recipes.predict import cascade, check_cascade, run_config
-from prefkit.rm import golden
-from prefkit.rm.learners import load_learner
-from prefkit.toolbox import rules
+from prefkit.rm.run import Run
+from prefkit.toolbox import cascade, rules
 from prefkit.toolbox.predictions import Predictions, probabilities_of, read_logits
 
 
@@ -42,10 +40,12 @@ def _mismatch(saved: pd.DataFrame, table: PairTable, need_all_saved: bool) -> st
 
 def main(run_dir: str | Path, overrides: list[str] = ()) -> dict:
     run_dir = Path(run_dir)
-    cfg = run_config(run_dir, overrides)
+    run = Run.open(run_dir, overrides)
+    cfg = run.config
     if not any(o.startswith("output_dir=") for o in overrides):
         cfg.output_dir = None  # never write into the cv run's folder
-    check_cascade(cfg)
+    if cfg.predict.cascade.run:
+        cascade.check(cfg, Run.open(cfg.predict.cascade.run).config)
     comp = of(cfg)
     saved = read_logits(run_dir, comp)  # its oof_logits.csv (or the oof.csv of an older run)
     if "fold" not in saved.columns:
@@ -73,14 +73,8 @@ def main(run_dir: str | Path, overrides: list[str] = ()) -> dict:
     p = np.zeros((len(table), len(comp.labels)))
     per_fold = []
     for k in sorted(set(folds)):
-        folder = run_dir / f"fold{k}"
-        if not is_trained(folder):
-            raise PrefkitError(f"{folder}: not a finished fold model")
         va = folds == k
-        learner = load_learner(cfg, folder)
-        golden.check(cfg, folder, learner, log)  # scores that moved since training stop here
-        p[va], stats = learner.predict(table.subset(va))
-        learner.release()
+        p[va], stats = run.predict_fold(k, table.subset(va), log)  # each fold's model on its own validation rows
         per_fold.append({"fold": int(k), **score(p[va], labels[va]), "tta_rows": stats.get("tta_rows", 0),
                          "seconds": stats.get("seconds")})
         log(f"fold {k}: logloss {per_fold[-1]['logloss']:.4f}  swap TTA on {per_fold[-1]['tta_rows']} of {int(va.sum())} rows")
@@ -90,7 +84,7 @@ def main(run_dir: str | Path, overrides: list[str] = ()) -> dict:
         def second(subset: PairTable) -> np.ndarray:
             return probabilities_of(other.loc[subset.frame["id"]], comp)
 
-    p, cascaded = cascade(cfg, table, p, second)
+    p, cascaded = cascade.apply(cfg.predict.cascade, table, p, second, log)
     ruled = {}
     if cfg.predict.rules:
         p, ruled = rules.out_of_fold(table, p, folds, comp, cfg.predict.rules)

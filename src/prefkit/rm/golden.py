@@ -11,8 +11,8 @@ The rows are made by prefkit (`prefkit.data.synthetic`), never a user's: a bundl
 rows. Six arena-like pairs (the first of three turns, in Spanish) and one row far longer than
 `template.max_length`, so that truncation and the template's budgets are on the scored path.
 
-`prefkit predict` (and so the Kaggle kernel, which runs it), `repredict` and the CoT ranking check each model
-right after it loads (`check`, from `learners.ensemble_predict`): beyond the tolerance of the compute dtype it
+`prefkit predict` (and so the Kaggle kernel, which runs it), `repredict`, the CoT ranking and verifier check each model
+right after it loads (`check`, from `prefkit.rm.run.Run`): beyond the tolerance of the compute dtype it
 stops, naming |dP| and every version or setting that differs; within it, a difference of versions is a note.
 `predict.golden_check=false` skips the check where a change is known and wanted. `prefkit doctor` lists the
 same comparison as the probe "golden" (`compare`).

@@ -1,4 +1,5 @@
-"""What CV, train and predict need from a model kind: fit into a folder, predict a table, load a folder.
+"""What CV, train and predict need from a model kind: fit into a folder, predict a table, load a folder (a run's
+models predict through `prefkit.rm.run.Run`, which loads and releases them).
 
 Two kinds: `features` (the baseline) and `seq_cls` (the transformer reward model, any head of `prefkit.rm.heads`).
 Both predict probabilities over the competition's labels (`prefkit.competition`). A folder holds one
@@ -18,12 +19,12 @@ import numpy as np
 from prefkit.competition import of
 from prefkit.config import Config
 from prefkit.core.dist import is_main, log
-from prefkit.core.runs import trained_folders
+from prefkit.core.runs import REWARD_MODEL_KINDS
 from prefkit.data.check import check_classes
 from prefkit.data.table import PairTable
 from prefkit.errors import PrefkitError
 from prefkit.rm import golden
-from prefkit.rm.features import FeatureModel, table_features
+from prefkit.rm.features import FeatureModel, enabled_checks, table_features
 
 
 class Learner(Protocol):
@@ -52,7 +53,7 @@ class FeatureLearner:
     def fit(self, train: PairTable, valid: PairTable | None, out: Path, resume: bool = False) -> list[dict]:
         check_classes(train, self.cfg.train.swap_augment)
         self.model = FeatureModel(self.cfg.features, self.cfg.train.seed, len(of(self.cfg).labels)).fit(
-            table_features(train, self.cfg.features.arithmetic), train.frame["label"].to_numpy(), self.cfg.train.swap_augment
+            table_features(train, enabled_checks(self.cfg.features)), train.frame["label"].to_numpy(), self.cfg.train.swap_augment
         )
         if is_main():
             self.model.save(out / self.FILE)
@@ -60,7 +61,7 @@ class FeatureLearner:
 
     def predict(self, table: PairTable) -> tuple[np.ndarray, dict]:
         t0 = time.perf_counter()
-        probs = self.model.predict_proba(table_features(table, self.cfg.features.arithmetic), self.cfg.predict.swap_tta)
+        probs = self.model.predict_proba(table_features(table, enabled_checks(self.cfg.features)), self.cfg.predict.swap_tta)
         return probs, {"rows": len(table), "seconds": round(time.perf_counter() - t0, 3),
                        "tta_rows": len(table) if self.cfg.predict.swap_tta else 0}  # a column swap: every row
 
@@ -80,6 +81,9 @@ class FeatureLearner:
 def _class(cfg: Config):
     if cfg.model.kind == "features":
         return FeatureLearner
+    if cfg.model.kind != "seq_cls":  # a student's folder holds no reward model: refused, not loaded as one
+        raise PrefkitError(f"model.kind={cfg.model.kind}: not a reward model ({' or '.join(REWARD_MODEL_KINDS)}); "
+                           "a causal_lm student trains with `prefkit cot sft` and answers with `prefkit cot generate`")
     from prefkit.rm.reward_model import RewardModelLearner
 
     return RewardModelLearner
@@ -128,24 +132,3 @@ def record_golden(cfg: Config, folder: Path) -> None:
     except Exception as e:  # noqa: BLE001 - a model that trained must not be lost to its golden scores
         log(f"warning: {folder.name}: golden scores not recorded ({type(e).__name__}: {e}); `prefkit predict` "
             "will predict with it unchecked", summary=True)
-
-
-def ensemble_predict(cfg: Config, run_dir: Path, table: PairTable, say=None) -> tuple[np.ndarray, list[dict]]:
-    """Every finished model of a run predicts `table`; probabilities averaged (fold ensembling). One model is
-    in memory at a time: each is released before the next one loads (two 9B models do not fit a T4). Each
-    model first scores its golden rows (`prefkit.rm.golden`): scores that moved since training stop here."""
-    folders = trained_folders(run_dir)
-    if not folders:
-        raise PrefkitError(f"{run_dir}: no finished model folder (fold*/ or model/ with trained.json)")
-    probs, stats = [], []
-    for folder in folders:
-        if say:
-            say(f"predicting with {folder.name}")
-        learner = load_learner(cfg, folder)
-        golden.check(cfg, folder, learner, say)
-        p, s = learner.predict(table)
-        probs.append(p)
-        stats.append({"model": folder.name, **s})
-        learner.release()
-        del learner
-    return np.mean(probs, axis=0), stats
