@@ -120,6 +120,34 @@ def test_no_import_cycles():
     assert not cycles, "import cycles:\n" + "\n".join(cycles)
 
 
+# A recipe is a leaf: what two recipes share lives below recipes/ (torchtune's recipes import no other recipe). Every
+# recipe may import the shared prologue; the two demos orchestrate other recipes, and are named here as such.
+SHARED_RECIPES = {"prefkit.recipes", "prefkit.recipes.common"}
+ORCHESTRATORS = {"prefkit.recipes.demo", "prefkit.recipes.cot_demo"}
+
+
+def recipe_imports(graph: dict[str, set[str]]) -> list[str]:
+    """Each import of one recipe by another, but for the shared prologue and the orchestrating demos'."""
+    return [f"{a} imports {b}" for a, targets in sorted(graph.items())
+            if a.startswith("prefkit.recipes.") and a not in ORCHESTRATORS
+            for b in sorted(targets) if b.startswith("prefkit.recipes") and b not in SHARED_RECIPES]
+
+
+def test_no_recipe_imports_another():
+    found = recipe_imports(imports(modules()))
+    assert not found, ("a recipe imports another (move what they share below recipes/, into the layer that fits):\n"
+                       + "\n".join(found))
+
+
+def test_a_recipe_importing_another_is_noticed():
+    graph = {"prefkit.recipes.predict": {"prefkit.recipes.common", "prefkit.rm.run"},
+             "prefkit.recipes.repredict": {"prefkit.recipes.predict", "prefkit.recipes.common"},
+             "prefkit.recipes.demo": {"prefkit.recipes.cv", "prefkit.recipes.predict"},
+             "prefkit.cli": {"prefkit.recipes.predict"}}
+    assert recipe_imports(graph) == ["prefkit.recipes.repredict imports prefkit.recipes.predict"]
+    assert ORCHESTRATORS <= set(modules()), "the demos named as orchestrators exist"
+
+
 def test_the_checker_sees_an_upward_and_a_cyclic_import(tmp_path, monkeypatch):
     """The checks above are worth something only if they would fail: a planted package shows they do."""
     pkg = tmp_path / "prefkit"
