@@ -12,8 +12,9 @@ are rewritten after every step that adds figures):
 3. same-source pairs from the training samples (`prefkit cot verifier-pairs`, 20% of the training questions
    held out for calibration and for choosing the verifier);
 4. verifiers trained on those pairs with prefkit's own reward-model core, cross-validated by question
-   (`prefkit.recipes.cv`, so every training question gets an out-of-fold score): the feature baseline with the
-   arithmetic check (`features.arithmetic=true`), MiniLM (bt head), SmolLM2-135M with LoRA and a bt score head
+   (`prefkit.recipes.cv`, so every training question gets an out-of-fold score): the feature baseline with its
+   step checks (`features.checks=[arithmetic,dates,swaps]`: each "x op y = z" recomputed, dates held to the
+   calendar, swaps replayed; benchmarks/step_checks.py), MiniLM (bt head), SmolLM2-135M with LoRA and a bt score head
    (the student's own backbone, as Cobbe et al. 2021 initialise the verifier from the generator);
 5. `prefkit cot rerank` with each verifier, and with the blend of those trained so far (a logistic regression on
    their out-of-fold scores, one a dataset), each also with the answers' vote share as a column (`--votes`:
@@ -47,7 +48,7 @@ from harness import HERE, write_results  # noqa: E402
 PAPER_DIVERSE = {"singleeq": 9.21, "addsub": 10.08, "multiarith": 23.89, "svamp": 14.33, "date_understanding": 58.56,
                  "tracking_shuffled_objects": 61.78}
 VERIFIERS = {
-    "features": ("rm/features_baseline", ["features.arithmetic=true"]),
+    "features": ("rm/features_baseline", ["features.checks=[arithmetic,dates,swaps]"]),
     "minilm": ("rm/minilm_cpu", ["model.head=bt", "template.max_length=256", "train.epochs=3"]),
     # 3 folds and 192 tokens (question ~40, rationale 60-130 of SmolLM2's tokens): each fold model scores every
     # test sample, the cost of this verifier on 2 cores

@@ -134,8 +134,13 @@ class FeaturesConfig:
     learning_rate: float = _range(0.05, 0.0, low_open=True)
     max_leaf_nodes: int = _range(15, 2)
     l2_regularization: float = _range(1.0, 0.0)
-    # recompute every "x op y = z" of a response (chain-of-thought verifiers): prefkit.rm.features.ARITHMETIC_FEATURES
+    # recompute every "x op y = z" of a response (chain-of-thought verifiers): prefkit.rm.features.ARITHMETIC_FEATURES;
+    # the same as listing arithmetic in `checks`
     arithmetic: bool = False
+    # step checks of chain-of-thought rationales, computed by code (prefkit.rm.features.CHECKS): arithmetic; dates
+    # (Date Understanding: stated dates and offsets, calendar arithmetic); swaps (Shuffled Objects: stated swaps and
+    # who-has-what claims replayed from the question's start state)
+    checks: list[str] = field(default_factory=list, metadata={"choices": ("arithmetic", "dates", "swaps"), "item": "check"})
 
 
 @dataclass

@@ -10,6 +10,7 @@ need no second pass over the texts.
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 from pathlib import Path
 
 import joblib
@@ -20,6 +21,7 @@ from prefkit.config import FeaturesConfig
 from prefkit.data.table import LABELS, SWAP_INDEX, PairTable
 from prefkit.errors import PrefkitError
 from prefkit.metrics import label_ids, swap_probs
+from prefkit.rm import date_check, swap_check
 
 _WORD = re.compile(r"\w+", re.UNICODE)
 _PATTERNS = {
@@ -106,9 +108,26 @@ def arithmetic_features(text: str, prompt: str) -> list[float]:
             len(prompt_numbers & body_numbers) / len(prompt_numbers) if prompt_numbers else 0.0]
 
 
-def table_features(table: PairTable, arithmetic: bool = False) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+# The step checks a verifier may read (`features.checks`), each computed by code from a response's text and its
+# prompt: name -> (its features, the function of (response text, prompt text) that gives them)
+CHECKS = {"arithmetic": (ARITHMETIC_FEATURES, arithmetic_features),
+          "dates": (date_check.FEATURES, date_check.features),
+          "swaps": (swap_check.FEATURES, swap_check.features)}
+
+
+def enabled_checks(cfg: FeaturesConfig) -> list[str]:
+    """The checks a features config turns on, in CHECKS order (`arithmetic: true` is `checks: [arithmetic]`; a
+    model saved before `checks` existed has none)."""
+    on = set(getattr(cfg, "checks", None) or ()) | ({"arithmetic"} if cfg.arithmetic else set())
+    return [name for name in CHECKS if name in on]
+
+
+def table_features(table: PairTable, checks: Sequence[str] = ()) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """(features of A, features of B, prompt and symmetric pair features), one row per table row.
-    `arithmetic`: each response's ARITHMETIC_FEATURES too."""
+    `checks`: each response's features of these CHECKS too (`enabled_checks`)."""
+    unknown = [c for c in checks if c not in CHECKS]
+    if unknown:
+        raise PrefkitError(f"unknown step check {unknown[0]!r} (known: {', '.join(CHECKS)})")
     f = table.frame
     fa, fb, shared = [], [], []
     rows = zip(f["prompt"], f["response_a"], f["response_b"])
@@ -117,9 +136,9 @@ def table_features(table: PairTable, arithmetic: bool = False) -> tuple[np.ndarr
         pw = _words(ptext)
         fa.append(_response_features(a, pw))
         fb.append(_response_features(b, pw))
-        if arithmetic:
-            fa[-1] += arithmetic_features("\n".join(t for t in a if t), ptext)
-            fb[-1] += arithmetic_features("\n".join(t for t in b if t), ptext)
+        for name in checks:
+            fa[-1] += CHECKS[name][1]("\n".join(t for t in a if t), ptext)
+            fb[-1] += CHECKS[name][1]("\n".join(t for t in b if t), ptext)
         wa, wb = _words("\n".join(t for t in a if t)), _words("\n".join(t for t in b if t))
         shared.append([
             np.log1p(len(ptext)),
@@ -134,8 +153,8 @@ def design(fa: np.ndarray, fb: np.ndarray, shared: np.ndarray) -> np.ndarray:
     return np.hstack([fa, fb, fa - fb, shared])
 
 
-def feature_names(arithmetic: bool = False) -> list[str]:
-    response = RESPONSE_FEATURES + (ARITHMETIC_FEATURES if arithmetic else [])
+def feature_names(checks: Sequence[str] = ()) -> list[str]:
+    response = RESPONSE_FEATURES + [f for name in checks for f in CHECKS[name][0]]
     return ([f"a_{n}" for n in response] + [f"b_{n}" for n in response] + [f"diff_{n}" for n in response]
             + PROMPT_FEATURES + PAIR_FEATURES)
 
@@ -198,7 +217,7 @@ class FeatureModel:
 
         with atomic_path(path) as tmp:
             joblib.dump({"cfg": self.cfg, "seed": self.seed, "classes": self.classes, "estimator": self.estimator,
-                         "features": feature_names(self.cfg.arithmetic)}, tmp)
+                         "features": feature_names(enabled_checks(self.cfg))}, tmp)
 
     @classmethod
     def load(cls, path: str | Path) -> "FeatureModel":
@@ -206,7 +225,7 @@ class FeatureModel:
             state = joblib.load(path)
         except FileNotFoundError:
             raise PrefkitError(f"{path}: no trained model here (run `prefkit train` first)") from None
-        if state.get("features") != feature_names(getattr(state["cfg"], "arithmetic", False)):
+        if state.get("features") != feature_names(enabled_checks(state["cfg"])):
             raise PrefkitError(f"{path}: trained with another feature set; train it again with this prefkit")
         model = cls(state["cfg"], state["seed"], state.get("classes", len(LABELS)))
         model.estimator = state["estimator"]

@@ -804,10 +804,10 @@ FEATURES_NA = ("batch", "dtype", "overflow", "position", "eos", "tokenizer", "he
 def feature_probes(learner: Any, rows: PairTable) -> tuple[list[Probe], np.ndarray]:
     """A features model has no batches, padding, dtype, positions, tokens or head: the swap probe alone applies
     (then labels)."""
-    from prefkit.rm.features import table_features
+    from prefkit.rm.features import enabled_checks, table_features
 
-    arithmetic = learner.cfg.features.arithmetic
-    feats, feats_swapped = table_features(rows, arithmetic), table_features(swap_ab(rows), arithmetic)
+    checks = enabled_checks(learner.cfg.features)
+    feats, feats_swapped = table_features(rows, checks), table_features(swap_ab(rows), checks)
     plain = learner.model.predict_proba(feats, False)
     swapped = learner.model.predict_proba(feats_swapped, False)
     same = np.all([np.all(np.asarray(a).reshape(len(rows), -1) == np.asarray(b).reshape(len(rows), -1), axis=1)
