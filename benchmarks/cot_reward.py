@@ -121,14 +121,14 @@ def against_the_source_prior(work: Path, rm_dir: Path) -> dict:
     prefers, within a dataset, the system with the higher share of right answers among its training pairs."""
     import pandas as pd
 
-    from prefkit.config import load_config
     from prefkit.data import load_pairs
-    from prefkit.rm.learners import ensemble_predict
+    from prefkit.rm.run import Run
 
-    cfg = load_config(rm_dir / "config.yaml")
+    run = Run.open(rm_dir)
+    cfg = run.config
     train = load_pairs(work / "pairs" / "train.csv", cfg.data).frame
     test = load_pairs(work / "pairs" / "test.csv", cfg.data)
-    probs, _ = ensemble_predict(cfg, rm_dir, test)
+    probs, _ = run.predict(test, calibrated=False)
     f = test.frame
 
     def sides(frame: pd.DataFrame) -> pd.DataFrame:
