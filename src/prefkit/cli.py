@@ -231,7 +231,7 @@ COMMANDS = [
              LEDGER, (("--dry-run",), {"action": "store_true"})),
             lambda a, r: _done(r.submit(a.run, a.file, a.kernel, a.version, a.message, a.ledger, a.dry_run))),
     Command(("kaggle", "scores"), KAGGLE, "fill leaderboard scores into the ledger",
-            ((("--competition",), {"default": None}), LEDGER), lambda a, r: _done(r.scores(a.ledger, a.competition))),
+            ((("--competition",), {"default": None}), LEDGER), lambda a, r: _done(r.fetch_scores(a.ledger, a.competition))),
     Command(("ledger",), KAGGLE, "CV against LB for every submission, and a plot",
             (LEDGER, (("--plot",), {"default": None, "help": "PNG to draw (default: beside the ledger)"})),
             lambda a, r: _done(r.show_ledger(a.ledger, a.plot))),

@@ -39,8 +39,12 @@ COMPETITIONS = {
 }
 
 
-def of(cfg) -> Competition:
+def competition_of(cfg) -> Competition:
+    """The competition a config's run is for (`competition`: its labels, metric and files)."""
     return COMPETITIONS[cfg.competition]
+
+
+of = competition_of  # the old name, while recipes/demo.py (being edited beside this change) still imports it
 
 
 def swap_index(k: int) -> list[int]:
@@ -71,7 +75,7 @@ def kaggle_slug(cfg) -> str:
     or write (an LMSYS run's probabilities in WSDM's Kaggle competition)."""
     slug = cfg.kaggle.competition
     if not slug:
-        return of(cfg).slug
+        return competition_of(cfg).slug
     other = [c.name for c in COMPETITIONS.values() if c.slug == slug and c.name != cfg.competition]
     if other:
         raise PrefkitError(f"kaggle.competition={slug} is the {other[0]} competition, but this run is for "
@@ -84,5 +88,5 @@ def kaggle_data_path(cfg, split: str) -> str:
     """Where a kernel reads the competition's train or test file (`kaggle.test_path` overrides the test one)."""
     if split == "test" and cfg.kaggle.test_path:
         return cfg.kaggle.test_path
-    comp = of(cfg)
+    comp = competition_of(cfg)
     return f"/kaggle/input/{kaggle_slug(cfg)}/{comp.test_file if split == 'test' else comp.train_file}"

@@ -128,7 +128,7 @@ def test_each_head_owns_its_vllm_path(monkeypatch):
     calls = []
     monkeypatch.setattr(vllm_backend, "classify", lambda path, seqs, k: calls.append(("classify", path, k))
                         or np.full((len(seqs), k), 1 / k))
-    monkeypatch.setattr(vllm_backend, "judge", lambda path, seqs, ids: calls.append(("judge", path, ids))
+    monkeypatch.setattr(vllm_backend, "judge_logprobs", lambda path, seqs, ids: calls.append(("judge", path, ids))
                         or np.log(np.array([[0.5, 0.25, 0.25]] * len(seqs))))
     comp = COMPETITIONS["lmsys"]
     seqs = [np.array([1, 2]), np.array([3])]

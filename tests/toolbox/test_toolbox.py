@@ -280,10 +280,10 @@ def test_rules_fitted_and_applied_by_hand():
     from prefkit.toolbox import rules
 
     table = _rule_rows()
-    empty = rules.fit(table, LMSYS, "empty")
+    empty = rules.fitted_rule(table, LMSYS, "empty")
     # oriented to (non-empty wins, empty wins, tie): 3, 0, 1, plus one count each -> 4, 1, 2 over 7
     assert empty["rows"] == 4 and np.allclose(empty["probs"], [4 / 7, 1 / 7, 2 / 7], atol=1e-6)
-    same = rules.fit(table, LMSYS, "identical")
+    same = rules.fitted_rule(table, LMSYS, "identical")
     # a, b, tie = 1, 0, 1, plus one each -> 2, 1, 2; A and B exchangeable -> 1.5, 1.5, 2 over 5
     assert same["rows"] == 2 and np.allclose(same["probs"], [0.3, 0.3, 0.4], atol=1e-6)
     probs = np.full((8, 3), 1 / 3)

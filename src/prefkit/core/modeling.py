@@ -236,7 +236,7 @@ def build_model(cfg: Config, vocab: Vocab, task: str = "seq_cls", *, outputs: in
 def _widen_head(model: Any, width: int) -> None:
     """A single-score reward model's head, given `width` outputs: its score stays output 0 and the new outputs
     start at zero (the Bradley-Terry head's tie term: nu = 1, a third of the mass on ties at equal scores)."""
-    name = head_name(model)
+    name = head_attribute(model)
     old = getattr(model, name)
     layer = old.out_proj if hasattr(old, "out_proj") else old  # RoBERTa-style heads end in out_proj
     if not isinstance(layer, torch.nn.Linear) or layer.out_features != 1:
@@ -273,7 +273,9 @@ def _checkpointing(model: Any) -> None:
     model.disable_input_require_grads()
 
 
-def head_name(model: Any) -> str:
+def head_attribute(model: Any) -> str:
+    """The attribute that holds the model's classification head (`score` or `classifier`); not the head kind
+    of `prefkit.rm.heads.head_name`."""
     for name in HEAD_NAMES:
         if isinstance(getattr(model, name, None), torch.nn.Module):
             return name
@@ -297,7 +299,7 @@ def apply_lora(model: Any, cfg: Config, task: str) -> Any:
         r=lc.r, lora_alpha=lc.alpha, lora_dropout=lc.dropout, target_modules=targets,
         layers_to_transform=layers,
         task_type="SEQ_CLS" if task == "seq_cls" else "CAUSAL_LM",
-        modules_to_save=[head_name(model)] if task == "seq_cls" else None,
+        modules_to_save=[head_attribute(model)] if task == "seq_cls" else None,
     )
     try:
         return get_peft_model(model, peft_cfg)

@@ -170,7 +170,7 @@ def logprobs_from(outputs: Sequence[Any], n_rows: int, token_ids: Sequence[int])
     return out
 
 
-def judge(model_path: str, seqs: Sequence[Sequence[int]], token_ids: Sequence[int], **engine_kw):
+def judge_logprobs(model_path: str, seqs: Sequence[Sequence[int]], token_ids: Sequence[int], **engine_kw):
     """The answer tokens' log-probabilities after every rendered row, from a merged causal LM judge. Rows share
     the template's opening (and, with swap TTA, every prompt twice), which prefix caching computes once."""
     vllm = require()

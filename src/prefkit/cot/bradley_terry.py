@@ -13,7 +13,7 @@ import numpy as np
 from prefkit import metrics
 
 
-def fit(wins: np.ndarray, iters: int = 500, tol: float = 1e-10) -> np.ndarray:
+def log_strengths(wins: np.ndarray, iters: int = 500, tol: float = 1e-10) -> np.ndarray:
     """`wins[i, j]`: (soft) wins of i over j. Returns centred log-strengths."""
     k = len(wins)
     n = wins + wins.T
@@ -34,4 +34,4 @@ def fit(wins: np.ndarray, iters: int = 500, tol: float = 1e-10) -> np.ndarray:
 def bootstrap(per_item: np.ndarray, rounds: int = 200, seed: int = 0, level: float = 0.95) -> tuple[np.ndarray, np.ndarray]:
     """`per_item[q, i, j]`: wins of i over j on item q. Items are resampled with replacement; returns the
     lower and upper bounds of the central `level` interval of each log-strength (`metrics.bootstrap`)."""
-    return metrics.bootstrap(lambda items: fit(per_item[items].sum(axis=0)), len(per_item), rounds, seed, level)
+    return metrics.bootstrap(lambda items: log_strengths(per_item[items].sum(axis=0)), len(per_item), rounds, seed, level)

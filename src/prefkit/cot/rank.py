@@ -1,4 +1,4 @@
-"""Which student answers best, by answer accuracy and by a trained reward model (`judge`; `prefkit cot rank`,
+"""Which student answers best, by answer accuracy and by a trained reward model (`rank_systems`; `prefkit cot rank`,
 recipes/cot_rank.py, writes its result).
 
 Every pair of systems (students, the teacher, the reference answers) is put to the reward model on every
@@ -15,7 +15,7 @@ from __future__ import annotations
 import itertools
 import numpy as np
 
-from prefkit.competition import of
+from prefkit.competition import competition_of
 from prefkit.cot import bradley_terry
 from prefkit.cot.datasets import Example
 from prefkit.cot.pairs import REFERENCE, read_answers
@@ -25,7 +25,7 @@ from prefkit.metrics import score
 from prefkit.rm.run import Run
 
 
-def judge(rm: Run, dataset: str, split: str, examples: list[Example], systems: dict[str, str | None],
+def rank_systems(rm: Run, dataset: str, split: str, examples: list[Example], systems: dict[str, str | None],
           rounds: int = 200) -> dict:
     """Every pair of `systems` (name -> predictions or teacher file; None: the reference answers) on each of
     `examples` put to the reward-model run `rm`: the result `prefkit cot rank` writes."""
@@ -56,7 +56,7 @@ def judge(rm: Run, dataset: str, split: str, examples: list[Example], systems: d
         per_item[q, i, j] += p[0] + p[2] / 2
         per_item[q, j, i] += p[1] + p[2] / 2
         pair_sums.setdefault((i, j), []).append(p)
-    strength = bradley_terry.fit(per_item.sum(axis=0))
+    strength = bradley_terry.log_strengths(per_item.sum(axis=0))
     lo, hi = bradley_terry.bootstrap(per_item, rounds=rounds)
     accuracy = {n: float(np.mean([a.correct for a in answers[n].values()])) if answers[n] else 0.0 for n in names}
     labels = table.frame["label"].to_numpy()
@@ -76,7 +76,7 @@ def judge(rm: Run, dataset: str, split: str, examples: list[Example], systems: d
     }
     gold = table.frame["label"].notna().to_numpy()
     if gold.any():
-        s = score(probs[gold][:, : len(of(rm.config).labels)], table.frame["label"][gold])
+        s = score(probs[gold][:, : len(competition_of(rm.config).labels)], table.frame["label"][gold])
         result["gold"] = {"pairs": int(gold.sum()), "rm_accuracy": round(s["accuracy"], 4), "rm_logloss": round(s["logloss"], 4)}
     return result
 

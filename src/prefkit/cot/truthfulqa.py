@@ -54,7 +54,7 @@ def answer_logprobs(model, samples: list[dict[str, list[int]]], pad_id: int, bat
     return out
 
 
-def score(model, cfg: Config, items: list[TruthfulQA], batch_size: int = 16) -> dict:
+def mc_summary(model, cfg: Config, items: list[TruthfulQA], batch_size: int = 16) -> dict:
     from prefkit.core.tokenizer import config_tokenizer, pad_token_id
 
     tok = config_tokenizer(cfg)

@@ -7,7 +7,7 @@ import json
 import sys
 from pathlib import Path
 
-from prefkit.competition import kaggle_slug, of
+from prefkit.competition import competition_of, kaggle_slug
 from prefkit.core import runs
 from prefkit.errors import PrefkitError
 from prefkit.kaggle import api, ledger
@@ -96,10 +96,11 @@ def submit(run: str | Path, file: str | None, kernel: str | None, version: int |
     run_dir = Path(run)
     cfg = runs.open_config(run_dir)
     if file and not kernel:  # a file uploaded from here: it must be this competition's submission
-        rows = check_submission(file, of(cfg))
-        say(f"{file}: a {of(cfg).name} submission of {rows} rows")
+        comp = competition_of(cfg)
+        rows = check_submission(file, comp)
+        say(f"{file}: a {comp.name} submission of {rows} rows")
     row = ledger.new_row(kaggle_slug(cfg), run_dir, message, file, kernel, version)
-    message = f"{message} [{row['id']}]".strip()  # the ledger id lets `scores` find it again
+    message = f"{message} [{row['id']}]".strip()  # the ledger id lets `fetch_scores` find it again
     plan = api.submit_plan(kaggle_slug(cfg), message, file, kernel, version)
     api.run_plan(plan, dry_run, say)
     if dry_run:
@@ -110,7 +111,7 @@ def submit(run: str | Path, file: str | None, kernel: str | None, version: int |
     return row
 
 
-def scores(ledger_path: str, competition: str | None = None) -> int:
+def fetch_scores(ledger_path: str, competition: str | None = None) -> int:
     path = Path(ledger_path)
     frame = ledger.read(path)
     competitions = [competition] if competition else sorted(set(frame["competition"]) - {""})

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from prefkit.competition import keep_labelled, of
+from prefkit.competition import competition_of, keep_labelled
 from prefkit.config import Config, unused_keys
 from prefkit.core.dist import log
 from prefkit.core.runs import is_trained, output_dir
@@ -65,7 +65,7 @@ def load_labelled(path: str | None, cfg: Config, what: str = "data.train") -> Pa
     if unlabelled:
         first = table.frame.loc[table.frame["label"].isna(), "id"].iloc[0]
         raise PrefkitError(f"{path}: {unlabelled} rows have no label (first: id {first!r}); training needs labels")
-    table = keep_labelled(table, of(cfg), cfg.data.ties)
+    table = keep_labelled(table, competition_of(cfg), cfg.data.ties)
     if table.dropped_labels:
         log(f"{path}: dropped {table.dropped_labels} rows labelled tie (competition={cfg.competition} has no ties)")
     if len(table) == 0:

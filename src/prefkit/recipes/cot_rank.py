@@ -12,7 +12,7 @@ import numpy as np
 
 from prefkit.cot.datasets import DEFAULT_ROOT, load
 from prefkit.cot.pairs import held_out
-from prefkit.cot.rank import judge
+from prefkit.cot.rank import rank_systems
 from prefkit.errors import PrefkitError
 from prefkit.io import new_figure, save_figure, write_json, write_text
 from prefkit.rm.run import Run
@@ -33,7 +33,7 @@ def main(rm_run: str | Path, dataset: str, systems: dict[str, str | None], out: 
     examples = examples[:limit]
     if not examples:
         raise PrefkitError(f"{dataset} ({split}): no questions to rank")
-    result = judge(rm, dataset, split, examples, systems, rounds)
+    result = rank_systems(rm, dataset, split, examples, systems, rounds)
     write_json(out / "rank.json", result)
     write_text(out / "rank.md", _markdown(result))
     _plot(result, out / "rank.png")

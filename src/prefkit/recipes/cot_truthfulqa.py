@@ -9,7 +9,7 @@ from pathlib import Path
 
 from prefkit.cot.datasets import load_truthfulqa
 from prefkit.cot.student import open_student
-from prefkit.cot.truthfulqa import score
+from prefkit.cot.truthfulqa import mc_summary
 from prefkit.io import write_json
 
 
@@ -18,7 +18,7 @@ def main(source: str, out: str | None = None, limit: int | None = None, override
     cfg, _, _ = open_student(source, overrides, load_model=False)
     items = load_truthfulqa(Path(cfg.cot.data_root) / "truthfulqa" / "TruthfulQA.csv")[:limit]  # before the model loads
     cfg, model, trained = open_student(source, overrides)
-    result = {"source": str(source), "trained": trained, **score(model, cfg, items, cfg.cot.generate_batch_size)}
+    result = {"source": str(source), "trained": trained, **mc_summary(model, cfg, items, cfg.cot.generate_batch_size)}
     if out:
         write_json(Path(out), result)
     return result

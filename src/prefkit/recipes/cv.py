@@ -10,7 +10,7 @@ from pathlib import Path
 
 import numpy as np
 
-from prefkit.competition import of
+from prefkit.competition import competition_of
 from prefkit.config import USES, Config
 from prefkit.core.dist import is_main
 from prefkit.core.runs import REWARD_MODEL_KINDS, is_trained, mark_trained
@@ -63,7 +63,7 @@ def main(cfg: Config, name: str = "", resume: bool = False) -> dict:
         pseudo = checked_pseudo_rows(cfg.train.pseudo_labels, table)
         log(f"{cfg.train.pseudo_labels}: {len(pseudo)} pseudo-labelled pairs join each fold's training rows")
     run_folds = cfg.cv.folds if cfg.cv.folds is not None else list(range(cfg.cv.n_splits))
-    comp = of(cfg)
+    comp = competition_of(cfg)
     labels = table.frame["label"].to_numpy()
     oof = np.full((len(table), len(comp.labels)), np.nan)
     per_fold, stats = [], {}
@@ -122,7 +122,7 @@ def main(cfg: Config, name: str = "", resume: bool = False) -> dict:
     if probed is not None:
         metrics["probes"] = probed
     if is_main():
-        write_json(out / rules.FILE, rules.fit_all(rows, comp))
+        write_json(out / rules.FILE, rules.fitted_rules(rows, comp))
         Predictions(comp, table.frame["id"][done], oof[done], folds[done], labels[done]).write(out)
         write_json(out / "metrics.json", metrics)
         reliability_plot(label_curves(oof[done], labels[done]), out / "reliability.png", title=f"OOF, {int(done.sum())} rows")

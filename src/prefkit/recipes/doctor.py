@@ -17,7 +17,7 @@ from pathlib import Path
 
 import numpy as np
 
-from prefkit.competition import of
+from prefkit.competition import competition_of
 from prefkit.core import runs
 from prefkit.errors import PrefkitError
 from prefkit.recipes.common import load_labelled
@@ -61,11 +61,11 @@ def run_probes(run_dir: str | Path, rows: int = 16, overrides: list[str] = (),
 
 def _oof(run_dir: Path, cfg):
     """A cv run's out-of-fold logits (id index; fold and label columns), None elsewhere."""
-    return read_logits(run_dir / OOF_FILE, of(cfg)) if (run_dir / OOF_FILE).is_file() else None
+    return read_logits(run_dir / OOF_FILE, competition_of(cfg)) if (run_dir / OOF_FILE).is_file() else None
 
 
 def _validation(oof, cfg) -> tuple[np.ndarray, np.ndarray] | None:
     """The out-of-fold probabilities and labels (the labels probe's validation score); None without them."""
     if oof is None or "label" not in oof.columns:
         return None
-    return probabilities_of(oof, of(cfg)), oof["label"].to_numpy()
+    return probabilities_of(oof, competition_of(cfg)), oof["label"].to_numpy()

@@ -25,7 +25,7 @@ import tempfile
 from pathlib import Path
 
 from prefkit import __version__
-from prefkit.competition import of
+from prefkit.competition import competition_of
 from prefkit.core.dist import log
 from prefkit.errors import PrefkitError
 from prefkit.io import refuse_overwrite, staged_folder, write_json, write_text
@@ -100,11 +100,11 @@ def main(run_dir: str | Path, out: str | Path, fold: int | None = None, average:
         log(f"exporting {run_dir} ({how}) -> {out}")
         model = export.merged_model(cfg, source, head, tok)
         model_type = model.config.model_type
-        export.write_model(model, export.output_names(head, of(cfg)), stage)
+        export.write_model(model, export.output_names(head, competition_of(cfg)), stage)
         del model
         release()
         export.write_tokenizer(renderer, pad, stage)
-        settings = export.render_settings(renderer, head, of(cfg), pad, cfg.predict.swap_tta, temperature,
+        settings = export.render_settings(renderer, head, competition_of(cfg), pad, cfg.predict.swap_tta, temperature,
                                           {"run": run_dir.name, "models": [f.name for f in folders], "how": how,
                                            "prefkit": __version__})
         write_json(stage / export.RENDER_FILE, settings)

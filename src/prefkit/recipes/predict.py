@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from prefkit.competition import of
+from prefkit.competition import competition_of
 from prefkit.core.dist import is_main
 from prefkit.core.runs import output_dir
 from prefkit.data import load_pairs
@@ -56,7 +56,7 @@ def main(run_dir: str | Path, test: str | Path, out_file: str | Path, overrides:
         log("rules: " + ", ".join(f"{k} on {v} rows" for k, v in stats["rules"].items()))
     if not is_main():
         return None
-    comp = of(cfg)
+    comp = competition_of(cfg)
     (out / RECORD_FILE).unlink(missing_ok=True)  # an earlier predict's record must not name these predictions
     sub = write_submission(table.frame["id"], table.frame["id"], p, out_file, cfg.predict.clip, comp)
     Predictions(comp, table.frame["id"], p).write(out)  # unclipped, in every competition (WSDM submits labels)

@@ -7,7 +7,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from prefkit.competition import of
+from prefkit.competition import competition_of
 from prefkit.data import load_pairs
 from prefkit.errors import PrefkitError
 from prefkit.io import check_writable, refuse_overwrite, same_path, write_json
@@ -35,7 +35,7 @@ def main(run: str, data: str, out: str, min_margin: float = 0.0, overrides: list
     if labelled:
         log(f"{data}: {labelled} rows carry labels; pseudo-labelling ignores them")
     probs, _ = source.predict(table, log)
-    info = write_pseudo_labels(out, table, probs, of(cfg), min_margin)
+    info = write_pseudo_labels(out, table, probs, competition_of(cfg), min_margin)
     info.update({"source": str(run), "data": str(data), "out": str(out)})
     write_json(summary, info)
     log(f"pseudo-labelled {info['kept']} of {info['rows']} pairs; dropped {info['dropped']} with a margin <= {min_margin} "

@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from prefkit.competition import of
+from prefkit.competition import competition_of
 from prefkit.core.runs import output_dir
 from prefkit.data.table import PairTable
 from prefkit.errors import PrefkitError
@@ -46,7 +46,7 @@ def main(run_dir: str | Path, overrides: list[str] = ()) -> dict:
         cfg.output_dir = None  # never write into the cv run's folder
     if cfg.predict.cascade.run:
         cascade.check(cfg, Run.open(cfg.predict.cascade.run).config)
-    comp = of(cfg)
+    comp = competition_of(cfg)
     saved = read_logits(run_dir, comp)  # its oof_logits.csv (or the oof.csv of an older run)
     if "fold" not in saved.columns:
         raise PrefkitError(f"{run_dir}: its predictions have no folds (give a folder written by `prefkit cv`)")

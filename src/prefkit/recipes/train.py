@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from prefkit.competition import of
+from prefkit.competition import competition_of
 from prefkit.config import USES, Config
 from prefkit.core.dist import is_main
 from prefkit.core.runs import REWARD_MODEL_KINDS, mark_trained
@@ -26,7 +26,7 @@ def main(cfg: Config, name: str = "", resume: bool = False) -> Path:
         return out
     table = load_labelled(cfg.data.train, cfg)
     if is_main():
-        write_json(out / rules.FILE, rules.fit_all(table, of(cfg)))
+        write_json(out / rules.FILE, rules.fitted_rules(table, competition_of(cfg)))
     labelled = table
     table = with_pseudo_rows(table, cfg.train.pseudo_labels)
     learner = make_learner(cfg)

@@ -15,7 +15,7 @@ the competition and the head; none of them knows how many classes there are.
                a single-score reward model's folder (its one output becomes s; t starts at zero).
     lm_tokens  a causal LM prompted as a judge (`template.question`); the answer tokens' next-token logits
                (`template.answers`: " A", " B"[, " tie"]) are the class logits. The form WSDM Cup's 3rd, 4th
-               and 7th places used, because vLLM serves it with prefix caching (`vllm_backend.judge`).
+               and 7th places used, because vLLM serves it with prefix caching (`vllm_backend.judge_logprobs`).
 """
 
 from __future__ import annotations
@@ -25,7 +25,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from prefkit.competition import Competition, of
+from prefkit.competition import Competition, competition_of
 from prefkit.errors import PrefkitError
 from prefkit.metrics import probabilities
 
@@ -130,7 +130,7 @@ class LmTokens(Head):
         """One generated token's log-probabilities over the answer tokens (prefix caching on)."""
         from prefkit.core import vllm_backend
 
-        return self.probs(vllm_backend.judge(model_path, seqs, self.token_ids))
+        return self.probs(vllm_backend.judge_logprobs(model_path, seqs, self.token_ids))
 
 
 def answer_token_ids(tokenizer: Any, answers: list[str], k: int) -> list[int]:
@@ -151,7 +151,7 @@ def answer_token_ids(tokenizer: Any, answers: list[str], k: int) -> list[int]:
 
 def head_name(cfg: Any) -> str:
     """`model.head`, with auto resolved (cls3 for LMSYS, cls2 for WSDM) and checked against the competition."""
-    comp = of(cfg)
+    comp = competition_of(cfg)
     name = cfg.model.head
     if name == "auto":
         return f"cls{len(comp.labels)}"
@@ -165,4 +165,4 @@ def make_head(cfg: Any, tokenizer: Any = None) -> Head:
     """The configured head; lm_tokens needs the tokenizer to find its answer tokens."""
     name = head_name(cfg)
     cls = {"bt": BradleyTerry, "lm_tokens": LmTokens}.get(name, Classifier)
-    return cls(of(cfg), tokenizer, cfg.template)
+    return cls(competition_of(cfg), tokenizer, cfg.template)

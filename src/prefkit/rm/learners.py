@@ -16,7 +16,7 @@ from typing import Protocol
 
 import numpy as np
 
-from prefkit.competition import of
+from prefkit.competition import competition_of
 from prefkit.config import Config
 from prefkit.core.dist import is_main, log
 from prefkit.core.runs import REWARD_MODEL_KINDS
@@ -52,7 +52,7 @@ class FeatureLearner:
 
     def fit(self, train: PairTable, valid: PairTable | None, out: Path, resume: bool = False) -> list[dict]:
         check_classes(train, self.cfg.train.swap_augment)
-        self.model = FeatureModel(self.cfg.features, self.cfg.train.seed, len(of(self.cfg).labels)).fit(
+        self.model = FeatureModel(self.cfg.features, self.cfg.train.seed, len(competition_of(self.cfg).labels)).fit(
             table_features(train, enabled_checks(self.cfg.features)), train.frame["label"].to_numpy(), self.cfg.train.swap_augment
         )
         if is_main():

@@ -13,7 +13,7 @@ from typing import Any
 
 import numpy as np
 
-from prefkit.competition import of
+from prefkit.competition import competition_of
 from prefkit.config import Config
 from prefkit.core.dist import log
 from prefkit.core.modeling import build_model, compute_dtype, load_trained, release
@@ -38,7 +38,7 @@ class RewardModelLearner:
 
     def __init__(self, cfg: Config):
         self.cfg = cfg
-        self.comp = of(cfg)
+        self.comp = competition_of(cfg)
         self.vocab = Vocab.from_config(cfg)
         self.tokenizer = self.vocab.tokenizer
         self.head = make_head(cfg, self.tokenizer)

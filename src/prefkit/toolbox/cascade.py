@@ -8,7 +8,7 @@ from typing import Callable
 
 import numpy as np
 
-from prefkit.competition import of
+from prefkit.competition import competition_of
 from prefkit.config import CascadeConfig, Config
 from prefkit.data.table import PairTable
 from prefkit.errors import PrefkitError
@@ -19,9 +19,10 @@ def check(cfg: Config, second: Config) -> None:
     """The second run (its config `second`) must be of the same competition as the run predicting (`cfg`): its
     probabilities replace part of ours, column for column. Checked before anything is predicted."""
     if second.competition != cfg.competition:
+        theirs, ours = competition_of(second).labels, competition_of(cfg).labels
         raise PrefkitError(f"predict.cascade.run={cfg.predict.cascade.run} is a competition={second.competition} run "
-                           f"({', '.join(of(second).labels)}); this run predicts competition={cfg.competition} "
-                           f"({', '.join(of(cfg).labels)}): give a {cfg.competition} run")
+                           f"({', '.join(theirs)}); this run predicts competition={cfg.competition} "
+                           f"({', '.join(ours)}): give a {cfg.competition} run")
 
 
 def apply(cc: CascadeConfig, table: PairTable, p: np.ndarray,

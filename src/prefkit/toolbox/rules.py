@@ -61,7 +61,8 @@ def check(names: list[str]) -> None:
         raise PrefkitError(f"predict.rules: unknown rule {bad[0]!r} (rules: {', '.join(RULES)})")
 
 
-def fit(table: PairTable, comp: Competition, rule: str) -> dict:
+def fitted_rule(table: PairTable, comp: Competition, rule: str) -> dict:
+    """A rule fitted on `table`'s labels: the rows it matches and its oriented outcome distribution."""
     mask, side = matches(table, rule)
     k = len(comp.labels)
     y = np.eye(k)[label_ids(table.frame["label"][mask])] if mask.any() else np.zeros((0, k))
@@ -94,7 +95,7 @@ def out_of_fold(table: PairTable, probs: np.ndarray, folds: np.ndarray, comp: Co
     for k in np.unique(folds):
         va = folds == k
         rest, here = table.subset(~va), table.subset(va)
-        probs[va], n = apply(here, probs[va], {r: fit(rest, comp, r) for r in names}, names)
+        probs[va], n = apply(here, probs[va], {r: fitted_rule(rest, comp, r) for r in names}, names)
         for r in names:
             counts[r] += n[r]
     return probs, counts
@@ -162,8 +163,8 @@ def length_line(view: dict) -> str:
             f"{acc(view['longer_won'])} ({view['longer_won']['rows']} rows)")
 
 
-def fit_all(table: PairTable, comp: Competition) -> dict:
-    return {rule: fit(table, comp, rule) for rule in RULES}
+def fitted_rules(table: PairTable, comp: Competition) -> dict:
+    return {rule: fitted_rule(table, comp, rule) for rule in RULES}
 
 
 def load(run_dir: Path) -> dict:
