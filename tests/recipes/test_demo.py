@@ -6,6 +6,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
+from prefkit.config import load_config
 from prefkit.metrics import uniform_logloss
 
 pytestmark = pytest.mark.slow  # end to end: `make test` runs it, `make test-fast` does not
@@ -14,11 +15,13 @@ CONFIGS = Path(__file__).resolve().parents[2] / "configs" / "rm"
 
 
 def test_demo_with_the_baseline_alone(run_cli, tmp_path):
-    """A --config of the feature baseline runs that model alone (no blend), in seconds."""
-    r = run_cli("demo", "--config", CONFIGS / "features_baseline.yaml", f"output_dir={tmp_path}")
+    """A --config of the feature baseline runs that model alone (no blend), in seconds; --full reaches the demo
+    (a features model trains alike at either size)."""
+    r = run_cli("demo", "--config", CONFIGS / "features_baseline.yaml", "--full", f"output_dir={tmp_path}")
     assert r.code == 0, r.err
     m = json.loads((tmp_path / "metrics.json").read_text())
     assert list(m["models"]) == ["features"] and m["best"] == "features"
+    assert m["size"] == "full" and "train.epochs=1" not in m["size_overrides"]
     assert m["logloss"] < uniform_logloss(3) - 0.3
     sub = pd.read_csv(tmp_path / "submission.csv")
     assert len(sub) == 300 and sub["id"].is_unique
@@ -32,6 +35,8 @@ def test_demo_tells_the_whole_story_quietly(run_cli, tmp_path):
     assert r.code == 0, r.err
     m = json.loads((tmp_path / "metrics.json").read_text())
     assert list(m["models"]) == ["features", "tiny", "blend"]
+    trained = load_config(tmp_path / "cv_tiny" / "config.yaml")
+    assert m["size"] == "quick" and (trained.template.max_length, trained.train.epochs) == (128, 1), "a pair head: 128"
     folds = [pd.read_csv(tmp_path / f"cv_{n}" / "oof.csv")[["id", "fold"]].sort_values("id") for n in ("features", "tiny")]
     assert folds[0]["fold"].tolist() == folds[1]["fold"].tolist(), "the same folds for every model"
     best = min(m["models"], key=lambda n: m["models"][n]["logloss"])
@@ -39,6 +44,7 @@ def test_demo_tells_the_whole_story_quietly(run_cli, tmp_path):
     src = tmp_path / ("submission_blend.csv" if best == "blend" else f"submission_{best}.csv")
     assert (tmp_path / "submission.csv").read_text() == src.read_text()
     report = (tmp_path / "report.md").read_text()
+    assert "quick size" in report and "prefkit demo --full" in report
     for name, s in m["models"].items():
         assert f"| {s['logloss']:.4f} | {s['accuracy']:.4f} | {s['ece']:.4f} |" in report, name
         assert (tmp_path / f"reliability_{name}.png").is_file()
