@@ -33,7 +33,7 @@ from pathlib import Path
 
 import numpy as np
 
-from prefkit.competition import of
+from prefkit.competition import competition_of
 from prefkit.config import Config, load_config
 from prefkit.console import quiet
 from prefkit.core.dist import is_main, wait
@@ -200,7 +200,7 @@ def main(overrides: list[str], config: str | None = None, rows: int = 1200, verb
 
 def _run(cfg: Config, config_path: Path, overrides: list[str], out: Path, rows: int, t0: float,
          default_head: bool, size: str, sized: list[str]) -> dict:
-    comp = of(cfg)
+    comp = competition_of(cfg)
     data_dir = out / "data"
     train_set = _sample(rows, cfg.data.seed, cfg.competition)
     test_set = _sample(max(rows // 4, 10), cfg.data.seed + 1, cfg.competition)
