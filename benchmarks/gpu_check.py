@@ -30,6 +30,7 @@ import json
 import sys
 import tempfile
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -118,7 +119,7 @@ def train_phase(preset: str, sizes: dict, cap: bool, sft: bool) -> dict:
     with tempfile.TemporaryDirectory() as tmp:
         harness.sync()
         t0 = time.perf_counter()
-        history = fit(model, data, cfg, Path(tmp), None, False, make_accelerator(cfg))
+        history = fit(model, data, cfg, Path(tmp), None, False, make_accelerator())
         harness.sync()
         seconds = time.perf_counter() - t0
     losses = [h["loss"] for h in history if "loss" in h]
@@ -135,7 +136,7 @@ def train_phase(preset: str, sizes: dict, cap: bool, sft: bool) -> dict:
 def infer_phase(preset: str, sizes: dict, cap: bool) -> dict:
     from prefkit.core.modeling import compute_dtype
     from prefkit.rm.heads import make_head
-    from prefkit.rm.predictor import predict_logits
+    from prefkit.rm.predictor import PredictSettings, predict_logits
 
     cfg = _config(preset, [f"predict.batch_tokens={sizes['batch_tokens']}"])
     model, weights = _build(cfg, "seq_cls", cap, trainable=False)
@@ -144,12 +145,13 @@ def infer_phase(preset: str, sizes: dict, cap: bool) -> dict:
     swapped = _ids(rows, length, _vocab(cfg), seed=1)  # the swapped order: a second pass over as many tokens
     dtype = compute_dtype(cfg.model.dtype)
     head = make_head(cfg)
-    predict_logits(model, head, seqs[:1], 0, sizes["batch_tokens"], True, "warm-up", dtype)
+    settings = PredictSettings(0, sizes["batch_tokens"], dtype=dtype)
+    predict_logits(model, head, seqs[:1], replace(settings, desc="warm-up"))
     harness.reset_peak()
     harness.sync()
     t0 = time.perf_counter()
-    logits, stats = predict_logits(model, head, seqs, 0, sizes["batch_tokens"], True, "predict", dtype)
-    logits_s, _ = predict_logits(model, head, swapped, 0, sizes["batch_tokens"], True, "predict (swapped)", dtype)
+    logits, stats = predict_logits(model, head, seqs, settings)
+    logits_s, _ = predict_logits(model, head, swapped, settings.swapped())
     harness.sync()
     seconds = time.perf_counter() - t0
     tokens = 2 * rows * length

@@ -59,11 +59,12 @@ def main() -> None:
             row[f"{name}_padding_ratio"] = round(padding_ratio(batches, lengths), 4)
         if args.measure:
             from prefkit.core.modeling import build_model
-            from prefkit.rm.predictor import predict_logits
+            from prefkit.rm.predictor import PredictSettings, predict_logits
 
             model = build_model(cfg, learner.vocab, "seq_cls", trainable=False, outputs=learner.head.outputs)
             for name, sort in (("plain", False), ("sorted", True)):
-                _, stats = predict_logits(model, learner.head, ids, learner.pad_id, cfg.predict.batch_tokens, sort, name)
+                settings = PredictSettings(learner.pad_id, cfg.predict.batch_tokens, sort, desc=name)
+                _, stats = predict_logits(model, learner.head, ids, settings)
                 row[f"{name}_rows_per_s"] = stats["rows_per_s"]
             row["speedup_sorted_vs_plain"] = round(row["sorted_rows_per_s"] / row["plain_rows_per_s"], 3)
         rows.append(row)

@@ -67,7 +67,7 @@ def sorted_fixed(model, ids: list[np.ndarray], pad_id: int, batch: int, device) 
 def variant(args) -> dict:
     from prefkit.core.modeling import build_model
     from prefkit.rm.learners import make_learner
-    from prefkit.rm.predictor import predict_logits
+    from prefkit.rm.predictor import PredictSettings, predict_logits
 
     extra = [f"template.max_length={args.max_length}"] if args.max_length else []
     if args.quant != "config":
@@ -92,7 +92,7 @@ def variant(args) -> dict:
             if args.variant == "sorted":
                 real, padded = sorted_fixed(model, ids, learner.pad_id, batch, device)
             else:
-                predict_logits(model, learner.head, ids, learner.pad_id, batch_tokens, True, "budget")
+                predict_logits(model, learner.head, ids, PredictSettings(learner.pad_id, batch_tokens, desc="budget"))
                 from prefkit.core.batching import predict_batches
 
                 lengths = np.array([len(x) for x in ids])

@@ -93,7 +93,7 @@ def prefkit_loop(cfg, learner, table, out: Path) -> dict:
     ids = learner.renderer.render(table).input_ids
     data = PairTrainData(learner.head, ids, None, hard_targets(table.frame["label"], 3), "none", tc.batch_size, tc.seed, learner.pad_id)
     lengths = data.len
-    acc = make_accelerator(cfg)
+    acc = make_accelerator()
     batches = data.batches(0, acc.num_processes)
     t1 = time.perf_counter()
     history = fit(model, data, cfg, out, None, False, acc)

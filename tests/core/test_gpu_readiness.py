@@ -27,7 +27,7 @@ from prefkit.core.train import (
 from prefkit.errors import PrefkitError
 from prefkit.rm.heads import Classifier
 from prefkit.rm.pair_data import PairTrainData
-from prefkit.rm.predictor import NonFiniteLogits, predict_logits
+from prefkit.rm.predictor import NonFiniteLogits, PredictSettings, predict_logits
 from prefkit.rm.reward_model import RewardModelLearner
 from tests.conftest import FAST, TINY, learnable
 
@@ -72,7 +72,7 @@ def test_fp16_on_cpu_runs_autocast_and_a_grad_scaler(tmp_path):
 
 def test_grad_scaler_state_survives_a_checkpoint(tmp_path):
     cfg = load_config(TINY, FAST + ["quantization.mode=none", "model.dtype=float16"])
-    acc = make_accelerator(cfg)
+    acc = make_accelerator()
     model = torch.nn.Linear(4, 3)
     opt = torch.optim.AdamW(model.parameters())
     sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: 1.0)
@@ -141,7 +141,7 @@ def test_no_kv_cache_in_classifier_forwards():
     model.register_forward_hook(lambda module, args, out: outputs.append(out))
     seqs = [np.arange(3, 3 + n) for n in (5, 9, 12)]
     model.eval()
-    predict_logits(model, CLS3, seqs, pad_id=0, batch_tokens=64, sort=True)
+    predict_logits(model, CLS3, seqs, PredictSettings(pad_id=0, batch_tokens=64))
     model.train()
     data = PairTrainData(CLS3, seqs, None, np.eye(3, dtype=np.float32), "none", 3, 0, 0)
     data.loss(model, data.collate(np.arange(3), 0))
@@ -227,7 +227,7 @@ def test_non_finite_loss_stops_training_and_names_the_rows(tmp_path):
 def test_non_finite_logits_stop_prediction_and_name_the_rows():
     seqs = [np.array([5, 6]), np.array([5, 99]), np.array([7, 8, 9])]
     with pytest.raises(NonFiniteLogits, match=r"1 of 3 rows have non-finite logits \(ids 'b'\)"):
-        predict_logits(NaNOn99().eval(), CLS3, seqs, 0, 64, True, names=["a", "b", "c"])
+        predict_logits(NaNOn99().eval(), CLS3, seqs, PredictSettings(0, 64), names=["a", "b", "c"])
 
 
 # 7. ---------------------------------------------------------------- evaluation during training, time
@@ -239,9 +239,9 @@ def test_evaluation_during_training_is_a_capped_sample_without_tta(tmp_path, mon
     descs = []
     original = predictor.predict_logits
 
-    def spy(model, head, seqs, *args, **kwargs):
-        descs.append((args[3] if len(args) > 3 else kwargs.get("desc"), len(seqs)))
-        return original(model, head, seqs, *args, **kwargs)
+    def spy(model, head, seqs, settings, *args, **kwargs):
+        descs.append((settings.desc, len(seqs)))
+        return original(model, head, seqs, settings, *args, **kwargs)
 
     monkeypatch.setattr(predictor, "predict_logits", spy)
     cfg = load_config(TINY, FAST + ["quantization.mode=none", "train.epochs=1", "train.eval_every=2",
@@ -406,8 +406,8 @@ def test_identical_sequences_are_computed_once_and_each_gets_its_output():
     seqs = [x for k in range(4) for x in (np.array([10 + k, 11, 12, 13][: 2 + k]), anchor.copy())]
     seqs += [np.array([10, 11])]  # a duplicate of the first sample too
     model = Counting().eval()
-    got, stats = predict_logits(model, CLS3, seqs, pad_id=0, batch_tokens=64, sort=True)
+    got, stats = predict_logits(model, CLS3, seqs, PredictSettings(pad_id=0, batch_tokens=64))
     assert model.rows == 5 and stats["unique_sequences"] == 5 and stats["rows"] == 9
-    each = np.concatenate([predict_logits(model, CLS3, [x], 0, 64, True)[0] for x in seqs])
+    each = np.concatenate([predict_logits(model, CLS3, [x], PredictSettings(0, 64))[0] for x in seqs])
     assert np.allclose(got, each, atol=1e-6)
     assert np.allclose(got[1], got[3]) and np.allclose(got[0], got[8]) and not np.allclose(got[0], got[2])

@@ -44,11 +44,12 @@ def long_rows():
 def _logits(dtype: str, rows) -> np.ndarray:
     from prefkit.config import load_config
     from prefkit.core.modeling import build_model
-    from prefkit.rm.predictor import predict_logits
+    from prefkit.rm.predictor import PredictSettings, predict_logits
 
     seqs, names, vocab = rows
     model = build_model(load_config(CONFIG, [f"model.dtype={dtype}"]), vocab, "seq_cls", trainable=False, outputs=3)
-    logits, _ = predict_logits(model, CLS3, seqs, vocab.pad_id, 4096, True, dtype, getattr(torch, dtype), names)
+    settings = PredictSettings(vocab.pad_id, 4096, dtype=getattr(torch, dtype), desc=dtype)
+    logits, _ = predict_logits(model, CLS3, seqs, settings, names)
     return logits
 
 

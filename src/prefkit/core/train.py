@@ -60,7 +60,7 @@ class TrainData(Protocol):
         """The rows of a micro-batch, for error messages (ids where known)."""
 
 
-def make_accelerator(cfg: Config):
+def make_accelerator():
     """Processes and DDP from accelerate; mixed precision is prefkit's (`precision`, `grad_scaler`), because
     accelerate turns it off on CPU and CI must run the GPU path."""
     from accelerate import Accelerator
@@ -206,7 +206,7 @@ def fit(model: Any, data: TrainData, cfg: Config, out: Path, evaluate: Callable[
     tc = cfg.train
     if tc.epochs <= 0 or tc.batch_size < 1 or tc.grad_accum < 1:
         raise PrefkitError("train.epochs, train.batch_size and train.grad_accum must be positive")
-    acc = acc or make_accelerator(cfg)
+    acc = acc or make_accelerator()
     out.mkdir(parents=True, exist_ok=True)
     world, rank = acc.num_processes, acc.process_index
 

@@ -53,7 +53,7 @@ def main(cfg: Config, name: str = "", resume: bool = False) -> Path:
         raw = [raw[i] for i in keep]
         counts["trained_on"] = len(raw)
     samples = [completion_only(tok, s["prompt"], s["completion"], cfg.template.max_length, bos, eos) for s in raw]
-    acc = make_accelerator(cfg)
+    acc = make_accelerator()
     model = build_model(cfg, vocab, "causal_lm")
     data = CompletionData(samples, cfg.train.batch_size, cfg.train.seed, vocab.pad_id)
     history = fit(model, data, cfg, folder, None, resume, acc)
