@@ -37,6 +37,14 @@ def ready(config, overrides: list[str]) -> RewardModelLearner:
     return learner
 
 
+def probe(learner, table, scored=None) -> list[probes.Probe]:
+    """The probes on what they read of a learner, as `probe_folder` gives them a loaded one: its model, head,
+    renderer and padding id (a `probes.Subject`), or a features learner's model."""
+    subject = (learner.model if learner.kind == "features"
+               else probes.Subject(learner.model, learner.head, learner.renderer, learner.pad_id))
+    return probes.probe(learner.cfg, subject, table, scored)
+
+
 def rows(n: int = 12):
     table = learnable(n, seed=3)
     table.frame.loc[0, "response_a"] = ["a much longer answer than the others, " * 2]  # lengths that differ
@@ -54,7 +62,7 @@ def test_a_sound_tiny_model_passes_every_probe(overrides):
     # answers these rows repeat on every row, and may well disagree with the labels (its own tests are below).
     table = rows()
     scored = (np.random.default_rng(0).dirichlet([2, 2, 2], size=len(table)), table.frame["label"].to_numpy())
-    found = probes.probe(ready(TINY, overrides), table, scored)
+    found = probe(ready(TINY, overrides), table, scored)
     assert not [p.line() for p in found if p.failed]
     got = by_name(found)
     assert {"swap", "dtype", "position", "attention", "labels"} <= got.keys()
@@ -71,7 +79,7 @@ def test_a_sound_tiny_model_passes_every_probe(overrides):
 
 
 def test_minilm_passes_and_reads_its_first_token():
-    got = by_name(probes.probe(ready(MINILM, ["template.max_length=64"]), rows()))
+    got = by_name(probe(ready(MINILM, ["template.max_length=64"]), rows()))
     assert not [p.line() for p in got.values() if p.failed]
     assert got["position"].values["pooling"] == "first" and got["attention"].status == "info"
 
@@ -80,7 +88,7 @@ def test_a_pooler_padded_on_the_left_is_caught():
     """MiniLM pools its first token: padded on the left, a short row's first token is padding."""
     learner = ready(MINILM, ["template.max_length=64"])
     learner.head.left_pad = True
-    got = by_name(probes.probe(learner, rows()))
+    got = by_name(probe(learner, rows()))
     assert got["batch (left padding)"].failed and got["position"].failed
     assert got["position"].rows == learner_rows(), "every row is shorter than the longer one added to its batch"
     assert got["batch (left padding)"].values["max_abs_diff"] > probes.BATCH_TOLERANCE[torch.float32]
@@ -93,7 +101,7 @@ def learner_rows() -> list[str]:
 def test_a_judge_padded_on_the_right_reads_padding():
     learner = ready(TINY, PLAIN + JUDGE)
     learner.head.left_pad = False  # the judge reads the final position, padding for every shorter row
-    got = by_name(probes.probe(learner, rows()))
+    got = by_name(probe(learner, rows()))
     assert got["batch (right padding)"].failed and got["position"].failed
     assert "its last real token is at" in got["position"].figure
     assert len(got["position"].rows) == len(rows()), "every row is shorter than the added longer one"
@@ -103,7 +111,7 @@ def test_a_head_reading_the_wrong_position_is_caught():
     """The model takes another id for padding than the batches use: its classifier picks a padding position."""
     learner = ready(TINY, PLAIN)
     learner.model.config.pad_token_id = 5
-    got = by_name(probes.probe(learner, rows()))
+    got = by_name(probe(learner, rows()))
     assert got["position"].failed and "the model takes 5 for padding" in got["position"].figure
     assert got["batch (right padding)"].failed and got["batch (right padding)"].rows
 
@@ -117,7 +125,7 @@ def test_a_checkpoint_that_names_another_padding_id_reads_the_right_position():
     learner.model = build_model(cfg, learner.vocab, learner.head.task, trainable=False,
                                 outputs=learner.head.outputs)
     assert learner.model.config.pad_token_id == learner.pad_id
-    got = by_name(probes.probe(learner, rows()))
+    got = by_name(probe(learner, rows()))
     assert not got["position"].failed and not got["batch (right padding)"].failed
     assert got["position"].values["model_pad_token_id"] == learner.pad_id
 
@@ -127,7 +135,7 @@ def test_a_model_that_depends_on_its_batch_is_caught(monkeypatch):
     plain = learner.head.forward
     towards_a = torch.tensor([0.1, 0.0, 0.0])  # more so the more rows share the batch
     monkeypatch.setattr(learner.head, "forward", lambda model, batch: plain(model, batch) + towards_a * len(batch["input_ids"]))
-    got = by_name(probes.probe(learner, rows()))
+    got = by_name(probe(learner, rows()))
     assert got["batch (right padding)"].failed and len(got["batch (right padding)"].rows) == len(rows())
     assert not got["position"].failed, "it still reads the right position"
 
@@ -154,7 +162,7 @@ def test_pad_equal_to_eos_is_caught(tmp_path):
     learner = RewardModelLearner(cfg)
     assert learner.pad_id == 1
     learner.model = build_model(cfg, learner.vocab, "seq_cls", trainable=False, outputs=3)
-    got = by_name(probes.probe(learner, rows()))
+    got = by_name(probe(learner, rows()))
     position = got["position"]
     assert position.failed and "pad = EOS" in position.figure and position.values["misread_sequences"] == len(rows())
     assert position.rows == learner_rows() and "'r1'" in position.line()
@@ -170,7 +178,7 @@ def test_an_fp16_path_that_differs_is_caught(monkeypatch):
 
     monkeypatch.setattr(learner.head, "forward", drifting)
     stored = {name: p.dtype for name, p in learner.model.named_parameters()}
-    got = by_name(probes.probe(learner, rows()))
+    got = by_name(probe(learner, rows()))
     assert got["dtype"].failed and got["dtype"].values["max_abs_diff"] > probes.DTYPE_TOLERANCE[torch.float16]
     assert len(got["dtype"].rows) == len(rows()) and not got["batch (right padding)"].failed
     assert torch.float16 in stored.values(), "frozen weights stored in fp16"
@@ -185,7 +193,7 @@ def test_a_position_bias_is_shown_and_fails_only_without_swap_tta(monkeypatch, t
     learner = ready(TINY, PLAIN + [f"predict.swap_tta={str(tta).lower()}"])
     plain = learner.head.forward
     monkeypatch.setattr(learner.head, "forward", lambda model, batch: plain(model, batch) + torch.tensor([3.0, 0.0, 0.0]))
-    swap = by_name(probes.probe(learner, rows()))["swap"]
+    swap = by_name(probe(learner, rows()))["swap"]
     assert swap.values["position_bias"] > 0.8 and "position bias +0.8" in swap.figure
     assert swap.values["rows_mirrored"] == 0, "the model still reads the answers, a little"
     if tta:
@@ -200,7 +208,7 @@ def test_a_swap_that_does_nothing_is_caught_on_an_untrained_model(monkeypatch):
     learner = ready(TINY, PLAIN)
     plain = learner.head.sequences
     monkeypatch.setattr(learner.head, "sequences", lambda renderer, table, swap=False: plain(renderer, table))
-    swap = by_name(probes.probe(learner, rows()))["swap"]
+    swap = by_name(probe(learner, rows()))["swap"]
     assert swap.failed and "the swap does nothing" in swap.figure
     assert swap.values["mean_abs_diff"] < probes.SWAP_TOLERANCE, "the figure the old verdict read"
     f = rows().frame  # rows with two equal answers swap to themselves: not named
@@ -213,7 +221,7 @@ def test_a_model_that_reads_nothing_the_swap_changes_is_caught(monkeypatch):
     learner = ready(TINY, PLAIN)
     monkeypatch.setattr(learner.head, "forward",
                         lambda model, batch: torch.tensor([[0.3, 0.1, 0.0]]).repeat(len(batch["input_ids"]), 1))
-    got = by_name(probes.probe(learner, rows()))
+    got = by_name(probe(learner, rows()))
     assert got["swap"].failed and "score exactly as the plain rows mirrored" in got["swap"].figure
     assert got["head"].failed and "does not read the input" in got["head"].figure
 
@@ -223,7 +231,7 @@ def test_a_symmetric_head_must_be_exact(monkeypatch):
     learner = ready(TINY, PLAIN + ["model.head=bt"])
     plain = learner.head.row_logits
     monkeypatch.setattr(learner.head, "row_logits", lambda out: plain(out) + torch.tensor([0.05, 0.0, 0.0], dtype=out.dtype))
-    swap = by_name(probes.probe(learner, rows()))["swap"]
+    swap = by_name(probe(learner, rows()))["swap"]
     assert swap.failed and "symmetric" in swap.tolerance and swap.values["mean_abs_diff"] < probes.SWAP_TOLERANCE
 
 
@@ -253,12 +261,12 @@ def test_features_model_gets_swap_and_labels_only(tmp_path):
     learner = FeatureLearner(cfg)
     table = learnable(60)
     learner.fit(table, None, tmp_path)
-    got = by_name(probes.probe(learner, rows(20)))
+    got = by_name(probe(learner, rows(20)))
     assert got["swap"].status == "ok" and got["labels"].status == "ok"
     assert all(got[n].status == "n/a" and "features model" in got[n].figure for n in ("batch", "dtype", "position"))
     biased = lambda feats, tta: np.tile([0.9, 0.05, 0.05], (len(feats[0]), 1))  # noqa: E731 - "A" whatever the order
     learner.model.predict_proba = biased
-    assert by_name(probes.probe(learner, rows(20)))["swap"].failed
+    assert by_name(probe(learner, rows(20)))["swap"].failed
 
 
 def test_a_padding_id_in_every_sequence_is_caught(tmp_path):
@@ -270,7 +278,7 @@ def test_a_padding_id_in_every_sequence_is_caught(tmp_path):
     tok.save(str(tmp_path / "tok.json"))
     learner = ready(TINY, PLAIN + [f"template.tokenizer={tmp_path / 'tok.json'}"])
     assert learner.pad_id == tok.token_to_id("#")
-    got = by_name(probes.probe(learner, rows()))
+    got = by_name(probe(learner, rows()))
     position = got["position"]
     assert position.failed and "the padding id is a real token of every sequence" in position.figure
     assert position.rows == learner_rows() and position.values["misread_sequences"] == 0
@@ -285,9 +293,9 @@ def test_left_padding_that_shifts_a_decoder_score_is_caught():
                              "bos_token_id": 1, "eos_token_id": 2}
     learner = RewardModelLearner(cfg)
     learner.model = build_model(cfg, learner.vocab, "seq_cls", trainable=False, outputs=3)
-    assert not [p.line() for p in probes.probe(learner, rows()) if p.failed], "right padding: sound"
+    assert not [p.line() for p in probe(learner, rows()) if p.failed], "right padding: sound"
     learner.head.left_pad = True  # the planted fault: a classifier padded on the left
-    got = by_name(probes.probe(learner, rows()))
+    got = by_name(probe(learner, rows()))
     batch = got["batch (left padding)"]
     assert batch.failed and batch.values["used"] and batch.values["max_abs_diff"] > 100 * probes.BATCH_TOLERANCE[torch.float32]
     assert batch.rows == learner_rows() and not got["position"].failed, "it reads the last token, moved"
@@ -300,14 +308,14 @@ def test_fp16_overflow_is_caught_naming_where_it_began():
     mlp = learner.model.model.layers[0].mlp
     handle = mlp.register_forward_hook(lambda module, args, out: out * 1e8)
     try:
-        got = by_name(probes.probe(learner, rows()))
+        got = by_name(probe(learner, rows()))
     finally:
         handle.remove()
     overflow = got["overflow"]
     assert overflow.failed and overflow.rows == learner_rows()
     assert overflow.values["nonfinite_modules"][0] == "model.layers.0.mlp" and "first model.layers.0.mlp" in overflow.figure
     assert got["dtype"].failed, "NaN against fp32 is out of tolerance, not within it"
-    clean = by_name(probes.probe(learner, rows()))["overflow"]
+    clean = by_name(probe(learner, rows()))["overflow"]
     assert clean.status == "ok" and 0 < clean.values["largest"] < probes.FP16_MAX
 
 
@@ -325,7 +333,7 @@ def test_nan_at_padding_positions_that_nothing_reads_is_no_overflow():
                                                    with_kwargs=True)
     handle = norm.register_forward_hook(padding_nan)
     try:
-        got = by_name(probes.probe(learner, rows()))
+        got = by_name(probe(learner, rows()))
     finally:
         handle.remove()
         grab.remove()
@@ -337,7 +345,7 @@ def test_an_fp32_model_beyond_fp16_range_is_told_not_failed():
     learner = ready(TINY, PLAIN)
     handle = learner.model.model.layers[0].mlp.register_forward_hook(lambda module, args, out: out * 1e8)
     try:
-        overflow = by_name(probes.probe(learner, rows()))["overflow"]
+        overflow = by_name(probe(learner, rows()))["overflow"]
     finally:
         handle.remove()
     assert overflow.status == "ok" and overflow.values["largest"] > probes.FP16_MAX
@@ -363,7 +371,7 @@ def test_predictions_that_do_not_tell_a_from_b_are_caught():
 def test_a_tokenizer_beyond_the_embedding_is_caught():
     learner = ready(TINY, PLAIN)
     learner.renderer.tok.add_tokens(["<extra>"])  # id 259: the model's embedding has 259 rows
-    tokenizer = by_name(probes.probe(learner, rows()))["tokenizer"]
+    tokenizer = by_name(probe(learner, rows()))["tokenizer"]
     assert tokenizer.failed and "ids up to 259 index an embedding of 259 rows" in tokenizer.figure
 
 

@@ -36,7 +36,8 @@ training, ms-swift#6704); `cv` and `train` end with them on `train.probe_rows` r
 figures in the run's metrics.json under "probes", after recording in each model folder what the later probes
 compare against (`record_training`: the tokenizer's fingerprint, the sequences' special tokens, each fold's
 held-out ids). A features model (the baseline) gets the probes that apply to it (swap, labels, folds); the
-others say why not.
+others say why not. The probes take what they read: a transformer's model, head, renderer and padding id (a
+`Subject`), or the features model itself; never the learner that loaded them.
 """
 
 from __future__ import annotations
@@ -51,7 +52,7 @@ from typing import Any, Callable, Iterator
 import numpy as np
 import torch
 
-from prefkit.config import Config
+from prefkit.config import Config, PredictConfig
 from prefkit.core.batching import collate
 from prefkit.core.dist import is_main, log
 from prefkit.core.modeling import HEAD_NAMES, SOFTCAPPED, compute_dtype, precision
@@ -61,6 +62,8 @@ from prefkit.data import swap_ab
 from prefkit.data.table import PairTable, normalise_prompt
 from prefkit.io import write_json
 from prefkit.metrics import score, swap_probs
+from prefkit.rm.heads import Head
+from prefkit.rm.templates import Renderer
 
 # the largest probability difference a batch, or the A/B swap of a symmetric head, may make: kernels choose
 # other reduction orders for other shapes, which fp32 hides and fp16/bf16 do not
@@ -117,6 +120,19 @@ class Probe:
     def record(self) -> dict:
         return {"status": self.status, "figure": self.figure, "tolerance": self.tolerance, "rows": self.rows,
                 **self.values}
+
+
+@dataclass(frozen=True)
+class Subject:
+    """What the probes read of a transformer reward model: the model, its head, the renderer that makes its
+    sequences (its tokenizer is `renderer.tok`), the padding id its batches use, and the folder it was loaded
+    from (the training record and the saved head are read there; None: a model not loaded from a folder)."""
+
+    model: Any
+    head: Head
+    renderer: Renderer
+    pad_id: int
+    folder: Path | None = None
 
 
 # ------------------------------------------------------------------------------------------- the sample
@@ -233,11 +249,11 @@ def _activations(model: Any, seen: _Activations, mask: torch.Tensor) -> Iterator
             h.remove()
 
 
-def _reads(learner: Any, batch: dict, seen: dict) -> tuple[np.ndarray, str]:
+def _reads(head: Head, batch: dict, seen: dict) -> tuple[np.ndarray, str]:
     """The position the head read in each sequence of `batch` (-1: not known)."""
     mask = batch["attention_mask"]
     width, n = mask.shape[1], mask.shape[0]
-    if learner.head.task == "causal_lm":  # the judge reads the final position (logits_to_keep=1)
+    if head.task == "causal_lm":  # the judge reads the final position (logits_to_keep=1)
         return np.full(n, width - 1), "final"
     per, kept = seen.get("scores"), seen.get("kept")
     if not isinstance(per, torch.Tensor) or not isinstance(kept, torch.Tensor):
@@ -252,12 +268,12 @@ def _reads(learner: Any, batch: dict, seen: dict) -> tuple[np.ndarray, str]:
     return torch.where(at_last, last, gap.argmin(-1)).numpy(), "last"
 
 
-def _forward(learner: Any, seqs: list[np.ndarray], batches: list[list[int]], left: bool, dtype: torch.dtype,
+def _forward(subject: Subject, seqs: list[np.ndarray], batches: list[list[int]], left: bool, dtype: torch.dtype,
              filler: np.ndarray | None = None, activations: _Activations | None = None) -> _Pass:
     """Every sequence through the head, `batches` at a time (each with `filler` appended, its output dropped),
     padded on the left or the right, under autocast to `dtype`, watching which position the head reads (and,
     given `activations`, every module's outputs)."""
-    model, head = learner.model, learner.head
+    model, head = subject.model, subject.head
     device = next(model.parameters()).device
     n = len(seqs)
     outputs = np.zeros((n, head.outputs))
@@ -268,19 +284,19 @@ def _forward(learner: Any, seqs: list[np.ndarray], batches: list[list[int]], lef
     with torch.inference_mode():
         for b in batches:
             group = [seqs[i] for i in b] + ([filler] if filler is not None else [])
-            batch = collate(group, learner.pad_id, left=left)
+            batch = collate(group, subject.pad_id, left=left)
             on_device = {k: v.to(device) for k, v in batch.items()}
             watch = nullcontext() if activations is None else _activations(model, activations, batch["attention_mask"])
             with _watching(model) as seen, watch as bad, precision(dtype, device):
                 out = head.forward(model, on_device)
-            at, pooling = _reads(learner, batch, seen)
+            at, pooling = _reads(head, batch, seen)
             mask, ids = batch["attention_mask"].numpy(), batch["input_ids"].numpy()
             width = mask.shape[1]
             for j, i in enumerate(b):
                 outputs[i] = out[j].float().cpu().numpy()
                 last[i] = width - 1 - int(np.argmax(mask[j, ::-1]))
                 read_at[i] = at[j]
-                read_pad[i] = at[j] >= 0 and (mask[j, at[j]] == 0 or ids[j, at[j]] == learner.pad_id)
+                read_pad[i] = at[j] >= 0 and (mask[j, at[j]] == 0 or ids[j, at[j]] == subject.pad_id)
                 padded += int(mask[j].sum() < width)
                 if bad is not None:
                     activations.bad[i] = bad[j]
@@ -338,14 +354,14 @@ def _batch_probe(side: str, used: bool, alone: np.ndarray, batched: np.ndarray, 
     return Probe(name, "FAIL" if rows else "ok", figure, f"{tol:.0e}", rows, values)
 
 
-def _dtype_probe(learner: Any, seqs, batches, left: bool, dtype: torch.dtype, batched: np.ndarray, filler,
+def _dtype_probe(subject: Subject, seqs, batches, left: bool, dtype: torch.dtype, batched: np.ndarray, filler,
                  ids: list[str]) -> Probe:
     if dtype == torch.float32:
         return Probe("dtype", "n/a", "n/a (fp32): the model computes in fp32")
     name = str(dtype).removeprefix("torch.")
     try:
-        with _in_fp32(learner.model):
-            ref = learner.head.probs(_forward(learner, seqs, batches, left, torch.float32, filler).outputs)
+        with _in_fp32(subject.model):
+            ref = subject.head.probs(_forward(subject, seqs, batches, left, torch.float32, filler).outputs)
     except torch.OutOfMemoryError:
         return Probe("dtype", "n/a", f"skipped: no memory for {name} weights upcast to fp32")
     diff = np.abs(ref - batched).max(axis=1)
@@ -418,20 +434,20 @@ def _swap_probe(plain: np.ndarray, swapped: np.ndarray, ids: list[str], *, symme
                  rows, values)
 
 
-def _token(learner: Any, i: int | None, names: dict | None = None) -> str:
-    """An id and its token (in `names`, a record's, else the learner's tokenizer)."""
+def _token(tok: Any, i: int | None, names: dict | None = None) -> str:
+    """An id and its token (in `names`, a record's, else the tokenizer `tok`'s)."""
     if i is None:
         return "none"
-    return f"{i} {(names.get(str(i)) if names is not None else learner.tokenizer.id_to_token(i))!r}"
+    return f"{i} {(names.get(str(i)) if names is not None else tok.id_to_token(i))!r}"
 
 
-def _position_probe(learner: Any, passed: _Pass, seqs: list[np.ndarray], ids_of_seq: list[str], side: str) -> Probe:
+def _position_probe(subject: Subject, passed: _Pass, seqs: list[np.ndarray], ids_of_seq: list[str], side: str) -> Probe:
     """Where the head read each sequence of the padded pass; the padding id against EOS, the model's own, and the
     rows' real tokens."""
-    pad = learner.pad_id
-    _, eos = special_ids(learner.tokenizer)
-    config_pad = getattr(_config(learner.model), "pad_token_id", None)
-    ids_text = f"pad {_token(learner, pad)}, EOS {_token(learner, eos)}, model pad_token_id {config_pad}"
+    pad, tok = subject.pad_id, subject.renderer.tok
+    _, eos = special_ids(tok)
+    config_pad = getattr(_config(subject.model), "pad_token_id", None)
+    ids_text = f"pad {_token(tok, pad)}, EOS {_token(tok, eos)}, model pad_token_id {config_pad}"
     values = {"pad_id": pad, "eos_id": eos, "model_pad_token_id": config_pad, "pooling": passed.pooling}
     if passed.pooling == "?":
         return Probe("position", "n/a", f"no head module named {' or '.join(HEAD_NAMES)} to watch; {ids_text}",
@@ -598,18 +614,19 @@ def read_record(folder: Path | None) -> dict | None:
     return record if isinstance(record, dict) else None
 
 
-def _shown(learner: Any, value: Any, names: dict | None = None) -> str:
+def _shown(tok: Any, value: Any, names: dict | None = None) -> str:
     """A record's ids (a list: "nothing" when empty) or id, with their tokens."""
     if not isinstance(value, list):
-        return _token(learner, value, names)
-    return "[" + ", ".join(_token(learner, i, names) for i in value) + "]" if value else "nothing"
+        return _token(tok, value, names)
+    return "[" + ", ".join(_token(tok, i, names) for i in value) + "]" if value else "nothing"
 
 
-def _eos_probe(learner: Any, recorded: dict | None) -> Probe:
+def _eos_probe(subject: Subject, recorded: dict | None) -> Probe:
     """The special tokens around every sequence, and the padding and EOS ids, against training's."""
-    now = tokens_record(learner.tokenizer, learner.renderer, learner.pad_id)
-    figure = (f"sequences start with {_shown(learner, now['prefix'])} and end with {_shown(learner, now['suffix'])}; "
-              f"pad {_shown(learner, now['pad'])}, EOS {_shown(learner, now['eos'])}")
+    tok = subject.renderer.tok
+    now = tokens_record(tok, subject.renderer, subject.pad_id)
+    figure = (f"sequences start with {_shown(tok, now['prefix'])} and end with {_shown(tok, now['suffix'])}; "
+              f"pad {_shown(tok, now['pad'])}, EOS {_shown(tok, now['eos'])}")
     values = {k: now[k] for k in ("prefix", "suffix", "pad", "eos")}
     if recorded is None:
         return Probe("eos", "n/a", f"{figure}; nothing recorded at training to compare with", values=values)
@@ -619,15 +636,15 @@ def _eos_probe(learner: Any, recorded: dict | None) -> Probe:
     if not changed:
         return Probe("eos", "ok", f"{figure}, as at training", "as at training", values=values)
     names = recorded.get("names", {})
-    said = "; ".join(f"sequences {what[k]} {_shown(learner, recorded.get(k), names)} at training, "
-                     f"{_shown(learner, now[k])} now" for k in changed)
+    said = "; ".join(f"sequences {what[k]} {_shown(tok, recorded.get(k), names)} at training, "
+                     f"{_shown(tok, now[k])} now" for k in changed)
     return Probe("eos", "FAIL", f"{figure}; {said}", "as at training", ["all rows"], values)
 
 
-def _tokenizer_probe(learner: Any, recorded: dict | None) -> Probe:
+def _tokenizer_probe(subject: Subject, recorded: dict | None) -> Probe:
     """The tokenizer against training's fingerprint, and its ids against the model's embedding table."""
-    now = fingerprint(learner.renderer.tok)
-    embedding = learner.model.get_input_embeddings()
+    now = fingerprint(subject.renderer.tok)
+    embedding = subject.model.get_input_embeddings()
     rows = getattr(embedding, "num_embeddings", None)
     values = {"sha256": now["sha256"], "vocab_size": now["vocab_size"], "embedding_rows": rows}
     figure = f"fingerprint {now['sha256']}, {now['vocab_size']} tokens (largest id {now['largest_id']})"
@@ -689,7 +706,7 @@ def _saved_head(folder: Path) -> dict[str, torch.Tensor]:
     return out
 
 
-def _head_probe(learner: Any, outputs: np.ndarray) -> Probe:
+def _head_probe(subject: Subject, outputs: np.ndarray) -> Probe:
     """The head as loaded against the folder's saved weights, moved from its initialisation (LoRA), and reading
     its input: outputs that differ from sequence to sequence."""
     finite = outputs[np.isfinite(outputs).all(axis=1)]  # (non-finite ones are the overflow probe's)
@@ -698,9 +715,9 @@ def _head_probe(learner: Any, outputs: np.ndarray) -> Probe:
     problems, parts = [], [f"outputs spread {spread:.1e} over {len(finite)} sequences with finite outputs"]
     if len(finite) > 1 and not spread > HEAD_MIN_SPREAD:
         problems.append("the same outputs for every sequence: the head does not read the input")
-    folder = getattr(learner, "folder", None)
-    if learner.head.task == "seq_cls":
-        active, init = _loaded_head(learner.model)
+    folder = subject.folder
+    if subject.head.task == "seq_cls":
+        active, init = _loaded_head(subject.model)
         if init:
             moved = max(float((active[k].float() - w.float()).norm() / max(float(w.float().norm()), 1e-12))
                         for k, w in init.items() if k in active)
@@ -755,42 +772,43 @@ def _texts_differ(rows: PairTable) -> np.ndarray:
     return np.array([list(a) != list(b) for a, b in zip(f["response_a"], f["response_b"])], dtype=bool)
 
 
-def model_probes(learner: Any, rows: PairTable) -> tuple[list[Probe], np.ndarray]:
-    """The probes of a transformer reward model on `rows`, and the rows' predictions (swap TTA as configured)."""
-    head, cfg = learner.head, learner.cfg
-    dtype = compute_dtype(cfg.model.dtype)
+def model_probes(subject: Subject, rows: PairTable, predict: PredictConfig,
+                 dtype: torch.dtype) -> tuple[list[Probe], np.ndarray]:
+    """The probes of a transformer reward model on `rows`, batched and swap-TTA'd as `predict` says and computing
+    in `dtype`, and the rows' predictions."""
+    head = subject.head
     tol = BATCH_TOLERANCE.get(dtype, 2e-2)
     ids = list(rows.frame["id"])
-    seqs = head.sequences(learner.renderer, rows)
+    seqs = head.sequences(subject.renderer, rows)
     ids_of_seq = [x for x in ids for _ in range(head.per_row)]
-    filler = _filler(seqs, learner.model)
+    filler = _filler(seqs, subject.model)
     width = max(map(len, seqs)) + (FILLER if filler is not None else 0)
-    batches = _plain_batches([len(s) for s in seqs], width, cfg.predict.batch_tokens)
-    alone = head.probs(_forward(learner, seqs, [[i] for i in range(len(seqs))], head.left_pad, dtype).outputs)
+    batches = _plain_batches([len(s) for s in seqs], width, predict.batch_tokens)
+    alone = head.probs(_forward(subject, seqs, [[i] for i in range(len(seqs))], head.left_pad, dtype).outputs)
     probes, plain, used, seen = [], None, None, _Activations()
     for left in (head.left_pad, not head.left_pad):  # the side prediction uses first
-        passed = _forward(learner, seqs, batches, left, dtype, filler, seen if plain is None else None)
+        passed = _forward(subject, seqs, batches, left, dtype, filler, seen if plain is None else None)
         batched = head.probs(passed.outputs)
         probes.append(_batch_probe(_side(left), left == head.left_pad, alone, batched, passed, tol, ids))
         if plain is None:
             plain, used = batched, passed
-    probes.append(_dtype_probe(learner, seqs, batches, head.left_pad, dtype, plain, filler, ids))
+    probes.append(_dtype_probe(subject, seqs, batches, head.left_pad, dtype, plain, filler, ids))
     probes.append(_overflow_probe(seen, dtype, ids_of_seq))
-    swapped_seqs = head.sequences(learner.renderer, rows, swap=True)
-    swapped = head.probs(_forward(learner, swapped_seqs, batches, head.left_pad, dtype, filler).outputs)
+    swapped_seqs = head.sequences(subject.renderer, rows, swap=True)
+    swapped = head.probs(_forward(subject, swapped_seqs, batches, head.left_pad, dtype, filler).outputs)
     k = head.per_row
     same = np.array([all(np.array_equal(a, b) for a, b in zip(seqs[i * k:(i + 1) * k], swapped_seqs[i * k:(i + 1) * k]))
                      for i in range(len(ids))], dtype=bool)
     probes.append(_swap_probe(plain, swapped, ids, symmetric=head.symmetric, tol=tol, head_name=head.name,
-                              same_input=same, texts_differ=_texts_differ(rows), tta=cfg.predict.swap_tta))
-    probes.append(_position_probe(learner, used, seqs, ids_of_seq, _side(head.left_pad)))
-    record = read_record(getattr(learner, "folder", None))
+                              same_input=same, texts_differ=_texts_differ(rows), tta=predict.swap_tta))
+    probes.append(_position_probe(subject, used, seqs, ids_of_seq, _side(head.left_pad)))
+    record = read_record(subject.folder)
     tokens = None if record is None else record.get("tokens")
-    probes.append(_eos_probe(learner, tokens))
-    probes.append(_tokenizer_probe(learner, tokens))
-    probes.append(_head_probe(learner, used.outputs))
-    probes.append(attention_probe(learner.model))
-    return probes, _as_predicted(plain, swapped, cfg.predict.swap_tta and not head.symmetric)
+    probes.append(_eos_probe(subject, tokens))
+    probes.append(_tokenizer_probe(subject, tokens))
+    probes.append(_head_probe(subject, used.outputs))
+    probes.append(attention_probe(subject.model))
+    return probes, _as_predicted(plain, swapped, predict.swap_tta and not head.symmetric)
 
 
 def _as_predicted(plain: np.ndarray, swapped: np.ndarray, tta: bool) -> np.ndarray:
@@ -801,31 +819,35 @@ def _as_predicted(plain: np.ndarray, swapped: np.ndarray, tta: bool) -> np.ndarr
 FEATURES_NA = ("batch", "dtype", "overflow", "position", "eos", "tokenizer", "head")
 
 
-def feature_probes(learner: Any, rows: PairTable) -> tuple[list[Probe], np.ndarray]:
-    """A features model has no batches, padding, dtype, positions, tokens or head: the swap probe alone applies
-    (then labels)."""
-    from prefkit.rm.features import enabled_checks, table_features
+def feature_probes(model: Any, rows: PairTable, checks: list[str], swap_tta: bool) -> tuple[list[Probe], np.ndarray]:
+    """A features model (a `prefkit.rm.features.FeatureModel` of the step `checks`) has no batches, padding,
+    dtype, positions, tokens or head: the swap probe alone applies (then labels)."""
+    from prefkit.rm.features import table_features
 
-    checks = enabled_checks(learner.cfg.features)
     feats, feats_swapped = table_features(rows, checks), table_features(swap_ab(rows), checks)
-    plain = learner.model.predict_proba(feats, False)
-    swapped = learner.model.predict_proba(feats_swapped, False)
+    plain = model.predict_proba(feats, False)
+    swapped = model.predict_proba(feats_swapped, False)
     same = np.all([np.all(np.asarray(a).reshape(len(rows), -1) == np.asarray(b).reshape(len(rows), -1), axis=1)
                    for a, b in zip(feats, feats_swapped)], axis=0)
     why = "features model: no batches, padding, dtype, positions, tokens or head to probe"
     probes = [Probe(name, "n/a", why) for name in FEATURES_NA]
     probes.append(_swap_probe(plain, swapped, list(rows.frame["id"]), symmetric=False, tol=0.0, head_name="features",
-                              same_input=same, texts_differ=_texts_differ(rows), tta=learner.cfg.predict.swap_tta))
-    return probes, _as_predicted(plain, swapped, learner.cfg.predict.swap_tta)
+                              same_input=same, texts_differ=_texts_differ(rows), tta=swap_tta))
+    return probes, _as_predicted(plain, swapped, swap_tta)
 
 
-def probe(learner: Any, rows: PairTable, scored: tuple[np.ndarray, Any] | None = None, seed: int = 0,
-          metric: Callable = score) -> list[Probe]:
-    """Every probe that applies to the learner's model, on `rows` (a small sample). The labels probe reads
-    `scored` (validation probabilities and their labels: a cv run's OOF), else the sample's predictions (swap TTA
-    as `predict.swap_tta` says, which cancels a position bias as prediction does) and labels."""
-    run = feature_probes if learner.kind == "features" else model_probes
-    probes, predicted = run(learner, rows)
+def probe(cfg: Config, subject: Subject | Any, rows: PairTable, scored: tuple[np.ndarray, Any] | None = None,
+          seed: int = 0, metric: Callable = score) -> list[Probe]:
+    """Every probe that applies to `subject` (a transformer's `Subject`, or a features model), on `rows` (a small
+    sample), as the run's config `cfg` predicts (`predict`, `model.dtype`; `features.checks`). The labels probe
+    reads `scored` (validation probabilities and their labels: a cv run's OOF), else the sample's predictions
+    (swap TTA as `predict.swap_tta` says, which cancels a position bias as prediction does) and labels."""
+    if isinstance(subject, Subject):
+        probes, predicted = model_probes(subject, rows, cfg.predict, compute_dtype(cfg.model.dtype))
+    else:
+        from prefkit.rm.features import enabled_checks
+
+        probes, predicted = feature_probes(subject, rows, enabled_checks(cfg.features), cfg.predict.swap_tta)
     probs, labels = scored if scored is not None else (predicted, rows.frame["label"].to_numpy())
     probes.append(labels_probe(np.asarray(probs), labels, seed, metric))
     return probes
@@ -904,9 +926,10 @@ def probe_folder(cfg: Config, folder: Path, table: PairTable, n: int, scored=Non
 
     cfg = probe_config(cfg)
     learner = load_learner(cfg, folder)
-    learner.folder = Path(folder)
+    subject = (learner.model if learner.kind == "features"  # what the probes read of it, and no more
+               else Subject(learner.model, learner.head, learner.renderer, learner.pad_id, Path(folder)))
     try:
-        found = probe(learner, sample_rows(table, n, cfg.train.seed), scored, cfg.train.seed, metric)
+        found = probe(cfg, subject, sample_rows(table, n, cfg.train.seed), scored, cfg.train.seed, metric)
         return found + (_golden(cfg, Path(folder), learner) if golden else [])
     finally:
         learner.release()
