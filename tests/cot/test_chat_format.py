@@ -14,6 +14,7 @@ from prefkit.core.batching import IGNORE
 from prefkit.core.tokenizer import byte_tokenizer, special_ids
 from prefkit.cot.formats import (
     ChatFormat,
+    StudentFormat,
     chat_tokenizer,
     completion_only,
     sample_format,
@@ -67,13 +68,29 @@ def test_template_file_replaces_the_folders(chat_dir, tmp_path):
     assert form.stop_tokens == ["<eos>"] and not form.renders_bos
 
 
+def test_student_format_resolves_ids_and_stops_once(chat_dir):
+    """What SFT, generation, TruthfulQA and vLLM read of a student's format: BOS first and EOS last for the
+    Fine-tune-CoT form; for a chat template, neither (it writes them) and generation stops at its end of turn."""
+    plain = StudentFormat.of(load_config(TINY))
+    assert (plain.bos_id, plain.eos_id, plain.stop_ids, plain.stop_texts, plain.chat) == (1, 2, [2], [], False)
+    assert plain.prompt_ids("Q") == [1, *plain.vocab.tokenizer.encode("Q\n\n###\n\n", add_special_tokens=False).ids]
+    sample = plain.completion_ids("Q", " R", 64)
+    assert sample["input_ids"][0] == 1 and sample["input_ids"][-1] == 2 == sample["labels"][-1]
+    assert plain.completion_ids("Q", " R", 64, eos=False)["input_ids"][-1] != 2
+    chat = StudentFormat.of(load_config(TINY, ["cot.format=chat", f"template.tokenizer={chat_dir}"]))
+    end = chat.vocab.tokenizer.token_to_id("<end_of_turn>")
+    assert (chat.bos_id, chat.eos_id, chat.stop_ids, chat.stop_texts, chat.chat) == (None, None, [end], ["<end_of_turn>"], True)
+    assert chat.prompt("Q") == "<bos><start_of_turn>user\nQ<end_of_turn>\n<start_of_turn>model\n"
+    assert chat.chat_tokenizer.chat_template == GEMMA_LIKE
+
+
 def test_chat_needs_a_tokenizer_folder():
     cfg = load_config(TINY, ["cot.format=chat"])  # the tiny config's byte tokenizer has no chat template
     with pytest.raises(Exception, match="cot.format=chat needs a tokenizer folder"):
         sample_format(cfg)
 
 
-def test_chat_sft_generate_and_merge(run_cli, tmp_path, chat_dir):
+def test_chat_sft_generate_and_merge(run_cli, tmp_path, chat_dir, monkeypatch):
     need_shared(SHARED / "reasoning")
     run = tmp_path / "sft"
     args = [f"output_dir={run}", f"cot.data_root={SHARED}", "cot.dataset=singleeq", "cot.format=chat",
@@ -88,16 +105,33 @@ def test_chat_sft_generate_and_merge(run_cli, tmp_path, chat_dir):
     assert r.code == 0, r.err
     assert len(pred.read_text().splitlines()) == 3
 
+    # cot.backend=vllm, vLLM stood in for: the chat template's tokenizer is loaded once (three times before: for
+    # the prompts, the stop strings and the merged checkpoint), and its end of turn stops generation
+    import transformers
+
+    from prefkit.core import vllm_backend
+
+    loads, asked, load = [], [], transformers.AutoTokenizer.from_pretrained
+    monkeypatch.setattr(transformers.AutoTokenizer, "from_pretrained", lambda *a, **k: loads.append(a) or load(*a, **k))
+    monkeypatch.setattr(vllm_backend, "require", lambda: None)
+    monkeypatch.setattr(vllm_backend, "generate", lambda path, request: asked.append(request) or [["1 END"]] * len(request.prompts))
+    served = tmp_path / "served" / "pred.jsonl"
+    r = run_cli("cot", "generate", "--run", run, "--out", served, "--limit", "3", "cot.backend=vllm")
+    assert r.code == 0, r.err
+    assert len(loads) == 1, loads
+    assert asked[0].stop == [" END", "<end_of_turn>"] and asked[0].prompts[0].startswith("<bos><start_of_turn>user\n")
+    assert len(served.read_text().splitlines()) == 3
+    monkeypatch.undo()
+
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     from prefkit.core.modeling import load_trained
     from prefkit.core.tokenizer import Vocab
     from prefkit.core.vllm_backend import merged_checkpoint
-    from prefkit.cot.formats import chat_stops, chat_tokenizer_of
-
     cfg = load_config(run / "config.yaml")
-    assert chat_stops(cfg) == ["<end_of_turn>"]
-    merged = merged_checkpoint(cfg, run / "model", tmp_path / "work", chat_tokenizer=chat_tokenizer_of(cfg))
+    fmt = StudentFormat.of(cfg)
+    assert fmt.stop_texts == ["<end_of_turn>"]
+    merged = merged_checkpoint(cfg, run / "model", tmp_path / "work", chat_tokenizer=fmt.chat_tokenizer)
     assert merged_checkpoint(cfg, run / "model", tmp_path / "work") == merged  # written once, then reused
     full = AutoModelForCausalLM.from_pretrained(str(merged)).eval()
     hf = AutoTokenizer.from_pretrained(str(merged))

@@ -8,15 +8,19 @@ Chat form: the student's own chat template (instruct models: Llama-3.2-Instruct,
 question is the user turn, "<rationale>\n\n--> <answer>" the assistant turn, rendered by transformers'
 `apply_chat_template` from the template the tokenizer folder ships (or `cot.chat_template`, a Jinja file).
 Only rationales whose answer is correct are kept; `teacher_samples` counts what survives.
+`StudentFormat` is a student's format resolved once from its config: the sample builder, the special ids its
+sequences take and the tokens its generation stops at, which SFT, generation, TruthfulQA and vLLM all read.
 """
 
 from __future__ import annotations
 
 import json
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 from prefkit.core.batching import IGNORE
+from prefkit.core.tokenizer import Vocab, special_ids
 from prefkit.cot.answers import extract, is_correct
 from prefkit.cot.datasets import DEFAULT_ROOT, load, teacher_file
 from prefkit.errors import PrefkitError
@@ -100,14 +104,49 @@ def sample_format(cfg: Any) -> Any:
     return ChatFormat(chat_tokenizer(folder, cfg.cot.chat_template))
 
 
-def chat_stops(cfg: Any) -> list[str]:
-    """The chat template's end-of-turn tokens (stop strings for vLLM), none for the other formats."""
-    return list(getattr(sample_format(cfg), "stop_tokens", []))
+@dataclass(frozen=True)
+class StudentFormat:
+    """A student's format resolved once from its config (as litgpt's tokenizer resolves its ids once): the
+    vocabulary, the sample builder (`sample_format`), the BOS put first and the EOS appended to a training
+    completion (None where a chat template writes them), where generation stops (`stop_ids`: EOS and the chat
+    template's end-of-turn tokens; `stop_texts`: those tokens as vLLM's stop strings), and the transformers
+    tokenizer holding the chat template (saved with a merged checkpoint; None for the other formats)."""
 
+    vocab: Vocab
+    build: Callable[[str, str, str], dict[str, str]]
+    bos_id: int | None
+    eos_id: int | None
+    stop_ids: list[int]
+    stop_texts: list[str]
+    chat_tokenizer: Any = None
 
-def chat_tokenizer_of(cfg: Any) -> Any:
-    """A student's transformers tokenizer with its chat template (saved with a merged checkpoint), or None."""
-    return getattr(sample_format(cfg), "hf", None) if cfg.model.kind == "causal_lm" else None
+    @classmethod
+    def of(cls, cfg: Any, vocab: Vocab | None = None) -> "StudentFormat":
+        """The format of the config's student (`cot.format`), over `vocab` (default: the config's own)."""
+        vocab = vocab or Vocab.from_config(cfg)
+        form = sample_format(cfg)
+        bos, eos = special_ids(vocab.tokenizer, form)
+        texts = list(getattr(form, "stop_tokens", []))
+        stops = [i for i in [eos, *(vocab.tokenizer.token_to_id(t) for t in texts)] if i is not None]
+        return cls(vocab, form, bos, eos, stops, texts, getattr(form, "hf", None))
+
+    @property
+    def chat(self) -> bool:
+        return self.chat_tokenizer is not None
+
+    def prompt(self, question: str) -> str:
+        """The text a question is put to the student as (generation starts after it)."""
+        return self.build(question, "", "")["prompt"]
+
+    def prompt_ids(self, question: str) -> list[int]:
+        """The prompt's token ids, BOS first where the format wants it."""
+        ids = self.vocab.tokenizer.encode(self.prompt(question), add_special_tokens=False).ids
+        return ([self.bos_id] if self.bos_id is not None else []) + ids
+
+    def completion_ids(self, prompt: str, completion: str, max_length: int, eos: bool = True) -> dict[str, list[int]]:
+        """`completion_only` with the format's BOS and (with `eos`: a training sample) its EOS."""
+        return completion_only(self.vocab.tokenizer, prompt, completion, max_length, self.bos_id,
+                               self.eos_id if eos else None)
 
 
 def teacher_samples(dataset: str, split: str = "train", root: Path = DEFAULT_ROOT, diverse: bool = False,

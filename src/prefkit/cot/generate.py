@@ -11,8 +11,7 @@ from pathlib import Path
 import torch
 
 from prefkit.core.batching import collate
-from prefkit.core.tokenizer import config_tokenizer, pad_token_id, special_ids
-from prefkit.cot.formats import sample_format
+from prefkit.cot.formats import StudentFormat
 from prefkit.cot.student import open_student
 from prefkit.errors import PrefkitError
 
@@ -37,21 +36,16 @@ def generation_settings(max_new_tokens: int, pad: int, stops: list[int], tempera
 
 
 class Student:
-    """An opened student and what generating with it needs: the prompt of an example in the student's format,
-    its token ids (BOS where the format wants it), the stop tokens, the pad id."""
+    """An opened student and what generating with it needs, from its format (`StudentFormat`): the prompt ids of
+    a question (BOS where the format wants it), the stop ids, the pad id."""
 
     def __init__(self, source: str | Path, overrides: list[str] = ()):
         self.cfg, self.model, self.trained = open_student(source, overrides)
-        self.tok = config_tokenizer(self.cfg)
-        self.form = sample_format(self.cfg)
-        self.bos, eos = special_ids(self.tok, self.form)
-        self.stops = [i for i in [eos, *(self.tok.token_to_id(t) for t in getattr(self.form, "stop_tokens", []))]
-                      if i is not None]
-        self.pad = pad_token_id(self.tok)
+        self.format = StudentFormat.of(self.cfg)
+        self.stops, self.pad = self.format.stop_ids, self.format.vocab.pad_id
 
     def prompt_ids(self, question: str) -> list[int]:
-        text = self.form(question, "", "")["prompt"]
-        return ([self.bos] if self.bos is not None else []) + self.tok.encode(text, add_special_tokens=False).ids
+        return self.format.prompt_ids(question)
 
     @torch.no_grad()
     def complete(self, prompts: list[list[int]], settings: dict) -> list[list[str]]:
@@ -62,7 +56,7 @@ class Student:
         ids, mask = t["input_ids"], t["attention_mask"]
         out = self.model.generate(input_ids=ids.to(device), attention_mask=mask.to(device), **settings)
         k = settings.get("num_return_sequences", 1)
-        texts = [cut(self.tok.decode(row[width:].tolist(), skip_special_tokens=True)) for row in out]
+        texts = [cut(self.format.vocab.tokenizer.decode(row[width:].tolist(), skip_special_tokens=True)) for row in out]
         return [texts[r * k : (r + 1) * k] for r in range(len(prompts))]
 
 

@@ -20,9 +20,8 @@ from tqdm.auto import tqdm
 from prefkit.config import Config
 from prefkit.console import keep_bars
 from prefkit.core.batching import IGNORE, collate
-from prefkit.core.tokenizer import special_ids
 from prefkit.cot.datasets import TruthfulQA
-from prefkit.cot.formats import completion_only, sample_format
+from prefkit.cot.formats import StudentFormat
 
 
 def mc_scores(best: float, true: list[float], false: list[float]) -> tuple[float, float]:
@@ -55,20 +54,16 @@ def answer_logprobs(model, samples: list[dict[str, list[int]]], pad_id: int, bat
 
 
 def mc_summary(model, cfg: Config, items: list[TruthfulQA], batch_size: int = 16) -> dict:
-    from prefkit.core.tokenizer import config_tokenizer, pad_token_id
-
-    tok = config_tokenizer(cfg)
-    form = sample_format(cfg)
-    bos, _ = special_ids(tok, form)
-    chat = getattr(form, "stop_tokens", None) is not None
+    """The questions' mean MC1 and MC2, and how many questions and answers were scored."""
+    fmt = StudentFormat.of(cfg)
     samples, spans = [], []
     for item in items:
-        prompt = form(item.question, "", "")["prompt"]
+        prompt = fmt.prompt(item.question)
         answers = [item.best, *item.correct, *item.incorrect]
         spans.append((len(samples), len(item.correct), len(item.incorrect)))
         for a in answers:  # no EOS: the answer's own tokens are scored, not where it stops
-            samples.append(completion_only(tok, prompt, a if chat else f" {a}", cfg.template.max_length, bos, None))
-    lp = answer_logprobs(model, samples, pad_token_id(tok), batch_size)
+            samples.append(fmt.completion_ids(prompt, a if fmt.chat else f" {a}", cfg.template.max_length, eos=False))
+    lp = answer_logprobs(model, samples, fmt.vocab.pad_id, batch_size)
     mc1, mc2 = [], []
     for start, n_true, n_false in spans:
         best, true, false = lp[start], list(lp[start + 1: start + 1 + n_true]), list(lp[start + 1 + n_true: start + 1 + n_true + n_false])

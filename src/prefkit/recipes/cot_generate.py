@@ -18,7 +18,7 @@ from tqdm.auto import tqdm
 
 from prefkit.console import keep_bars
 from prefkit.cot.datasets import load, names
-from prefkit.cot.formats import chat_stops, chat_tokenizer_of, sample_format
+from prefkit.cot.formats import StudentFormat
 from prefkit.cot.generate import END, Student, generation_settings, length_order
 from prefkit.cot.student import open_student
 from prefkit.errors import PrefkitError
@@ -35,9 +35,7 @@ def main(source: str | Path, out_file: str | Path, split: str = "test", limit: i
     if cfg.cot.backend == "vllm":
         if not trained:
             raise PrefkitError("cot.backend=vllm serves a trained student (an SFT run folder)")
-        form = sample_format(cfg)
-        texts = [form(e.question, "", "")["prompt"] for e in examples]
-        return _with_vllm(Path(source) / "model", cfg, examples, texts, out_file, split)
+        return _with_vllm(Path(source) / "model", cfg, StudentFormat.of(cfg), examples, out_file, split)
     student = Student(source, overrides)
     prompts = [student.prompt_ids(e.question) for e in examples]
     order = length_order(prompts)
@@ -60,16 +58,18 @@ def _write(out_file: str | Path, examples: list, completions: list[str], dataset
             fh.write(json.dumps(row, ensure_ascii=False) + "\n")
 
 
-def _with_vllm(folder: Path, cfg, examples: list, prompts: list[str], out_file, split: str) -> dict:
+def _with_vllm(folder: Path, cfg, fmt: StudentFormat, examples: list, out_file, split: str) -> dict:
     """The student through vLLM: the LoRA adapter is merged into a full copy of the base model first (in
     `merged/` beside the output file), since vLLM serves a plain checkpoint (its LoRA support needs the base
-    weights it was started with)."""
+    weights it was started with). The student's format `fmt`, opened once, gives the prompts, the stop strings
+    and the chat template saved with the merged checkpoint."""
     from prefkit.core import vllm_backend
 
     vllm_backend.require()  # before the merge, which takes a while
-    request = vllm_backend.build_request(prompts, 1, 0.0, cfg.cot.max_new_tokens, [END, *chat_stops(cfg)])
+    prompts = [fmt.prompt(e.question) for e in examples]
+    request = vllm_backend.build_request(prompts, 1, 0.0, cfg.cot.max_new_tokens, [END, *fmt.stop_texts])
     merged = vllm_backend.merged_checkpoint(cfg, folder, Path(out_file).resolve().parent,  # beside the output: writable
-                                            chat_tokenizer=chat_tokenizer_of(cfg))
+                                            chat_tokenizer=fmt.chat_tokenizer)
     texts = vllm_backend.generate(str(merged), request)
     _write(out_file, examples, [t[0] for t in texts], cfg.cot.dataset)
     return {"dataset": cfg.cot.dataset, "split": split, "rows": len(examples), "out": str(out_file), "backend": "vllm"}

@@ -11,11 +11,11 @@ from prefkit.config import USES, Config
 from prefkit.core.dist import log
 from prefkit.core.modeling import build_model
 from prefkit.core.runs import mark_trained
-from prefkit.core.tokenizer import Vocab, special_ids
+from prefkit.core.tokenizer import Vocab
 from prefkit.core.train import fit, make_accelerator, save_and_clear
 from prefkit.cot.completions import CompletionData, own_samples
 from prefkit.cot.datasets import names
-from prefkit.cot.formats import completion_only, sample_format, teacher_samples
+from prefkit.cot.formats import StudentFormat, teacher_samples
 from prefkit.errors import PrefkitError
 from prefkit.recipes.common import finished_earlier, start
 
@@ -29,19 +29,17 @@ def main(cfg: Config, name: str = "", resume: bool = False) -> Path:
     if finished_earlier(folder, resume):
         return out
     vocab = Vocab.from_config(cfg)
-    tok = vocab.tokenizer
-    form = sample_format(cfg)
-    bos, eos = special_ids(tok, form)
+    fmt = StudentFormat.of(cfg, vocab)
     raw, counts = [], {"rationales": 0, "surviving": 0, "per_dataset": {}}
     for dataset in names(cfg.cot.dataset):  # several datasets: one student on all their training rationales
-        got, c = teacher_samples(dataset, "train", Path(cfg.cot.data_root), cfg.cot.diverse, form)
+        got, c = teacher_samples(dataset, "train", Path(cfg.cot.data_root), cfg.cot.diverse, fmt.build)
         log(f"{dataset}: {c['surviving']} of {c['rationales']} teacher rationales have the right answer")
         raw += got
         counts["rationales"] += c["rationales"]
         counts["surviving"] += c["surviving"]
         counts["per_dataset"][dataset] = c["surviving"]
     if cfg.cot.samples:
-        own = own_samples(cfg.cot.samples, form, cfg.cot.samples_per_question)
+        own = own_samples(cfg.cot.samples, fmt.build, cfg.cot.samples_per_question)
         log(f"self-training: {len(own)} of the student's own right samples of training questions join them")
         raw += own
         counts["own_samples"] = len(own)
@@ -52,7 +50,7 @@ def main(cfg: Config, name: str = "", resume: bool = False) -> Path:
         log(f"cot.train_limit={cfg.cot.train_limit}: training on {len(keep)} of the {len(raw)} surviving rationales")
         raw = [raw[i] for i in keep]
         counts["trained_on"] = len(raw)
-    samples = [completion_only(tok, s["prompt"], s["completion"], cfg.template.max_length, bos, eos) for s in raw]
+    samples = [fmt.completion_ids(s["prompt"], s["completion"], cfg.template.max_length) for s in raw]
     acc = make_accelerator()
     model = build_model(cfg, vocab, "causal_lm")
     data = CompletionData(samples, cfg.train.batch_size, cfg.train.seed, vocab.pad_id)
