@@ -44,9 +44,6 @@ def competition_of(cfg) -> Competition:
     return COMPETITIONS[cfg.competition]
 
 
-of = competition_of  # the old name, while recipes/demo.py (being edited beside this change) still imports it
-
-
 def swap_index(k: int) -> list[int]:
     """Columns of the A/B-swapped row's probabilities (or targets) in the original order: A and B exchange."""
     return [1, 0, *range(2, k)]
