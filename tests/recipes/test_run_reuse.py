@@ -69,6 +69,18 @@ def test_resume_with_the_same_config_keeps_the_folds_and_may_change_which_run(ru
     assert json.loads((cv_run / "metrics.json").read_text())["folds"][0] == metrics["folds"][1]
 
 
+def test_resume_takes_another_spelling_of_the_same_file(run_cli, cv_run, pairs_csv):
+    """A run started with one path and resumed with another spelling of it (relative against absolute, as a
+    benchmark script gives it) is the same setting; another file is still a difference."""
+    same = f"{pairs_csv.parent}/./{pairs_csv.name}"
+    r = run_cli("cv", FEATURES, f"data.train={same}", *QUICK, "cv.folds=[1]", f"output_dir={cv_run}", "--resume")
+    assert r.code == 0, r.err
+    other = pairs_csv.parent / "copy.csv"
+    other.write_bytes(pairs_csv.read_bytes())
+    r = run_cli("cv", FEATURES, f"data.train={other}", *QUICK, f"output_dir={cv_run}", "--resume")
+    assert r.code == 2 and "data.train:" in r.err, r.err
+
+
 def test_resume_refuses_kept_predictions_of_other_rows(run_cli, cv_run, tmp_path):
     """Same config, another file at the same path (rows reordered): the kept folds' predictions would land on other
     rows. The folds' validation ids are recorded in trained.json and checked."""

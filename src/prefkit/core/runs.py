@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import fnmatch
 import json
+import os
 import re
 import time
 from pathlib import Path
@@ -167,9 +168,22 @@ def config_differences(saved: dict, now: dict) -> list[tuple[str, Any, Any]]:
         if reads(key, list(RESUME_MAY_CHANGE)):
             continue
         old = a.get(key, defaults.get(key))
-        if old != b.get(key):
+        if old != b.get(key) and not _same_files(old, b.get(key)):
             out.append((key, old, b.get(key)))
     return out
+
+
+def _same_files(a: Any, b: Any) -> bool:
+    """Two spellings of the same files (relative and absolute, a link): the same setting. A path is saved as it
+    was given, so a run started with a relative path and resumed from a script with an absolute one differs only
+    in how it is written."""
+    a, b = ([a], [b]) if isinstance(a, str) and isinstance(b, str) else (a, b)
+    if not (isinstance(a, list) and isinstance(b, list) and len(a) == len(b) and a):
+        return False
+    try:
+        return all(isinstance(x, str) and isinstance(y, str) and os.path.samefile(x, y) for x, y in zip(a, b))
+    except OSError:  # a path that does not exist (now) is compared as written
+        return False
 
 
 def abandon_refused() -> None:
