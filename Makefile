@@ -46,7 +46,7 @@ test-fast: $(STAMP)
 	$(PYTEST) -m "not slow"
 
 lock: $(STAMP)
-	$(UV) pip compile -q --generate-hashes --python-version 3.11 $(LOCK_EXTRAS) -c requirements.constraints \
+	$(UV) pip compile -q --upgrade --generate-hashes --python-version 3.11 $(LOCK_EXTRAS) -c requirements.constraints \
 	  --find-links $(TORCH_WHEELS) -o requirements.lock pyproject.toml
 
 check-latest: $(STAMP)
