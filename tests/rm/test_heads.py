@@ -91,6 +91,27 @@ def test_bt_starts_from_a_single_score_reward_model(tmp_path):
         assert torch.allclose(model(input_ids=ids).logits[:, 0], rm(input_ids=ids).logits[:, 0], atol=1e-5)
 
 
+@pytest.mark.parametrize("source", ["backbone", "random"])
+def test_a_new_bt_head_starts_its_tie_term_at_zero(tmp_path, source):
+    """A head missing from the checkpoint (a plain backbone) or drawn at random: the score is random, the tie term
+    t zero, so nu = 1 at the start (a random t gave SmolLM2 P(tie) = 0.96 before any step on HH-RLHF)."""
+    from transformers import AutoConfig, AutoModelForCausalLM
+
+    cfg = load_config(TINY, ["quantization.mode=none"])
+    overrides = ["quantization.mode=none", "lora.enabled=false", "model.head=bt"]
+    if source == "backbone":
+        lm_config = AutoConfig.for_model(vocab_size=259, pad_token_id=0, **cfg.model.random_init)
+        AutoModelForCausalLM.from_config(lm_config).save_pretrained(tmp_path / "lm")
+        overrides += [f"model.path={tmp_path / 'lm'}", "model.random_init={}"]
+    bt = load_config(TINY, overrides)
+    head = make_head(bt)
+    model = build_model(bt, BYTES, "seq_cls", outputs=head.outputs, zero_outputs=head.zero_outputs)
+    assert head.zero_outputs == (1,) and model.score.weight.shape[0] == 2
+    assert model.score.weight[0].abs().sum() > 0 and not model.score.weight[1].any()
+    wsdm = load_config(TINY, [*overrides, "competition=wsdm"])
+    assert make_head(wsdm).outputs == 1 and make_head(wsdm).zero_outputs == ()
+
+
 def test_judge_outputs_do_not_depend_on_the_batch(tmp_path):
     """lm_tokens reads the last position of left-padded rows, positions counted from each row's first token:
     a row predicted alone or beside a longer one gets the same answer logits."""

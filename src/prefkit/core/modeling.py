@@ -163,12 +163,13 @@ def _auto_class(task: str):
 
 
 def build_model(cfg: Config, vocab: Vocab, task: str = "seq_cls", *, outputs: int | None = None,
-                trainable: bool = True, device: torch.device | None = None) -> Any:
+                zero_outputs: tuple[int, ...] = (), trainable: bool = True, device: torch.device | None = None) -> Any:
     """The backbone (quantized and with LoRA as configured), on this process's device (or `device`), for the
     tokenizer `vocab` (its padding id; its size, for random weights).
 
     A sequence classifier (`task="seq_cls"`) has `outputs` scores, what its head reads (`head.outputs`, from
-    `prefkit.rm.heads`: the head is built once by its caller; this layer does not know heads)."""
+    `prefkit.rm.heads`: the head is built once by its caller; this layer does not know heads); the outputs in
+    `zero_outputs` (`head.zero_outputs`) start at zero when the head is new, not loaded from the checkpoint."""
     from transformers import set_seed
 
     # Seeded before anything is built: a pretrained backbone's new head, and random weights, come from the
@@ -210,9 +211,11 @@ def build_model(cfg: Config, vocab: Vocab, task: str = "seq_cls", *, outputs: in
             config.to_json_file(str(Path(tmp) / "config.json"))
             del random_model
             source = Path(tmp)
-        model = auto.from_pretrained(str(source), **kwargs)
+        model, loading = auto.from_pretrained(str(source), output_loading_info=True, **kwargs)
     if task == "seq_cls" and model.config.num_labels != outputs:
         _widen_head(model, outputs)
+    elif task == "seq_cls" and zero_outputs and (m.path is None or _head_is_new(model, loading)):
+        _zero_outputs(model, zero_outputs)
     if quant is None:
         model.to(device)
     if not trainable:
@@ -255,6 +258,25 @@ def _widen_head(model: Any, width: int) -> None:
         old.out_proj = new
     model.config.num_labels = width
     model.num_labels = width
+
+
+def _head_is_new(model: Any, loading: dict) -> bool:
+    """Whether the classification head was initialised here (missing from the checkpoint), not loaded."""
+    name = head_attribute(model)
+    return any(key == name or key.startswith(f"{name}.") for key in loading.get("missing_keys", ()))
+
+
+def _zero_outputs(model: Any, rows: tuple[int, ...]) -> None:
+    """Start the head's `rows` at zero. A new head's rows are random, and scaled by hidden states of norm in the
+    tens they are not small: SmolLM2's fresh Bradley-Terry tie term gave P(tie) = 0.96 at step 0 on HH-RLHF, which
+    has no ties (first loss 3.7 against ln 3 = 1.1 for zero)."""
+    name = head_attribute(model)
+    head = getattr(model, name)
+    layer = head.out_proj if hasattr(head, "out_proj") else head
+    with torch.no_grad():
+        layer.weight[list(rows)] = 0
+        if layer.bias is not None:
+            layer.bias[list(rows)] = 0
 
 
 def _checkpointing(model: Any) -> None:

@@ -48,6 +48,11 @@ class Head:
         """Model outputs per sequence (`num_labels` of a sequence classifier)."""
         return self.k
 
+    @property
+    def zero_outputs(self) -> tuple[int, ...]:
+        """Outputs that a new (not loaded) head starts at zero."""
+        return ()
+
     def forward(self, model: Any, batch: dict[str, torch.Tensor]) -> torch.Tensor:
         """Outputs of each sequence of a collated batch: (sequences, outputs)."""
         return model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"], use_cache=False).logits
@@ -91,6 +96,10 @@ class BradleyTerry(Head):
     @property
     def outputs(self) -> int:
         return 2 if "tie" in self.comp.labels else 1  # the score s, and the tie term t where ties are scored
+
+    @property
+    def zero_outputs(self) -> tuple[int, ...]:
+        return (1,) if self.outputs == 2 else ()  # a new head's tie term t starts at zero: nu = 1
 
     def row_logits(self, out: torch.Tensor) -> torch.Tensor:
         pair = out.reshape(-1, 2, self.outputs)

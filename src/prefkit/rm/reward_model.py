@@ -51,7 +51,7 @@ class RewardModelLearner:
     def fit(self, train: PairTable, valid: PairTable | None, out: Path, resume: bool = False) -> list[dict]:
         cfg, tc, head = self.cfg, self.cfg.train, self.head
         acc = make_accelerator()
-        model = build_model(cfg, self.vocab, head.task, outputs=head.outputs)
+        model = build_model(cfg, self.vocab, head.task, outputs=head.outputs, zero_outputs=head.zero_outputs)
         swap = "none" if head.symmetric else tc.swap_augment
         if head.symmetric and tc.swap_augment != "none":
             log(f"model.head={head.name} sees A and B alike: train.swap_augment={tc.swap_augment} would change nothing, skipped")
