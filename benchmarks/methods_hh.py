@@ -48,14 +48,18 @@ from rm_helpful import _prefkit, fold_seconds, scores  # noqa: E402
 KEPT = HERE / "results" / "methods_hh"
 ANCHOR = "smollm2"
 _DECODER = ("rm/smollm2_135m_cpu", ["model.dtype=bfloat16"])
-# name: (config, overrides, what it is); "{work}" in an override is the work folder (files the benchmark writes)
-VARIANTS: dict[str, tuple[str, list[str], str]] = {
+# name: (config, overrides, what it is); "{work}" in an override is the work folder (files the benchmark writes);
+# config None: kept predictions of code since changed, reported but never trained again
+VARIANTS: dict[str, tuple[str | None, list[str], str]] = {
     "features": ("rm/features_baseline", [], "feature baseline (gradient boosting on text features)"),
     "features_logreg": ("rm/features_baseline", ["features.estimator=logreg"],
                         "feature baseline, logistic regression"),
     ANCHOR: (_DECODER[0], _DECODER[1],
              "the shipped decoder config: SmolLM2-135M-Instruct + LoRA r16 on the last 8 of 30 layers + bt score "
              "head, 128 tokens a response (prompt share 0.3, middle cut), 1 epoch, lr 5e-4, bf16 autocast"),
+    "smollm2_tie_random": (None, _DECODER[1],
+                           "the anchor as trained before the fix of 2026-12-07 (prefkit 58168cb): a new bt head's tie "
+                           "term t started random, P(tie) 0.96 before the first step on rows with no ties"),
     "smollm2_smooth": (_DECODER[0], [*_DECODER[1], "train.soft_labels={work}/smooth_0.95.csv"],
                        "label smoothing (WSDM Cup 5th): targets 0.95 / 0.05 instead of 1 / 0"),
     "smollm2_left": (_DECODER[0], [*_DECODER[1], "template.head_fraction=0.0"],
@@ -113,6 +117,9 @@ def run(name: str, folds: list[int], work: Path, data: Path, reference: pd.DataF
     have = kept(name)
     done = set() if have is None else set(have["fold"].unique())
     missing = [f for f in folds if f not in done]
+    if missing and config is None:
+        raise SystemExit(f"{name}: folds {missing} are not kept, and this variant is the code of an older prefkit "
+                         f"(kept predictions only): {VARIANTS[name][2]}")
     if missing:
         out = work / name
         args = ["cv", config, f"data.train={data}", f"output_dir={out}",
