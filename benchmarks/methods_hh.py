@@ -25,7 +25,8 @@ Analyses that need no training, on the rows every compared run has:
 - length control after training: the anchor's logit with the part that a linear fit on the log length ratio
   explains taken out (fitted on the other folds), recalibrated: what the model knows beyond length.
 
-Writes results/methods_hh.{json,md}. HH-RLHF has no ties: a coin scores log loss ln 2 = 0.693, accuracy 0.5.
+Distilled students (benchmarks/distill_hh.py: nested teachers) are trained there and reported here from their kept
+predictions. Writes results/methods_hh.{json,md}. HH-RLHF has no ties: a coin scores log loss ln 2 = 0.693, accuracy 0.5.
 """
 
 from __future__ import annotations
@@ -229,6 +230,12 @@ def main() -> int:
         if name in wanted and not args.analyse_only:
             frames[name] = run(name, folds, work, data, reference)
         elif (have := kept(name)) is not None:
+            frames[name] = run(name, sorted(set(have["fold"].unique())), work, data, reference)
+    from distill_hh import DISTILLED  # students trained by distill_hh.py: reported here from their kept predictions
+
+    for name, what in DISTILLED.items():
+        if name not in VARIANTS and (have := kept(name)) is not None:
+            VARIANTS[name] = (None, [], what)
             frames[name] = run(name, sorted(set(have["fold"].unique())), work, data, reference)
     book = json.loads((KEPT / "folds.json").read_text()) if (KEPT / "folds.json").exists() else {}
     anchor = frames.get(ANCHOR)
