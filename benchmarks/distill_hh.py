@@ -282,7 +282,7 @@ def report(bench: Bench, out: Path, t0: float) -> None:
     intro = (__doc__.split("\n\n")[0] + "\n\nTeachers: each row scored by the mean probabilities of the 4 teacher "
              "models that never saw it. Students: the mean per-row difference against the same student without a "
              "teacher (variant minus baseline; a negative log loss is better) ± its standard error, on the rows both "
-             f"predicted. Kept predictions in {mh.KEPT}; this report took {time.perf_counter() - t0:.0f} s.")
+             f"predicted. Kept predictions in {mh.KEPT}; this run took {time.perf_counter() - t0:.0f} s.")
     write_results("distill_hh", out, {"data": bench.data.name, "cv": "5 grouped folds, seed 42"}, columns, rows, intro)
 
 

@@ -50,7 +50,7 @@ log loss; add outer folds until they are under 0.005. The anchor's own fold is m
 
     python benchmarks/methods_hh.py --variants features,smollm2 --folds 0     # the anchor's fold 0 (kept)
     python benchmarks/ensembles_hh.py --outer 0                              # then 0,1 in a later session
-    python benchmarks/ensembles_hh.py --smoke /tmp/ensembles_smoke           # 150 rows, MiniLM + LoRA (26 min on 1 core)
+    python benchmarks/ensembles_hh.py --smoke /tmp/ensembles_smoke           # 150 rows, MiniLM+LoRA (26 min on 1 core)
     python benchmarks/ensembles_hh.py --smoke /tmp/ensembles_smoke_smollm2 --smoke-config smollm2
 
 Writes results/ensembles_hh.{json,md} (--out). HH-RLHF has no ties: a coin scores log loss ln 2 = 0.693.
