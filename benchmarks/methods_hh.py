@@ -55,6 +55,8 @@ VARIANTS: dict[str, tuple[str | None, list[str], str]] = {
     "features": ("rm/features_baseline", [], "feature baseline (gradient boosting on text features)"),
     "features_logreg": ("rm/features_baseline", ["features.estimator=logreg"],
                         "feature baseline, logistic regression"),
+    "features_no_tta": ("rm/features_baseline", ["predict.swap_tta=false"],
+                        "feature baseline without swap TTA (the anchor's bt head is symmetric: prefkit skips TTA there)"),
     ANCHOR: (_DECODER[0], _DECODER[1],
              "the shipped decoder config: SmolLM2-135M-Instruct + LoRA r16 on the last 8 of 30 layers + bt score "
              "head, 128 tokens a response (prompt share 0.3, middle cut), 1 epoch, lr 5e-4, bf16 autocast"),
