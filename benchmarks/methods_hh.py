@@ -91,7 +91,8 @@ def keep(name: str, frame: pd.DataFrame, seconds: dict[int, float], dtype: str) 
     old = kept(name)
     new = frame if old is None else pd.concat([old[~old["fold"].isin(frame["fold"].unique())], frame])
     tmp = KEPT / f".{name}.csv.gz.tmp"
-    new.sort_values(["fold"], kind="stable").round(6).to_csv(tmp, compression="gzip")
+    # gzip without a time stamp: the same predictions kept again give the same bytes (no change for git to show)
+    new.sort_values(["fold"], kind="stable").round(6).to_csv(tmp, compression={"method": "gzip", "mtime": 0})
     os.replace(tmp, KEPT / f"{name}.csv.gz")
     book_path = KEPT / "folds.json"
     book = json.loads(book_path.read_text()) if book_path.exists() else {}
