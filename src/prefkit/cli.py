@@ -8,7 +8,7 @@
     prefkit demo [--config CONFIG] [--rows N] [-v] [key=value ...]
     prefkit repredict --run CV_RUN [key=value ...]
     prefkit doctor --run RUN [--rows N] [key=value ...]
-    prefkit merge --run CV_RUN --out DIR [--into-base]
+    prefkit merge --run RUN [--run RUN ...] --out DIR [--into-base]
     prefkit export --run RUN --out DIR [--fold K | --average] [key=value ...]
     prefkit blend RUN RUN... --out DIR [--method simplex|stack] [--test-preds PRED...] [--submission FILE]
     prefkit compare RUN RUN... [--out FILE.json]
@@ -173,10 +173,11 @@ COMMANDS = [
              (("--rows",), {"type": int, "default": 16, "help": "rows to probe (a seeded sample of data.train)"}),
              OVERRIDES),
             lambda a, r: r.main(a.run, a.rows, a.overrides)),
-    Command(("merge",), "prefkit.recipes.merge", "average a cv run's fold models into one model (a run folder)",
-            ((("--run",), {"required": True, "help": "folder written by `prefkit cv`"}),
+    Command(("merge",), "prefkit.recipes.merge", "average models into one (a run folder): a cv run's folds, or several runs'",
+            ((("--run",), {"required": True, "action": "append",
+                           "help": "folder written by `prefkit cv` (its fold models) or `train` (its model); again for more"}),
              (("--out",), {"required": True, "help": "new run folder for the averaged model"}),
-             (("--into-base",), {"action": "store_true", "help": "merge each fold's LoRA into the base weights, then average"})),
+             (("--into-base",), {"action": "store_true", "help": "merge each model's LoRA into the base weights, then average"})),
             lambda a, r: r.main(a.run, a.out, a.into_base)),
     Command(("export",), "prefkit.recipes.export", "a run's reward model as a folder plain transformers loads (model card included)",
             ((("--run",), {"required": True, "help": "folder written by `prefkit cv`, `train` or `merge`"}),

@@ -371,6 +371,122 @@ def test_merge_averages_fold_models_into_a_run_predict_uses(tmp_path, run_cli, t
     assert res.code == 2 and "1 finished fold models" in res.err
 
 
+
+@pytest.fixture(scope="module")
+def tiny_seeds(tmp_path_factory):
+    """Two `prefkit train` runs (LoRA, unquantised) of one tiny Gemma-2 backbone with seeds 0 and 1, and an
+    unlabelled test file, made once. The backbone is a saved folder: with model.random_init each seed would draw
+    another base model."""
+    from transformers import AutoConfig, AutoModelForCausalLM
+
+    from prefkit import cli
+    from tests.conftest import FAST, TINY, learnable
+
+    root = tmp_path_factory.mktemp("tiny_seeds")
+    data, test = root / "train.csv", root / "test.csv"
+    write_lmsys_csv(learnable(16), data)
+    write_lmsys_csv(PairTable(learnable(6, seed=3).frame.assign(label=None), "t"), test)
+    torch.manual_seed(0)
+    lm = AutoConfig.for_model(vocab_size=259, pad_token_id=0, **load_config(TINY).model.random_init)
+    AutoModelForCausalLM.from_config(lm).save_pretrained(root / "base")
+    for seed in (0, 1):
+        code = cli.main(["train", str(TINY), f"data.train={data}", *FAST, "quantization.mode=none",
+                         f"model.path={root / 'base'}", "model.random_init={}", f"train.seed={seed}",
+                         f"output_dir={root / f'seed{seed}'}"])
+        assert code == 0
+    return root / "seed0", root / "seed1", root / "base", test
+
+
+def test_merge_averages_train_runs_of_other_seeds(tmp_path, run_cli, tiny_seeds):
+    """Two full-data models of other seeds, two --run flags: each tensor (LoRA A and B, the head) is the mean of
+    the two, trained.json names both sources, and the merged run predicts."""
+    from safetensors.torch import load_file
+
+    s0, s1, _, test = tiny_seeds
+    weights = [load_file(str(s / "model" / "adapter_model.safetensors")) for s in (s0, s1)]
+    res = run_cli("merge", "--run", s0, "--run", s1, "--out", tmp_path / "avg")
+    assert res.code == 0, res.err
+    assert "train.seed differ" in res.err  # A and B averaged apart, from other starting A's: said so
+    avg = load_file(str(tmp_path / "avg" / "model" / "adapter_model.safetensors"))
+    lora_a = next(k for k in avg if "q_proj.lora_A" in k)
+    assert not torch.allclose(weights[0][lora_a], weights[1][lora_a])  # other seeds, other adapters
+    assert torch.allclose(avg[lora_a], (weights[0][lora_a] + weights[1][lora_a]) / 2)
+    assert set(avg) == set(weights[0]) and all(torch.allclose(avg[k], (weights[0][k] + weights[1][k]) / 2) for k in avg)
+    info = json.loads((tmp_path / "avg" / "model" / "trained.json").read_text())
+    assert info["merged_from"] == [str(s0 / "model"), str(s1 / "model")] and info["config_from"] == str(s0)
+    res = run_cli("predict", "--run", tmp_path / "avg", "--test", test, "--out", tmp_path / "avg.csv",
+                  f"output_dir={tmp_path / 'pa'}")
+    assert res.code == 0, res.err
+    assert len(pd.read_csv(tmp_path / "avg.csv")) == 6
+
+
+def test_merge_into_base_of_two_train_runs_is_base_plus_the_mean_update(tmp_path, run_cli, tiny_seeds):
+    """--into-base over two runs: a LoRA-adapted weight of the merged model is W + (alpha / r) mean_k(B_k A_k)."""
+    from safetensors.torch import load_file
+
+    s0, s1, base, _ = tiny_seeds
+    res = run_cli("merge", "--run", s0, "--run", s1, "--out", tmp_path / "merged", "--into-base")
+    assert res.code == 0, res.err
+    name = "model.layers.1.self_attn.v_proj.weight"
+    w = load_file(str(base / "model.safetensors"))[name]
+    update = 0
+    for s in (s0, s1):
+        adapter = load_file(str(s / "model" / "adapter_model.safetensors"))
+        a, b = (next(t for k, t in adapter.items() if "layers.1.self_attn.v_proj" in k and f"lora_{x}" in k) for x in "AB")
+        update = update + (16 / 8) * (b @ a) / 2  # tiny_gemma2: lora.alpha 16, r 8
+    merged = load_file(str(tmp_path / "merged" / "model" / "model.safetensors"))[name]
+    assert update.abs().max() > 1e-4 and torch.allclose(merged, w + update, atol=1e-6)
+
+
+def _edited_copy(run, out, changes: dict):
+    """A copy of the run folder whose config.yaml has `changes` (dotted keys) applied."""
+    import shutil
+
+    import yaml
+
+    shutil.copytree(run, out)
+    cfg = yaml.safe_load((out / "config.yaml").read_text())
+    for key, value in changes.items():
+        *parents, leaf = key.split(".")
+        section = cfg
+        for part in parents:
+            section = section[part]
+        section[leaf] = value
+    (out / "config.yaml").write_text(yaml.safe_dump(cfg))
+    return out
+
+
+@pytest.mark.parametrize("changes, said", [
+    ({"lora.r": 4}, "lora.r differs (8 and 4): their models differ in the LoRA settings"),
+    ({"lora.target_modules": ["q_proj"]}, "lora.target_modules differs"),
+    ({"model.path": "minilm"}, "differ in the base model"),
+    ({"competition": "wsdm"}, "competition differs ('lmsys' and 'wsdm')"),
+    ({"model.head": "bt"}, "model.head differs ('cls3' and 'bt'): their models differ in the head"),
+    ({"template.max_length": 64}, "template.max_length differs (96 and 64): their models differ in the template"),
+])
+def test_merge_refuses_runs_whose_models_cannot_be_averaged(tmp_path, run_cli, tiny_seeds, changes, said):
+    s0 = tiny_seeds[0]
+    other = _edited_copy(s0, tmp_path / "other", changes)
+    res = run_cli("merge", "--run", s0, "--run", other, "--out", tmp_path / "avg")
+    assert res.code == 2 and f"--run {s0} and --run {other}: " in res.err and said in res.err, res.err
+    assert not (tmp_path / "avg").exists()
+
+
+def test_merge_refuses_random_bases_of_other_seeds_and_a_run_given_twice(tmp_path, run_cli, tiny_seeds):
+    """model.random_init draws the base weights from train.seed: runs of two seeds hold two base models."""
+    from tests.conftest import TINY
+
+    s0 = tiny_seeds[0]
+    random_init = load_config(TINY).model.random_init
+    a = _edited_copy(s0, tmp_path / "a", {"model.path": None, "model.random_init": random_init})
+    b = _edited_copy(a, tmp_path / "b", {"train.seed": 1})
+    res = run_cli("merge", "--run", a, "--run", b, "--out", tmp_path / "avg")
+    assert res.code == 2 and "train.seed differs (0 and 1), and with model.random_init it draws the base weights" in res.err
+    res = run_cli("merge", "--run", s0, "--run", str(s0) + "/", "--out", tmp_path / "avg")
+    assert res.code == 2 and "given twice" in res.err
+    res = run_cli("merge", "--run", s0, "--out", tmp_path / "avg")
+    assert res.code == 2 and "1 finished models; merge needs at least two" in res.err
+
 def test_row_targets_from_labels_soft_labels_and_pseudo_labels(tmp_path):
     from prefkit.toolbox.distill import row_targets
 
