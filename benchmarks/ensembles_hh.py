@@ -12,10 +12,17 @@ model.dtype=bfloat16) trained on those rows, and predicts fold k's rows:
 
 - the single full-data model: the anchor's own out-of-fold predictions of fold k (methods_hh's `smollm2` run, whose
   fold-k model trained on the four other folds), read from results/methods_hh/smollm2.csv.gz, never trained here;
-- inner fold models: `prefkit cv CONFIG data.train=<the four folds> cv.n_splits=4`, four models of 3/5 of the
-  rows each (grouped by prompt anew), each predicting fold k alone (`Run.open(...).predict_fold`);
+- inner fold models, four models of 3/5 of the rows each, each predicting fold k alone. `--inner teachers` (the
+  default): distill_hh's SmolLM2 teacher pairs {k, j} (j != k), each trained on the 3 folds other than k and j
+  with the anchor's config: a 4-fold inner cv over the training folds on methods_hh's own folds, whose predictions
+  of fold k distill_hh keeps (results/methods_hh/teachers/smollm2/pair*.csv.gz) and whose run folders it leaves in
+  its work folder (runs/distill_hh/teachers/smollm2/pair*: the merges read them): the models the distillation of
+  fold k's student needs anyway, so no inner model is trained twice. `--inner cv`: `prefkit cv CONFIG
+  data.train=<the four folds> cv.n_splits=4` (grouped by prompt anew), each fold model predicting fold k
+  (`Run.open(...).predict_fold`): what a smoke run does, having no teachers;
   (a) the fold average: their probabilities averaged, as `prefkit predict --run` of that cv run averages them;
-- (b) adapters merged into one: `prefkit merge --run <inner cv>` (LoRA A and B, and the heads, averaged apart) and
+- (b) adapters merged into one: `prefkit merge --run <inner cv>`, or one `--run` for each teacher pair (LoRA A and
+  B, and the heads, averaged apart) and
   `prefkit merge --into-base` (each adapter merged into the base weights, then averaged: exactly
   base + mean_k(B_k A_k)), each then `prefkit predict --run <merged> --test <fold k>`;
 - (c) seeds: `prefkit train CONFIG data.train=<the four folds> train.seed=S` for each of --seeds (default 1,2; the
@@ -40,18 +47,21 @@ the runs in --work resume (`--resume`) where a command stopped. `--kept` points 
 `--smoke DIR` puts everything (data, reference, anchor, runs, kept predictions, report) under DIR: a smoke run
 never writes into results/.
 
-Cost an outer fold, an estimate: about 6 anchor folds of compute (5 trainings on 4/5 of the rows and 12
+Cost an outer fold with `--inner cv`, an estimate: about 6 anchor folds of compute (5 trainings on 4/5 of the rows and 12
 predictions of a fifth). At about 12 min a SmolLM2 fold on 2 cores with bf16 (~10 min training, ~2 min predicting
 a fifth): the inner cv 4 x (a training on 3/5 + predicting its inner fold) ~ 38 min, fold k by each inner model
 ~ 8 min, two merges and their predictions ~ 5 min, two seeds 2 x (a training on 4/5 + predicting fold k) ~ 24 min:
 about 75 min an outer fold, 6 h 15 min for all five; at the 21-23 min a fold methods_hh took on 2026-12-07 beside
 another job, about 2 h 10 min an outer fold. One outer fold (471 rows) gives paired errors of a few thousandths in
 log loss; add outer folds until they are under 0.005. The anchor's own fold is methods_hh's, not counted here.
+With `--inner teachers` the inner cv is distill_hh's (4 of its 10 teacher pairs, about 15 min each on one
+thread): what is left here is the two merges and the two seeds, about 55 min an outer fold on one thread.
 
     python benchmarks/methods_hh.py --variants features,smollm2 --folds 0     # the anchor's fold 0 (kept)
+    python benchmarks/distill_hh.py --variants smollm2_distill_smollm2 --folds 0   # teacher pairs {0, j} (and fold 0's student)
     python benchmarks/ensembles_hh.py --outer 0                              # then 0,1 in a later session
-    python benchmarks/ensembles_hh.py --smoke /tmp/ensembles_smoke           # 150 rows, MiniLM+LoRA (26 min on 1 core)
-    python benchmarks/ensembles_hh.py --smoke /tmp/ensembles_smoke_smollm2 --smoke-config smollm2
+    python benchmarks/ensembles_hh.py --smoke /tmp/ensembles_smoke --inner cv  # 150 rows, MiniLM+LoRA (26 min on 1 core)
+    python benchmarks/ensembles_hh.py --smoke /tmp/ensembles_smoke_smollm2 --smoke-config smollm2 --inner cv
 
 Writes results/ensembles_hh.{json,md} (--out). HH-RLHF has no ties: a coin scores log loss ln 2 = 0.693.
 """
@@ -209,9 +219,34 @@ def predict_cli(run_dir: Path, test: Path, where: Path, heldout: pd.DataFrame, p
     return frame.loc[heldout.index, prob_cols].to_numpy()
 
 
+def teacher_pairs(k: int, n_folds: int = INNER + 1) -> list[str]:
+    """The teacher pairs {k, j} of distill_hh, j != k in order: inner model i is the pair of the i-th other fold."""
+    return [f"pair{min(j, k)}{max(j, k)}" for j in range(n_folds) if j != k]
+
+
+def teacher_inner(k: int, heldout: pd.DataFrame, prob_cols: list[str], kept_teachers: Path) -> list[np.ndarray]:
+    """Fold k's probabilities by each teacher pair {k, j}, from distill_hh's kept logits (of folds j and k)."""
+    from prefkit.metrics import probabilities
+
+    out = []
+    for name in teacher_pairs(k):
+        path = kept_teachers / f"{name}.csv.gz"
+        if not path.exists():
+            raise SystemExit(f"{path}: not kept; train fold {k}'s teacher pairs first: python benchmarks/distill_hh.py "
+                             f"--variants smollm2_distill_smollm2 --folds {k}")
+        frame = pd.read_csv(path, dtype={"id": str}).set_index("id")
+        frame = frame[frame["fold"] == k]
+        logits = frame[["logit_a", "logit_b", "logit_tie"]].to_numpy()
+        probs = pd.DataFrame(probabilities(logits)[:, :len(prob_cols)], index=frame.index, columns=prob_cols)
+        out.append(aligned(probs.assign(fold=frame["fold"], label=heldout.loc[frame.index, "label"]), heldout,
+                           prob_cols, str(path)))
+    return out
+
+
 def train_fold(k: int, table, reference: pd.DataFrame, prob_cols: list[str], config: str, overrides: list[str],
-               models: list[str], work: Path, kept: Path) -> None:
-    """Every model of outer fold k whose predictions are not kept: trained (or resumed), then asked for fold k."""
+               models: list[str], work: Path, kept: Path, teachers: tuple[Path, Path] | None) -> None:
+    """Every model of outer fold k whose predictions are not kept: trained (or resumed), then asked for fold k.
+    `teachers`: (distill_hh's kept teacher logits, its teacher run folders) when they are the inner models."""
     from prefkit.data import load_pairs
     from prefkit.rm.run import Run
 
@@ -224,13 +259,24 @@ def train_fold(k: int, table, reference: pd.DataFrame, prob_cols: list[str], con
     heldout = reference[reference["fold"] == k]
     train_csv, heldout_csv = write_split(table, reference, k, folder)
     inner = folder / "inner"
-    if any(m.startswith(("inner", "merged")) for m in todo) and not (inner / "metrics.json").exists():
+    merge_runs = [inner.resolve()]
+    if teachers is not None:
+        kept_teachers, runs = teachers
+        for j, p in enumerate(teacher_inner(k, heldout, prob_cols, kept_teachers)):
+            if f"inner{j}" in todo:
+                keep(kept, k, f"inner{j}", p, heldout, prob_cols)
+        merge_runs = [(runs / name).resolve() for name in teacher_pairs(k)]
+        lacking = [r for r in merge_runs if not (r / "config.yaml").exists()]
+        if lacking and any(m.startswith("merged") for m in todo):
+            raise SystemExit(f"{lacking[0]}: distill_hh's teacher run is not there (its predictions are kept, its "
+                             "model is not): the merges need the trained models")
+    elif any(m.startswith(("inner", "merged")) for m in todo) and not (inner / "metrics.json").exists():
         # metrics.json is written last by cv: without it, a fold model is missing
         timed(resumed(["cv", config, f"data.train={train_csv}", f"output_dir={inner.resolve()}", *overrides,
                        f"cv.n_splits={INNER}"], inner), log, kept, k, "inner")
     run = rows = None
     for j in range(INNER):
-        if f"inner{j}" in todo:
+        if f"inner{j}" in todo and teachers is None:
             if run is None:
                 run = Run.open(inner)
                 rows = load_pairs(heldout_csv, run.config.data)
@@ -243,7 +289,8 @@ def train_fold(k: int, table, reference: pd.DataFrame, prob_cols: list[str], con
         if model in todo:
             merged = folder / model
             if not (merged / "config.yaml").exists():  # merge moves its folder into place when it is done
-                timed(["merge", "--run", inner.resolve(), "--out", merged.resolve(), *flag], log, kept, k, model)
+                runs = [a for r in merge_runs for a in ("--run", r)]
+                timed(["merge", *runs, "--out", merged.resolve(), *flag], log, kept, k, model)
             p = predict_cli(merged, heldout_csv, folder / f"{model}_predict", heldout, prob_cols, log, kept, k, model)
             keep(kept, k, model, p, heldout, prob_cols)
     for model in (m for m in todo if m.startswith("seed")):
@@ -310,6 +357,10 @@ def main() -> int:
     ap.add_argument("--analyse-only", action="store_true", help="train nothing: report the kept predictions")
     ap.add_argument("--smoke", metavar="DIR", help=f"a smoke run on {SMOKE_ROWS} rows, every file under DIR")
     ap.add_argument("--smoke-config", default="minilm", choices=list(SMOKES))
+    ap.add_argument("--inner", default="teachers", choices=["teachers", "cv"],
+                    help="the inner fold models: distill_hh's SmolLM2 teacher pairs, or an inner cv trained here")
+    ap.add_argument("--teachers-work", default="runs/distill_hh/teachers/smollm2",
+                    help="distill_hh's SmolLM2 teacher run folders (for the merges)")
     args = ap.parse_args()
 
     from prefkit.config import load_config
@@ -349,14 +400,20 @@ def main() -> int:
     if lacking:
         raise SystemExit(f"{anchor_path}: the anchor's folds {lacking} are not kept; train them first: python "
                          f"benchmarks/methods_hh.py --variants features,{ANCHOR} --folds {','.join(map(str, lacking))}")
-    check_setting(kept, {"config": config, "overrides": overrides, "data": data.name, "inner folds": INNER})
+    if args.inner == "teachers" and args.smoke:
+        raise SystemExit("--smoke has no teacher pairs: give --inner cv")
+    if args.inner == "teachers" and (config, overrides) != tuple(_DECODER):
+        raise SystemExit("--inner teachers: distill_hh's SmolLM2 teachers are the anchor's config, not this one")
+    teachers = (KEPT / "teachers" / "smollm2", Path(args.teachers_work)) if args.inner == "teachers" else None
+    check_setting(kept, {"config": config, "overrides": overrides, "data": data.name, "inner folds": INNER,
+                         "inner": args.inner})
 
     per_fold, heldouts = [], []
     for k in outer:
         heldout = reference[reference["fold"] == k]
         probs = {ANCHOR: aligned(anchor[anchor["fold"] == k], heldout, prob_cols, f"{anchor_path}, fold {k}")}
         if not args.analyse_only:
-            train_fold(k, table, reference, prob_cols, config, overrides, models, work, kept)
+            train_fold(k, table, reference, prob_cols, config, overrides, models, work, kept, teachers)
         if not all(kept_file(kept, k, m).exists() for m in models):
             print(f"outer fold {k}: not every model is kept yet; left out of the report", flush=True)
             continue
@@ -392,6 +449,7 @@ def main() -> int:
              f"{time.perf_counter() - t0:.0f} s.")
     write_results("ensembles_hh", out, {"data": data.name, "outer folds": done, "config": config,
                                         "overrides": overrides, "seeds": seeds, "inner folds": INNER,
+                                        "inner": args.inner,
                                         "anchor": str(anchor_path), "reference": str(reference_path)},
                   COLUMNS, rows, intro)
     return 0
