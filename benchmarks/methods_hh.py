@@ -235,8 +235,9 @@ def main() -> int:
         elif (have := kept(name)) is not None:
             frames[name] = run(name, sorted(set(have["fold"].unique())), work, data, reference)
     from distill_hh import DISTILLED  # students trained by distill_hh.py: reported here from their kept predictions
+    from trainsets_hh import TRAINSETS  # fold training rows changed (pseudo-labels, length-balanced): trainsets_hh.py
 
-    for name, what in DISTILLED.items():
+    for name, what in {**DISTILLED, **TRAINSETS}.items():
         if name not in VARIANTS and (have := kept(name)) is not None:
             VARIANTS[name] = (None, [], what)
             frames[name] = run(name, sorted(set(have["fold"].unique())), work, data, reference)

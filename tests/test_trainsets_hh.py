@@ -1,0 +1,121 @@
+"""benchmarks/trainsets_hh.py's training sets: fold k's pseudo-label file holds fold k's pairs with the anchor's
+probabilities and reads no label of fold k; the length-balanced set copies only the pairs of the smaller group (where
+the shorter answer won) until the two groups are as many."""
+
+from __future__ import annotations
+
+import importlib.util
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from prefkit.competition import COMPETITIONS
+from prefkit.data.table import TableBuilder
+from prefkit.metrics import margins
+from prefkit.toolbox.predictions import lookup
+from prefkit.toolbox.rules import last_turn_lengths
+from tests.conftest import learnable
+
+BENCH = Path(__file__).resolve().parents[1] / "benchmarks"
+LMSYS = COMPETITIONS["lmsys"]
+
+
+def _trainsets_hh():
+    spec = importlib.util.spec_from_file_location("trainsets_hh", BENCH / "trainsets_hh.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def _anchor(table, fold: pd.Series, seed: int = 3) -> pd.DataFrame:
+    """Kept out-of-fold predictions of every row (methods_hh's columns), in another row order than the table's."""
+    rng = np.random.default_rng(seed)
+    p = rng.dirichlet([2.0, 2.0, 0.3], size=len(fold))
+    frame = pd.DataFrame({"fold": fold.to_numpy(), "label": table.frame["label"].to_numpy(),
+                          **{c: p[:, i] for i, c in enumerate(LMSYS.columns)}}, index=fold.index)
+    return frame.iloc[::-1]
+
+
+def test_the_pseudo_file_of_fold_k_is_its_pairs_with_the_anchors_probabilities_and_no_label(tmp_path):
+    t = _trainsets_hh()
+    table = learnable(30, seed=1)
+    ids = pd.Index(table.frame["id"].astype(str), name="id")
+    fold = pd.Series(np.arange(len(ids)) * 7 % 5, index=ids)
+    anchor = _anchor(table, fold)
+    k = 2
+    path = tmp_path / "fold2.pseudo.csv"
+    info = t.write_pseudo(path, table, fold, k, anchor, LMSYS)
+    assert info == {"rows": 6, "kept": 6, "dropped": 0, "min_margin": 0.0}
+    written = pd.read_csv(path, dtype={"id": str})
+    assert list(written["id"]) == list(ids[fold == k])  # exactly fold k's rows, in the table's order
+    assert np.allclose(written[list(LMSYS.columns)], anchor.loc[written["id"], list(LMSYS.columns)], atol=1e-7)
+    assert not {"label", "fold"} & set(written.columns)
+    # prefkit reads it back as the soft targets of those ids
+    back = np.exp(lookup([path], list(written["id"]), LMSYS, "train.pseudo_labels"))
+    back /= back.sum(axis=1, keepdims=True)
+    assert np.allclose(back, anchor.loc[written["id"], list(LMSYS.columns)], atol=1e-6)
+
+    # fold k's labels scrambled, in the table and in the anchor's file: the same bytes
+    scrambled = table.subset(np.ones(len(table), bool))
+    in_k = (fold.loc[ids] == k).to_numpy()
+    scrambled.frame.loc[in_k, "label"] = np.roll(scrambled.frame.loc[in_k, "label"].map(
+        {"a": "b", "b": "tie", "tie": "a"}).to_numpy(), 1)
+    assert (scrambled.frame["label"] != table.frame["label"]).sum() >= 4
+    other = anchor.assign(label=np.where(anchor["fold"] == k, "tie", anchor["label"]))
+    again = tmp_path / "again.csv"
+    t.write_pseudo(again, scrambled, fold, k, other, LMSYS)
+    assert again.read_bytes() == path.read_bytes()
+
+    # WSDM Cup 2nd's cut: the pairs with |P(A) - P(B)| <= margin dropped and counted
+    margin = float(np.sort(margins(anchor.loc[fold.index[fold == k], list(LMSYS.columns)].to_numpy()))[2])
+    info = t.write_pseudo(tmp_path / "cut.csv", table, fold, k, anchor, LMSYS, min_margin=margin)
+    assert (info["kept"], info["dropped"]) == (3, 3)
+
+    # an anchor whose fold k is not this fold k is refused, naming a row
+    first = fold.index[fold == k][0]
+    with pytest.raises(SystemExit, match=rf"1 rows lacking \(first: '{first}'\), 0 others"):
+        t.write_pseudo(tmp_path / "x.csv", table, fold, k, anchor.drop(index=first), LMSYS)
+    with pytest.raises(SystemExit, match=rf"0 rows lacking \(first: None\), 1 others \(first: '{first}'\)"):
+        t.write_pseudo(tmp_path / "x.csv", table, fold.where(fold.index != first, k + 1), k, anchor, LMSYS)
+
+
+def _pairs(spec: list[tuple[int, int, str]]):
+    """A table of pairs by (characters of A, of B, label)."""
+    b = TableBuilder("lengths")
+    for i, (la, lb, label) in enumerate(spec):
+        b.add(i, None, f"p{i}", [f"question {i}?"], ["x" * la], ["y" * lb], label=label)
+    return b.build()
+
+
+def test_the_length_balanced_set_copies_only_shorter_won_pairs_until_the_groups_are_equal():
+    t = _trainsets_hh()
+    longer = [(9, 3, "a"), (2, 8, "b"), (7, 1, "a"), (4, 6, "b"), (10, 5, "a"), (1, 9, "b"), (6, 2, "a")]
+    shorter = [(3, 9, "a"), (8, 2, "b"), (5, 7, "a")]
+    table = _pairs(longer + shorter + [(4, 4, "a"), (5, 5, "b"), (2, 6, "tie")])
+    out, counts = t.length_balanced(table, seed=0)
+    assert counts == {"rows": 13, "shorter_won": 3, "longer_won": 7, "equal_lengths": 2, "ties": 1,
+                      "copied": "shorter won", "duplicated": 4, "rows_trained": 17}
+    ids = out.frame["id"].astype(str)
+    originals = ids[~ids.str.contains("~dup")]
+    assert list(originals) == list(table.frame["id"])  # every row once, first, in its order
+    shorter_ids = {f"p{i}" for i in range(7, 10)}
+    copies = ids[ids.str.contains("~dup")]
+    assert {c.split("~")[0] for c in copies} <= shorter_ids
+    # 4 copies of 3 pairs: each once (~dup1) and one seeded pair twice (~dup2)
+    assert sorted(c.split("~")[1] for c in copies) == ["dup1", "dup1", "dup1", "dup2"]
+    by_id = out.frame.set_index(out.frame["id"].astype(str))
+    for c in copies:
+        assert by_id.loc[c, ["response_a", "response_b", "label"]].tolist() == \
+            by_id.loc[c.split("~")[0], ["response_a", "response_b", "label"]].tolist()
+    la, lb = last_turn_lengths(out)
+    y = out.frame["label"].to_numpy()
+    decided = (la != lb) & (y != "tie")
+    longer_won = decided & ((y == "a") == (la > lb))
+    assert longer_won.sum() == (decided & ~longer_won).sum() == 7
+    assert t.length_balanced(table, seed=0)[0].frame["id"].tolist() == ids.tolist()  # seeded
+
+    balanced = _pairs(longer[:3] + shorter)  # already equal: nothing copied
+    out, counts = t.length_balanced(balanced)
+    assert counts["duplicated"] == 0 and len(out) == len(balanced)
