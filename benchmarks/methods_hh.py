@@ -76,6 +76,20 @@ VARIANTS: dict[str, tuple[str | None, list[str], str]] = {
     "smollm2_16layers": (_DECODER[0], [*_DECODER[1], "lora.skip_first_layers=14"],
                          "retuning: adapters on the last 16 of 30 layers"),
 }
+# blends of kept runs, each fitted fold by fold on the other folds (prefkit.toolbox.blend.blender_cv, as `prefkit
+# blend` reports them), or a plain mean: (name, members, method, what)
+BLENDS = [
+    ("smollm2 + features", [ANCHOR, "features"], "simplex",
+     "the anchor blended with the feature baseline (simplex weights, nested by fold)"),
+    ("smollm2 + features_logreg", [ANCHOR, "features_logreg"], "simplex",
+     "the anchor blended with the logistic-regression feature baseline (simplex weights, nested by fold)"),
+    ("smollm2 + both feature models", [ANCHOR, "features", "features_logreg"], "simplex",
+     "the anchor and both feature baselines (simplex weights, nested by fold)"),
+    ("smollm2 + both feature models, stacked", [ANCHOR, "features", "features_logreg"], "stack",
+     "the anchor and both feature baselines stacked (a logistic regression on their log-probabilities, nested)"),
+    ("smollm2 + smollm2_tie_random, mean", [ANCHOR, "smollm2_tie_random"], "mean",
+     "two anchors averaged: the same config trained twice, differing in one random draw (the tie term's start)"),
+]
 COLUMNS = ["variant", "folds", "rows", "log loss", "accuracy", "ECE", "vs anchor: log loss", "vs anchor: accuracy",
            "verdict", "length rule", "where shorter won", "where longer won", "wall a fold"]
 
@@ -255,10 +269,11 @@ def main() -> int:
         labels = anchor["label"].to_numpy()
         fold_of = anchor["fold"].to_numpy()
         p_anchor = anchor[prob_cols].to_numpy()
-        p_feat = frames["features"].loc[ids, prob_cols].to_numpy()
-        blend = blender_cv([p_anchor, p_feat], labels, fold_of, "simplex")
-        rows.append(describe("smollm2 + features", blend, anchor, table, anchor,
-                             "the anchor blended with the feature baseline (simplex weights, nested by fold)", []))
+        for name, members, method, what in BLENDS:
+            if all(m in frames and frames[m].index.isin(ids).sum() == len(ids) for m in members):
+                probs = [frames[m].loc[ids, prob_cols].to_numpy() for m in members]
+                blend = np.mean(probs, axis=0) if method == "mean" else blender_cv(probs, labels, fold_of, method)
+                rows.append(describe(name, blend, anchor, table, anchor, what, []))
         y = (labels != "a").astype(int)  # 0: A won
         p = np.clip(p_anchor[:, 0] / p_anchor[:, :2].sum(axis=1), 1e-6, 1 - 1e-6)
         pa = length_removed(np.log(p / (1 - p)), log_length_ratio(table, ids), y, fold_of)
