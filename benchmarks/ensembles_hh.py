@@ -117,6 +117,11 @@ def ensembles(seeds: list[int], base_merge: bool) -> dict[str, tuple[list[str], 
     }
     if not base_merge:  # whole fine-tuned models: nothing to merge into a base
         del out["(b) merged into base"]
+    if not seeds:  # no seed model: (c) would be the anchor alone, and (a) + (c) the fold models with the anchor
+        del out["(c) seeds"]
+        out["(a) + the anchor"] = (inner + [ANCHOR], "the fold models and the anchor, probabilities averaged",
+                                   f"{INNER} x 3/5 + 1 x 4/5", {"inner": 1, **dict.fromkeys(inner + [ANCHOR], 1)})
+        del out["(a) + (c)"]
     return out
 
 
