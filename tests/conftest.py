@@ -13,6 +13,21 @@ from prefkit import cli
 from prefkit.data.table import PairTable, TableBuilder
 
 ROOT = Path(__file__).resolve().parents[1]  # the project
+
+
+def load_benchmark(name: str):
+    """benchmarks/<name>.py imported as a module (the benchmarks are scripts, not a package: their folder goes on
+    sys.path so that they import each other, as when run)."""
+    import importlib.util
+    import sys
+
+    folder = ROOT / "benchmarks"
+    if str(folder) not in sys.path:
+        sys.path.insert(0, str(folder))
+    spec = importlib.util.spec_from_file_location(name, folder / f"{name}.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
 SHARED = ROOT.parent / "shared" / "data"
 HH = SHARED / "preference" / "hh-rlhf"
 

@@ -3,24 +3,12 @@ predictions alone, so the cross-set probabilities do not depend on any cross-set
 
 from __future__ import annotations
 
-import importlib.util
-import sys
-from pathlib import Path
-
 import numpy as np
 import pandas as pd
 
 from prefkit.data.table import TableBuilder
 
-BENCH = Path(__file__).resolve().parents[1] / "benchmarks"
-
-
-def _cross_hh():
-    sys.path.insert(0, str(BENCH))
-    spec = importlib.util.spec_from_file_location("cross_hh", BENCH / "cross_hh.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+from tests.conftest import load_benchmark
 
 
 def _pairs(name: str, lengths: list[tuple[int, int]], labels: list[str]):
@@ -36,7 +24,7 @@ def _probs(ids, p_a, labels) -> pd.DataFrame:
 
 
 def test_length_removed_across_sets_reads_no_cross_label_and_takes_length_out():
-    c = _cross_hh()
+    c = load_benchmark("cross_hh")
     rng = np.random.default_rng(0)
     n = 80
     lengths = [(int(a), int(b)) for a, b in rng.integers(5, 400, size=(n, 2))]

@@ -3,25 +3,15 @@ teacher that saw neither the student's validation fold nor the row's own fold.""
 
 from __future__ import annotations
 
-import importlib.util
-from pathlib import Path
-
 import numpy as np
 import pandas as pd
 import pytest
 
-BENCH = Path(__file__).resolve().parents[1] / "benchmarks"
-
-
-def _distill_hh():
-    spec = importlib.util.spec_from_file_location("distill_hh", BENCH / "distill_hh.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+from tests.conftest import load_benchmark
 
 
 def test_every_soft_target_comes_from_a_teacher_blind_to_the_row_and_the_validation_fold():
-    d = _distill_hh()
+    d = load_benchmark("distill_hh")
     n = 4
     fold = pd.Series([0, 1, 2, 3, 1, 0, 3, 2, 2, 1, 0, 3], index=pd.Index([f"r{i}" for i in range(12)], name="id"))
     # teacher pair (a, b) predicts the rows of folds a and b; its logit_a names the pair
@@ -44,7 +34,7 @@ def test_every_soft_target_comes_from_a_teacher_blind_to_the_row_and_the_validat
 
 
 def test_an_averaged_teacher_is_the_mean_of_its_members_probabilities():
-    d = _distill_hh()
+    d = load_benchmark("distill_hh")
     ids = pd.Index(["x", "y"], name="id")
     first = pd.DataFrame(np.log([[0.8, 0.2, 1e-12], [0.5, 0.25, 0.25]]), index=ids, columns=d.LOGITS)
     second = pd.DataFrame(np.log([[0.4, 0.6, 1e-12], [0.1, 0.65, 0.25]]), index=ids, columns=d.LOGITS)

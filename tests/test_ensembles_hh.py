@@ -3,27 +3,15 @@ pairs {k, j}, each trained on neither fold k nor fold j, read from their kept lo
 
 from __future__ import annotations
 
-import importlib.util
-import sys
-from pathlib import Path
-
 import numpy as np
 import pandas as pd
 import pytest
 
-BENCH = Path(__file__).resolve().parents[1] / "benchmarks"
-
-
-def _ensembles_hh():
-    sys.path.insert(0, str(BENCH))
-    spec = importlib.util.spec_from_file_location("ensembles_hh", BENCH / "ensembles_hh.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+from tests.conftest import load_benchmark
 
 
 def test_the_inner_models_of_outer_fold_k_are_the_teachers_blind_to_fold_k(tmp_path):
-    e = _ensembles_hh()
+    e = load_benchmark("ensembles_hh")
     assert e.teacher_pairs(0) == ["pair01", "pair02", "pair03", "pair04"]
     assert e.teacher_pairs(2) == ["pair02", "pair12", "pair23", "pair24"]  # each names fold 2: none trained on it
     ids = [f"r{i}" for i in range(6)]

@@ -4,9 +4,6 @@ the shorter answer won) until the two groups are as many."""
 
 from __future__ import annotations
 
-import importlib.util
-from pathlib import Path
-
 import numpy as np
 import pandas as pd
 import pytest
@@ -16,17 +13,9 @@ from prefkit.data.table import TableBuilder
 from prefkit.metrics import margins
 from prefkit.toolbox.predictions import lookup
 from prefkit.toolbox.rules import last_turn_lengths
-from tests.conftest import learnable
+from tests.conftest import learnable, load_benchmark
 
-BENCH = Path(__file__).resolve().parents[1] / "benchmarks"
 LMSYS = COMPETITIONS["lmsys"]
-
-
-def _trainsets_hh():
-    spec = importlib.util.spec_from_file_location("trainsets_hh", BENCH / "trainsets_hh.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
 
 
 def _anchor(table, fold: pd.Series, seed: int = 3) -> pd.DataFrame:
@@ -39,7 +28,7 @@ def _anchor(table, fold: pd.Series, seed: int = 3) -> pd.DataFrame:
 
 
 def test_the_pseudo_file_of_fold_k_is_its_pairs_with_the_anchors_probabilities_and_no_label(tmp_path):
-    t = _trainsets_hh()
+    t = load_benchmark("trainsets_hh")
     table = learnable(30, seed=1)
     ids = pd.Index(table.frame["id"].astype(str), name="id")
     fold = pd.Series(np.arange(len(ids)) * 7 % 5, index=ids)
@@ -90,7 +79,7 @@ def _pairs(spec: list[tuple[int, int, str]]):
 
 
 def test_the_length_balanced_set_copies_only_shorter_won_pairs_until_the_groups_are_equal():
-    t = _trainsets_hh()
+    t = load_benchmark("trainsets_hh")
     longer = [(9, 3, "a"), (2, 8, "b"), (7, 1, "a"), (4, 6, "b"), (10, 5, "a"), (1, 9, "b"), (6, 2, "a")]
     shorter = [(3, 9, "a"), (8, 2, "b"), (5, 7, "a")]
     table = _pairs(longer + shorter + [(4, 4, "a"), (5, 5, "b"), (2, 6, "tie")])
