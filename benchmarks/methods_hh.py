@@ -245,8 +245,8 @@ def main() -> int:
     frames = {}
     for name in VARIANTS:
         if name in wanted and not args.analyse_only:
-            frames[name] = run(name, folds, work, data, reference)
-        elif (have := kept(name)) is not None:
+            run(name, folds, work, data, reference)  # trains the folds it lacks
+        if (have := kept(name)) is not None:  # the report: every kept fold, not only those asked for now
             frames[name] = run(name, sorted(set(have["fold"].unique())), work, data, reference)
     from distill_hh import DISTILLED  # students trained by distill_hh.py: reported here from their kept predictions
     from trainsets_hh import TRAINSETS  # fold training rows changed (pseudo-labels, length-balanced): trainsets_hh.py
