@@ -32,6 +32,7 @@ predictions. Writes results/methods_hh.{json,md}. HH-RLHF has no ties: a coin sc
 from __future__ import annotations
 
 import argparse
+import fcntl
 import json
 import os
 import sys
@@ -75,6 +76,9 @@ VARIANTS: dict[str, tuple[str | None, list[str], str]] = {
     "smollm2_lr1e-3": (_DECODER[0], [*_DECODER[1], "train.learning_rate=1e-3"], "retuning: lr 1e-3"),
     "smollm2_16layers": (_DECODER[0], [*_DECODER[1], "lora.skip_first_layers=14"],
                          "retuning: adapters on the last 16 of 30 layers"),
+    "gemma3": ("rm/gemma3_270m_cpu", ["model.dtype=bfloat16"],
+               "the other decoder backbone: Gemma 3 270M base as shipped (LoRA on the last 8 of 18 layers, bt, 128 "
+               "tokens a response), bf16 autocast like the anchor"),
 }
 # blends of kept runs, each fitted fold by fold on the other folds (prefkit.toolbox.blend.blender_cv, as `prefkit
 # blend` reports them), or a plain mean: (name, members, method, what)
@@ -87,6 +91,13 @@ BLENDS = [
      "the anchor and both feature baselines (simplex weights, nested by fold)"),
     ("smollm2 + both feature models, stacked", [ANCHOR, "features", "features_logreg"], "stack",
      "the anchor and both feature baselines stacked (a logistic regression on their log-probabilities, nested)"),
+    ("smollm2 + gemma3, mean", [ANCHOR, "gemma3"], "mean", "the two decoder backbones averaged"),
+    ("three backbones + both feature models", [ANCHOR, "gemma3", "minilm", "features", "features_logreg"],
+     "simplex", "SmolLM2, Gemma 3, MiniLM and both feature baselines (simplex weights, nested by fold)"),
+    ("three backbones + both feature models, stacked", [ANCHOR, "gemma3", "minilm", "features", "features_logreg"],
+     "stack", "the same five stacked (a logistic regression on their log-probabilities, nested by fold)"),
+    ("two decoders + both feature models", [ANCHOR, "gemma3", "features", "features_logreg"], "simplex",
+     "SmolLM2, Gemma 3 and both feature baselines (simplex weights, nested by fold)"),
     ("smollm2 + smollm2_tie_random, mean", [ANCHOR, "smollm2_tie_random"], "mean",
      "two anchors averaged: the same config trained twice, differing in one random draw (the tie term's start)"),
 ]
@@ -109,11 +120,16 @@ def keep(name: str, frame: pd.DataFrame, seconds: dict[int, float], dtype: str) 
     new.sort_values(["fold"], kind="stable").round(6).to_csv(tmp, compression={"method": "gzip", "mtime": 0})
     os.replace(tmp, KEPT / f"{name}.csv.gz")
     book_path = KEPT / "folds.json"
-    book = json.loads(book_path.read_text()) if book_path.exists() else {}
-    for fold in sorted(frame["fold"].unique()):
-        book.setdefault(name, {})[str(fold)] = {"seconds": seconds.get(int(fold)), "dtype": dtype,
-                                               "date": time.strftime("%Y-%m-%d")}
-    book_path.write_text(json.dumps(book, indent=1, sort_keys=True) + "\n")
+    # two runs of this benchmark (one a core) may keep folds at the same time: one writer at a time, atomic rewrite
+    with open(KEPT / ".folds.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        book = json.loads(book_path.read_text()) if book_path.exists() else {}
+        for fold in sorted(frame["fold"].unique()):
+            book.setdefault(name, {})[str(fold)] = {"seconds": seconds.get(int(fold)), "dtype": dtype,
+                                                   "date": time.strftime("%Y-%m-%d")}
+        tmp_book = KEPT / ".folds.json.tmp"
+        tmp_book.write_text(json.dumps(book, indent=1, sort_keys=True) + "\n")
+        os.replace(tmp_book, book_path)
 
 
 def prepare(work: Path, reference: pd.DataFrame, prob_cols: list[str]) -> None:

@@ -1,0 +1,49 @@
+"""benchmarks/methods_hh.py keeps each variant's finished folds: a fold kept again replaces the old one, and two runs
+of the benchmark (one a core, as they are run) that keep folds at the same time lose none of them in folds.json."""
+
+from __future__ import annotations
+
+import fcntl
+import json
+import threading
+
+import pandas as pd
+
+from tests.conftest import load_benchmark
+
+
+def _frame(fold: int, value: float) -> pd.DataFrame:
+    ids = [f"{fold}-{i}" for i in range(3)]
+    return pd.DataFrame({"fold": fold, "label": "a", "winner_model_a": value, "winner_model_b": 1 - value,
+                         "winner_tie": 0.0}, index=pd.Index(ids, name="id"))
+
+
+def test_a_fold_kept_again_replaces_the_old_one_and_the_others_stay(tmp_path):
+    mh = load_benchmark("methods_hh")
+    mh.KEPT = tmp_path
+    mh.keep("v", pd.concat([_frame(0, 0.6), _frame(1, 0.7)]), {0: 10.0, 1: 11.0}, "bfloat16")
+    mh.keep("v", _frame(1, 0.2), {1: 12.0}, "bfloat16")
+    got = mh.kept("v")
+    assert sorted(got.index) == ["0-0", "0-1", "0-2", "1-0", "1-1", "1-2"]
+    assert got.loc["0-0", "winner_model_a"] == 0.6 and got.loc["1-0", "winner_model_a"] == 0.2
+    book = json.loads((tmp_path / "folds.json").read_text())
+    assert book["v"]["0"]["seconds"] == 10.0 and book["v"]["1"]["seconds"] == 12.0
+    assert not list(tmp_path.glob(".*.tmp"))
+
+
+def test_keeping_folds_waits_while_another_run_writes_folds_json(tmp_path):
+    """Two runs of the benchmark (one a core) may finish a fold at the same time: folds.json is read, updated and
+    rewritten under a lock, so neither run's entry is lost. Here the other run holds the lock."""
+    mh = load_benchmark("methods_hh")
+    mh.KEPT = tmp_path
+    mh.keep("other", _frame(0, 0.5), {0: 1.0}, "float32")
+    with open(tmp_path / ".folds.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        worker = threading.Thread(target=mh.keep, args=("v", _frame(0, 0.4), {0: 2.0}, "float32"))
+        worker.start()
+        worker.join(1.0)
+        assert worker.is_alive(), "keep wrote folds.json while another run held its lock"
+        assert "v" not in json.loads((tmp_path / "folds.json").read_text())
+    worker.join(30)
+    book = json.loads((tmp_path / "folds.json").read_text())
+    assert sorted(book) == ["other", "v"]
