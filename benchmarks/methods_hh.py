@@ -101,6 +101,7 @@ BLENDS = [
     ("smollm2 + smollm2_tie_random, mean", [ANCHOR, "smollm2_tie_random"], "mean",
      "two anchors averaged: the same config trained twice, differing in one random draw (the tie term's start)"),
 ]
+RECIPE = "smollm2 + both feature models"  # the blend rm/smollm2_135m_cpu.yaml's comment recommends
 COLUMNS = ["variant", "folds", "rows", "log loss", "accuracy", "ECE", "vs anchor: log loss", "vs anchor: accuracy",
            "verdict", "length rule", "where shorter won", "where longer won", "wall a fold"]
 
@@ -280,16 +281,27 @@ def main() -> int:
             frame = frame.loc[frame.index.intersection(anchor.index)]
         rows.append(describe(name, frame[prob_cols].to_numpy(), frame, table, anchor, VARIANTS[name][2], secs))
 
+    added = []
     if anchor is not None and "features" in frames:
         ids = anchor.index
         labels = anchor["label"].to_numpy()
         fold_of = anchor["fold"].to_numpy()
         p_anchor = anchor[prob_cols].to_numpy()
+        blends = {}
         for name, members, method, what in BLENDS:
             if all(m in frames and frames[m].index.isin(ids).sum() == len(ids) for m in members):
                 probs = [frames[m].loc[ids, prob_cols].to_numpy() for m in members]
-                blend = np.mean(probs, axis=0) if method == "mean" else blender_cv(probs, labels, fold_of, method)
-                rows.append(describe(name, blend, anchor, table, anchor, what, []))
+                blends[name] = np.mean(probs, axis=0) if method == "mean" else blender_cv(probs, labels, fold_of, method)
+                rows.append(describe(name, blends[name], anchor, table, anchor, what, []))
+        # a blend's member is worth its training only if it adds to the blend without it: each larger blend
+        # against the recipe blend, paired per row
+        from prefkit.toolbox.compare import paired
+
+        for name in [n for n in blends if n != RECIPE and n.startswith(("three", "two"))]:
+            if RECIPE in blends:
+                d = paired(blends[RECIPE], blends[name], labels, fold_of)
+                added.append(f"{name} against {RECIPE}: {d['logloss']['mean']:+.4f} ± {d['logloss']['se']:.4f} log "
+                             f"loss, {d['accuracy']['mean']:+.4f} ± {d['accuracy']['se']:.4f} accuracy")
         y = (labels != "a").astype(int)  # 0: A won
         p = np.clip(p_anchor[:, 0] / p_anchor[:, :2].sum(axis=1), 1e-6, 1 - 1e-6)
         pa = length_removed(np.log(p / (1 - p)), log_length_ratio(table, ids), y, fold_of)
@@ -301,7 +313,9 @@ def main() -> int:
     intro = (__doc__.split("\n\n")[0] + "\n\nHH-RLHF has no ties: a coin scores log loss 0.693, accuracy 0.5. "
              "`vs anchor`: the mean per-row difference (variant minus anchor; a negative log loss is better) ± its "
              "standard error, on the rows both predicted. Kept predictions in results/methods_hh/; "
-             f"this report took {time.perf_counter() - t0:.0f} s.")
+             f"this report took {time.perf_counter() - t0:.0f} s."
+             + ("\n\nWhat a member adds to a blend (the larger blend minus the recipe blend, per row): "
+                + "; ".join(added) + "." if added else ""))
     write_results("methods_hh", Path(args.out), {"data": data.name, "cv": "5 grouped folds, seed 42",
                                                  "anchor": ANCHOR}, COLUMNS, rows, intro)
     return 0
