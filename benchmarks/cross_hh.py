@@ -46,6 +46,11 @@ MODELS: dict[str, tuple[str, int | None, str]] = {
     "smollm2_pseudo": ("runs/trainsets_hh/smollm2_pseudo/fold0", None, "pseudo-labels of fold 0 (trainsets_hh)"),
     "smollm2_left": ("runs/methods_hh/smollm2_left", 0, "truncation from the left (methods_hh)"),
     "smollm2_right": ("runs/methods_hh/smollm2_right", 0, "truncation from the right (methods_hh)"),
+    "gemma3": ("runs/methods_hh/gemma3", 0, "Gemma 3 270M as shipped, bf16: its fold-0 model (methods_hh)"),
+    # trained in session 20 by a methods_hh variant since folded into distill_hh's `minilm` (the same config)
+    "minilm": ("runs/methods_hh/minilm", 0, "MiniLM-L6 as shipped: its fold-0 model"),
+    "minilm_distill_smollm2": ("runs/distill_hh/students/minilm_distill_smollm2/fold0", 0,
+                               "MiniLM distilled from the nested SmolLM2 teachers, fold 0 (distill_hh)"),
 }
 REMOVED = f"{mh.ANCHOR}, length removed"
 COLUMNS = ["variant", "rows", "log loss", "accuracy", "ECE", "vs anchor: log loss", "vs anchor: accuracy",
