@@ -113,11 +113,14 @@ def kept(name: str) -> pd.DataFrame | None:
 
 def keep(name: str, frame: pd.DataFrame, seconds: dict[int, float], dtype: str) -> None:
     """Merge a run's new folds into the kept predictions (atomic rewrite) and their wall times into folds.json."""
+    from prefkit.io import write_text
+
     KEPT.mkdir(parents=True, exist_ok=True)
     old = kept(name)
     new = frame if old is None else pd.concat([old[~old["fold"].isin(frame["fold"].unique())], frame])
     tmp = KEPT / f".{name}.csv.gz.tmp"
-    # gzip without a time stamp: the same predictions kept again give the same bytes (no change for git to show)
+    # gzip without a time stamp: the same predictions kept again give the same bytes (no change for git to show);
+    # a temporary file of a fixed name, not prefkit.io.atomic_path's random one: gzip writes the name in its header
     new.sort_values(["fold"], kind="stable").round(6).to_csv(tmp, compression={"method": "gzip", "mtime": 0})
     os.replace(tmp, KEPT / f"{name}.csv.gz")
     book_path = KEPT / "folds.json"
@@ -128,9 +131,7 @@ def keep(name: str, frame: pd.DataFrame, seconds: dict[int, float], dtype: str) 
         for fold in sorted(frame["fold"].unique()):
             book.setdefault(name, {})[str(fold)] = {"seconds": seconds.get(int(fold)), "dtype": dtype,
                                                    "date": time.strftime("%Y-%m-%d")}
-        tmp_book = KEPT / ".folds.json.tmp"
-        tmp_book.write_text(json.dumps(book, indent=1, sort_keys=True) + "\n")
-        os.replace(tmp_book, book_path)
+        write_text(book_path, json.dumps(book, indent=1, sort_keys=True) + "\n")
 
 
 def prepare(work: Path, reference: pd.DataFrame, prob_cols: list[str]) -> None:
@@ -287,21 +288,21 @@ def main() -> int:
         labels = anchor["label"].to_numpy()
         fold_of = anchor["fold"].to_numpy()
         p_anchor = anchor[prob_cols].to_numpy()
-        blends = {}
+        blends, holds = {}, {}
         for name, members, method, what in BLENDS:
             if all(m in frames and frames[m].index.isin(ids).sum() == len(ids) for m in members):
                 probs = [frames[m].loc[ids, prob_cols].to_numpy() for m in members]
                 blends[name] = np.mean(probs, axis=0) if method == "mean" else blender_cv(probs, labels, fold_of, method)
+                holds[name] = set(members)
                 rows.append(describe(name, blends[name], anchor, table, anchor, what, []))
-        # a blend's member is worth its training only if it adds to the blend without it: each larger blend
-        # against the recipe blend, paired per row
+        # a blend's member is worth its training only if it adds to the blend without it: each blend of more
+        # members than the recipe blend's (all of them among its own) against the recipe blend, paired per row
         from prefkit.toolbox.compare import paired
 
-        for name in [n for n in blends if n != RECIPE and n.startswith(("three", "two"))]:
-            if RECIPE in blends:
-                d = paired(blends[RECIPE], blends[name], labels, fold_of)
-                added.append(f"{name} against {RECIPE}: {d['logloss']['mean']:+.4f} ± {d['logloss']['se']:.4f} log "
-                             f"loss, {d['accuracy']['mean']:+.4f} ± {d['accuracy']['se']:.4f} accuracy")
+        for name in [n for n in blends if RECIPE in holds and holds[n] > holds[RECIPE]]:
+            d = paired(blends[RECIPE], blends[name], labels, fold_of)
+            added.append(f"{name} against {RECIPE}: {d['logloss']['mean']:+.4f} ± {d['logloss']['se']:.4f} log "
+                         f"loss, {d['accuracy']['mean']:+.4f} ± {d['accuracy']['se']:.4f} accuracy")
         y = (labels != "a").astype(int)  # 0: A won
         p = np.clip(p_anchor[:, 0] / p_anchor[:, :2].sum(axis=1), 1e-6, 1 - 1e-6)
         pa = length_removed(np.log(p / (1 - p)), log_length_ratio(table, ids), y, fold_of)
