@@ -2,6 +2,7 @@
 
     python benchmarks/cot_verifier.py [--datasets all] [--k 8] [--train-questions 100] [--work runs/cot_verifier]
                                       [--verifiers features,minilm,smollm2] [--self-train] [--double-k svamp,addsub]
+    (--verifiers from: features, minilm, smollm2, smollm2_judge, logprob)
 
 Steps, each kept in --work and reused when the script runs again (a long run stops and goes on; the results
 are rewritten after every step that adds figures):
@@ -17,7 +18,12 @@ are rewritten after every step that adds figures):
    (`prefkit.recipes.cv`, so every training question gets an out-of-fold score): the feature baseline with its
    step checks (`features.checks=[arithmetic,dates,swaps]`: each "x op y = z" recomputed, dates held to the
    calendar, swaps replayed; benchmarks/step_checks.py), MiniLM (bt head), SmolLM2-135M with LoRA and a bt score head
-   (the student's own backbone, as Cobbe et al. 2021 initialise the verifier from the generator);
+   (the student's own backbone, as Cobbe et al. 2021 initialise the verifier from the generator); not by default:
+   `smollm2_judge`, the same backbone as a judge answering with one token (`model.head=lm_tokens`, " A" or " B":
+   the GenRM shape, Zhang et al. 2024), and `logprob`, each sample's mean token log-probability under the student
+   itself (`prefkit.cot.mean_logprob`: the generator's own confidence, trained on nothing, so its scores of the
+   training samples are held out as they are; timed as `verifier/logprob` for the training samples and
+   `score/logprob` for the test samples; the scores kept in verifiers/logprob/);
 5. `prefkit cot rerank` with each verifier, and with the blend of those trained so far (a logistic regression on
    their out-of-fold scores, one a dataset), each also with the answers' vote share as a column (`--votes`:
    the verifier and self-consistency in one probability); the headline is the one with the lowest log loss of P(right) on the held-out
@@ -61,7 +67,14 @@ VERIFIERS = {
     # 3 folds and 192 tokens (question ~40, rationale 60-130 of SmolLM2's tokens): each fold model scores every
     # test sample, the cost of this verifier on 2 cores
     "smollm2": ("rm/smollm2_135m_cpu", ["cv.n_splits=3", "template.max_length=192"]),
+    # the GenRM shape: the same backbone reads the question and both samples in one sequence and answers " A" or
+    # " B" (twice the tokens of a bt sequence, so 384); not symmetric, so trained in a random A/B order, and scored
+    # against the empty anchor in both orders (predict.swap_tta, on by default: verifier_scores)
+    "smollm2_judge": ("rm/smollm2_135m_cpu", ["model.head=lm_tokens", "cv.n_splits=3", "template.max_length=384",
+                                              "train.swap_augment=random"]),
 }
+# verifiers that train nothing: a score of each sample read off the student itself, one scorer of `cot rerank`
+UNTRAINED = {"logprob"}
 COLUMNS = ["dataset", "n", "k", "greedy", "first", "majority", "verifier", "weighted", "pass@K", "verifier used",
            "auc", "same-source gold", "paper 0.3B diverse", "self-trained greedy",
            "self-trained weighted", "student weighted, same K", "weighted - majority", "weighted - first",
@@ -87,10 +100,14 @@ def main() -> int:
                     help="gzipped copies of every sample file (committed), reused by a later run: a session that "
                          "starts afresh samples only what no earlier one did")
     args = ap.parse_args()
+    unknown = [n for n in args.verifiers.split(",") if n not in VERIFIERS and n not in UNTRAINED]
+    if unknown:
+        ap.error(f"--verifiers: unknown {unknown[0]!r} (known: {', '.join([*VERIFIERS, *sorted(UNTRAINED)])})")
 
     from prefkit.config import load_config
     from prefkit.cot import best_of_k, verifier_scores
     from prefkit.cot.datasets import names
+    from prefkit.cot.mean_logprob import MeanLogProb
     from prefkit.cot.sampling import read_samples
     from prefkit.cot.verifier_pairs import samples_of
     from prefkit.io import write_text
@@ -162,23 +179,39 @@ def main() -> int:
     reranks = {}
     trained = []
     tests = [str(test_files(work, args, d)[0]) for d in done]
+
+    def verifier(name: str):
+        """What `cot rerank` reads a verifier's scores from: its run folder, or the scorer of an untrained one (the
+        student that drew the samples: `logprob` scores the self-trained student's samples by it too, the scorer
+        its calibration was fitted for)."""
+        return MeanLogProb(student, work / "verifiers" / name) if name in UNTRAINED else work / "verifiers" / name
+
     for name in args.verifiers.split(","):
-        config, over = VERIFIERS[name]
-        run = work / "verifiers" / name
-        cfg = load_config(config_path(config), [*over, f"data.train={pairs / 'train.csv'}", f"output_dir={run}"])
-        timed(f"verifier/{name}", lambda: cv.main(cfg, name, resume=True))  # out of fold: every training question held out once
+        if name in UNTRAINED:
+            # nothing is trained on the pairs: the scores of every training sample (those the calibration is fitted
+            # on) are held out as they are; timed as the trained verifiers' cv is, and kept (verifiers/logprob/)
+            train_rows = samples_of([str(samples_path(work, "student", "train", args.k, args.train_questions, d)) for d in done])
+            timed(f"verifier/{name}", lambda: verifier(name).held_out(train_rows))
+        else:
+            config, over = VERIFIERS[name]
+            run = work / "verifiers" / name
+            cfg = load_config(config_path(config), [*over, f"data.train={pairs / 'train.csv'}", f"output_dir={run}"])
+            timed(f"verifier/{name}", lambda: cv.main(cfg, name, resume=True))  # out of fold: every training question held out once
         trained.append(name)
         if not (work / "rerank" / name / "rerank.json").exists():  # else an earlier run scored them (kept, untimed)
             # the test samples scored here, timed alone (the verifier's cost); `cot rerank` reads the kept scores
             test_rows = samples_of(tests)
-            timed(f"score/{name}", lambda: verifier_scores.averaged(run, test_rows))
+            if name in UNTRAINED:
+                timed(f"score/{name}", lambda: verifier(name).averaged(test_rows))
+            else:
+                timed(f"score/{name}", lambda: verifier_scores.averaged(run, test_rows))
         for label, members in ([(name, [name])] + ([("+".join(trained), list(trained))] if len(trained) > 1 else [])):
             for votes in (False, True):  # each also with the answers' vote share in its calibration
                 tag = label + ("+votes" if votes else "")
                 out = work / "rerank" / tag
                 if not (out / "rerank.json").exists():
                     timed(f"rerank/{tag}", lambda: cot_rerank.main(
-                        [work / "verifiers" / m for m in members], pairs, tests, out, votes=votes))
+                        [verifier(m) for m in members], pairs, tests, out, votes=votes))
                 reranks[tag] = json.loads((out / "rerank.json").read_text())
         _report(results, work, datasets, args, rerank=reranks)
 
@@ -197,7 +230,7 @@ def main() -> int:
         if best:
             # the same verifier reranks the self-trained student's K samples, and the first K of the student's own
             # (samples 0..K-1 of its K=args.k draw: a K-sample draw of the same sampler), so the two compare at one K
-            members = [work / "verifiers" / m for m in best.split("+") if m != "votes"]
+            members = [verifier(m) for m in best.split("+") if m != "votes"]
             for tag in ("self_trained", "student"):
                 out = work / f"rerank_{tag}_k{kk}" / best
                 if (out / "rerank.json").exists():

@@ -4,9 +4,13 @@ run's folder so that reranking the same samples again reads them.
 Scoring a lone answer with a pairwise model: each sample is put against one fixed opponent, the empty answer
 `ANCHOR`, and its score is log P(A wins) - log P(B wins). For a Bradley-Terry head that is exactly the
 sample's own score minus the anchor's, a constant for the question, so the order of a question's samples is
-the head's own; for the other heads it is the judged log-odds over a fixed reference. `averaged`: every fold
-model of the run, averaged (test samples); `held_out`: only models that never saw the sample's question
-(training samples, which calibration is fitted on).
+the head's own; for the other heads it is the judged log-odds over a fixed reference. For the one-token judge
+(`lm_tokens`, both answers in one sequence) that reference is outside its training pairs and its place in the
+sequence matters: swap TTA (`predict.swap_tta`, on by default) averages both places, so the score does not
+depend on which one the sample took; the order it gives is each sample against the same anchor, not the judge's
+direct comparison of two samples (tests/cot/test_judge_verifier.py: right samples first on a learnable case).
+`averaged`: every fold model of the run, averaged (test samples); `held_out`: only models that never saw the
+sample's question (training samples, which calibration is fitted on).
 """
 
 from __future__ import annotations

@@ -2,6 +2,10 @@
 chosen by each method (first, majority, verifier, weighted; `prefkit.cot.best_of_k`); figures per dataset and
 pooled, `rerank.{json,md}`, `reliability.png`. The whole loop: recipes/cot_verifier_pairs.py.
 
+A verifier is a run folder (`prefkit cv` / `prefkit train`, scored by `verifier_scores`) or a scorer of samples that
+no run holds: an object with `held_out(rows)` and `averaged(rows)`, each row's score (e.g.
+`cot.mean_logprob.MeanLogProb`, the student's own confidence, trained on nothing). Either is one score column.
+
 P(right) is a logistic regression on the verifiers' scores (Platt scaling for one, their blend for several), one
 a dataset where its held-out samples hold enough right and wrong ones (`verifier_calibration.Calibration`; `by_dataset=False`:
 one for all); with `votes`, each sample's answer share among its question's samples is a column beside the
@@ -35,7 +39,7 @@ from prefkit.rm.run import Run
 def main(rm_runs: str | Path | list, pairs_dir: str | Path, sample_files: list[str], out: str | Path,
          rounds: int = 1000, seed: int = 0, by_dataset: bool = True, votes: bool = False,
          other_k: bool = False) -> dict:
-    rms = [Path(r) for r in ([rm_runs] if isinstance(rm_runs, (str, Path)) else rm_runs)]
+    rms = [r if _is_scorer(r) else Path(r) for r in (rm_runs if isinstance(rm_runs, (list, tuple)) else [rm_runs])]
     pairs_dir, out = Path(pairs_dir), Path(out)
     try:
         split = json.loads((pairs_dir / "split.json").read_text(encoding="utf-8"))
@@ -45,7 +49,8 @@ def main(rm_runs: str | Path | list, pairs_dir: str | Path, sample_files: list[s
     train_rows = [r for r in samples_of(split["files"]) if question_key(r) in used]
     test_rows = samples_of(sample_files)
     for rm in rms:
-        trained_on(rm, pairs_dir, split)
+        if isinstance(rm, Path):  # a scorer trains on no pairs: nothing to check
+            trained_on(rm, pairs_dir, split)
     datasets = split.get("datasets") or sorted({q.split(":")[0] for q in used})  # an older split.json: its questions'
     unseen = sorted({r["dataset"] for r in test_rows} - set(datasets))
     if unseen:
@@ -61,8 +66,8 @@ def main(rm_runs: str | Path | list, pairs_dir: str | Path, sample_files: list[s
         raise PrefkitError(f"{len(overlap)} questions of the samples to rerank are among the verifier's training "
                            "questions: rerank test-split samples")
     trained = _paired(pairs_dir / "train.csv")  # the questions a fold could have trained on
-    s_train = np.column_stack([verifier_scores.held_out(rm, train_rows) for rm in rms])
-    s_test = np.column_stack([verifier_scores.averaged(rm, test_rows) for rm in rms])
+    s_train = np.column_stack([_scores(rm, train_rows, held_out=True) for rm in rms])
+    s_test = np.column_stack([_scores(rm, test_rows, held_out=False) for rm in rms])
     if votes:  # each sample's answer share among its question's samples: the verifier and self-consistency blended
         s_train = np.column_stack([s_train, best_of_k.vote_share(train_rows)])
         s_test = np.column_stack([s_test, best_of_k.vote_share(test_rows)])
@@ -91,6 +96,21 @@ def main(rm_runs: str | Path | list, pairs_dir: str | Path, sample_files: list[s
     write_json(out / "rerank.json", result)
     write_text(out / "rerank.md", markdown(result))
     return result
+
+
+def _is_scorer(verifier) -> bool:
+    return hasattr(verifier, "held_out") and hasattr(verifier, "averaged")
+
+
+def _scores(verifier, rows: list[dict], held_out: bool) -> np.ndarray:
+    """A verifier's score of each row; `held_out`: from models that never saw the row's question (a scorer's own
+    `held_out`, which for one trained on nothing is every score)."""
+    if isinstance(verifier, Path):
+        return (verifier_scores.held_out if held_out else verifier_scores.averaged)(verifier, rows)
+    s = np.asarray(verifier.held_out(rows) if held_out else verifier.averaged(rows), dtype=float)
+    if s.shape != (len(rows),):
+        raise PrefkitError(f"{verifier}: {s.shape} scores for {len(rows)} samples; one score a sample")
+    return s
 
 
 def trained_on(rm: Path, pairs_dir: Path, split: dict) -> None:
