@@ -116,17 +116,19 @@ def keep(name: str, frame: pd.DataFrame, seconds: dict[int, float], dtype: str) 
     from prefkit.io import write_text
 
     KEPT.mkdir(parents=True, exist_ok=True)
-    old = kept(name)
-    new = frame if old is None else pd.concat([old[~old["fold"].isin(frame["fold"].unique())], frame])
-    tmp = KEPT / f".{name}.csv.gz.tmp"
-    # gzip without a time stamp: the same predictions kept again give the same bytes (no change for git to show);
-    # a temporary file of a fixed name, not prefkit.io.atomic_path's random one: gzip writes the name in its header
-    new.sort_values(["fold"], kind="stable").round(6).to_csv(tmp, compression={"method": "gzip", "mtime": 0})
-    os.replace(tmp, KEPT / f"{name}.csv.gz")
-    book_path = KEPT / "folds.json"
-    # two runs of this benchmark (one a core) may keep folds at the same time: one writer at a time, atomic rewrite
+    # two runs of this benchmark (one a core, even of one variant on other folds) may keep folds at the same time:
+    # one keeper at a time, from reading the kept predictions to rewriting folds.json, each file rewritten atomically
     with open(KEPT / ".folds.lock", "w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
+        old = kept(name)
+        new = frame if old is None else pd.concat([old[~old["fold"].isin(frame["fold"].unique())], frame])
+        tmp = KEPT / f".{name}.csv.gz.tmp"
+        # gzip without a time stamp: the same predictions kept again give the same bytes (no change for git to
+        # show); a temporary file of a fixed name, not prefkit.io.atomic_path's random one: gzip writes the name in
+        # its header
+        new.sort_values(["fold"], kind="stable").round(6).to_csv(tmp, compression={"method": "gzip", "mtime": 0})
+        os.replace(tmp, KEPT / f"{name}.csv.gz")
+        book_path = KEPT / "folds.json"
         book = json.loads(book_path.read_text()) if book_path.exists() else {}
         for fold in sorted(frame["fold"].unique()):
             book.setdefault(name, {})[str(fold)] = {"seconds": seconds.get(int(fold)), "dtype": dtype,

@@ -47,3 +47,24 @@ def test_keeping_folds_waits_while_another_run_writes_folds_json(tmp_path):
     worker.join(30)
     book = json.loads((tmp_path / "folds.json").read_text())
     assert sorted(book) == ["other", "v"]
+
+
+def test_two_runs_of_one_variant_on_other_folds_lose_neither_fold(tmp_path):
+    """One variant's folds run on two cores at once (two work folders): each run merges its fold into the same
+    kept CSV. The read of the kept predictions is under the lock too, else the run that waited would write its
+    fold over a file read before the other run's fold was in it. Here the other run keeps fold 1 while it holds
+    the lock; fold 2's keeper, started meanwhile, must still see it."""
+    mh = load_benchmark("methods_hh")
+    mh.KEPT = tmp_path
+    mh.keep("v", _frame(0, 0.6), {0: 1.0}, "bfloat16")
+    with open(tmp_path / ".folds.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        # the other run, holding the lock, reads the kept predictions ...
+        both = pd.concat([mh.kept("v"), _frame(1, 0.7)])
+        worker = threading.Thread(target=mh.keep, args=("v", _frame(2, 0.3), {2: 3.0}, "bfloat16"))
+        worker.start()
+        worker.join(1.0)
+        # ... and writes them with its fold, as keep does
+        both.round(6).to_csv(tmp_path / "v.csv.gz", compression={"method": "gzip", "mtime": 0})
+    worker.join(30)
+    assert sorted(mh.kept("v")["fold"].unique()) == [0, 1, 2]
