@@ -100,7 +100,14 @@ BLENDS = [
      "SmolLM2, Gemma 3 and both feature baselines (simplex weights, nested by fold)"),
     ("smollm2 + smollm2_tie_random, mean", [ANCHOR, "smollm2_tie_random"], "mean",
      "two anchors averaged: the same config trained twice, differing in one random draw (the tie term's start)"),
+    ("smollm2_16layers + both feature models", ["smollm2_16layers", "features", "features_logreg"], "simplex",
+     "the recipe blend with adapters on the last 16 layers in place of the anchor (simplex weights, nested by fold)"),
+    ("smollm2_16layers + gemma3 + both feature models", ["smollm2_16layers", "gemma3", "features", "features_logreg"],
+     "simplex", "the best blend with adapters on the last 16 layers in place of the anchor (simplex, nested by fold)"),
 ]
+# a blend whose SmolLM2 member is another variant of it, against the same blend with the anchor: (blend, reference)
+SWAPPED = [("smollm2_16layers + both feature models", "smollm2 + both feature models"),
+           ("smollm2_16layers + gemma3 + both feature models", "two decoders + both feature models")]
 RECIPE = "smollm2 + both feature models"  # the blend rm/smollm2_135m_cpu.yaml's comment recommends
 COLUMNS = ["variant", "folds", "rows", "log loss", "accuracy", "ECE", "vs anchor: log loss", "vs anchor: accuracy",
            "verdict", "length rule", "where shorter won", "where longer won", "wall a fold"]
@@ -305,6 +312,10 @@ def main() -> int:
             d = paired(blends[RECIPE], blends[name], labels, fold_of)
             added.append(f"{name} against {RECIPE}: {d['logloss']['mean']:+.4f} ± {d['logloss']['se']:.4f} log "
                          f"loss, {d['accuracy']['mean']:+.4f} ± {d['accuracy']['se']:.4f} accuracy")
+        for name, reference in [(n, r) for n, r in SWAPPED if n in blends and r in blends]:
+            d = paired(blends[reference], blends[name], labels, fold_of)
+            added.append(f"{name} against {reference}: {d['logloss']['mean']:+.4f} ± {d['logloss']['se']:.4f} log "
+                         f"loss, {d['accuracy']['mean']:+.4f} ± {d['accuracy']['se']:.4f} accuracy")
         y = (labels != "a").astype(int)  # 0: A won
         p = np.clip(p_anchor[:, 0] / p_anchor[:, :2].sum(axis=1), 1e-6, 1 - 1e-6)
         pa = length_removed(np.log(p / (1 - p)), log_length_ratio(table, ids), y, fold_of)
@@ -317,7 +328,8 @@ def main() -> int:
              "`vs anchor`: the mean per-row difference (variant minus anchor; a negative log loss is better) ± its "
              "standard error, on the rows both predicted. Kept predictions in results/methods_hh/; "
              f"this report took {time.perf_counter() - t0:.0f} s."
-             + ("\n\nWhat a member adds to a blend (the larger blend minus the recipe blend, per row): "
+             + ("\n\nWhat a member adds to a blend (the larger blend minus the recipe blend, per row), and what a "
+                "SmolLM2 variant in place of the anchor changes in a blend: "
                 + "; ".join(added) + "." if added else ""))
     write_results("methods_hh", Path(args.out), {"data": data.name, "cv": "5 grouped folds, seed 42",
                                                  "anchor": ANCHOR}, COLUMNS, rows, intro)
