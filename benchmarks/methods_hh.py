@@ -110,7 +110,7 @@ SWAPPED = [("smollm2_16layers + both feature models", "smollm2 + both feature mo
            ("smollm2_16layers + gemma3 + both feature models", "two decoders + both feature models")]
 RECIPE = "smollm2 + both feature models"  # the blend rm/smollm2_135m_cpu.yaml's comment recommends
 COLUMNS = ["variant", "folds", "rows", "log loss", "accuracy", "ECE", "vs anchor: log loss", "vs anchor: accuracy",
-           "verdict", "length rule", "where shorter won", "where longer won", "wall a fold"]
+           "verdict", "length rule", "where shorter won", "vs anchor where shorter won", "where longer won", "wall a fold"]
 
 
 def kept(name: str) -> pd.DataFrame | None:
@@ -212,7 +212,7 @@ def length_removed(logit: np.ndarray, z: np.ndarray, labels: np.ndarray, folds: 
 def describe(name: str, probs: np.ndarray, frame: pd.DataFrame, table, anchor: pd.DataFrame | None,
              what: str, seconds: list[float]) -> dict:
     from prefkit.toolbox.compare import paired, verdict
-    from prefkit.toolbox.rules import length_view
+    from prefkit.toolbox.rules import length_groups, length_view
 
     labels = frame["label"].to_numpy()
     sub = table.subset(table.frame["id"].astype(str).isin(frame.index).to_numpy())
@@ -230,6 +230,11 @@ def describe(name: str, probs: np.ndarray, frame: pd.DataFrame, table, anchor: p
         row |= {"vs anchor: log loss": f"{ll['mean']:+.4f} ± {ll['se']:.4f}",
                 "vs anchor: accuracy": f"{acc['mean']:+.4f} ± {acc['se']:.4f}",
                 "verdict": verdict(name, ANCHOR, diff).split(": ", 1)[-1], "paired": diff}
+        # length control is judged where the shorter answer won: the same comparison on those rows alone
+        shorter = length_groups(sub)[0]
+        d = paired(anchor.loc[frame.index, prob_cols].to_numpy()[order][shorter], probs[order][shorter],
+                   labels[order][shorter], frame["fold"].to_numpy()[order][shorter])["accuracy"]
+        row["vs anchor where shorter won"] = f"{d['mean']:+.4f} ± {d['se']:.4f}" if d["se"] is not None else ""
     return row
 
 

@@ -68,3 +68,32 @@ def test_two_runs_of_one_variant_on_other_folds_lose_neither_fold(tmp_path):
         both.round(6).to_csv(tmp_path / "v.csv.gz", compression={"method": "gzip", "mtime": 0})
     worker.join(30)
     assert sorted(mh.kept("v")["fold"].unique()) == [0, 1, 2]
+
+
+def test_describe_compares_with_the_anchor_where_the_shorter_answer_won():
+    """Length control is judged on the pairs where the shorter answer won: the paired accuracy difference on those
+    rows alone, by hand. Rows 2, 4 and 6: the shorter won; the variant is right on all three, the anchor on one."""
+    import numpy as np
+
+    from prefkit.data.table import TableBuilder
+
+    mh = load_benchmark("methods_hh")
+    b = TableBuilder("lengths")
+    rows = [(["xxxx"], ["xx"], "a"), (["x"], ["xxx"], "a"), (["xxx"], ["x"], "a"), (["xxxxx"], ["x"], "b"),
+            (["x"], ["xxxx"], "b"), (["xx"], ["xxxxxx"], "a")]  # who won: longer, shorter, longer, shorter, longer, shorter
+    for i, (ra, rb, label) in enumerate(rows, start=1):
+        b.add(i, None, f"r{i}", ["q"], ra, rb, label=label)
+    table = b.build()
+    ids = [f"r{i}" for i in range(1, 7)]
+    labels = [r[2] for r in rows]
+    a_won = np.array([0.8, 0.2, 0.8, 0.2, 0.2, 0.2])  # anchor: right on rows 1, 3, 5 and 4; wrong on 2 and 6
+    variant = np.array([0.8, 0.8, 0.8, 0.2, 0.2, 0.8])  # right everywhere
+    frame = lambda p: pd.DataFrame({"fold": [0, 0, 0, 1, 1, 1], "label": labels, "winner_model_a": p,  # noqa: E731
+                                    "winner_model_b": 1 - p, "winner_tie": 0.0}, index=pd.Index(ids, name="id"))
+    anchor = frame(a_won)
+    v = frame(variant)
+    row = mh.describe("v", v[["winner_model_a", "winner_model_b", "winner_tie"]].to_numpy(), v, table, anchor, "", [])
+    # the shorter won on rows 2, 4, 6: the anchor right on row 4 only, the variant on all three: +2/3, se of
+    # (1, 0, 1): std 0.5774 / sqrt(3) = 0.3333
+    assert row["where shorter won"] == 1.0
+    assert row["vs anchor where shorter won"] == "+0.6667 ± 0.3333"

@@ -17,7 +17,7 @@ from prefkit.data.table import TableBuilder
 from prefkit.errors import PrefkitError
 from prefkit.metrics import score
 from prefkit.toolbox.compare import align, paired, row_scores, verdict
-from prefkit.toolbox.rules import length_view
+from prefkit.toolbox.rules import length_groups, length_view
 
 
 def test_paired_differences_and_errors_by_hand():
@@ -99,6 +99,9 @@ def test_length_view_by_hand():
     view = length_view(table, probs)
     assert view == {"rows": 6, "rule_accuracy": round(2.5 / 6, 4), "differ_share": round(5 / 6, 4),
                     "shorter_won": {"rows": 2, "accuracy": 0.5}, "longer_won": {"rows": 2, "accuracy": 1.0}}
+    shorter_won, longer_won = length_groups(table)
+    assert shorter_won.tolist() == [False, True, False, False, False, True]
+    assert longer_won.tolist() == [True, False, False, False, True, False]
 
 
 def _cv(run_cli, tmp_path, data, name, *extra):

@@ -130,6 +130,17 @@ def last_turn_lengths(table: PairTable) -> tuple[np.ndarray, np.ndarray]:
             np.array([last(t) for t in f["response_b"]], dtype=np.int64))
 
 
+def length_groups(table: PairTable) -> tuple[np.ndarray, np.ndarray]:
+    """Masks of the pairs where the shorter last answer won and where the longer won (A or B won and the lengths
+    differ; ties and pairs of equal lengths are in neither): the groups `length_view` scores, for a paired
+    comparison of two models on one of them."""
+    la, lb = last_turn_lengths(table)
+    y = label_ids(table.frame["label"])
+    longer = np.where(la > lb, 0, 1)
+    decided = (la != lb) & (y < 2)
+    return decided & (longer != y), decided & (longer == y)
+
+
 def length_view(table: PairTable, probs: np.ndarray) -> dict:
     """The length-only rule "the longer last answer wins" on these rows, and the model's accuracy (`probs`' most
     probable label) on the pairs where the shorter answer won and where the longer won: how much of a score is
@@ -140,16 +151,16 @@ def length_view(table: PairTable, probs: np.ndarray) -> dict:
     y = label_ids(table.frame["label"])
     longer = np.where(la > lb, 0, 1)  # the side the rule picks where the lengths differ
     differ = la != lb
-    decided = differ & (y < 2)  # A or B won, one of them longer
     rule = np.where(differ, (longer == y).astype(np.float64), np.where(y < 2, 0.5, 0.0))
     right = np.asarray(probs).argmax(axis=1) == y
+    shorter_won, longer_won = length_groups(table)
 
     def group(mask: np.ndarray) -> dict:
         return {"rows": int(mask.sum()), "accuracy": round(float(right[mask].mean()), 4) if mask.any() else None}
 
     return {"rows": int(len(y)), "rule_accuracy": round(float(rule.mean()), 4) if len(y) else None,
             "differ_share": round(float(differ.mean()), 4) if len(y) else None,
-            "shorter_won": group(decided & (longer != y)), "longer_won": group(decided & (longer == y))}
+            "shorter_won": group(shorter_won), "longer_won": group(longer_won)}
 
 
 def length_line(view: dict) -> str:
