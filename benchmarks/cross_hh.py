@@ -54,7 +54,7 @@ MODELS: dict[str, tuple[str, int | None, str]] = {
 }
 REMOVED = f"{mh.ANCHOR}, length removed"
 COLUMNS = ["variant", "rows", "log loss", "accuracy", "ECE", "vs anchor: log loss", "vs anchor: accuracy",
-           "verdict", "length rule", "where shorter won", "where longer won", "seconds"]
+           "verdict", "length rule", "where shorter won", "vs anchor where shorter won", "where longer won", "seconds"]
 
 
 def rows_of(data: Path, n: int, work: Path) -> Path:
@@ -124,7 +124,7 @@ def main() -> int:
     from prefkit.config import load_config
     from prefkit.recipes.common import load_labelled
     from prefkit.toolbox.compare import paired, verdict
-    from prefkit.toolbox.rules import length_view
+    from prefkit.toolbox.rules import length_groups, length_view
 
     data, work, kept = Path(args.data), Path(args.work), Path(args.kept)
     if not data.exists():
@@ -153,6 +153,7 @@ def main() -> int:
                                         "winner_model_b": 1 - pa, "winner_tie": 0.0}, index=frames[mh.ANCHOR].index)
     labels = harmless.frame["label"].to_numpy()
     one_fold = np.zeros(len(ids), int)
+    shorter = length_groups(harmless)[0]  # the pairs where the shorter answer won: length control's own test
     rows = []
     for name, frame in frames.items():
         cols = [c for c in frame.columns if c.startswith("winner_")]
@@ -170,6 +171,8 @@ def main() -> int:
             row |= {"vs anchor: log loss": f"{ll['mean']:+.4f} ± {ll['se']:.4f}",
                     "vs anchor: accuracy": f"{acc['mean']:+.4f} ± {acc['se']:.4f}",
                     "verdict": verdict(name, mh.ANCHOR, diff).split(": ", 1)[-1], "paired": diff}
+            d = paired(base[shorter], probs[shorter], labels[shorter], one_fold[shorter])["accuracy"]
+            row["vs anchor where shorter won"] = f"{d['mean']:+.4f} ± {d['se']:.4f}"
         rows.append(row)
     intro = (__doc__.split("\n\n")[0] + f"\n\nThe first {args.rows} pairs of `{data.name}`; every model trained on "
              "methods_hh's folds 1-4 of helpful-base.test. `vs anchor`: the mean per-row difference (model minus the "
