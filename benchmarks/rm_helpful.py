@@ -43,12 +43,14 @@ VARIANTS: dict[str, tuple[str, list[str], list[int] | None, str]] = {
                   "MiniLM-L6 cross-encoder, full fine-tune, bt, 128 tokens a response, 2 epochs"),
     "minilm_cls3_128": ("rm/minilm_cpu", ["model.head=cls3", "template.max_length=128"], None,
                         "MiniLM-L6, cls3 (prompt + A + B in 128 tokens), 2 epochs"),
-    "smollm2_bt_128": ("rm/smollm2_135m_cpu", [], [0],
+    # the SmolLM2 rows pin adapters on the last 8 layers: the shipped config's layers when they were measured
+    "smollm2_bt_128": ("rm/smollm2_135m_cpu", ["lora.skip_first_layers=22"], [0],
                        "the shipped decoder config on fold 0 (run again after the padding fix of session 14)"),
-    "smollm2_cpu": ("rm/smollm2_135m_cpu", [], None,
+    "smollm2_cpu": ("rm/smollm2_135m_cpu", ["lora.skip_first_layers=22"], None,
                     "the shipped decoder config: SmolLM2-135M-Instruct + LoRA r16 on the last 8 of 30 layers + score "
                     "head, bt, 128 tokens a response, fp32, 1 epoch"),
-    "smollm2_cls3_128": ("rm/smollm2_135m_cpu", ["model.head=cls3", "train.swap_augment=random"], [0],
+    "smollm2_cls3_128": ("rm/smollm2_135m_cpu", ["model.head=cls3", "train.swap_augment=random",
+                                                 "lora.skip_first_layers=22"], [0],
                          "the same with the 3-class pair head (prompt + A + B in 128 tokens)"),
     "smollm2_bt_128_nf4": ("rm/smollm2_135m_cpu", ["template.max_length=128", "lora.skip_first_layers=22",
                                                "train.epochs=1", "train.learning_rate=5e-4",

@@ -66,6 +66,9 @@ ROOT = HERE.parent
 VENV = HERE / ".cache" / "peers-venv"
 HH = ROOT.parent / "shared" / "data" / "preference" / "hh-rlhf" / "helpful-base.test.jsonl.gz"
 CONFIG = "rm/smollm2_135m_cpu"
+# adapters on layers 22-29, as the committed comparison ran (the shipped config's default then; 14-29 since): both
+# sides read the layers from the loaded config, so the pin keeps a rerun the same job
+PINNED = ["lora.skip_first_layers=22"]
 PEERS = ["trl==1.16.0", "datasets==5.2.0", "dill==0.4.1", "multiprocess==0.70.19"]
 MARK = ".vs_peers"  # a work folder this script made (and may empty)
 COLUMNS = ["job", "variant", "rows", "wall s", "start s", "loop s", "end s", "peak RSS GiB", "first loss", "last loss",
@@ -102,7 +105,7 @@ def config(work: Path, extra: list[str] = ()):
     from prefkit.shipped import config_path
 
     return load_config(config_path(CONFIG), [f"data.train={work / 'train.parquet'}", "data.token_cache=null",
-                                             "train.log_every=1", *extra])
+                                             "train.log_every=1", *PINNED, *extra])
 
 
 def table(work: Path, part: str, cfg=None):
@@ -191,7 +194,7 @@ def train_prefkit(args) -> dict:
     rm.fit = timed_fit
     run = args.work / "prefkit"
     argv = ["train", CONFIG, f"data.train={args.work / 'train.parquet'}", f"output_dir={run}", "data.token_cache=null",
-            "train.log_every=1"]
+            "train.log_every=1", *PINNED]
     if main(argv):
         raise SystemExit(f"prefkit {' '.join(argv)} failed")
     done = time.time()
