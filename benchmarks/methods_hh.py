@@ -61,7 +61,8 @@ VARIANTS: dict[str, tuple[str | None, list[str], str]] = {
     "features_no_tta": ("rm/features_baseline", ["predict.swap_tta=false"],
                         "feature baseline without swap TTA (the anchor's bt head is symmetric: prefkit skips TTA there)"),
     ANCHOR: (_DECODER[0], _DECODER[1],
-             "the shipped decoder config: SmolLM2-135M-Instruct + LoRA r16 on the last 8 of 30 layers + bt score "
+             "the decoder config as shipped until session 21: SmolLM2-135M-Instruct + LoRA r16 on the last 8 of 30 "
+             "layers (pinned here; 16 shipped since, the smollm2_16layers variant) + bt score "
              "head, 128 tokens a response (prompt share 0.3, middle cut), 1 epoch, lr 5e-4, bf16 autocast"),
     "smollm2_tie_random": (None, _DECODER[1],
                            "the anchor as trained before the fix of 2026-12-07 (prefkit 58168cb): a new bt head's tie "
@@ -107,9 +108,11 @@ BLENDS = [
     ("smollm2_16layers + gemma3 + both feature models", ["smollm2_16layers", "gemma3", "features", "features_logreg"],
      "simplex", "the best blend with adapters on the last 16 layers in place of the anchor (simplex, nested by fold)"),
 ]
-# a blend whose SmolLM2 member is another variant of it, against the same blend with the anchor: (blend, reference)
+# more blends set against each other, paired: (blend, reference); a SmolLM2 variant in place of the anchor, and
+# Gemma 3 added to the blend of the SmolLM2 config shipped since session 21
 SWAPPED = [("smollm2_16layers + both feature models", "smollm2 + both feature models"),
-           ("smollm2_16layers + gemma3 + both feature models", "two decoders + both feature models")]
+           ("smollm2_16layers + gemma3 + both feature models", "two decoders + both feature models"),
+           ("smollm2_16layers + gemma3 + both feature models", "smollm2_16layers + both feature models")]
 RECIPE = "smollm2 + both feature models"  # the blend rm/smollm2_135m_cpu.yaml's comment recommends
 COLUMNS = ["variant", "folds", "rows", "log loss", "accuracy", "ECE", "vs anchor: log loss", "vs anchor: accuracy",
            "verdict", "length rule", "where shorter won", "vs anchor where shorter won", "where longer won", "wall a fold"]
@@ -336,7 +339,7 @@ def main() -> int:
              "standard error, on the rows both predicted. Kept predictions in results/methods_hh/; "
              f"this report took {time.perf_counter() - t0:.0f} s."
              + ("\n\nWhat a member adds to a blend (the larger blend minus the recipe blend, per row), and what a "
-                "SmolLM2 variant in place of the anchor changes in a blend: "
+                "SmolLM2 variant in place of the anchor, or Gemma 3 added to it, changes in a blend: "
                 + "; ".join(added) + "." if added else ""))
     write_results("methods_hh", Path(args.out), {"data": data.name, "cv": "5 grouped folds, seed 42",
                                                  "anchor": ANCHOR}, COLUMNS, rows, intro)
