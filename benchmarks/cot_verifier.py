@@ -106,7 +106,7 @@ def main() -> int:
         ap.error(f"--verifiers: unknown {unknown[0]!r} (known: {', '.join([*VERIFIERS, *sorted(UNTRAINED)])})")
 
     from prefkit.config import load_config
-    from prefkit.cot import best_of_k, verifier_scores
+    from prefkit.cot import best_of_k
     from prefkit.cot.datasets import names
     from prefkit.cot.mean_logprob import MeanLogProb
     from prefkit.cot.sampling import read_samples
@@ -202,10 +202,7 @@ def main() -> int:
         if not (work / "rerank" / name / "rerank.json").exists():  # else an earlier run scored them (kept, untimed)
             # the test samples scored here, timed alone (the verifier's cost); `cot rerank` reads the kept scores
             test_rows = samples_of(tests)
-            if name in UNTRAINED:
-                timed(f"score/{name}", lambda: verifier(name).averaged(test_rows))
-            else:
-                timed(f"score/{name}", lambda: verifier_scores.averaged(run, test_rows))
+            timed(f"score/{name}", lambda: cot_rerank.scores(verifier(name), test_rows, held_out=False))
         for label, members in ([(name, [name])] + ([("+".join(trained), list(trained))] if len(trained) > 1 else [])):
             for votes in (False, True):  # each also with the answers' vote share in its calibration
                 tag = label + ("+votes" if votes else "")

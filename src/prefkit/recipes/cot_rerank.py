@@ -66,8 +66,8 @@ def main(rm_runs: str | Path | list, pairs_dir: str | Path, sample_files: list[s
         raise PrefkitError(f"{len(overlap)} questions of the samples to rerank are among the verifier's training "
                            "questions: rerank test-split samples")
     trained = _paired(pairs_dir / "train.csv")  # the questions a fold could have trained on
-    s_train = np.column_stack([_scores(rm, train_rows, held_out=True) for rm in rms])
-    s_test = np.column_stack([_scores(rm, test_rows, held_out=False) for rm in rms])
+    s_train = np.column_stack([scores(rm, train_rows, held_out=True) for rm in rms])
+    s_test = np.column_stack([scores(rm, test_rows, held_out=False) for rm in rms])
     if votes:  # each sample's answer share among its question's samples: the verifier and self-consistency blended
         s_train = np.column_stack([s_train, best_of_k.vote_share(train_rows)])
         s_test = np.column_stack([s_test, best_of_k.vote_share(test_rows)])
@@ -102,7 +102,7 @@ def _is_scorer(verifier) -> bool:
     return hasattr(verifier, "held_out") and hasattr(verifier, "averaged")
 
 
-def _scores(verifier, rows: list[dict], held_out: bool) -> np.ndarray:
+def scores(verifier, rows: list[dict], held_out: bool) -> np.ndarray:
     """A verifier's score of each row; `held_out`: from models that never saw the row's question (a scorer's own
     `held_out`, which for one trained on nothing is every score)."""
     if isinstance(verifier, Path):

@@ -135,9 +135,12 @@ def length_groups(table: PairTable) -> tuple[np.ndarray, np.ndarray]:
     differ; ties and pairs of equal lengths are in neither): the groups `length_view` scores, for a paired
     comparison of two models on one of them."""
     la, lb = last_turn_lengths(table)
-    y = label_ids(table.frame["label"])
+    return _groups(la, lb, label_ids(table.frame["label"]))
+
+
+def _groups(la: np.ndarray, lb: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     longer = np.where(la > lb, 0, 1)
-    decided = (la != lb) & (y < 2)
+    decided = (la != lb) & (y < 2)  # A or B won, one of them longer
     return decided & (longer != y), decided & (longer == y)
 
 
@@ -153,7 +156,7 @@ def length_view(table: PairTable, probs: np.ndarray) -> dict:
     differ = la != lb
     rule = np.where(differ, (longer == y).astype(np.float64), np.where(y < 2, 0.5, 0.0))
     right = np.asarray(probs).argmax(axis=1) == y
-    shorter_won, longer_won = length_groups(table)
+    shorter_won, longer_won = _groups(la, lb, y)
 
     def group(mask: np.ndarray) -> dict:
         return {"rows": int(mask.sum()), "accuracy": round(float(right[mask].mean()), 4) if mask.any() else None}
