@@ -34,6 +34,9 @@ are rewritten after every step that adds figures):
 Every sample file is also kept gzipped in results/cot_verifier_samples/ (committed): sampling is the long part
 (about 45 s a batch of 32 sequences on 2 cores), and a later session reuses what an earlier one sampled. The
 student is trained again in each fresh checkout (seeded), so new datasets' samples come from the same recipe.
+An unfinished sampling survives too: `--keep-partials` (run with the same --work before a session ends) keeps each
+`<file>.partial` as `<file>.partial.jsonl.gz` there, and the next run resumes it where it stopped (`cot sample`
+refuses rows of other settings, the student's path among them: keep --work as it was).
 
 Results: results/cot_verifier.{json,md}; one object a dataset with `first`, `majority`, `verifier`,
 `weighted`, `pass_at_k`, `k`, `n` (accuracy as fractions, each with `<method>_ci`, its 95% bootstrap interval
@@ -100,7 +103,14 @@ def main() -> int:
     ap.add_argument("--samples-cache", default=str(HERE / "results" / "cot_verifier_samples"),
                     help="gzipped copies of every sample file (committed), reused by a later run: a session that "
                          "starts afresh samples only what no earlier one did")
+    ap.add_argument("--keep-partials", action="store_true",
+                    help="copy every unfinished sample file of --work (<file>.partial) into --samples-cache and "
+                         "stop: a later session, on another machine, resumes those samplings where they stopped")
     args = ap.parse_args()
+    if args.keep_partials:
+        for kept in keep_partials(Path(args.samples_cache), Path(args.work)):
+            print(f"kept {kept}")
+        return 0
     unknown = [n for n in args.verifiers.split(",") if n not in VERIFIERS and n not in UNTRAINED]
     if unknown:
         ap.error(f"--verifiers: unknown {unknown[0]!r} (known: {', '.join([*VERIFIERS, *sorted(UNTRAINED)])})")
@@ -140,10 +150,11 @@ def main() -> int:
     def sample(run: Path, tag: str, split: str, d: str, k: int, limit: int | None = None) -> Path:
         out = samples_path(work, tag, split, k, limit, d)
         t, p = (0.0, 1.0) if k == 1 else (0.7, 0.95)
-        cached = Path(args.samples_cache) / out.relative_to(work).with_suffix(".jsonl.gz")
+        cached = cache_path(Path(args.samples_cache), work, out)
         if not out.exists() and cached.exists():  # sampled by an earlier session with the same settings
             out.parent.mkdir(parents=True, exist_ok=True)
             out.write_bytes(gzip.decompress(cached.read_bytes()))
+        restore_partial(Path(args.samples_cache), work, out)
         if not out.exists():
             # keyed by the file (its question limit in the name); a resumed sampling's seconds are the last part's
             # only, kept apart so that no cost is figured from them
@@ -152,6 +163,7 @@ def main() -> int:
         if not cached.exists():
             cached.parent.mkdir(parents=True, exist_ok=True)
             cached.write_bytes(gzip.compress(out.read_bytes(), mtime=0))
+        cache_path(Path(args.samples_cache), work, out, partial=True).unlink(missing_ok=True)  # finished: not needed
         return out
 
     results: dict = {"k": args.k, "train_questions": args.train_questions, "test_questions": args.test_questions or "all",
@@ -292,6 +304,37 @@ def cost_line(cost: dict | None) -> str:
         return "not timed (no seconds in this work folder for " + ", ".join(cost["not_timed"]) + ")"
     return (f"{100 * cost['fraction']:.1f}% of the sampling cost ({cost['scoring_seconds']} s scoring "
             f"{cost['samples_scored']} test samples, {cost['sampling_seconds']} s sampling {cost['samples_drawn']})")
+
+
+def cache_path(cache: Path, work: Path, out: Path, partial: bool = False) -> Path:
+    """Where the gzipped copy of the sample file `out` (of work folder `work`) is kept: the same relative path under
+    `cache`; `partial`: the copy of its unfinished `<out>.partial` (--keep-partials)."""
+    rel = out.relative_to(work).with_suffix("")
+    return cache / rel.with_name(rel.name + (".partial" if partial else "") + ".jsonl.gz")
+
+
+def keep_partials(cache: Path, work: Path) -> list[Path]:
+    """Copy each unfinished sampling of `work` (a `<file>.jsonl.partial` that `prefkit cot sample` appends to a batch
+    at a time) into `cache`, gzipped: the questions sampled so far survive the machine. Returns the copies."""
+    kept = []
+    for partial in sorted(work.rglob("*.jsonl.partial")):
+        copy = cache_path(cache, work, partial.with_name(partial.name.removesuffix(".partial")), partial=True)
+        copy.parent.mkdir(parents=True, exist_ok=True)
+        copy.write_bytes(gzip.compress(partial.read_bytes(), mtime=0))
+        kept.append(copy)
+    return kept
+
+
+def restore_partial(cache: Path, work: Path, out: Path) -> None:
+    """Put back an earlier session's unfinished sampling of `out` (kept by --keep-partials) where `cot sample`
+    resumes it, unless `out` is finished or a partial file of this work folder is already there (newer than any
+    copy). `cot sample` checks each row's sampling settings (the student's path, K, seed, batch size): a copy of
+    other settings is refused there, never resumed into a mix."""
+    copy = cache_path(cache, work, out, partial=True)
+    partial = out.with_name(out.name + ".partial")
+    if copy.exists() and not out.exists() and not partial.exists():
+        partial.parent.mkdir(parents=True, exist_ok=True)
+        partial.write_bytes(gzip.decompress(copy.read_bytes()))
 
 
 def samples_path(work: Path, tag: str, split: str, k: int, limit: int | None, dataset: str) -> Path:

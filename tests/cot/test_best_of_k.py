@@ -153,3 +153,28 @@ def test_report_gives_paired_differences_pooled_and_the_2k_comparison(tmp_path):
     assert "| pooled | 12 | 8 |" in md and "+25.0 [" in md and "| 100.0 | -50.0 [" in md
     assert "not timed (no seconds in this work folder for sample/student/test_k8/addsub)" in md
     assert "svamp: 16 samples a test question" in md
+
+
+def test_an_unfinished_sampling_kept_by_keep_partials_is_resumed_in_a_new_work_folder(tmp_path):
+    """A session's half-done sample file goes to the cache (--keep-partials) and comes back, on a fresh machine,
+    as the `.partial` that `cot sample` resumes; a finished file or a newer partial of this machine is never
+    overwritten by it."""
+    bench = load_benchmark("cot_verifier")
+    cache, old, new = tmp_path / "cache", tmp_path / "old", tmp_path / "new"
+    out_old = bench.samples_path(old, "student", "test", 16, None, "addsub")
+    write(out_old.with_name(out_old.name + ".partial"), sixteen(1))
+    kept = bench.keep_partials(cache, old)
+    assert kept == [cache / "student" / "test_k16" / "addsub.partial.jsonl.gz"]
+
+    out = bench.samples_path(new, "student", "test", 16, None, "addsub")
+    partial = out.with_name(out.name + ".partial")
+    bench.restore_partial(cache, new, out)
+    assert [json.loads(x) for x in partial.read_text().splitlines()] == sixteen(1)
+    write(partial, sixteen(2))  # this machine sampled on: its own partial wins over the older copy
+    bench.restore_partial(cache, new, out)
+    assert [json.loads(x) for x in partial.read_text().splitlines()] == sixteen(2)
+    partial.unlink()
+    write(out, sixteen(3))  # finished here: no partial put back beside it
+    bench.restore_partial(cache, new, out)
+    assert not partial.exists()
+    assert bench.cache_path(cache, new, out) == cache / "student" / "test_k16" / "addsub.jsonl.gz"
