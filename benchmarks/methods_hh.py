@@ -107,12 +107,27 @@ BLENDS = [
      "the recipe blend with adapters on the last 16 layers in place of the anchor (simplex weights, nested by fold)"),
     ("smollm2_16layers + gemma3 + both feature models", ["smollm2_16layers", "gemma3", "features", "features_logreg"],
      "simplex", "the best blend with adapters on the last 16 layers in place of the anchor (simplex, nested by fold)"),
+    # length control in a blend: the length-balanced models (trainsets_hh.py) in place of, or beside, the recipe's
+    ("smollm2_length_balanced + both feature models", ["smollm2_length_balanced", "features", "features_logreg"],
+     "simplex", "length-balanced training (8 layers) in place of the anchor, with both feature baselines (simplex, "
+     "nested by fold)"),
+    ("smollm2_16layers + smollm2_length_balanced + both feature models",
+     ["smollm2_16layers", "smollm2_length_balanced", "features", "features_logreg"], "simplex",
+     "the recipe blend with the length-balanced model (8 layers) beside its 16-layer model (simplex, nested by fold)"),
+    ("smollm2_16layers_length_balanced + both feature models",
+     ["smollm2_16layers_length_balanced", "features", "features_logreg"], "simplex",
+     "length-balanced training with 16 layers in place of the recipe's model, with both feature baselines "
+     "(simplex, nested by fold)"),
 ]
 # more blends set against each other, paired: (blend, reference); a SmolLM2 variant in place of the anchor, and
-# Gemma 3 added to the blend of the SmolLM2 config shipped since session 21
+# Gemma 3 or a length-balanced model added to the blend of the SmolLM2 config shipped since session 21
 SWAPPED = [("smollm2_16layers + both feature models", "smollm2 + both feature models"),
            ("smollm2_16layers + gemma3 + both feature models", "two decoders + both feature models"),
-           ("smollm2_16layers + gemma3 + both feature models", "smollm2_16layers + both feature models")]
+           ("smollm2_16layers + gemma3 + both feature models", "smollm2_16layers + both feature models"),
+           ("smollm2_length_balanced + both feature models", "smollm2 + both feature models"),
+           ("smollm2_16layers + smollm2_length_balanced + both feature models",
+            "smollm2_16layers + both feature models"),
+           ("smollm2_16layers_length_balanced + both feature models", "smollm2_16layers + both feature models")]
 RECIPE = "smollm2 + both feature models"  # the 8-layer recipe blend: what a larger blend's members add is set against it
 COLUMNS = ["variant", "folds", "rows", "log loss", "accuracy", "ECE", "vs anchor: log loss", "vs anchor: accuracy",
            "verdict", "length rule", "where shorter won", "vs anchor where shorter won", "where longer won", "wall a fold"]

@@ -24,6 +24,8 @@ with model.dtype=bfloat16), one student fold k at a time, each against the ancho
   (`length_balanced`; lengths by `prefkit.toolbox.rules.last_turn_lengths`; pairs of equal lengths, and ties, are
   counted and left once). The smaller of the two groups is the one copied: on helpful-base it is the shorter-won
   pairs (the longer answer wins 0.600 of them). The counts are printed, logged and in the report.
+- `smollm2_16layers_length_balanced`: the same training set, with adapters on the last 16 layers
+  (`lora.skip_first_layers=14`, the SmolLM2 config shipped since session 21; about 1.4x a fold's cost).
 
 Each fold is `prefkit train` on a prefkit parquet of its training rows (distill_hh.Bench.subset: the source's ids
 and A/B order kept), then `prefkit predict --run ... --test <fold k parquet>`, as distill_hh trains a teacher pair;
@@ -66,6 +68,7 @@ from harness import HERE, HH, write_results  # noqa: E402
 from rm_helpful import _prefkit  # noqa: E402
 
 PSEUDO, BALANCED = "smollm2_pseudo", "smollm2_length_balanced"
+BALANCED_16 = "smollm2_16layers_length_balanced"
 SEED = 42  # the seeded subset of the last copies of the length-balanced set
 WSDM_MARGIN = 0.03  # WSDM Cup 2nd place's pseudo-label cut
 VARIANTS = {
@@ -73,7 +76,11 @@ VARIANTS = {
             "the anchor's out-of-fold probabilities of fold k as soft targets (no fold-k label)",
     BALANCED: "length control at training time: the anchor's config trained on the 4 other folds with the pairs where "
               "the shorter last answer won copied until as many as those where the longer won",
+    BALANCED_16: "length-balanced training (as smollm2_length_balanced) with adapters on the last 16 layers, the "
+                 "SmolLM2 config shipped since session 21 (the methods_hh variant smollm2_16layers)",
 }
+# a variant's overrides after the anchor's (the last override of a key wins)
+OVERRIDES = {BALANCED_16: ["lora.skip_first_layers=14"]}
 
 
 def pseudo_name(min_margin: float) -> str:
@@ -212,8 +219,8 @@ class Trainsets(Bench):
         run, pred = self.work / name / f"fold{k}", self.work / name / f"fold{k}.predict"
         log = self.work / f"{name}.log"
         t0 = time.perf_counter()
-        args = ["train", self.config, f"data.train={train_file}", f"output_dir={run}", *self.overrides, *sets,
-                *self.extra]
+        args = ["train", self.config, f"data.train={train_file}", f"output_dir={run}", *self.overrides,
+                *OVERRIDES.get(name, []), *sets, *self.extra]
         if (run / "run.json").exists():
             args.insert(1, "--resume")
         _prefkit(args, log)

@@ -108,3 +108,35 @@ def test_the_length_balanced_set_copies_only_shorter_won_pairs_until_the_groups_
     balanced = _pairs(longer[:3] + shorter)  # already equal: nothing copied
     out, counts = t.length_balanced(balanced)
     assert counts["duplicated"] == 0 and len(out) == len(balanced)
+
+
+def test_the_16_layer_length_balanced_variant_trains_the_balanced_set_with_16_layers(tmp_path, monkeypatch):
+    """Its `prefkit train` reads the fold's length-balanced file and sets the adapters on the last 16 layers after the
+    anchor's 8 (the last override of a key wins); the 8-layer variant keeps the anchor's."""
+    t = load_benchmark("trainsets_hh")
+    from prefkit.config import load_config
+    from prefkit.shipped import config_path
+
+    class Stop(Exception):
+        pass
+
+    calls = []
+
+    def train(args, log):  # the train command recorded, and nothing run
+        calls.append(args)
+        raise Stop
+
+    monkeypatch.setattr(t, "_prefkit", train)
+    bench = t.Trainsets.__new__(t.Trainsets)
+    bench.config, bench.overrides, bench.extra, bench.work = t.mh._DECODER[0], t.mh._DECODER[1], [], tmp_path
+    monkeypatch.setattr(t.mh, "kept", lambda name: None)
+    monkeypatch.setattr(bench, "check_fold", lambda anchor, k: None)
+    monkeypatch.setattr(bench, "training_set", lambda name, k, anchor, m: (tmp_path / "balanced.parquet", [], {}))
+    for name, layers in ((t.BALANCED_16, 14), (t.BALANCED, 22)):
+        with pytest.raises(Stop):
+            bench.train_fold(name, 0, 0.0)
+        args = calls[-1]
+        assert args[0] == "train" and f"data.train={tmp_path / 'balanced.parquet'}" in args
+        sets = [a for a in args[2:] if not a.startswith(("data.train=", "output_dir="))]
+        cfg = load_config(config_path(args[1]), sets)
+        assert cfg.lora.skip_first_layers == layers
