@@ -118,6 +118,12 @@ BLENDS = [
      ["smollm2_16layers_length_balanced", "features", "features_logreg"], "simplex",
      "length-balanced training with 16 layers in place of the recipe's model, with both feature baselines "
      "(simplex, nested by fold)"),
+    # the decoders alone: no length-driven feature model for the blender to weigh back in
+    ("smollm2_16layers + smollm2_length_balanced + gemma3", ["smollm2_16layers", "smollm2_length_balanced", "gemma3"],
+     "simplex", "the decoders alone: 16 layers, length-balanced (8 layers) and Gemma 3 (simplex, nested by fold)"),
+    ("smollm2_16layers + smollm2_16layers_length_balanced + gemma3",
+     ["smollm2_16layers", "smollm2_16layers_length_balanced", "gemma3"], "simplex",
+     "the decoders alone: 16 layers, length-balanced with 16 layers and Gemma 3 (simplex, nested by fold)"),
 ]
 # more blends set against each other, paired: (blend, reference); a SmolLM2 variant in place of the anchor, and
 # Gemma 3 or a length-balanced model added to the blend of the SmolLM2 config shipped since session 21
@@ -127,7 +133,9 @@ SWAPPED = [("smollm2_16layers + both feature models", "smollm2 + both feature mo
            ("smollm2_length_balanced + both feature models", "smollm2 + both feature models"),
            ("smollm2_16layers + smollm2_length_balanced + both feature models",
             "smollm2_16layers + both feature models"),
-           ("smollm2_16layers_length_balanced + both feature models", "smollm2_16layers + both feature models")]
+           ("smollm2_16layers_length_balanced + both feature models", "smollm2_16layers + both feature models"),
+           ("smollm2_16layers + smollm2_length_balanced + gemma3", "smollm2_16layers + both feature models"),
+           ("smollm2_16layers + smollm2_16layers_length_balanced + gemma3", "smollm2_16layers + both feature models")]
 RECIPE = "smollm2 + both feature models"  # the 8-layer recipe blend: what a larger blend's members add is set against it
 COLUMNS = ["variant", "folds", "rows", "log loss", "accuracy", "ECE", "vs anchor: log loss", "vs anchor: accuracy",
            "verdict", "length rule", "where shorter won", "vs anchor where shorter won", "where longer won", "wall a fold"]
