@@ -21,9 +21,10 @@ with model.dtype=bfloat16), one student fold k at a time, each against the ancho
 - `smollm2_length_balanced` (length control at training time). Fold k trains on the 4 other folds with the pairs
   where the shorter last answer won copied (new ids `<id>~dup1`, ...; the fractional part a seeded subset) until
   they are as many as the pairs where the longer won, so that length alone no longer lowers the training loss
-  (`length_balanced`; lengths by `prefkit.toolbox.rules.last_turn_lengths`; pairs of equal lengths, and ties, are
-  counted and left once). The smaller of the two groups is the one copied: on helpful-base it is the shorter-won
-  pairs (the longer answer wins 0.600 of them). The counts are printed, logged and in the report.
+  (`prefkit.toolbox.rules.length_balanced`, prefkit's `train.length_balance`; lengths by
+  `prefkit.toolbox.rules.last_turn_lengths`; pairs of equal lengths, and ties, are counted and left once). The
+  smaller of the two groups is the one copied: on helpful-base it is the shorter-won pairs (the longer answer wins
+  0.600 of them). The counts are printed, logged and in the report.
 - `smollm2_16layers_length_balanced`: the same training set, with adapters on the last 16 layers
   (`lora.skip_first_layers=14`, the SmolLM2 config shipped since session 21; about 1.4x a fold's cost).
 
@@ -125,44 +126,13 @@ def write_pseudo(path: Path, table, fold: pd.Series, k: int, anchor: pd.DataFram
     return write_pseudo_labels(path, rows, probs, comp, min_margin)
 
 
-def length_balanced(table, seed: int = SEED):
-    """`table` and, after its rows, copies of the smaller of two groups, the pairs where the shorter last answer won
-    and those where the longer won, until the two are as many: every pair of the group copied as many whole times
-    as the gap allows (ids `<id>~dup1`, `<id>~dup2`, ...), then a seeded subset of them once more for the rest.
-    Pairs of equal lengths, and ties, are in neither group: counted, left once. Returns the table and the counts."""
-    from prefkit.data.table import PairTable
-    from prefkit.toolbox.rules import last_turn_lengths
-
-    la, lb = last_turn_lengths(table)
-    label = table.frame["label"].to_numpy()
-    decided = (la != lb) & np.isin(label, ["a", "b"])
-    longer = decided & ((label == "a") == (la > lb))
-    shorter = decided & ~longer
-    copied, group = (shorter, "shorter won") if shorter.sum() <= longer.sum() else (longer, "longer won")
-    need = abs(int(longer.sum()) - int(shorter.sum()))
-    idx = np.flatnonzero(copied)
-    if need and not len(idx):
-        raise SystemExit(f"{table.source}: no pair where the {group.split()[0]} answer won: nothing to copy")
-    whole, part = divmod(need, len(idx)) if need else (0, 0)
-    picks = [idx] * whole + ([np.sort(np.random.default_rng(seed).choice(idx, part, replace=False))] if part else [])
-    frames = [table.frame]
-    for r, rows in enumerate(picks, start=1):
-        copy = table.frame.iloc[rows].copy()
-        copy["id"] = copy["id"].astype(str) + f"~dup{r}"
-        frames.append(copy)
-    out = PairTable(pd.concat(frames, ignore_index=True), table.source, table.skipped, table.repaired_cells,
-                    table.dropped_labels)
-    counts = {"rows": len(table), "shorter_won": int(shorter.sum()), "longer_won": int(longer.sum()),
-              "equal_lengths": int(((la == lb) & (label != "tie")).sum()), "ties": int((label == "tie").sum()),
-              "copied": group, "duplicated": need, "rows_trained": len(out)}
-    return out, counts
-
-
 def counts_line(counts: dict) -> str:
+    """A fold's training set in a line: the length-balanced set's counts (prefkit's `balance_line`), or the pseudo
+    set's."""
+    from prefkit.toolbox.rules import balance_line
+
     if "duplicated" in counts:
-        return (f"{counts['rows']} rows: shorter won {counts['shorter_won']}, longer won {counts['longer_won']}, "
-                f"equal lengths {counts['equal_lengths']}, ties {counts['ties']}; {counts['duplicated']} copies of "
-                f"'{counts['copied']}' pairs: {counts['rows_trained']} trained on")
+        return balance_line(counts)
     return (f"{counts['labelled']} labelled rows + {counts['kept']} of fold {counts['fold']}'s {counts['rows']} pairs "
             f"pseudo-labelled ({counts['dropped']} dropped at margin <= {counts['min_margin']:g})")
 
@@ -189,6 +159,7 @@ class Trainsets(Bench):
         """Fold k's training file, the overrides that go with it, and its counts (printed and logged)."""
         from prefkit.competition import COMPETITIONS
         from prefkit.data.arena import write_parquet
+        from prefkit.toolbox.rules import length_balanced
 
         base = self.subset([f for f in range(N_FOLDS) if f != k])
         if name.startswith(PSEUDO):
@@ -199,7 +170,7 @@ class Trainsets(Bench):
             sets = [f"train.pseudo_labels={path}"]
         else:
             path = base.with_name(base.stem + "_balanced.parquet")
-            table, counts = length_balanced(self.table.subset((self.fold != k).to_numpy()))
+            table, counts = length_balanced(self.table.subset((self.fold != k).to_numpy()), SEED)
             if not path.exists():
                 write_parquet(table, path)
             base, sets = path, []

@@ -1,6 +1,6 @@
 """benchmarks/trainsets_hh.py's training sets: fold k's pseudo-label file holds fold k's pairs with the anchor's
-probabilities and reads no label of fold k; the length-balanced set copies only the pairs of the smaller group (where
-the shorter answer won) until the two groups are as many."""
+probabilities and reads no label of fold k; the length-balanced set is prefkit's
+(`prefkit.toolbox.rules.length_balanced`, tested in tests/toolbox/test_length_balance.py) with the benchmark's seed."""
 
 from __future__ import annotations
 
@@ -12,7 +12,6 @@ from prefkit.competition import COMPETITIONS
 from prefkit.data.table import TableBuilder
 from prefkit.metrics import margins
 from prefkit.toolbox.predictions import lookup
-from prefkit.toolbox.rules import last_turn_lengths
 from tests.conftest import learnable, load_benchmark
 
 LMSYS = COMPETITIONS["lmsys"]
@@ -78,36 +77,26 @@ def _pairs(spec: list[tuple[int, int, str]]):
     return b.build()
 
 
-def test_the_length_balanced_set_copies_only_shorter_won_pairs_until_the_groups_are_equal():
+def test_the_length_balanced_set_is_prefkits_with_the_benchmarks_seed(tmp_path, capsys):
+    """Fold k's balanced file is `prefkit.toolbox.rules.length_balanced` of the 4 other folds' rows with SEED (the
+    function moved into prefkit; its kept folds' training sets stay as they were), its counts line prefkit's."""
     t = load_benchmark("trainsets_hh")
+    from prefkit.config import load_config
+    from prefkit.data import load_pairs
+    from prefkit.toolbox.rules import balance_line, length_balanced
+
     longer = [(9, 3, "a"), (2, 8, "b"), (7, 1, "a"), (4, 6, "b"), (10, 5, "a"), (1, 9, "b"), (6, 2, "a")]
     shorter = [(3, 9, "a"), (8, 2, "b"), (5, 7, "a")]
-    table = _pairs(longer + shorter + [(4, 4, "a"), (5, 5, "b"), (2, 6, "tie")])
-    out, counts = t.length_balanced(table, seed=0)
-    assert counts == {"rows": 13, "shorter_won": 3, "longer_won": 7, "equal_lengths": 2, "ties": 1,
-                      "copied": "shorter won", "duplicated": 4, "rows_trained": 17}
-    ids = out.frame["id"].astype(str)
-    originals = ids[~ids.str.contains("~dup")]
-    assert list(originals) == list(table.frame["id"])  # every row once, first, in its order
-    shorter_ids = {f"p{i}" for i in range(7, 10)}
-    copies = ids[ids.str.contains("~dup")]
-    assert {c.split("~")[0] for c in copies} <= shorter_ids
-    # 4 copies of 3 pairs: each once (~dup1) and one seeded pair twice (~dup2)
-    assert sorted(c.split("~")[1] for c in copies) == ["dup1", "dup1", "dup1", "dup2"]
-    by_id = out.frame.set_index(out.frame["id"].astype(str))
-    for c in copies:
-        assert by_id.loc[c, ["response_a", "response_b", "label"]].tolist() == \
-            by_id.loc[c.split("~")[0], ["response_a", "response_b", "label"]].tolist()
-    la, lb = last_turn_lengths(out)
-    y = out.frame["label"].to_numpy()
-    decided = (la != lb) & (y != "tie")
-    longer_won = decided & ((y == "a") == (la > lb))
-    assert longer_won.sum() == (decided & ~longer_won).sum() == 7
-    assert t.length_balanced(table, seed=0)[0].frame["id"].tolist() == ids.tolist()  # seeded
-
-    balanced = _pairs(longer[:3] + shorter)  # already equal: nothing copied
-    out, counts = t.length_balanced(balanced)
-    assert counts["duplicated"] == 0 and len(out) == len(balanced)
+    table = _pairs(longer * 2 + shorter * 2 + [(4, 4, "a")])
+    bench = t.Trainsets.__new__(t.Trainsets)
+    bench.work, bench.data, bench.extra, bench.table = tmp_path, tmp_path / "lengths.jsonl.gz", [], table
+    bench.fold = pd.Series(np.arange(len(table)) % 5, index=pd.Index(table.frame["id"].astype(str), name="id"))
+    path, sets, counts = bench.training_set(t.BALANCED, 1, None, 0.0)
+    want, want_counts = length_balanced(table.subset((bench.fold != 1).to_numpy()), t.SEED)
+    assert sets == [] and counts == want_counts and counts["duplicated"] > 0
+    assert list(load_pairs(str(path), load_config(None).data).frame["id"]) == list(want.frame["id"])
+    assert f"{t.BALANCED} fold 1: {balance_line(counts)}" in capsys.readouterr().out
+    assert t.counts_line(counts) == balance_line(counts) and not hasattr(t, "length_balanced")
 
 
 def test_the_16_layer_length_balanced_variant_trains_the_balanced_set_with_16_layers(tmp_path, monkeypatch):

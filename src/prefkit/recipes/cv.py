@@ -2,10 +2,13 @@
 predictions (`oof.csv`, and `oof_logits.csv` at full precision for distillation and blending), `metrics.json`
 (with each rule of `prefkit.toolbox.rules` measured on the OOF, and under "length" the length-only rule beside the
 model's accuracy where the shorter answer won), `rules.json`, `reliability.png`; optionally a temperature fitted
-on the OOF. With `--resume`, finished folds are kept and an interrupted one continues from its checkpoint."""
+on the OOF. With `train.length_balance`, each fold's training rows (never its validation rows) are length-balanced
+(`rules.length_balanced`), their counts logged and kept in the fold's trained.json and in metrics.json. With
+`--resume`, finished folds are kept and an interrupted one continues from its checkpoint."""
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import numpy as np
@@ -13,7 +16,7 @@ import numpy as np
 from prefkit.competition import competition_of
 from prefkit.config import USES, Config
 from prefkit.core.dist import is_main
-from prefkit.core.runs import REWARD_MODEL_KINDS, is_trained, mark_trained
+from prefkit.core.runs import MARKER, REWARD_MODEL_KINDS, is_trained, mark_trained
 from prefkit.data.folds import assign_folds
 from prefkit.errors import PrefkitError
 from prefkit.io import write_json
@@ -68,6 +71,7 @@ def main(cfg: Config, name: str = "", resume: bool = False) -> dict:
     oof = np.full((len(table), len(comp.labels)), np.nan)
     per_fold, stats = [], {}
     tokens: dict[str, int] = {}  # sequences from the token cache and rendered, over the folds trained now
+    balance: dict[str, dict] = {}  # train.length_balance: the counts of each fold's training rows
     for k in run_folds:
         folder = out / f"fold{k}"
         va = folds == k
@@ -76,10 +80,14 @@ def main(cfg: Config, name: str = "", resume: bool = False) -> dict:
         if resume and is_trained(folder) and saved.exists():
             oof[va] = kept_predictions(folder, saved, held_out, k)
             log(f"fold {k}: finished earlier, kept")
+            counts = json.loads((folder / MARKER).read_text()).get("length_balance")
         else:
+            train, counts = table.subset(~va), None
+            if cfg.train.length_balance:  # the labelled training rows only; pseudo-labelled pairs join after
+                train, counts = rules.length_balanced(train, cfg.train.seed)
+                log(f"fold {k}: length-balanced training rows: {rules.balance_line(counts)}")
             learner = make_learner(cfg)
-            history = learner.fit(join_pseudo_rows(table.subset(~va), pseudo), table.subset(va),
-                                  folder, resume)
+            history = learner.fit(join_pseudo_rows(train, pseudo), table.subset(va), folder, resume)
             oof[va], stats = learner.predict(table.subset(va))
             for key, n in (learner.tokens() or {}).items():
                 tokens[key] = tokens.get(key, 0) + n
@@ -89,8 +97,11 @@ def main(cfg: Config, name: str = "", resume: bool = False) -> dict:
                 np.save(saved, oof[va])
             record_golden(cfg, folder)  # the fold model's scores on fixed rows, checked wherever it predicts
             probes.record_training(cfg, folder, held_out)  # its tokenizer, special tokens and held-out rows
-            mark_trained(folder, {"kind": cfg.model.kind, "fold": k, "rows": int((~va).sum()),
-                                  "history_tail": history[-1:] if history else []})
+            mark_trained(folder, {"kind": cfg.model.kind, "fold": k, "rows": len(train),
+                                  "history_tail": history[-1:] if history else [],
+                                  **({"length_balance": counts} if counts else {})})
+        if counts:
+            balance[str(k)] = counts
         per_fold.append({"fold": k, **score(oof[va], labels[va])})
         log(f"{name or 'cv'} fold {k}: logloss {per_fold[-1]['logloss']:.4f}  accuracy {per_fold[-1]['accuracy']:.4f}  "
             f"n {per_fold[-1]['n']}", summary=True)
@@ -106,6 +117,8 @@ def main(cfg: Config, name: str = "", resume: bool = False) -> dict:
         metrics["predict"] = stats
     if tokens:
         metrics["tokens"] = tokens
+    if balance:
+        metrics["length_balance"] = balance
     if cfg.cv.temperature_scaling:
         t = fit_temperature(oof[done], labels[done])
         metrics["temperature"] = t

@@ -1,4 +1,6 @@
-"""`prefkit train`: one model on every labelled row, in RUN/model (with its resolved config in RUN)."""
+"""`prefkit train`: one model on every labelled row, in RUN/model (with its resolved config in RUN). With
+`train.length_balance`, the labelled rows are length-balanced (`rules.length_balanced`) before pseudo-labelled
+pairs join; the counts are logged and kept in the model's trained.json and in metrics.json."""
 
 from __future__ import annotations
 
@@ -27,7 +29,10 @@ def main(cfg: Config, name: str = "", resume: bool = False) -> Path:
     table = load_labelled(cfg.data.train, cfg)
     if is_main():
         write_json(out / rules.FILE, rules.fitted_rules(table, competition_of(cfg)))
-    labelled = table
+    labelled, balance = table, None
+    if cfg.train.length_balance:  # the labelled rows only; pseudo-labelled pairs join after
+        table, balance = rules.length_balanced(table, cfg.train.seed)
+        log(f"length-balanced training rows: {rules.balance_line(balance)}")
     table = with_pseudo_rows(table, cfg.train.pseudo_labels)
     learner = make_learner(cfg)
     history = learner.fit(table, None, folder, resume)
@@ -38,9 +43,10 @@ def main(cfg: Config, name: str = "", resume: bool = False) -> Path:
     del learner
     record_golden(cfg, folder)  # the model's scores on fixed rows, checked wherever it predicts
     probes.record_training(cfg, folder)  # its tokenizer and special tokens, for the doctor
-    mark_trained(folder, {"kind": cfg.model.kind, "rows": len(table), "history_tail": history[-1:]})
+    mark_trained(folder, {"kind": cfg.model.kind, "rows": len(table), "history_tail": history[-1:],
+                          **({"length_balance": balance} if balance else {})})
     probed = probes.after_training(cfg, out, labelled)  # the model itself, on a sample of its training rows
-    metrics = {k: v for k, v in (("probes", probed), ("tokens", tokens)) if v is not None}
+    metrics = {k: v for k, v in (("probes", probed), ("tokens", tokens), ("length_balance", balance)) if v is not None}
     if metrics and is_main():
         write_json(out / "metrics.json", metrics)
     log(f"trained on {len(table)} rows -> {folder}")

@@ -11,7 +11,8 @@ file, to the rows they match.
 
 `length_view` is a rule measured, never applied: "the longer last answer wins", the bias a reward model learns
 first, set beside the model's accuracy where the shorter answer won (in `metrics.json` of every cv run, and in
-`prefkit compare`).
+`prefkit compare`). `length_balanced` acts on it at training time (`train.length_balance`): the pairs of the
+smaller of its two groups copied until the groups are as many.
 """
 
 from __future__ import annotations
@@ -136,6 +137,56 @@ def length_groups(table: PairTable) -> tuple[np.ndarray, np.ndarray]:
     comparison of two models on one of them."""
     la, lb = last_turn_lengths(table)
     return _groups(la, lb, label_ids(table.frame["label"]))
+
+
+def length_balanced(table: PairTable, seed: int) -> tuple[PairTable, dict]:
+    """`table` and, after its rows, copies of the smaller of the two `length_groups` (the pairs where the shorter
+    last answer won, those where the longer won) until the two are as many, so that length alone no longer lowers
+    the training loss (`train.length_balance`): every pair of the group copied as many whole times as the gap
+    allows (ids `<id>~dup1`, `<id>~dup2`, ...), then a subset of them, drawn with `seed`, once more for the rest.
+    Pairs of equal lengths, and ties, are in neither group: counted, left once. Every row needs a label (balance
+    the labelled rows, then join pseudo-labelled ones). Returns the table and the counts (`balance_line`)."""
+    import pandas as pd
+
+    labels = table.frame["label"]
+    if labels.isna().any():
+        first = table.frame["id"][labels.isna()].iloc[0]
+        raise PrefkitError(f"{table.source}: length balancing: {int(labels.isna().sum())} rows have no label (first: "
+                           f"id {first!r}); balance the labelled rows only, then join the pseudo-labelled ones")
+    la, lb = last_turn_lengths(table)
+    shorter, longer = _groups(la, lb, label_ids(labels))
+    copied, group = (shorter, "shorter won") if shorter.sum() <= longer.sum() else (longer, "longer won")
+    need = abs(int(longer.sum()) - int(shorter.sum()))
+    idx = np.flatnonzero(copied)
+    if need and not len(idx):
+        raise PrefkitError(f"{table.source}: length balancing: no pair where the {group.split()[0]} answer won among "
+                           f"its {len(table)} rows (the {'longer' if group == 'shorter won' else 'shorter'} won "
+                           f"{need}): nothing to copy; train.length_balance needs pairs of both kinds")
+    whole, part = divmod(need, len(idx)) if need else (0, 0)
+    picks = [idx] * whole + ([np.sort(np.random.default_rng(seed).choice(idx, part, replace=False))] if part else [])
+    frames, ids = [table.frame], set(table.frame["id"].astype(str))
+    for r, rows in enumerate(picks, start=1):
+        copy = table.frame.iloc[rows].copy()
+        copy["id"] = copy["id"].astype(str) + f"~dup{r}"
+        taken = copy["id"].isin(ids)
+        if taken.any():
+            raise PrefkitError(f"{table.source}: length balancing would name a copy {copy['id'][taken].iloc[0]!r}, "
+                               "the id of a row of the file; give the rows other ids")
+        frames.append(copy)
+    out = PairTable(pd.concat(frames, ignore_index=True), table.source, table.skipped, table.repaired_cells,
+                    table.dropped_labels)
+    label = labels.to_numpy()
+    counts = {"rows": len(table), "shorter_won": int(shorter.sum()), "longer_won": int(longer.sum()),
+              "equal_lengths": int(((la == lb) & (label != "tie")).sum()), "ties": int((label == "tie").sum()),
+              "copied": group, "duplicated": need, "rows_trained": len(out)}
+    return out, counts
+
+
+def balance_line(counts: dict) -> str:
+    """One line of `length_balanced`'s counts for a log or a report."""
+    return (f"{counts['rows']} rows: shorter won {counts['shorter_won']}, longer won {counts['longer_won']}, "
+            f"equal lengths {counts['equal_lengths']}, ties {counts['ties']}; {counts['duplicated']} copies of "
+            f"'{counts['copied']}' pairs: {counts['rows_trained']} trained on")
 
 
 def _groups(la: np.ndarray, lb: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
