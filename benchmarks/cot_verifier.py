@@ -147,14 +147,16 @@ def main() -> int:
         cfg = load_config(config_path("sft/smollm2_135m_cpu"), ["cot.dataset=all", f"output_dir={student}"])
         timed("sft", lambda: sft.main(cfg, resume=True))
 
+    cache = Path(args.samples_cache)
+
     def sample(run: Path, tag: str, split: str, d: str, k: int, limit: int | None = None) -> Path:
         out = samples_path(work, tag, split, k, limit, d)
         t, p = (0.0, 1.0) if k == 1 else (0.7, 0.95)
-        cached = cache_path(Path(args.samples_cache), work, out)
+        cached = cache_path(cache, work, out)
         if not out.exists() and cached.exists():  # sampled by an earlier session with the same settings
             out.parent.mkdir(parents=True, exist_ok=True)
             out.write_bytes(gzip.decompress(cached.read_bytes()))
-        restore_partial(Path(args.samples_cache), work, out)
+        restore_partial(cache, work, out)
         if not out.exists():
             # keyed by the file (its question limit in the name); a resumed sampling's seconds are the last part's
             # only, kept apart so that no cost is figured from them
@@ -163,7 +165,7 @@ def main() -> int:
         if not cached.exists():
             cached.parent.mkdir(parents=True, exist_ok=True)
             cached.write_bytes(gzip.compress(out.read_bytes(), mtime=0))
-        cache_path(Path(args.samples_cache), work, out, partial=True).unlink(missing_ok=True)  # finished: not needed
+        cache_path(cache, work, out, partial=True).unlink(missing_ok=True)  # finished: not needed
         return out
 
     results: dict = {"k": args.k, "train_questions": args.train_questions, "test_questions": args.test_questions or "all",
